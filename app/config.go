@@ -1,0 +1,112 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything tapwars reads from flags and the environment. Each
+// setting has a flag and an environment variable of the same name (the flag
+// in lower case with dashes); a flag wins over the variable.
+type Config struct {
+	Addr            string        // ADDR: listen address
+	DataDir         string        // DATA_DIR: embedded broker and store, generated secrets
+	RedisURL        string        // REDIS_URL: external Redis; empty = embedded store
+	KafkaBrokers    []string      // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
+	KafkaVersion    string        // KAFKA_VERSION: protocol version sarama speaks
+	KafkaGroup      string        // KAFKA_GROUP: consumer group id
+	KafkaPartitions int           // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
+	EmbeddedRedis   string        // EMBEDDED_REDIS: auto | redis-server | memory
+	SessionSecret   string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
+	TapTimeout      time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
+	LogFormat       string        // LOG_FORMAT: text | json
+	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
+}
+
+// setting is one configurable value: its name (the environment variable),
+// its help, and how to parse it.
+type setting struct {
+	env, help, def string
+	set            func(string) error
+}
+
+func (c *Config) settings() []setting {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	return []setting{
+		{"ADDR", "listen address", ":8080", str(&c.Addr)},
+		{"DATA_DIR", "directory of the embedded broker and store and of generated secrets", "./data", str(&c.DataDir)},
+		{"REDIS_URL", "Redis URL (redis://host:6379/0); empty runs the embedded store", "", str(&c.RedisURL)},
+		{"KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated; empty runs the embedded broker", "", func(v string) error {
+			c.KafkaBrokers = nil
+			for _, b := range strings.Split(v, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					c.KafkaBrokers = append(c.KafkaBrokers, b)
+				}
+			}
+			return nil
+		}},
+		{"KAFKA_VERSION", "Kafka protocol version", "3.6.0", str(&c.KafkaVersion)},
+		{"KAFKA_GROUP", "consumer group that applies taps", "tapwars-applier", str(&c.KafkaGroup)},
+		{"KAFKA_PARTITIONS", "partitions of game-taps in the embedded broker", "6", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return fmt.Errorf("must be a whole number from 1 to 1000")
+			}
+			c.KafkaPartitions = n
+			return nil
+		}},
+		{"EMBEDDED_REDIS", "embedded store: auto (redis-server child when on PATH, else in-process), redis-server or memory", "auto", func(v string) error {
+			switch v {
+			case "auto", "redis-server", "memory":
+				c.EmbeddedRedis = v
+				return nil
+			}
+			return fmt.Errorf("must be auto, redis-server or memory")
+		}},
+		{"SESSION_SECRET", "HMAC key for player tokens (all instances need the same); empty = generated and kept in DATA_DIR", "", str(&c.SessionSecret)},
+		{"TAP_TIMEOUT", "how long a tap waits for Kafka's acknowledgement before 503", "3s", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("must be a positive duration such as 3s")
+			}
+			c.TapTimeout = d
+			return nil
+		}},
+		{"LOG_FORMAT", "log format: text or json", "text", func(v string) error {
+			if v != "text" && v != "json" {
+				return fmt.Errorf("must be text or json")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+		{"LOG_LEVEL", "log level: debug, info, warn or error", "info", str(&c.LogLevel)},
+	}
+}
+
+// FlagName is the flag of an environment variable: ADDR -> addr, DATA_DIR -> data-dir.
+func FlagName(env string) string { return strings.ReplaceAll(strings.ToLower(env), "_", "-") }
+
+// Parse fills c from defaults, then getenv, then args (flags).
+func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("tapwars", flag.ContinueOnError)
+	fs.SetOutput(out)
+	ss := c.settings()
+	for _, s := range ss {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if err := s.set(v); err != nil {
+			return fmt.Errorf("%s=%q: %w", s.env, v, err)
+		}
+		fs.Func(FlagName(s.env), s.help+" (env "+s.env+", default "+strconv.Quote(s.def)+")", s.set)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return nil
+}

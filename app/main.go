@@ -1,0 +1,263 @@
+// Package app wires tapwars together: configuration, the embedded or
+// external Redis and Kafka, the store, the producer and consumer, the live
+// hub and the HTTP server. cmd/tapwars and the integration tests both run
+// the game through Main.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tapwars/tapwars/auth"
+	"github.com/tapwars/tapwars/embedded"
+	"github.com/tapwars/tapwars/handlers"
+	"github.com/tapwars/tapwars/live"
+	"github.com/tapwars/tapwars/store"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// Main is one running tapwars instance.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+	// ConsumerOptions and HubOptions let tests tune the consumer and hub.
+	ConsumerOptions stream.ConsumerOptions
+	HubOptions      live.Options
+	LogOutput       io.Writer // default os.Stderr
+
+	redisSrv *embedded.Redis
+	kafkaSrv *embedded.Kafka
+	rdb      *redis.Client
+	Store    *store.Store
+	producer *stream.Producer
+	consumer *stream.Consumer
+	Hub      *live.Hub
+	srv      *http.Server
+	ln       net.Listener
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closeOne sync.Once
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	m := &Main{}
+	_ = m.Config.Parse(nil, func(string) string { return "" }, io.Discard)
+	return m
+}
+
+// Run starts the instance and returns once it serves; Close stops it.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = m.Close()
+		}
+	}()
+	c := &m.Config
+	if m.Log == nil {
+		m.Log = NewLogger(m.LogOutput, c.LogFormat, c.LogLevel)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	secret, err := m.secret()
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+
+	redisURL := c.RedisURL
+	if redisURL == "" {
+		m.redisSrv, err = embedded.StartRedis(ctx, embedded.RedisOptions{
+			Dir: filepath.Join(c.DataDir, "redis"), Mode: c.EmbeddedRedis, Logger: m.Log})
+		if err != nil {
+			return fmt.Errorf("embedded store: %w", err)
+		}
+		redisURL = m.redisSrv.URL()
+		m.Log.Info("embedded store started", "kind", m.redisSrv.Kind(), "url", redisURL, "dir", filepath.Join(c.DataDir, "redis"))
+	}
+	brokers := c.KafkaBrokers
+	if len(brokers) == 0 {
+		m.kafkaSrv, err = embedded.StartKafka(embedded.KafkaOptions{
+			Dir: filepath.Join(c.DataDir, "kafka"), Partitions: int32(c.KafkaPartitions),
+			Topics: []string{stream.Topic}, Logger: m.Log})
+		if err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
+		}
+		brokers = m.kafkaSrv.Addrs()
+		m.Log.Info("embedded broker started", "addrs", brokers, "dir", filepath.Join(c.DataDir, "kafka"))
+	}
+
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 3 * time.Second
+	opts.WriteTimeout = 3 * time.Second
+	opts.PoolSize = max(opts.PoolSize, 64)
+	m.rdb = redis.NewClient(opts)
+	m.Store = store.New(m.rdb)
+	if err := m.Store.Ping(ctx); err != nil {
+		return err
+	}
+
+	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup}
+	m.producer, err = stream.NewProducer(kcfg)
+	if err != nil {
+		return err
+	}
+	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, m.ConsumerOptions)
+	if err != nil {
+		return err
+	}
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); _ = m.consumer.Run(runCtx) }()
+	m.Hub = live.NewHub(m.Store, m.Log, m.HubOptions)
+	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()
+
+	e := handlers.New(m.Store, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
+		TapTimeout: c.TapTimeout,
+		Ready: map[string]handlers.Checker{
+			"redis": m.Store.Ping,
+			"kafka": m.consumer.Ping,
+		},
+	})
+	m.srv = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second, // live streams set their own deadline per write
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelDebug),
+	}
+	m.ln, err = net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.Addr, err)
+	}
+	go func() {
+		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("http server", "err", err)
+		}
+	}()
+	m.Log.Info("tapwars serving", "url", "http://"+displayAddr(m.ln.Addr()))
+	return nil
+}
+
+// Addr is the address the server listens on (useful with ADDR=127.0.0.1:0).
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// URL is the base URL of the server.
+func (m *Main) URL() string { return "http://" + displayAddr(m.ln.Addr()) }
+
+func displayAddr(a net.Addr) string {
+	s := a.String()
+	if strings.HasPrefix(s, "[::]:") {
+		return "localhost:" + strings.TrimPrefix(s, "[::]:")
+	}
+	return s
+}
+
+// Close stops the instance gracefully: live clients are told to reconnect,
+// HTTP requests in flight finish, the producer flushes what it holds, the
+// consumer finishes and records the batch it is applying, and the embedded
+// servers persist and stop.
+func (m *Main) Close() error {
+	var errs []error
+	m.closeOne.Do(func() {
+		if m.Hub != nil {
+			m.Hub.Close()
+		}
+		if m.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := m.srv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+				_ = m.srv.Close()
+			}
+			cancel()
+		}
+		if m.producer != nil {
+			errs = append(errs, m.producer.Close())
+		}
+		if m.cancel != nil {
+			m.cancel()
+		}
+		if m.consumer != nil {
+			errs = append(errs, m.consumer.Close())
+		}
+		m.wg.Wait()
+		if m.rdb != nil {
+			errs = append(errs, m.rdb.Close())
+		}
+		if m.kafkaSrv != nil {
+			errs = append(errs, m.kafkaSrv.Close())
+		}
+		if m.redisSrv != nil {
+			errs = append(errs, m.redisSrv.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// secret returns SESSION_SECRET, or the key kept in DATA_DIR/session.key,
+// generating it on first start.
+func (m *Main) secret() ([]byte, error) {
+	if s := m.Config.SessionSecret; s != "" {
+		if len(s) < 16 {
+			return nil, errors.New("SESSION_SECRET must be at least 16 characters")
+		}
+		return []byte(s), nil
+	}
+	path := filepath.Join(m.Config.DataDir, "session.key")
+	if b, err := os.ReadFile(path); err == nil {
+		key, derr := hex.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(key) < 16 {
+			return nil, fmt.Errorf("%s is damaged: delete it to sign everyone out and generate a new key", path)
+		}
+		return key, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read session key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("generate session key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write session key: %w", err)
+	}
+	m.Log.Info("generated a session key; set SESSION_SECRET to share one between instances", "path", path)
+	return key, nil
+}
+
+// NewLogger returns the slog logger for LOG_FORMAT and LOG_LEVEL.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}

@@ -1,0 +1,181 @@
+// Package game holds the domain types of tapwars: players, teams, tap events
+// and the game state that every other package speaks about. It has no
+// dependencies on Redis, Kafka or HTTP.
+package game
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Team is one of the two sides.
+type Team string
+
+const (
+	Blue Team = "blue"
+	Red  Team = "red"
+)
+
+// Valid reports whether t is blue or red.
+func (t Team) Valid() bool { return t == Blue || t == Red }
+
+// Label is the human name of the team, used beside the colour so that colour
+// is never the only signal.
+func (t Team) Label() string {
+	switch t {
+	case Blue:
+		return "Blue"
+	case Red:
+		return "Red"
+	}
+	return string(t)
+}
+
+// User is a player. Its JSON shape is the one the Next.js game stored in the
+// game:users hash and returned from /api/join; tapCount is kept current.
+type User struct {
+	ID        string `json:"id"`
+	Username  string `json:"username"`
+	Team      Team   `json:"team"`
+	JoinedAt  int64  `json:"joinedAt"` // unix milliseconds
+	SessionID string `json:"sessionId"`
+	TapCount  int64  `json:"tapCount"`
+}
+
+// TapEvent is the value written to the game-taps topic. The first six fields
+// are the old game's TapEvent; Count (1..MaxBurst, absent means 1) is ours.
+type TapEvent struct {
+	ID        string `json:"id"`
+	UserID    string `json:"userId"`
+	Username  string `json:"username"`
+	Team      Team   `json:"team"`
+	Timestamp int64  `json:"timestamp"` // unix milliseconds
+	SessionID string `json:"sessionId"`
+	Count     int    `json:"count,omitempty"`
+	Round     int64  `json:"round,omitempty"`
+}
+
+// MaxBurst is the largest count one tap request (and one event) may carry.
+const MaxBurst = 50
+
+// Taps returns how many taps the event stands for.
+func (e TapEvent) Taps() int {
+	if e.Count == 0 {
+		return 1
+	}
+	return e.Count
+}
+
+// State is the scoreboard part of /api/game-state.
+type State struct {
+	BlueScore   int64 `json:"blueScore"`
+	RedScore    int64 `json:"redScore"`
+	TotalTaps   int64 `json:"totalTaps"`
+	ActiveUsers int64 `json:"activeUsers"`
+	LastUpdated int64 `json:"lastUpdated"` // unix milliseconds
+	BlueOnline  int64 `json:"blueOnline"`
+	RedOnline   int64 `json:"redOnline"`
+	Round       int64 `json:"round"`
+}
+
+// LeaderboardEntry is one row of the leaderboard.
+type LeaderboardEntry struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Team     Team   `json:"team"`
+	TapCount int64  `json:"tapCount"`
+	Rank     int    `json:"rank"`
+}
+
+// Snapshot is the whole /api/game-state document.
+type Snapshot struct {
+	GameState   State              `json:"gameState"`
+	Users       []User             `json:"users"`
+	Leaderboard []LeaderboardEntry `json:"leaderboard"`
+}
+
+// BlueShare is blue's share of all taps in percent (50 when nobody tapped).
+func (s State) BlueShare() float64 {
+	total := s.BlueScore + s.RedScore
+	if total <= 0 {
+		return 50
+	}
+	return float64(s.BlueScore) * 100 / float64(total)
+}
+
+// Domain errors. handlers maps them to HTTP statuses in one place.
+var (
+	ErrInvalidName   = errors.New("username must be 1 to 24 characters: letters, digits, space, '-', '_' or '.'")
+	ErrUnknownPlayer = errors.New("unknown player")
+	ErrUnavailable   = errors.New("service unavailable")
+	ErrInvalidCount  = fmt.Errorf("count must be a whole number from 1 to %d", MaxBurst)
+)
+
+// MaxNameLen is the longest username, in characters.
+const MaxNameLen = 24
+
+// NormalizeName trims a username and checks it against the naming rule:
+// 1–24 characters of letters (any script), digits, space, '-', '_' or '.'.
+func NormalizeName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxNameLen {
+		return "", ErrInvalidName
+	}
+	for _, r := range name {
+		switch {
+		case unicode.IsLetter(r), unicode.Is(unicode.M, r), unicode.IsDigit(r), r == ' ', r == '-', r == '_', r == '.':
+		default:
+			return "", ErrInvalidName
+		}
+	}
+	return name, nil
+}
+
+// PlayerTaps is the number of taps one player made within a batch.
+type PlayerTaps struct {
+	UserID string
+	Count  int64
+}
+
+// Batch is a run of consecutive records of one topic partition, aggregated
+// per player, that is applied to the store atomically together with the
+// partition's next offset.
+type Batch struct {
+	Topic     string
+	Partition int32
+	From      int64 // offset of the first record in the batch
+	Next      int64 // offset after the last record (the offset to resume from)
+	// Seen is the first offset of the current round on this partition as the
+	// consumer knew it when it filtered the batch (-1 if it knew none).
+	Seen int64
+	Taps []PlayerTaps
+	Now  int64 // unix milliseconds, passed in so that scripts are deterministic
+}
+
+// ApplyStatus says what the store did with a batch.
+type ApplyStatus int
+
+const (
+	Applied   ApplyStatus = iota // the batch was counted
+	Duplicate                    // every record was counted before: nothing changed
+	Overlap                      // some records were counted before: refilter from Offset
+	NewRound                     // a reset moved the round start: refilter from RoundStart
+)
+
+// ApplyResult is the outcome of applying a batch.
+type ApplyResult struct {
+	Status     ApplyStatus
+	Applied    int64 // taps counted
+	Unknown    int64 // taps of players the store does not know
+	Offset     int64 // the partition's stored next offset (Overlap)
+	RoundStart int64 // the partition's round start (NewRound)
+}
+
+// PlayerStats is a player's taps this round and 1-based rank (0 when not ranked).
+type PlayerStats struct {
+	Taps int64
+	Rank int
+}

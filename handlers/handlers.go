@@ -1,0 +1,178 @@
+// Package handlers is tapwars' HTTP surface: the JSON API, the pages, the
+// live streams (SSE and WebSocket), health and metrics. Handlers are small;
+// domain errors become HTTP statuses in one place (errorHandler).
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tapwars/tapwars/auth"
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/live"
+	"github.com/tapwars/tapwars/metrics"
+	"github.com/tapwars/tapwars/static"
+)
+
+// Store is the game state the handlers read and write (store.Store).
+type Store interface {
+	Join(ctx context.Context, name string, now time.Time) (game.User, error)
+	User(ctx context.Context, id string) (game.User, error)
+	Snapshot(ctx context.Context, top int, now time.Time) (game.Snapshot, error)
+	Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error)
+	Ping(ctx context.Context) error
+}
+
+// Tapper sends a tap event and returns once Kafka acknowledged it (stream.Producer).
+type Tapper interface {
+	Send(ctx context.Context, ev game.TapEvent) error
+}
+
+// Checker reports whether a dependency is reachable, for /readyz.
+type Checker func(ctx context.Context) error
+
+// Options configure the handlers; zero values take the defaults.
+type Options struct {
+	TapTimeout   time.Duration      // how long a tap waits for Kafka before 503 (default 3 s)
+	BodyLimit    string             // largest request body (default "16K")
+	Ready        map[string]Checker // dependencies checked by /readyz, by name
+	WriteTimeout time.Duration      // live streams: a write stuck this long drops the client (default 10 s)
+	Heartbeat    time.Duration      // live streams: idle heartbeat interval (default 15 s)
+}
+
+// Server holds what the handlers need.
+type Server struct {
+	store  Store
+	tapper Tapper
+	hub    *live.Hub
+	signer *auth.Signer
+	log    *slog.Logger
+	opt    Options
+	users  *userCache
+}
+
+// New builds the Echo app with every route.
+func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.Logger, opt Options) *echo.Echo {
+	if opt.TapTimeout <= 0 {
+		opt.TapTimeout = 3 * time.Second
+	}
+	if opt.BodyLimit == "" {
+		opt.BodyLimit = "16K"
+	}
+	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st)}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
+	e.Use(s.observe)
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit(opt.BodyLimit))
+
+	e.GET("/", s.index)
+	e.POST("/join", s.joinForm)
+	e.GET("/leaderboard", s.leaderboardPage)
+	e.POST("/api/join", s.join)
+	e.POST("/api/tap", s.tap)
+	e.GET("/api/game-state", s.gameState)
+	e.GET("/events", s.events)
+	e.GET("/ws", s.ws)
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", s.ready)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	e.GET("/static/*", echo.WrapHandler(static.Handler()))
+	return e
+}
+
+// observe logs each request with its id and counts it by route and status.
+// Tokens and cookies are never logged.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(c.Request().Context(), level, "http",
+			"id", c.Response().Header().Get(echo.HeaderXRequestID),
+			"method", c.Request().Method, "route", route, "status", status,
+			"dur", time.Since(start))
+		return nil
+	}
+}
+
+// apiError is the JSON body of every API error.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// errorHandler maps domain errors to HTTP statuses, once for all handlers.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		code = he.Code
+		msg = http.StatusText(code)
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+		if code == http.StatusRequestEntityTooLarge {
+			msg = "request body too large (limit " + s.opt.BodyLimit + "B)"
+		}
+	case errors.Is(err, game.ErrInvalidName), errors.Is(err, game.ErrInvalidCount):
+		code, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, auth.ErrBadToken), errors.Is(err, game.ErrUnknownPlayer):
+		code, msg = http.StatusUnauthorized, "invalid or missing token: join first (POST /api/join) and send Authorization: Bearer <token>"
+	case errors.Is(err, game.ErrUnavailable):
+		code, msg = http.StatusServiceUnavailable, "the game is temporarily unavailable (its message broker or store did not answer in time); please try again in a moment"
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	if code >= 500 {
+		s.log.Error("request failed", "id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path(), "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	_ = c.JSON(code, apiError{Error: msg})
+}
+
+// ready answers 200 when every dependency answers, else 503 naming the ones
+// that do not.
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{}
+	code := http.StatusOK
+	for name, check := range s.opt.Ready {
+		if err := check(ctx); err != nil {
+			status[name] = "unavailable: " + err.Error()
+			code = http.StatusServiceUnavailable
+		} else {
+			status[name] = "ok"
+		}
+	}
+	return c.JSON(code, status)
+}

@@ -1,0 +1,86 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+type joinRequest struct {
+	Username string `json:"username"`
+}
+
+type joinResponse struct {
+	User  game.User `json:"user"`
+	Token string    `json:"token"`
+}
+
+// join: POST /api/join {"username"} -> 201 {"user","token"}. A player who
+// comes back with a valid token (or cookie) gets 200 with the same id, team
+// and taps instead of a new player.
+func (s *Server) join(c echo.Context) error {
+	if u, err := s.player(c); err == nil {
+		u, err = s.store.User(c.Request().Context(), u.ID) // current tap count
+		if err != nil {
+			return err
+		}
+		tok := s.signer.Sign(u.ID)
+		s.setSession(c, tok)
+		return c.JSON(http.StatusOK, joinResponse{User: u, Token: tok})
+	}
+	var req joinRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	u, tok, err := s.newPlayer(c, req.Username)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, joinResponse{User: u, Token: tok})
+}
+
+// newPlayer creates a player (a fun name when name is blank) and signs them in.
+func (s *Server) newPlayer(c echo.Context, name string) (game.User, string, error) {
+	if _, err := game.NormalizeName(name); err != nil {
+		if !isBlank(name) {
+			return game.User{}, "", err
+		}
+		name = game.FunName()
+	}
+	u, err := s.store.Join(c.Request().Context(), name, time.Now())
+	if err != nil {
+		return game.User{}, "", err
+	}
+	s.users.m.Store(u.ID, u)
+	tok := s.signer.Sign(u.ID)
+	s.setSession(c, tok)
+	return u, tok, nil
+}
+
+func isBlank(s string) bool {
+	for _, r := range s {
+		if r != ' ' && r != '\t' && r != '\n' && r != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeJSON reads a JSON body into v; an empty body leaves v as it is.
+func decodeJSON(c echo.Context, v any) error {
+	if c.Request().ContentLength == 0 {
+		return nil
+	}
+	if err := c.Bind(v); err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
+			return err
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "request body is not valid JSON")
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/metrics"
+)
+
+// Conn is one live connection's transport (SSE or WebSocket).
+type Conn interface {
+	// Write sends one message; it must give up by the context's deadline.
+	Write(ctx context.Context, msg []byte) error
+	// Heartbeat keeps proxies from closing an idle connection.
+	Heartbeat(ctx context.Context) error
+	// Bye tells the client to reconnect (the server is going away).
+	Bye(ctx context.Context) error
+}
+
+// Client is one registered live connection.
+type Client struct {
+	format    Format
+	user      *game.User // nil for anonymous streams
+	wakeCh    chan struct{}
+	personal  atomic.Pointer[[]byte]
+	bye       chan struct{}
+	closeOnce sync.Once
+}
+
+func (c *Client) wake() {
+	select {
+	case c.wakeCh <- struct{}{}:
+	default:
+		metrics.DroppedFrames.Inc() // coalesced: the client will get the newest frame
+	}
+}
+
+// ServeOptions tune one connection.
+type ServeOptions struct {
+	WriteTimeout time.Duration // a write stuck this long disconnects the client (default 10 s)
+	Heartbeat    time.Duration // idle heartbeat interval (default 15 s)
+}
+
+// Serve registers a client and writes frames to conn until ctx ends, a
+// write fails or times out, or the hub closes. The client gets the current
+// state at once (and its own stats when user is set).
+func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.User, opt ServeOptions) error {
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = 10 * time.Second
+	}
+	if opt.Heartbeat <= 0 {
+		opt.Heartbeat = 15 * time.Second
+	}
+	c := &Client{format: format, user: user, wakeCh: make(chan struct{}, 1), bye: make(chan struct{})}
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return ErrClosing
+	}
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+	gauge := metrics.LiveConnections.WithLabelValues(format.Transport())
+	gauge.Inc()
+	defer func() {
+		h.mu.Lock()
+		delete(h.clients, c)
+		h.mu.Unlock()
+		gauge.Dec()
+	}()
+
+	write := func(msg []byte) error {
+		wctx, cancel := context.WithTimeout(ctx, opt.WriteTimeout)
+		defer cancel()
+		if err := conn.Write(wctx, msg); err != nil {
+			return fmt.Errorf("live write: %w", err)
+		}
+		return nil
+	}
+	// The full current state at once: the newest frame, or a fresh read
+	// when the hub has none yet.
+	f := h.Latest()
+	if f == nil {
+		if err := h.Refresh(ctx); err != nil {
+			return fmt.Errorf("first state: %w", err)
+		}
+		f = h.Latest()
+	}
+	if err := write(f.Bytes(format)); err != nil {
+		return err
+	}
+	last := f.Seq
+	if user != nil {
+		st, err := h.src.Stats(ctx, []string{user.ID})
+		if err == nil {
+			if b, err := Personal(st[user.ID], format); err == nil && b != nil {
+				if err := write(b); err != nil {
+					return err
+				}
+			}
+		}
+		_ = h.src.Touch(ctx, time.Now(), *user)
+	}
+
+	beat := time.NewTicker(opt.Heartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.bye:
+			bctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err := conn.Bye(bctx)
+			cancel()
+			return err
+		case <-beat.C:
+			hctx, cancel := context.WithTimeout(ctx, opt.WriteTimeout)
+			err := conn.Heartbeat(hctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("live heartbeat: %w", err)
+			}
+		case <-c.wakeCh:
+			if f := h.Latest(); f != nil && f.Seq != last {
+				last = f.Seq
+				if err := write(f.Bytes(format)); err != nil {
+					return err
+				}
+			}
+			if p := c.personal.Swap(nil); p != nil {
+				if err := write(*p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// IsGone reports whether err only means that the client went away.
+func IsGone(err error) bool {
+	return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrClosing)
+}

@@ -1,0 +1,325 @@
+// Package live fans game updates out to the open pages and streams of one
+// instance. One Hub per instance learns of changes from the store's pub/sub,
+// reads the state once, renders every representation once (JSON, the game
+// page's HTML fragments, the leaderboard page's), and wakes every client;
+// each client's own goroutine then writes the newest frame. A slow client
+// only ever skips frames (latest wins); it never delays the others, and one
+// that stays stuck past the write timeout is disconnected.
+package live
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/metrics"
+	"github.com/tapwars/tapwars/views"
+)
+
+// Source is the game state the hub reads (store.Store in the app).
+type Source interface {
+	Snapshot(ctx context.Context, top int, now time.Time) (game.Snapshot, error)
+	Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error)
+	Subscribe(ctx context.Context) <-chan struct{}
+	Touch(ctx context.Context, now time.Time, users ...game.User) error
+}
+
+// Format is what a client receives.
+type Format int
+
+const (
+	SSEJSON  Format = iota // SSE, data: the /api/game-state JSON
+	SSEGame                // SSE, data: the game page's HTML fragments
+	SSEBoard               // SSE, data: the leaderboard page's HTML fragments
+	WSJSON                 // WebSocket text messages of JSON
+	WSGame                 // WebSocket text messages of game page fragments
+	WSBoard                // WebSocket text messages of leaderboard page fragments
+	numFormats
+)
+
+// Transport names the transport of a format, as a metric label.
+func (f Format) Transport() string {
+	if f >= WSJSON {
+		return "ws"
+	}
+	return "sse"
+}
+
+// Frame is one state update, encoded once for every format.
+type Frame struct {
+	Seq      uint64
+	Snapshot game.Snapshot
+	bytes    [numFormats][]byte
+}
+
+// Bytes is the frame as a client of format f receives it.
+func (f *Frame) Bytes(format Format) []byte { return f.bytes[format] }
+
+// Options tune the hub; zero values take the defaults.
+type Options struct {
+	MinInterval   time.Duration // shortest time between two frames (default 50 ms: 20 per second)
+	StatsInterval time.Duration // shortest time between personal updates (default 200 ms)
+	TouchInterval time.Duration // presence heartbeat for connected players (default 20 s)
+	LeaderboardN  int           // entries read for the leaderboard page (default 100)
+}
+
+// Hub is the per-instance fan-out.
+type Hub struct {
+	src  Source
+	log  *slog.Logger
+	opt  Options
+	seq  atomic.Uint64
+	last atomic.Pointer[Frame]
+	down atomic.Bool // the last read failed: clients show "reconnecting"
+
+	mu      sync.Mutex
+	clients map[*Client]struct{}
+	sent    map[string]game.PlayerStats // personal stats last sent, by player
+	closing bool
+}
+
+// NewHub returns a hub; call Run to start it.
+func NewHub(src Source, log *slog.Logger, opt Options) *Hub {
+	if opt.MinInterval <= 0 {
+		opt.MinInterval = 50 * time.Millisecond
+	}
+	if opt.StatsInterval <= 0 {
+		opt.StatsInterval = 200 * time.Millisecond
+	}
+	if opt.TouchInterval <= 0 {
+		opt.TouchInterval = 20 * time.Second
+	}
+	if opt.LeaderboardN <= 0 {
+		opt.LeaderboardN = 100
+	}
+	return &Hub{src: src, log: log, opt: opt, clients: map[*Client]struct{}{}, sent: map[string]game.PlayerStats{}}
+}
+
+// Run follows the store's change notifications until ctx ends, producing at
+// most one frame per MinInterval (changes in between are coalesced).
+func (h *Hub) Run(ctx context.Context) {
+	changes := h.src.Subscribe(ctx)
+	touch := time.NewTicker(h.opt.TouchInterval)
+	defer touch.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	var lastStats time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+		case <-retry.C:
+		case <-touch.C:
+			h.touchAll(ctx)
+			continue
+		}
+		start := time.Now()
+		if err := h.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			h.log.Warn("live update failed", "err", err)
+			retry.Reset(time.Second)
+		} else if time.Since(lastStats) >= h.opt.StatsInterval {
+			lastStats = time.Now()
+			if err := h.refreshStats(ctx); err != nil {
+				h.log.Warn("live personal update failed", "err", err)
+			}
+		}
+		metrics.BroadcastSeconds.Observe(time.Since(start).Seconds())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(h.opt.MinInterval - time.Since(start)):
+		}
+	}
+}
+
+// Refresh reads the state, renders a frame and wakes every client.
+func (h *Hub) Refresh(ctx context.Context) error {
+	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
+	if err != nil {
+		h.down.Store(true)
+		return err
+	}
+	h.down.Store(false)
+	f, err := h.render(snap)
+	if err != nil {
+		return err
+	}
+	h.last.Store(f)
+	h.mu.Lock()
+	for c := range h.clients {
+		c.wake()
+	}
+	h.mu.Unlock()
+	return nil
+}
+
+// Latest is the newest frame, or nil before the first.
+func (h *Hub) Latest() *Frame { return h.last.Load() }
+
+// Down reports whether the hub could not read the state lately.
+func (h *Hub) Down() bool { return h.down.Load() }
+
+func (h *Hub) render(snap game.Snapshot) (*Frame, error) {
+	f := &Frame{Seq: h.seq.Add(1), Snapshot: snap}
+	js, err := json.Marshal(top(snap, 10))
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	gameHTML, err := renderLine(views.StateFragments(snap, 10))
+	if err != nil {
+		return nil, err
+	}
+	boardHTML, err := renderLine(views.LeaderboardFragments(snap))
+	if err != nil {
+		return nil, err
+	}
+	f.bytes[SSEJSON] = sseEvent("state", js)
+	f.bytes[SSEGame] = sseEvent("state", gameHTML)
+	f.bytes[SSEBoard] = sseEvent("state", boardHTML)
+	f.bytes[WSJSON] = js
+	f.bytes[WSGame] = gameHTML
+	f.bytes[WSBoard] = boardHTML
+	return f, nil
+}
+
+// top returns snap with at most n leaderboard entries.
+func top(snap game.Snapshot, n int) game.Snapshot {
+	if len(snap.Leaderboard) > n {
+		snap.Leaderboard = snap.Leaderboard[:n]
+	}
+	return snap
+}
+
+// renderLine renders a component on one line: SSE's data: field ends at a
+// newline, and names cannot contain one.
+func renderLine(c templ.Component) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := c.Render(context.Background(), &buf); err != nil {
+		return nil, fmt.Errorf("render fragments: %w", err)
+	}
+	return bytes.ReplaceAll(bytes.ReplaceAll(buf.Bytes(), []byte("\r"), nil), []byte("\n"), []byte(" ")), nil
+}
+
+func sseEvent(name string, data []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(data) + len(name) + 16)
+	b.WriteString("event: ")
+	b.WriteString(name)
+	b.WriteString("\ndata: ")
+	b.Write(data)
+	b.WriteString("\n\n")
+	return b.Bytes()
+}
+
+// Personal renders a player's own fragments in format f's encoding.
+func Personal(st game.PlayerStats, f Format) ([]byte, error) {
+	html, err := renderLine(views.MeFragment(st.Taps, st.Rank))
+	if err != nil {
+		return nil, err
+	}
+	switch f {
+	case SSEGame, SSEBoard:
+		return sseEvent("state", html), nil
+	case WSGame, WSBoard:
+		return html, nil
+	}
+	return nil, nil // JSON clients get no personal fragments
+}
+
+// refreshStats sends each connected player their taps and rank when they
+// changed since the last time.
+func (h *Hub) refreshStats(ctx context.Context) error {
+	h.mu.Lock()
+	byUser := map[string][]*Client{}
+	for c := range h.clients {
+		if c.user != nil && c.format != SSEJSON && c.format != WSJSON {
+			byUser[c.user.ID] = append(byUser[c.user.ID], c)
+		}
+	}
+	h.mu.Unlock()
+	if len(byUser) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(byUser))
+	for id := range byUser {
+		ids = append(ids, id)
+	}
+	stats, err := h.src.Stats(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for id, cs := range byUser {
+		st := stats[id]
+		h.mu.Lock()
+		old, ok := h.sent[id]
+		h.sent[id] = st
+		h.mu.Unlock()
+		if ok && old == st {
+			continue
+		}
+		for _, c := range cs {
+			if b, err := Personal(st, c.format); err == nil && b != nil {
+				c.personal.Store(&b)
+				c.wake()
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Hub) touchAll(ctx context.Context) {
+	h.mu.Lock()
+	seen := map[string]bool{}
+	var users []game.User
+	for c := range h.clients {
+		if c.user != nil && !seen[c.user.ID] {
+			seen[c.user.ID] = true
+			users = append(users, *c.user)
+		}
+	}
+	h.mu.Unlock()
+	if err := h.src.Touch(ctx, time.Now(), users...); err != nil {
+		h.log.Warn("presence heartbeat", "err", err)
+	}
+}
+
+// Count returns the number of connected clients per transport.
+func (h *Hub) Count() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]int{"sse": 0, "ws": 0}
+	for c := range h.clients {
+		out[c.format.Transport()]++
+	}
+	return out
+}
+
+// Close asks every client to reconnect (to another instance) and stops
+// accepting new ones.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closing = true
+	for c := range h.clients {
+		c.closeOnce.Do(func() { close(c.bye) })
+	}
+}
+
+// ErrClosing is returned by Register when the instance shuts down.
+var ErrClosing = errors.New("live updates: server is shutting down")

@@ -1,0 +1,59 @@
+// Package metrics declares tapwars' Prometheus metrics in one place. Every
+// metric is prefixed tapwars_ and registered on Registry, which /metrics serves.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry holds tapwars' metrics plus the Go and process collectors.
+var Registry = prometheus.NewRegistry()
+
+var (
+	TapsAccepted = counter("taps_accepted_total", "Taps acknowledged by Kafka and answered 202.")
+	TapsApplied  = counter("taps_applied_total", "Taps counted into Redis by this instance's consumer.")
+	TapsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tapwars_taps_rejected_total", Help: "Tap requests refused, by reason.",
+	}, []string{"reason"})
+	TapsSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tapwars_taps_skipped_total", Help: "Records or taps on the topic the consumer skipped, by reason (poison, unknown player, old round).",
+	}, []string{"reason"})
+	ApplyErrors      = counter("apply_errors_total", "Failed attempts to apply a batch to Redis (retried).")
+	DuplicateBatches = counter("duplicate_batches_total", "Batches delivered again whose records were already counted.")
+	ConsumerLag      = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tapwars_consumer_lag", Help: "Records not yet applied, per partition consumed by this instance.",
+	}, []string{"partition"})
+	BatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "tapwars_batch_size", Help: "Records per applied batch.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+	})
+	ApplyLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "tapwars_apply_seconds", Help: "Time to apply one batch to Redis.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	LiveConnections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tapwars_live_connections", Help: "Open live connections on this instance, by transport.",
+	}, []string{"transport"})
+	BroadcastSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "tapwars_broadcast_seconds", Help: "Time to read, render and hand one state update to every live client.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	DroppedFrames = counter("dropped_frames_total", "Live updates a slow client skipped because a newer one replaced it.")
+	HTTPRequests  = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tapwars_http_requests_total", Help: "HTTP requests by route and status.",
+	}, []string{"route", "status"})
+)
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: "tapwars_" + name, Help: help})
+}
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		TapsAccepted, TapsApplied, TapsRejected, TapsSkipped, ApplyErrors, DuplicateBatches,
+		ConsumerLag, BatchSize, ApplyLatency, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
+	)
+}

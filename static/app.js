@@ -1,0 +1,280 @@
+/*
+ * tapwars client. Small on purpose: htmx (+ ws/sse extensions) does the
+ * requests and the live swaps; this file only adds
+ *   1. the connection indicator (#connection-status),
+ *   2. the WebSocket -> SSE fallback for data-transport="auto",
+ *   3. an optimistic count of your own taps (#my-taps) that never goes back,
+ *   4. Space / Enter to tap, and a short error note on refused taps,
+ *   5. highlighting your own leaderboard row after live updates.
+ * Loaded with `defer` after htmx and its extensions; needs nothing else.
+ * htmx 2.0.11 event names used: htmx:wsOpen, htmx:wsClose, htmx:wsError
+ * (htmx-ext-ws 2.0.4), htmx:sseOpen, htmx:sseError (htmx-ext-sse 2.2.4),
+ * htmx:afterRequest, htmx:oobBeforeSwap, htmx:oobAfterSwap, htmx:afterSwap.
+ */
+(function () {
+  'use strict';
+
+  if (!window.htmx || !document.body) return;
+
+  // Same markup the server renders for Transport "sse".
+  var SSE_MARKUP = '<div hx-ext="sse" sse-connect="/events">' +
+    '<div id="live-sink" sse-swap="state" hidden></div></div>';
+  var WS_OPEN_TIMEOUT_MS = 3000;   // auto: fall back if no WebSocket by then
+  var WS_HEALTHY_MS = 10000;       // a socket open this long counts as healthy
+  var WS_MAX_SHORT_CLOSES = 3;     // auto: fall back after this many short-lived sockets
+  var WS_EXT_RETRY_CODES = [1006, 1011, 1012, 1013]; // htmx-ext-ws reconnects only on these
+  var KEY_REPEAT_MS = 90;          // held-down key: at most ~11 taps per second
+  var ERROR_SHOW_MS = 2500;
+
+  var body = document.body;
+  var byId = function (id) { return document.getElementById(id); };
+
+  /* ---------------------------------------------------------------- 1 ---- */
+
+  function setStatus(state, text) {
+    var el = byId('connection-status');
+    if (!el) return;
+    el.textContent = text;
+    el.setAttribute('data-state', state);
+  }
+
+  // Events fired on an element that was already removed (the old WebSocket
+  // container after the fallback) no longer reach body; this guards the rest.
+  function attached(e) { return body.contains(e.target); }
+
+  /* ---------------------------------------------------------------- 2 ---- */
+
+  var live = byId('live');
+  var transport = live ? live.getAttribute('data-transport') : '';
+  var fellBack = false;      // auto mode switched to SSE
+  var wsEverOpened = false;
+  var wsOpenedAt = 0;        // 0 while no socket is open
+  var wsShortCloses = 0;     // consecutive sockets that died before WS_HEALTHY_MS
+  var wsRetryTimer = 0;
+
+  function fallBackToSSE() {
+    if (fellBack || !live) return;
+    fellBack = true;
+    clearTimeout(wsRetryTimer);
+    setStatus('reconnecting', 'reconnecting');
+    // An innerHTML swap through htmx runs its cleanup on the old container,
+    // which makes htmx-ext-ws close the socket, and processes the new markup.
+    htmx.swap(live, SSE_MARKUP, { swapStyle: 'innerHTML' });
+    htmx.process(live); // no-op if the swap already processed it
+  }
+
+  if (live && transport === 'auto') {
+    setTimeout(function () {
+      if (!wsEverOpened) fallBackToSSE();
+    }, WS_OPEN_TIMEOUT_MS);
+
+    // The ws extension may still have a reconnect timer pending when we swap
+    // it out; any socket it opens after the fallback is closed at once (it
+    // then sees its element is gone and stops for good).
+    var createWebSocket = htmx.createWebSocket;
+    if (createWebSocket) {
+      htmx.createWebSocket = function (url) {
+        var socket = createWebSocket(url);
+        if (fellBack) socket.close();
+        return socket;
+      };
+    }
+  }
+
+  body.addEventListener('htmx:wsOpen', function (e) {
+    if (!attached(e)) return;
+    wsEverOpened = true;
+    wsOpenedAt = Date.now();
+    setStatus('live', 'live');
+  });
+
+  body.addEventListener('htmx:wsError', function (e) {
+    if (attached(e)) setStatus('reconnecting', 'reconnecting');
+  });
+
+  body.addEventListener('htmx:wsClose', function (e) {
+    if (!attached(e) || fellBack) return;
+    setStatus('reconnecting', 'reconnecting');
+    var healthy = wsOpenedAt && Date.now() - wsOpenedAt >= WS_HEALTHY_MS;
+    wsOpenedAt = 0;
+    wsShortCloses = healthy ? 0 : wsShortCloses + 1;
+    if (transport === 'auto' && wsShortCloses >= WS_MAX_SHORT_CLOSES) {
+      fallBackToSSE();
+      return;
+    }
+    // htmx-ext-ws does not reconnect after a clean close (e.g. 1000/1001 when
+    // the server restarts); do it ourselves with a growing, jittered delay.
+    var code = e.detail && e.detail.event ? e.detail.event.code : 0;
+    var wrapper = e.detail && e.detail.socketWrapper;
+    if (WS_EXT_RETRY_CODES.indexOf(code) < 0 && wrapper && wrapper.reconnect) {
+      var delay = Math.min(30000, 1000 * Math.pow(2, wsShortCloses)) * (0.5 + Math.random() / 2);
+      clearTimeout(wsRetryTimer);
+      wsRetryTimer = setTimeout(function () {
+        if (!fellBack && body.contains(e.target)) wrapper.reconnect();
+      }, delay);
+    }
+  });
+
+  body.addEventListener('htmx:sseOpen', function (e) {
+    if (!attached(e)) return;
+    if (fellBack) setStatus('fallback', 'fallback (SSE)');
+    else setStatus('live', 'live (SSE)');
+  });
+
+  body.addEventListener('htmx:sseError', function (e) {
+    if (attached(e)) setStatus('reconnecting', 'reconnecting');
+  });
+
+  /* ---------------------------------------------------------------- 3 ---- */
+
+  // #my-taps carries data-applied = taps the server has counted so far. Taps
+  // the server acknowledged (202) but not yet counted are added locally, so
+  // the number moves on every tap and never runs backwards:
+  //   shown = max(applied, baseline + acked)
+  // Invariant: baseline + acked never exceeds the player's true total.
+  var baseline = null;   // applied value the local count starts from
+  var acked = 0;         // taps acknowledged since baseline
+  var lastApplied = null;
+
+  function renderMyTaps() {
+    var el = byId('my-taps');
+    if (!el) return;
+    var applied = parseInt(el.getAttribute('data-applied'), 10);
+    if (isNaN(applied)) return;
+    if (baseline === null || applied < lastApplied) {
+      // first sight, or the score went down: an admin reset. Start over.
+      baseline = applied;
+      acked = 0;
+    } else if (applied > baseline + acked) {
+      // taps counted that we did not send (another tab/device): rebase so
+      // our next tap shows at once.
+      baseline = applied - acked;
+    }
+    lastApplied = applied;
+    var shown = String(Math.max(applied, baseline + acked));
+    if (el.textContent !== shown) el.textContent = shown;
+  }
+
+  var errorTimer = 0;
+  function showTapError(message) {
+    var el = byId('tap-error');
+    if (!el) return;
+    // The element stays in the page (empty when idle) so that screen
+    // readers, which watch role=status regions, announce the change.
+    el.textContent = message;
+    clearTimeout(errorTimer);
+    errorTimer = setTimeout(function () { el.textContent = ''; }, ERROR_SHOW_MS);
+  }
+
+  function parseJSON(text) {
+    try { return JSON.parse(text); } catch (_) { return null; }
+  }
+
+  body.addEventListener('htmx:afterRequest', function (e) {
+    var d = e.detail || {};
+    if (!d.elt || d.elt.id !== 'tap-button' || !d.xhr) return;
+    var status = d.xhr.status;
+    var json = parseJSON(d.xhr.responseText);
+    if (status >= 200 && status < 300) {
+      var ev = json && json.tapEvent;
+      var count = ev && ev.count > 0 ? ev.count : 1;
+      acked += count;
+      renderMyTaps();
+    } else if (status === 0) {
+      showTapError('No connection. Tap again in a moment.');
+    } else {
+      var msg = json && typeof json.error === 'string' && json.error;
+      if (!msg) msg = status === 429 ? 'Too fast! Slow down a little.' :
+        status === 503 ? 'Server busy, try again.' : 'Tap not counted (' + status + ').';
+      showTapError(msg);
+    }
+  });
+
+  /* ---------------------------------------------------------------- 5 ---- */
+
+  var meHolder = document.querySelector('[data-me-id]');
+  var meId = meHolder ? meHolder.getAttribute('data-me-id') : '';
+
+  // The live leaderboard is the same for everyone; mark our own row here.
+  function markMyRows() {
+    if (!meId) return;
+    var rows = document.querySelectorAll('#leaderboard li[data-player-id], #leaderboard-full li[data-player-id]');
+    for (var i = 0; i < rows.length; i++) {
+      var mine = rows[i].getAttribute('data-player-id') === meId; // no selector built from data
+      rows[i].classList.toggle('is-me', mine);
+      if (mine) rows[i].setAttribute('aria-current', 'true');
+      else rows[i].removeAttribute('aria-current');
+    }
+  }
+
+  // Keep the tug-of-war bar element and copy the new attributes onto it, so
+  // its width animates (a replaced element would just jump).
+  body.addEventListener('htmx:oobBeforeSwap', function (e) {
+    var d = e.detail;
+    if (!d || !d.target || d.target.id !== 'tug-bar' || !d.fragment) return;
+    var next = d.fragment.firstElementChild;
+    if (!next || next.id !== 'tug-bar') return;
+    var cur = d.target, i;
+    for (i = cur.attributes.length - 1; i >= 0; i--) {
+      if (!next.hasAttribute(cur.attributes[i].name)) cur.removeAttribute(cur.attributes[i].name);
+    }
+    for (i = 0; i < next.attributes.length; i++) {
+      cur.setAttribute(next.attributes[i].name, next.attributes[i].value);
+    }
+    cur.replaceChildren.apply(cur, Array.prototype.slice.call(next.childNodes));
+    d.shouldSwap = false;
+  });
+
+  // After a live swap (WebSocket and SSE both use htmx's OOB swap, which
+  // fires htmx:oobAfterSwap on the new element; a plain swap fires
+  // htmx:afterSwap): re-apply the max rule to a fresh #my-taps and re-mark
+  // our leaderboard row. Both run in the same task as the swap, before paint.
+  function afterSwap(e) {
+    var id = e.target && e.target.id;
+    if (id === 'my-taps') renderMyTaps();
+    else if (id === 'leaderboard' || id === 'leaderboard-full') markMyRows();
+  }
+  body.addEventListener('htmx:oobAfterSwap', afterSwap);
+  body.addEventListener('htmx:afterSwap', afterSwap);
+
+  /* ---------------------------------------------------------------- 4 ---- */
+
+  var tapButton = byId('tap-button');
+  var lastKeyTap = 0;
+
+  function isTypingOrControl(t) {
+    if (!t || t === body || t === tapButton || !t.closest) return false;
+    return !!t.closest('input, textarea, select, [contenteditable], button, a[href], summary');
+  }
+
+  function pressFeedback() {
+    tapButton.classList.add('is-pressed');
+    setTimeout(function () { tapButton.classList.remove('is-pressed'); }, 90);
+  }
+
+  if (tapButton) {
+    // iOS Safari only applies :active (our press feedback) when some
+    // touchstart listener exists.
+    document.addEventListener('touchstart', function () {}, { passive: true });
+
+    document.addEventListener('keydown', function (e) {
+      var isSpace = e.key === ' ' || e.key === 'Spacebar';
+      if (!isSpace && e.key !== 'Enter') return;
+      if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
+      if (tapButton.disabled || isTypingOrControl(e.target)) return;
+      e.preventDefault(); // no page scroll on Space, no native button click
+      var now = Date.now();
+      if (e.repeat && now - lastKeyTap < KEY_REPEAT_MS) return;
+      lastKeyTap = now;
+      pressFeedback();
+      tapButton.click();
+    });
+    // A focused native button also clicks on Space keyup; we tapped on keydown.
+    tapButton.addEventListener('keyup', function (e) {
+      if (e.key === ' ' || e.key === 'Spacebar') e.preventDefault();
+    });
+  }
+
+  renderMyTaps();
+  markMyRows();
+})();

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// applyScript counts a batch of taps, aggregated per player, and stores the
+// partition's next offset in the same atomic step. It refuses a batch whose
+// records were (partly) counted before, or that was filtered with an
+// outdated round start, and says why, so the caller can refilter. Taps of
+// unknown players are skipped and reported. The team always comes from the
+// stored user, never from the event.
+//
+// KEYS: users, blue score, red score, total, leaderboard, offsets,
+//
+//	online:blue, online:red, round starts, updated
+//
+// ARGV: offset field, from, next, round start seen, now, then (id, count)...
+// Returns {status, applied, unknown, offset-or-round-start}.
+var applyScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[6], ARGV[1])
+if cur then
+  cur = tonumber(cur)
+  if cur >= tonumber(ARGV[3]) then return {1, 0, 0, cur} end
+  if cur > tonumber(ARGV[2]) then return {2, 0, 0, cur} end
+end
+local rs = tonumber(redis.call('HGET', KEYS[9], ARGV[1]) or '-1')
+if rs ~= tonumber(ARGV[4]) then return {3, 0, 0, rs} end
+local blue, red, unknown = 0, 0, 0
+for i = 6, #ARGV, 2 do
+  local id = ARGV[i]
+  local n = tonumber(ARGV[i + 1])
+  local u = redis.call('HGET', KEYS[1], id)
+  if not u then
+    unknown = unknown + n
+  else
+    local total = string.format('%d', tonumber(redis.call('ZINCRBY', KEYS[5], n, id)))
+    local team = string.match(u, '"team":"(%a+)"')
+    local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":' .. total .. '}')
+    if hits == 1 then
+      u = patched
+    else
+      local o = cjson.decode(u)
+      o.tapCount = tonumber(total)
+      team = o.team
+      u = cjson.encode(o)
+    end
+    redis.call('HSET', KEYS[1], id, u)
+    if team == 'blue' then
+      blue = blue + n
+      redis.call('ZADD', KEYS[7], ARGV[5], id)
+    else
+      red = red + n
+      redis.call('ZADD', KEYS[8], ARGV[5], id)
+    end
+  end
+end
+if blue > 0 then redis.call('INCRBY', KEYS[2], blue) end
+if red > 0 then redis.call('INCRBY', KEYS[3], red) end
+if blue + red > 0 then
+  redis.call('INCRBY', KEYS[4], blue + red)
+  redis.call('SET', KEYS[10], ARGV[5])
+end
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
+return {0, blue + red, unknown, 0}
+`)
+
+var applyKeys = []string{KeyUsers, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyLeaderboard,
+	KeyOffsets, KeyOnlineBlue, KeyOnlineRed, KeyRoundStarts, KeyUpdatedAt}
+
+// Apply counts a batch atomically with its offsets. See game.ApplyStatus for
+// the outcomes other than Applied; none of them changes anything.
+func (s *Store) Apply(ctx context.Context, b game.Batch) (game.ApplyResult, error) {
+	args := make([]any, 0, 5+2*len(b.Taps))
+	args = append(args, OffsetField(b.Topic, b.Partition), b.From, b.Next, b.Seen, b.Now)
+	for _, t := range b.Taps {
+		args = append(args, t.UserID, strconv.FormatInt(t.Count, 10))
+	}
+	res, err := applyScript.Run(ctx, s.rdb, applyKeys, args...).Int64Slice()
+	if err != nil {
+		return game.ApplyResult{}, fmt.Errorf("apply %s [%d,%d): %w", OffsetField(b.Topic, b.Partition), b.From, b.Next, err)
+	}
+	if len(res) != 4 {
+		return game.ApplyResult{}, fmt.Errorf("apply: unexpected reply %v", res)
+	}
+	r := game.ApplyResult{Status: game.ApplyStatus(res[0]), Applied: res[1], Unknown: res[2]}
+	switch r.Status {
+	case game.Duplicate, game.Overlap:
+		r.Offset = res[3]
+	case game.NewRound:
+		r.RoundStart = res[3]
+	}
+	return r, nil
+}

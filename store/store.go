@@ -1,0 +1,409 @@
+// Package store keeps the game state in Redis. It is the only package that
+// speaks Redis: players, team scores, totals, the leaderboard, presence,
+// consumed Kafka offsets and the change notifications between instances.
+//
+// Every multi-key change runs as one Lua script, so that state and the Kafka
+// offsets it was computed from always change together.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// Redis keys. The first four are the Next.js game's, kept as they were.
+const (
+	KeyUsers       = "game:users"           // hash: id -> user JSON (with tapCount)
+	KeyBlueScore   = "game:team:blue:score" // string: blue team's taps
+	KeyRedScore    = "game:team:red:score"  // string: red team's taps
+	KeyTotalTaps   = "game:total:taps"      // string: all taps
+	KeyLeaderboard = "game:leaderboard"     // sorted set: id -> taps this round
+	KeyOffsets     = "game:offsets"         // hash: "topic/partition" -> next offset to apply
+	KeyOnlineBlue  = "game:online:blue"     // sorted set: id -> last seen (unix ms)
+	KeyOnlineRed   = "game:online:red"      // sorted set: id -> last seen (unix ms)
+	KeyRound       = "game:round"           // string: current round number (0 before any reset)
+	KeyRoundStarts = "game:round:starts"    // hash: "topic/partition" -> first offset of the round
+	KeyUpdatedAt   = "game:updated"         // string: unix ms of the last change
+	ChannelUpdates = "game:updates"         // pub/sub: a batch was applied or the game changed
+)
+
+// OnlineWindow is how long a player counts as online after their last tap
+// or live-connection heartbeat.
+const OnlineWindow = 60 * time.Second
+
+// MaxOnlineListed caps the "users" list of a snapshot (most recently seen first).
+const MaxOnlineListed = 100
+
+// Store is the game state in Redis.
+type Store struct {
+	rdb *redis.Client
+}
+
+// New returns a Store on an existing client.
+func New(rdb *redis.Client) *Store { return &Store{rdb: rdb} }
+
+// Client exposes the client for health checks and tests.
+func (s *Store) Client() *redis.Client { return s.rdb }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis ping: %w", err)
+	}
+	return nil
+}
+
+// OffsetField is the field of a partition in game:offsets and game:round:starts.
+func OffsetField(topic string, partition int32) string {
+	return topic + "/" + strconv.FormatInt(int64(partition), 10)
+}
+
+// joinScript assigns the team with fewer players online (ties broken by the
+// coin argument), stores the user and marks them online, atomically, so that
+// teams stay balanced when several instances take joins at once.
+//
+// KEYS: users, online:blue, online:red
+// ARGV: id, username as a JSON string, joinedAt, sessionId, now, staleBefore, coin
+var joinScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
+local b = redis.call('ZCARD', KEYS[2])
+local r = redis.call('ZCARD', KEYS[3])
+local team
+if b < r then team = 'blue' elseif r < b then team = 'red' elseif ARGV[7] == '1' then team = 'blue' else team = 'red' end
+local u = '{"id":"' .. ARGV[1] .. '","username":' .. ARGV[2] .. ',"team":"' .. team ..
+  '","joinedAt":' .. ARGV[3] .. ',"sessionId":"' .. ARGV[4] .. '","tapCount":0}'
+if redis.call('HSETNX', KEYS[1], ARGV[1], u) == 0 then
+  return redis.error_reply('id taken')
+end
+if team == 'blue' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1]) end
+return u
+`)
+
+// Join creates a player with a normalised name and puts them on the team
+// with fewer players online.
+func (s *Store) Join(ctx context.Context, name string, now time.Time) (game.User, error) {
+	name, err := game.NormalizeName(name)
+	if err != nil {
+		return game.User{}, err
+	}
+	id, sid := newID(), newID()
+	jname, err := json.Marshal(name)
+	if err != nil {
+		return game.User{}, fmt.Errorf("encode name: %w", err)
+	}
+	coin := "0"
+	if b := make([]byte, 1); readRand(b) == nil && b[0]&1 == 1 {
+		coin = "1"
+	}
+	ms := now.UnixMilli()
+	raw, err := joinScript.Run(ctx, s.rdb, []string{KeyUsers, KeyOnlineBlue, KeyOnlineRed},
+		id, string(jname), ms, sid, ms, ms-OnlineWindow.Milliseconds(), coin).Text()
+	if err != nil {
+		return game.User{}, fmt.Errorf("join %q: %w", name, err)
+	}
+	var u game.User
+	if err := json.Unmarshal([]byte(raw), &u); err != nil {
+		return game.User{}, fmt.Errorf("decode joined user: %w", err)
+	}
+	return u, nil
+}
+
+// User returns one player with their current tap count.
+func (s *Store) User(ctx context.Context, id string) (game.User, error) {
+	raw, err := s.rdb.HGet(ctx, KeyUsers, id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return game.User{}, game.ErrUnknownPlayer
+	}
+	if err != nil {
+		return game.User{}, fmt.Errorf("get user %s: %w", id, err)
+	}
+	var u game.User
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return game.User{}, fmt.Errorf("decode user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// Touch marks players online now (live connections send heartbeats).
+func (s *Store) Touch(ctx context.Context, now time.Time, users ...game.User) error {
+	if len(users) == 0 {
+		return nil
+	}
+	ms := float64(now.UnixMilli())
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, u := range users {
+			key := KeyOnlineRed
+			if u.Team == game.Blue {
+				key = KeyOnlineBlue
+			}
+			p.ZAdd(ctx, key, redis.Z{Score: ms, Member: u.ID})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("touch presence: %w", err)
+	}
+	return nil
+}
+
+// Stats returns taps and rank for each id, in one round trip.
+func (s *Store) Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error) {
+	out := make(map[string]game.PlayerStats, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	scores := make([]*redis.FloatCmd, len(ids))
+	ranks := make([]*redis.IntCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			scores[i] = p.ZScore(ctx, KeyLeaderboard, id)
+			ranks[i] = p.ZRevRank(ctx, KeyLeaderboard, id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("player stats: %w", err)
+	}
+	for i, id := range ids {
+		var st game.PlayerStats
+		if v, err := scores[i].Result(); err == nil {
+			st.Taps = int64(v)
+		}
+		if r, err := ranks[i].Result(); err == nil {
+			st.Rank = int(r) + 1
+		}
+		out[id] = st
+	}
+	return out, nil
+}
+
+// Snapshot reads the scoreboard, the top players and who is online, in two
+// round trips, without scanning all players.
+func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snapshot, error) {
+	if top <= 0 {
+		top = 10
+	}
+	stale := strconv.FormatInt(now.Add(-OnlineWindow).UnixMilli(), 10)
+	var (
+		vals              *redis.SliceCmd
+		lb                *redis.ZSliceCmd
+		blueN, redN       *redis.IntCmd
+		blueList, redList *redis.ZSliceCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		vals = p.MGet(ctx, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyUpdatedAt)
+		lb = p.ZRevRangeWithScores(ctx, KeyLeaderboard, 0, int64(top-1))
+		blueN = p.ZCount(ctx, KeyOnlineBlue, stale, "+inf")
+		redN = p.ZCount(ctx, KeyOnlineRed, stale, "+inf")
+		rng := &redis.ZRangeBy{Min: stale, Max: "+inf", Count: MaxOnlineListed}
+		blueList = p.ZRevRangeByScoreWithScores(ctx, KeyOnlineBlue, rng)
+		redList = p.ZRevRangeByScoreWithScores(ctx, KeyOnlineRed, rng)
+		return nil
+	})
+	if err != nil {
+		return game.Snapshot{}, fmt.Errorf("read game state: %w", err)
+	}
+	v := vals.Val()
+	st := game.State{
+		BlueScore:   atoi(v[0]),
+		RedScore:    atoi(v[1]),
+		TotalTaps:   atoi(v[2]),
+		Round:       atoi(v[3]),
+		LastUpdated: atoi(v[4]),
+		BlueOnline:  blueN.Val(),
+		RedOnline:   redN.Val(),
+	}
+	st.ActiveUsers = st.BlueOnline + st.RedOnline
+	if st.LastUpdated == 0 {
+		st.LastUpdated = now.UnixMilli()
+	}
+
+	// Most recently seen online players of both teams, merged.
+	online := mergeRecent(blueList.Val(), redList.Val(), MaxOnlineListed)
+	ids := make([]string, 0, len(lb.Val())+len(online))
+	for _, z := range lb.Val() {
+		ids = append(ids, z.Member.(string))
+	}
+	ids = append(ids, online...)
+	users, err := s.users(ctx, ids)
+	if err != nil {
+		return game.Snapshot{}, err
+	}
+	snap := game.Snapshot{GameState: st, Users: []game.User{}, Leaderboard: []game.LeaderboardEntry{}}
+	for i, z := range lb.Val() {
+		id := z.Member.(string)
+		u, ok := users[id]
+		if !ok {
+			continue
+		}
+		snap.Leaderboard = append(snap.Leaderboard, game.LeaderboardEntry{
+			ID: id, Username: u.Username, Team: u.Team, TapCount: int64(z.Score), Rank: i + 1,
+		})
+	}
+	for _, id := range online {
+		if u, ok := users[id]; ok {
+			snap.Users = append(snap.Users, u)
+		}
+	}
+	return snap, nil
+}
+
+func (s *Store) users(ctx context.Context, ids []string) (map[string]game.User, error) {
+	out := make(map[string]game.User, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	raws, err := s.rdb.HMGet(ctx, KeyUsers, ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	for i, r := range raws {
+		str, ok := r.(string)
+		if !ok {
+			continue
+		}
+		var u game.User
+		if err := json.Unmarshal([]byte(str), &u); err != nil {
+			continue // a damaged record must not break the scoreboard
+		}
+		out[ids[i]] = u
+	}
+	return out, nil
+}
+
+func mergeRecent(a, b []redis.Z, limit int) []string {
+	out := make([]string, 0, min(limit, len(a)+len(b)))
+	i, j := 0, 0
+	for len(out) < limit && (i < len(a) || j < len(b)) {
+		if j >= len(b) || (i < len(a) && a[i].Score >= b[j].Score) {
+			out = append(out, a[i].Member.(string))
+			i++
+		} else {
+			out = append(out, b[j].Member.(string))
+			j++
+		}
+	}
+	return out
+}
+
+// Notify tells every instance that the game changed.
+func (s *Store) Notify(ctx context.Context) error {
+	if err := s.rdb.Publish(ctx, ChannelUpdates, "1").Err(); err != nil {
+		return fmt.Errorf("publish update: %w", err)
+	}
+	return nil
+}
+
+// Subscribe delivers a signal whenever any instance changed the game. The
+// channel has room for one signal: several changes in a row arrive as one.
+// It also signals after the subscription is (re)established, since changes
+// may have been missed while it was down. It ends when ctx ends.
+func (s *Store) Subscribe(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case out <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			ps := s.rdb.Subscribe(ctx, ChannelUpdates)
+			if _, err := ps.Receive(ctx); err != nil {
+				_ = ps.Close()
+				select {
+				case <-ctx.Done():
+				case <-time.After(500 * time.Millisecond):
+				}
+				continue
+			}
+			signal() // catch up on what happened while not subscribed
+			ch := ps.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
+		recv:
+			for {
+				select {
+				case <-ctx.Done():
+					break recv
+				case _, ok := <-ch:
+					if !ok {
+						break recv
+					}
+					signal()
+				}
+			}
+			_ = ps.Close()
+		}
+	}()
+	return out
+}
+
+// Offsets returns the next offset to apply for every partition of topic that
+// has one stored.
+func (s *Store) Offsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error) {
+	out := make(map[int32]int64, len(partitions))
+	if len(partitions) == 0 {
+		return out, nil
+	}
+	fields := make([]string, len(partitions))
+	for i, p := range partitions {
+		fields[i] = OffsetField(topic, p)
+	}
+	vals, err := s.rdb.HMGet(ctx, KeyOffsets, fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read offsets of %s: %w", topic, err)
+	}
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			n, err := strconv.ParseInt(str, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("offset %s is %q: %w", fields[i], str, err)
+			}
+			out[partitions[i]] = n
+		}
+	}
+	return out, nil
+}
+
+// RoundStart is the first offset of the current round for a partition, or -1.
+func (s *Store) RoundStart(ctx context.Context, topic string, partition int32) (int64, error) {
+	v, err := s.rdb.HGet(ctx, KeyRoundStarts, OffsetField(topic, partition)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read round start: %w", err)
+	}
+	return v, nil
+}
+
+func atoi(v any) int64 {
+	s, ok := v.(string)
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+var readRand = func(b []byte) error { _, err := rand.Read(b); return err }
+
+// newID returns a random 128-bit id in hex.
+func newID() string {
+	var b [16]byte
+	if err := readRand(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on Linux
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,79 @@
+// Package stream moves tap events through Kafka: the producer that the tap
+// handler waits on, and the consumer group that applies batches of taps to
+// the store together with their offsets. It is the only package that speaks
+// Kafka.
+package stream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// Topic is the Kafka topic of tap events (the Next.js game's GAME_TAPS).
+const Topic = "game-taps"
+
+// MaxEventBytes is the largest event value the consumer decodes; larger
+// values are poison.
+const MaxEventBytes = 4 << 10
+
+// Reasons an event is skipped, as metric labels.
+const (
+	SkipTooLarge  = "too_large"
+	SkipMalformed = "malformed"
+	SkipNoUser    = "no_user"
+	SkipBadCount  = "bad_count"
+	SkipUnknown   = "unknown_player"
+	SkipOldRound  = "old_round"
+)
+
+// DecodeError says why an event value is not a valid tap event.
+type DecodeError struct {
+	Reason string
+	Err    error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("tap event %s: %v", e.Reason, e.Err) }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// DecodeEvent parses and validates a tap event value. Any producer may have
+// written it (this app, kcat, the old Next.js game), so it trusts nothing:
+// the value must be a JSON object with a userId, and count, when present,
+// must be 1..game.MaxBurst. The team in the event is ignored by the consumer.
+func DecodeEvent(value []byte) (game.TapEvent, error) {
+	var ev game.TapEvent
+	if len(value) > MaxEventBytes {
+		return ev, &DecodeError{SkipTooLarge, fmt.Errorf("%d bytes (limit %d)", len(value), MaxEventBytes)}
+	}
+	var raw struct {
+		game.TapEvent
+		Count *json.Number `json:"count"`
+	}
+	if err := json.Unmarshal(value, &raw); err != nil {
+		return ev, &DecodeError{SkipMalformed, err}
+	}
+	ev = raw.TapEvent
+	if ev.UserID == "" || len(ev.UserID) > 64 {
+		return ev, &DecodeError{SkipNoUser, errors.New("userId missing or longer than 64 bytes")}
+	}
+	ev.Count = 1
+	if raw.Count != nil {
+		n, err := raw.Count.Int64()
+		if err != nil || n < 1 || n > game.MaxBurst {
+			return ev, &DecodeError{SkipBadCount, fmt.Errorf("count %s not in 1..%d", raw.Count.String(), game.MaxBurst)}
+		}
+		ev.Count = int(n)
+	}
+	return ev, nil
+}
+
+// EncodeEvent is the JSON value of an event as the producer writes it.
+func EncodeEvent(ev game.TapEvent) ([]byte, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode tap event: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,133 @@
+// Package views holds the templ components of tapwars: the join, game and
+// leaderboard pages, and the fragments the live hub pushes over WebSocket or
+// SSE. Every live element has one component that renders it both in the
+// page and, with hx-swap-oob="true", as an update, so the two cannot drift.
+//
+// Edit the .templ files and run `templ generate` (templ v0.3.1100); the
+// generated *_templ.go files are committed.
+package views
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/a-h/templ"
+	"github.com/tapwars/tapwars/game"
+)
+
+// PageData is what the game and leaderboard pages need.
+type PageData struct {
+	Me        game.User     // the signed-in player
+	Rank      int           // 1-based rank, 0 = not ranked yet
+	State     game.Snapshot // current state (Leaderboard holds up to 100; the game page shows the top 10)
+	Transport string        // "auto" (WebSocket, fall back to SSE), "ws" or "sse" (forced)
+}
+
+// GameTop is how many leaderboard rows the game page shows; the hub should
+// call StateFragments(s, GameTop).
+const GameTop = 10
+
+// FullTop is how many rows the /leaderboard page shows.
+const FullTop = 100
+
+// Transport values.
+const (
+	TransportAuto = "auto"
+	TransportWS   = "ws"
+	TransportSSE  = "sse"
+)
+
+// transport normalises t; anything unknown (including "") means auto.
+func transport(t string) string {
+	switch t {
+	case TransportWS, TransportSSE:
+		return t
+	}
+	return TransportAuto
+}
+
+func teamClass(t game.Team) string {
+	switch t {
+	case game.Blue:
+		return "team-blue"
+	case game.Red:
+		return "team-red"
+	}
+	return "team-none"
+}
+
+// teamIcon is the shape shown next to every team colour, so colour is never
+// the only cue: a triangle for Blue, a circle for Red.
+func teamIcon(t game.Team) string {
+	switch t {
+	case game.Blue:
+		return "▲"
+	case game.Red:
+		return "●"
+	}
+	return "◆"
+}
+
+func teamLabel(t game.Team) string {
+	if t == "" {
+		return "No team"
+	}
+	return t.Label()
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// rankText is the rank for #my-rank: the number, or an en dash if unranked.
+func rankText(rank int) string {
+	if rank <= 0 {
+		return "–"
+	}
+	return strconv.Itoa(rank)
+}
+
+// entryRank is the rank to show for the i-th (0-based) leaderboard entry.
+func entryRank(e game.LeaderboardEntry, i int) string {
+	if e.Rank > 0 {
+		return strconv.Itoa(e.Rank)
+	}
+	return strconv.Itoa(i + 1)
+}
+
+// topEntries returns the first n entries at most (none if n <= 0).
+func topEntries(es []game.LeaderboardEntry, n int) []game.LeaderboardEntry {
+	if n <= 0 {
+		return nil
+	}
+	if len(es) > n {
+		return es[:n]
+	}
+	return es
+}
+
+// shares returns blue's share with one decimal for the bar width and the
+// rounded whole percentages of both teams for the labels (they add to 100).
+func shares(s game.State) (width string, blue, red int) {
+	share := s.BlueShare()
+	if math.IsNaN(share) || share < 0 {
+		share = 0
+	}
+	if share > 100 {
+		share = 100
+	}
+	blue = int(math.Round(share))
+	return strconv.FormatFloat(share, 'f', 1, 64), blue, 100 - blue
+}
+
+// tugStyle is the inline style of #tug-bar. It is built only from a number,
+// so it is safe to mark as CSS.
+func tugStyle(s game.State) templ.SafeCSS {
+	w, _, _ := shares(s)
+	return templ.SafeCSS("width: " + w + "%;")
+}
+
+func tugLabel(s game.State) string {
+	_, b, r := shares(s)
+	return "Tug of war: Blue " + strconv.Itoa(b) + "%, Red " + strconv.Itoa(r) + "%"
+}
+
+func pct(n int) string { return strconv.Itoa(n) + "%" }
