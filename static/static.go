@@ -68,12 +68,15 @@ func load() map[string]*asset {
 // contentType is explicit rather than mime.TypeByExtension, whose answer
 // depends on the host's mime tables.
 func contentType(name string) string {
+	if strings.HasSuffix(name, "LICENSE") {
+		return "text/plain; charset=utf-8"
+	}
 	switch path.Ext(name) {
 	case ".js":
 		return "text/javascript; charset=utf-8"
 	case ".css":
 		return "text/css; charset=utf-8"
-	case ".md", ".txt", "":
+	case ".md", ".txt":
 		return "text/plain; charset=utf-8"
 	}
 	return "application/octet-stream"
