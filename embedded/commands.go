@@ -149,3 +149,16 @@ func popReply(b []byte) []string {
 	}
 	return nil
 }
+
+// errUnknown is Redis' reply to an unknown command.
+func errUnknown(cmd string, args []string) string {
+	var b strings.Builder
+	b.WriteString("ERR unknown command '" + cmd + "', with args beginning with: ")
+	for i, a := range args {
+		if i == 20 {
+			break
+		}
+		b.WriteString("'" + a + "' ")
+	}
+	return strings.TrimSpace(b.String())
+}

@@ -16,9 +16,6 @@
 
   if (!window.htmx || !document.body) return;
 
-  // Same markup the server renders for Transport "sse".
-  var SSE_MARKUP = '<div hx-ext="sse" sse-connect="/events">' +
-    '<div id="live-sink" sse-swap="state" hidden></div></div>';
   var WS_OPEN_TIMEOUT_MS = 3000;   // auto: fall back if no WebSocket by then
   var WS_HEALTHY_MS = 10000;       // a socket open this long counts as healthy
   var WS_MAX_SHORT_CLOSES = 3;     // auto: fall back after this many short-lived sockets
@@ -52,6 +49,21 @@
   var wsShortCloses = 0;     // consecutive sockets that died before WS_HEALTHY_MS
   var wsRetryTimer = 0;
 
+  // The markup the server renders for Transport "sse": <div hx-ext="sse"
+  // sse-connect="/events"><div id="live-sink" sse-swap="state" hidden>.
+  // The leaderboard page names its own stream in data-sse-url.
+  function sseMarkup() {
+    var outer = document.createElement('div');
+    outer.setAttribute('hx-ext', 'sse');
+    outer.setAttribute('sse-connect', live.getAttribute('data-sse-url') || '/events');
+    var sink = document.createElement('div');
+    sink.id = 'live-sink';
+    sink.setAttribute('sse-swap', 'state');
+    sink.hidden = true;
+    outer.appendChild(sink);
+    return outer.outerHTML;
+  }
+
   function fallBackToSSE() {
     if (fellBack || !live) return;
     fellBack = true;
@@ -59,7 +71,7 @@
     setStatus('reconnecting', 'reconnecting');
     // An innerHTML swap through htmx runs its cleanup on the old container,
     // which makes htmx-ext-ws close the socket, and processes the new markup.
-    htmx.swap(live, SSE_MARKUP, { swapStyle: 'innerHTML' });
+    htmx.swap(live, sseMarkup(), { swapStyle: 'innerHTML' });
     htmx.process(live); // no-op if the swap already processed it
   }
 
@@ -257,11 +269,15 @@
     // touchstart listener exists.
     document.addEventListener('touchstart', function () {}, { passive: true });
 
+    // Our key: Space or Enter, no modifier, not typing, not on another control.
+    var isTapKey = function (e) {
+      var k = e.key;
+      if (k !== ' ' && k !== 'Spacebar' && k !== 'Enter') return false;
+      if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return false;
+      return !tapButton.disabled && !isTypingOrControl(e.target);
+    };
     document.addEventListener('keydown', function (e) {
-      var isSpace = e.key === ' ' || e.key === 'Spacebar';
-      if (!isSpace && e.key !== 'Enter') return;
-      if (e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
-      if (tapButton.disabled || isTypingOrControl(e.target)) return;
+      if (!isTapKey(e)) return;
       e.preventDefault(); // no page scroll on Space, no native button click
       var now = Date.now();
       if (e.repeat && now - lastKeyTap < KEY_REPEAT_MS) return;
@@ -269,7 +285,11 @@
       pressFeedback();
       tapButton.click();
     });
-    // A focused native button also clicks on Space keyup; we tapped on keydown.
+    // The browser's own actions for these keys (scroll on Space, click on a
+    // focused button) run on keypress/keyup; we already tapped on keydown.
+    document.addEventListener('keypress', function (e) {
+      if (isTapKey(e)) e.preventDefault();
+    });
     tapButton.addEventListener('keyup', function (e) {
       if (e.key === ' ' || e.key === 'Spacebar') e.preventDefault();
     });

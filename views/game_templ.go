@@ -219,7 +219,7 @@ func GamePage(d PageData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = liveTransport(d.Transport).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = liveTransport(d.Transport, "").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -10,8 +10,8 @@ import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
 // LeaderboardPage is GET /leaderboard: the top 100, live, plus the scoreboard.
-// The list is updated by LeaderboardFragments, the scoreboard by
-// StateFragments and the "you" line by MeFragment.
+// It connects with ?page=leaderboard; LeaderboardFragments updates the list
+// and the scoreboard, MeFragment the "you" line.
 func LeaderboardPage(d PageData) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -195,7 +195,7 @@ func LeaderboardPage(d PageData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = liveTransport(d.Transport).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = liveTransport(d.Transport, PageLeaderboard).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -9,6 +9,7 @@ package views
 
 import (
 	"math"
+	"net/url"
 	"strconv"
 
 	"github.com/a-h/templ"
@@ -36,6 +37,20 @@ const (
 	TransportWS   = "ws"
 	TransportSSE  = "sse"
 )
+
+// PageLeaderboard is the page name the /leaderboard page sends as
+// ?page=leaderboard on /ws and /events, so that the server streams
+// LeaderboardFragments to it instead of StateFragments.
+const PageLeaderboard = "leaderboard"
+
+// liveURL is path ("/ws" or "/events"), with ?page= for a page other than
+// the game page.
+func liveURL(path, page string) string {
+	if page == "" {
+		return path
+	}
+	return path + "?page=" + url.QueryEscape(page)
+}
 
 // transport normalises t; anything unknown (including "") means auto.
 func transport(t string) string {

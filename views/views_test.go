@@ -167,7 +167,7 @@ func TestGamePage(t *testing.T) {
 
 	// Live transport: auto and ws use the WebSocket, sse the event stream.
 	mustContain(t, doc, `<div id="live" data-transport="auto">`, `<div hx-ext="ws" ws-connect="/ws"></div>`)
-	mustNotContain(t, doc, "sse-connect")
+	mustNotContain(t, doc, "sse-connect", "data-sse-url", "?page=")
 
 	doc = render(t, GamePage(pageData("sse")))
 	mustContain(t, doc, `<div id="live" data-transport="sse">`,
@@ -204,7 +204,7 @@ func TestLeaderboardPage(t *testing.T) {
 	d.State = snapshot(120)
 	d.Rank = 7
 	doc := render(t, LeaderboardPage(d))
-	mustContain(t, doc, `<ol id="leaderboard-full"`, `data-player-id="p99"`, `ws-connect="/ws"`,
+	mustContain(t, doc, `<ol id="leaderboard-full"`, `data-player-id="p99"`,
 		`&lt;b&gt;n5&lt;/b&gt;`, `&lt;script&gt;`, `href="/"`)
 	mustNotContain(t, doc, `data-player-id="p100"`, `<b>n5`, `<script>alert`)
 	if n := strings.Count(doc, `class="board__row `); n != 100 {
@@ -216,8 +216,12 @@ func TestLeaderboardPage(t *testing.T) {
 		}
 	}
 
+	// The leaderboard page asks for its own stream.
+	mustContain(t, doc, `<div id="live" data-transport="auto" data-sse-url="/events?page=leaderboard">`,
+		`<div hx-ext="ws" ws-connect="/ws?page=leaderboard"></div>`)
 	doc = render(t, LeaderboardPage(pageData("sse")))
-	mustContain(t, doc, `sse-connect="/events"`, `sse-swap="state"`)
+	mustContain(t, doc, `<div hx-ext="sse" sse-connect="/events?page=leaderboard"><div id="live-sink" sse-swap="state" hidden></div></div>`)
+	mustNotContain(t, doc, "ws-connect")
 }
 
 func TestStateFragments(t *testing.T) {
@@ -266,15 +270,18 @@ func TestFragmentsMatchPages(t *testing.T) {
 	}
 
 	d.State = snapshot(120)
-	page = render(t, LeaderboardPage(d))
-	frag = render(t, LeaderboardFragments(d.State))
-	els := topLevel(t, frag)
-	if len(els) != 1 {
-		t.Fatalf("LeaderboardFragments: %d elements", len(els))
-	}
-	mustContain(t, frag, `<ol id="leaderboard-full" class="board__list" aria-labelledby="leaderboard-full-title" hx-swap-oob="true">`)
-	if !strings.Contains(page, strings.Replace(frag, ` hx-swap-oob="true"`, "", 1)) {
-		t.Error("#leaderboard-full fragment differs from the page")
+	page = normalize(render(t, LeaderboardPage(d)))
+	frag = render(t, LeaderboardFragments(d.State)) + render(t, MeFragment(d.Me.TapCount, d.Rank))
+	for _, n := range topLevel(t, frag) {
+		var sb strings.Builder
+		if err := html.Render(&sb, n); err != nil {
+			t.Fatal(err)
+		}
+		el := strings.Replace(sb.String(), ` hx-swap-oob="true"`, "", 1)
+		if !strings.Contains(page, normalize(el)) {
+			id, _ := attr(n, "id")
+			t.Errorf("fragment #%s differs from the leaderboard page:\n%s", id, el)
+		}
 	}
 }
 
@@ -305,6 +312,18 @@ func TestMeFragment(t *testing.T) {
 
 func TestLeaderboardFragmentsTop100(t *testing.T) {
 	frag := render(t, LeaderboardFragments(snapshot(150)))
+	var ids []string
+	for _, n := range topLevel(t, frag) {
+		id, _ := attr(n, "id")
+		ids = append(ids, id)
+		if v, _ := attr(n, "hx-swap-oob"); v != "true" {
+			t.Errorf("#%s: no hx-swap-oob", id)
+		}
+	}
+	want := append(append([]string{}, liveIDs[:len(liveIDs)-1]...), "leaderboard-full")
+	if strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Errorf("top-level ids %v, want %v", ids, want)
+	}
 	if n := strings.Count(frag, `class="board__row `); n != 100 {
 		t.Errorf("%d rows, want 100", n)
 	}

@@ -1,0 +1,375 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapwars/tapwars/app"
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// instance runs one tapwars Main against the test's redis-server and kfake.
+func instance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string) *app.Main {
+	t.Helper()
+	m := app.NewMain()
+	vars := map[string]string{
+		"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
+		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
+		"LOG_LEVEL": "warn",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.LogOutput = testWriter{t}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+type joined struct {
+	User  game.User `json:"user"`
+	Token string    `json:"token"`
+}
+
+// call does an HTTP request and decodes a JSON answer into out (if not nil).
+func call(t *testing.T, method, url, token, body string, out any) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, url, err, b)
+		}
+	}
+	return res.StatusCode, res.Header, string(b)
+}
+
+func join(t *testing.T, base, name string) joined {
+	t.Helper()
+	var j joined
+	code, _, body := call(t, "POST", base+"/api/join", "", fmt.Sprintf(`{"username":%q}`, name), &j)
+	if code != http.StatusCreated {
+		t.Fatalf("join %q: %d %s", name, code, body)
+	}
+	return j
+}
+
+func state(t *testing.T, base string) game.Snapshot {
+	t.Helper()
+	var s game.Snapshot
+	if code, _, body := call(t, "GET", base+"/api/game-state", "", "", &s); code != 200 {
+		t.Fatalf("game-state: %d %s", code, body)
+	}
+	return s
+}
+
+func TestAPIContract(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	m := instance(t, r, k, nil)
+	base := m.URL()
+
+	// Join: 201 with user and token; teams alternate.
+	a := join(t, base, "alice")
+	b := join(t, base, "bob")
+	if a.User.Team == b.User.Team || !a.User.Team.Valid() || a.Token == "" || a.User.TapCount != 0 {
+		t.Fatalf("joins: %+v %+v", a, b)
+	}
+	// Join errors.
+	for _, tc := range []struct {
+		body string
+		code int
+		msg  string
+	}{
+		{`{"username":"<b>x</b>"}`, 400, "letters, digits"},
+		{`{"username":"` + strings.Repeat("x", 25) + `"}`, 400, "1 to 24"},
+		{`{not json`, 400, "not valid JSON"},
+		{`{"username":"` + strings.Repeat("x", 20000) + `"}`, 413, "too large"},
+	} {
+		code, _, body := call(t, "POST", base+"/api/join", "", tc.body, nil)
+		if code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("join %.40s: %d %s, want %d %q", tc.body, code, body, tc.code, tc.msg)
+		}
+	}
+	// A blank name gets a generated one.
+	var anon joined
+	if code, _, body := call(t, "POST", base+"/api/join", "", `{"username":"  "}`, &anon); code != 201 || anon.User.Username == "" {
+		t.Fatalf("blank name: %d %s", code, body)
+	}
+	// Coming back with the token keeps id and team: 200.
+	var again joined
+	if code, _, body := call(t, "POST", base+"/api/join", a.Token, `{"username":"someone else"}`, &again); code != 200 || again.User.ID != a.User.ID || again.User.Team != a.User.Team {
+		t.Fatalf("rejoin: %d %s", code, body)
+	}
+
+	// Tap: 202 after Kafka acknowledged; the event is the old TapEvent shape.
+	var tr struct {
+		Success  bool           `json:"success"`
+		TapEvent map[string]any `json:"tapEvent"`
+	}
+	code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", &tr)
+	if code != 202 || !tr.Success {
+		t.Fatalf("tap: %d %s", code, body)
+	}
+	for _, f := range []string{"id", "userId", "username", "team", "timestamp", "sessionId"} {
+		if _, ok := tr.TapEvent[f]; !ok {
+			t.Errorf("tapEvent lacks %s: %v", f, tr.TapEvent)
+		}
+	}
+	if tr.TapEvent["team"] != string(a.User.Team) {
+		t.Errorf("team %v", tr.TapEvent["team"])
+	}
+	// Old body fields are accepted when they match, refused when not.
+	old := fmt.Sprintf(`{"userId":%q,"username":"alice","team":%q,"sessionId":%q}`, a.User.ID, a.User.Team, a.User.SessionID)
+	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, old, nil); code != 202 {
+		t.Fatalf("tap with old fields: %d %s", code, body)
+	}
+	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, fmt.Sprintf(`{"team":%q}`, b.User.Team), nil); code != 403 || !strings.Contains(body, "team") {
+		t.Fatalf("tap for the other team: %d %s", code, body)
+	}
+	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, `{"userId":"someone"}`, nil); code != 403 {
+		t.Fatalf("tap as someone else: %d %s", code, body)
+	}
+	// Burst.
+	if code, _, body := call(t, "POST", base+"/api/tap", b.Token, `{"count":50}`, nil); code != 202 {
+		t.Fatalf("burst: %d %s", code, body)
+	}
+	for _, bad := range []string{`{"count":0}`, `{"count":51}`, `{"count":-1}`, `{"count":"x"}`} {
+		if code, _, body := call(t, "POST", base+"/api/tap", b.Token, bad, nil); code != 400 {
+			t.Errorf("tap %s: %d %s", bad, code, body)
+		}
+	}
+	// 401 without a valid token, with a forged one, with a too long one.
+	forged := a.Token[:len(a.Token)-2] + "xx"
+	for _, tok := range []string{"", "garbage", forged, a.Token + strings.Repeat("A", 500)} {
+		if code, _, body := call(t, "POST", base+"/api/tap", tok, "", nil); code != 401 || !strings.Contains(body, "token") {
+			t.Errorf("tap with token %.20q: %d %s", tok, code, body)
+		}
+	}
+
+	// Game state: counts arrive through Kafka and the consumer.
+	testenv.Eventually(t, 10*time.Second, func() string {
+		s := state(t, base)
+		if s.GameState.TotalTaps != 52 {
+			return fmt.Sprintf("%+v", s.GameState)
+		}
+		return ""
+	})
+	s := state(t, base)
+	want := map[game.Team]int64{a.User.Team: 2, b.User.Team: 50}
+	if s.GameState.BlueScore != want[game.Blue] || s.GameState.RedScore != want[game.Red] || s.GameState.ActiveUsers != 3 {
+		t.Fatalf("state %+v", s.GameState)
+	}
+	if len(s.Leaderboard) != 2 || s.Leaderboard[0].Username != "bob" || s.Leaderboard[0].Rank != 1 || s.Leaderboard[1].TapCount != 2 {
+		t.Fatalf("leaderboard %+v", s.Leaderboard)
+	}
+	if len(s.Users) != 3 {
+		t.Fatalf("users %+v", s.Users)
+	}
+	if code, _, _ := call(t, "GET", base+"/api/game-state?limit=500", "", "", nil); code != 400 {
+		t.Errorf("limit 500: %d", code)
+	}
+
+	// Health.
+	if code, _, _ := call(t, "GET", base+"/healthz", "", "", nil); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	if code, _, body := call(t, "GET", base+"/readyz", "", "", nil); code != 200 || !strings.Contains(body, `"kafka":"ok"`) {
+		t.Errorf("readyz %d %s", code, body)
+	}
+	if code, _, body := call(t, "GET", base+"/metrics", "", "", nil); code != 200 || !strings.Contains(body, "tapwars_taps_accepted_total 52") {
+		t.Errorf("metrics %d", code)
+	}
+}
+
+// sseEvents follows /events?format=json and sends each state to out.
+func sseEvents(t *testing.T, ctx context.Context, url string) <-chan game.Snapshot {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") || res.Header.Get("X-Accel-Buffering") != "no" {
+		t.Fatalf("headers %v", res.Header)
+	}
+	out := make(chan game.Snapshot, 100)
+	go func() {
+		defer res.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "state":
+				var s game.Snapshot
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &s); err != nil {
+					t.Errorf("bad state %q: %v", line, err)
+					return
+				}
+				out <- s
+			}
+		}
+	}()
+	return out
+}
+
+func TestSSEFollowsTheGame(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	m := instance(t, r, k, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := join(t, m.URL(), "carol")
+	events := sseEvents(t, ctx, m.URL()+"/events?format=json")
+	select {
+	case s := <-events:
+		if s.GameState.TotalTaps != 0 || s.GameState.ActiveUsers != 1 {
+			t.Fatalf("first state %+v", s.GameState)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no state on connect")
+	}
+	for range 10 {
+		if code, _, body := call(t, "POST", m.URL()+"/api/tap", a.Token, "", nil); code != 202 {
+			t.Fatalf("tap %d %s", code, body)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-events:
+			if s.GameState.TotalTaps == 10 {
+				return
+			}
+		case <-deadline:
+			t.Fatal("SSE never showed 10 taps")
+		}
+	}
+}
+
+// curl -N, a real SSE client, sees the state event with one-line JSON.
+func TestSSEWithCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	m := instance(t, r, k, nil)
+	out, _ := exec.Command("curl", "-sN", "--max-time", "2", m.URL()+"/events?format=json").Output()
+	lines := strings.Split(string(out), "\n")
+	var sawEvent bool
+	for i, l := range lines {
+		if l == "event: state" && i+1 < len(lines) && strings.HasPrefix(lines[i+1], `data: {"gameState":{`) {
+			sawEvent = true
+		}
+	}
+	if !sawEvent {
+		t.Fatalf("curl saw no state event:\n%s", out)
+	}
+}
+
+// Taps answered 202 are never lost and never counted twice when Redis is
+// restarted under a running app.
+func TestRedisRestartUnderLoad(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	m := instance(t, r, k, nil)
+	players := []joined{join(t, m.URL(), "p1"), join(t, m.URL(), "p2")}
+	var mu sync.Mutex
+	acked := map[string]int64{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", m.URL()+"/api/tap", bytes.NewReader(nil))
+				req.Header.Set("Authorization", "Bearer "+p.Token)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode == 202 {
+					mu.Lock()
+					acked[p.User.ID]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	r.Kill() // AOF with appendfsync always: nothing acknowledged by Redis is lost
+	time.Sleep(500 * time.Millisecond)
+	r.Start()
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	var total int64
+	for _, n := range acked {
+		total += n
+	}
+	if total == 0 {
+		t.Fatal("no tap was acknowledged")
+	}
+	testenv.Eventually(t, 20*time.Second, func() string {
+		s := state(t, m.URL())
+		if s.GameState.TotalTaps > total {
+			t.Fatalf("counted %d of %d acknowledged taps", s.GameState.TotalTaps, total)
+		}
+		if s.GameState.TotalTaps != total {
+			return fmt.Sprintf("total %d, acknowledged %d", s.GameState.TotalTaps, total)
+		}
+		return ""
+	})
+	for _, p := range players {
+		var u joined
+		call(t, "POST", m.URL()+"/api/join", p.Token, "", &u)
+		if u.User.TapCount != acked[p.User.ID] {
+			t.Fatalf("%s: %d counted, %d acknowledged", p.User.Username, u.User.TapCount, acked[p.User.ID])
+		}
+	}
+}

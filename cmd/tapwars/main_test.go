@@ -1,0 +1,371 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/stream"
+)
+
+var binary string
+
+// TestMain builds the real binary once; the tests start, kill and restart it.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tapwars-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "tapwars")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is one run of the binary.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	base string
+	log  *bytes.Buffer
+	env  []string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	bytes.Buffer
+}
+
+func start(t *testing.T, port int, env ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, env: env}
+	p.cmd = exec.Command(binary)
+	p.cmd.Env = append(os.Environ(), append([]string{fmt.Sprintf("ADDR=127.0.0.1:%d", port), "SESSION_SECRET=binary-test-secret-123456"}, env...)...)
+	p.cmd.Stdout = io.Discard
+	var mu sync.Mutex
+	p.cmd.Stderr = writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return p.log.Write(b) })
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			t.Fatalf("binary not ready: %v\n%s", err, p.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+func (p *proc) kill() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
+}
+
+// term sends SIGTERM and checks the process exits cleanly within 10 s.
+func (p *proc) term() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			p.t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		p.t.Fatal("no exit within 10 s of SIGTERM")
+	}
+}
+
+type joined struct {
+	User  game.User `json:"user"`
+	Token string    `json:"token"`
+}
+
+func post(base, path, token, body string) (int, []byte, error) {
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, b, err
+}
+
+func join(t *testing.T, base, name string) joined {
+	t.Helper()
+	code, b, err := post(base, "/api/join", "", fmt.Sprintf(`{"username":%q}`, name))
+	var j joined
+	if err != nil || code != 201 || json.Unmarshal(b, &j) != nil {
+		t.Fatalf("join: %d %s %v", code, b, err)
+	}
+	return j
+}
+
+func gameState(t *testing.T, base string) game.Snapshot {
+	t.Helper()
+	res, err := http.Get(base + "/api/game-state?limit=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var s game.Snapshot
+	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func userTaps(t *testing.T, base string, j joined) int64 {
+	t.Helper()
+	code, b, err := post(base, "/api/join", j.Token, "")
+	var again joined
+	if err != nil || code != 200 || json.Unmarshal(b, &again) != nil {
+		t.Fatalf("rejoin: %d %s %v", code, b, err)
+	}
+	if again.User.ID != j.User.ID || again.User.Team != j.User.Team {
+		t.Fatalf("came back as someone else: %+v vs %+v", again.User, j.User)
+	}
+	return again.User.TapCount
+}
+
+// load taps as every player from several goroutines until stop closes,
+// recording the ids of acknowledged events.
+func load(base string, players []joined, stop <-chan struct{}) (acked func() map[string]bool) {
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := players[(i+n)%len(players)]
+				code, b, err := post(base, "/api/tap", p.Token, "")
+				if err != nil || code != 202 {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				var r struct {
+					TapEvent game.TapEvent `json:"tapEvent"`
+				}
+				if json.Unmarshal(b, &r) == nil {
+					mu.Lock()
+					ids[r.TapEvent.ID] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	return func() map[string]bool { wg.Wait(); mu.Lock(); defer mu.Unlock(); return ids }
+}
+
+// topicContents reads every record of game-taps: event ids and taps per player.
+func topicContents(t *testing.T, brokers []string) (map[string]bool, map[string]int64) {
+	t.Helper()
+	c, err := sarama.NewConsumer(brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	client, err := sarama.NewClient(brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	parts, err := c.Partitions(stream.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, taps := map[string]bool{}, map[string]int64{}
+	for _, p := range parts {
+		hw, err := client.GetOffset(stream.Topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hw == 0 {
+			continue
+		}
+		pc, err := c.ConsumePartition(stream.Topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range pc.Messages() {
+			ev, err := stream.DecodeEvent(m.Value)
+			if err == nil {
+				ids[ev.ID] = true
+				taps[ev.UserID] += int64(ev.Taps())
+			}
+			if m.Offset >= hw-1 {
+				break
+			}
+		}
+		pc.Close()
+	}
+	return ids, taps
+}
+
+// kill -9 under load with real Redis and the broker outside the process:
+// every acknowledged tap is in the topic, and Redis counts exactly what the
+// topic holds, per player.
+func TestKillUnderLoadExternal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	port := testenv.FreePort(t)
+	env := []string{"REDIS_URL=" + r.URL(), "KAFKA_BROKERS=" + strings.Join(k.Addrs(), ","), "DATA_DIR=" + t.TempDir()}
+	p := start(t, port, env...)
+	var players []joined
+	for i := range 6 {
+		players = append(players, join(t, p.base, fmt.Sprintf("kill%d", i)))
+	}
+	stop := make(chan struct{})
+	acked := load(p.base, players, stop)
+	time.Sleep(1500 * time.Millisecond)
+	p.kill()
+	p = start(t, port, env...)
+	time.Sleep(1000 * time.Millisecond)
+	close(stop)
+	ackedIDs := acked()
+	if len(ackedIDs) < 50 {
+		t.Fatalf("only %d taps acknowledged", len(ackedIDs))
+	}
+
+	ids, taps := topicContents(t, k.Addrs())
+	for id := range ackedIDs {
+		if !ids[id] {
+			t.Fatalf("acknowledged tap %s is not in the topic", id)
+		}
+	}
+	var total int64
+	for _, n := range taps {
+		total += n
+	}
+	testenv.Eventually(t, 20*time.Second, func() string {
+		if got := gameState(t, p.base).GameState.TotalTaps; got != total {
+			return fmt.Sprintf("total %d, topic holds %d (acknowledged %d)", got, total, len(ackedIDs))
+		}
+		return ""
+	})
+	for _, pl := range players {
+		if got := userTaps(t, p.base, pl); got != taps[pl.User.ID] {
+			t.Fatalf("%s: %d counted, %d in the topic", pl.User.Username, got, taps[pl.User.ID])
+		}
+	}
+	t.Logf("%d acknowledged, %d in topic, all counted once", len(ackedIDs), total)
+	p.term()
+}
+
+// The embedded broker and store keep everything across kill -9 and SIGTERM.
+func TestEmbeddedRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	for _, mode := range []string{"memory", "redis-server"} {
+		t.Run(mode, func(t *testing.T) {
+			if _, err := exec.LookPath("redis-server"); err != nil && mode == "redis-server" {
+				t.Skip("redis-server not installed")
+			}
+			port := testenv.FreePort(t)
+			env := []string{"DATA_DIR=" + t.TempDir(), "EMBEDDED_REDIS=" + mode, "KAFKA_PARTITIONS=3"}
+			p := start(t, port, env...)
+			a, b := join(t, p.base, "ann"), join(t, p.base, "ben")
+			tap := func(j joined, n int) {
+				for range n {
+					if code, body, err := post(p.base, "/api/tap", j.Token, ""); err != nil || code != 202 {
+						t.Fatalf("tap: %d %s %v", code, body, err)
+					}
+				}
+			}
+			waitTotal := func(want int64) {
+				testenv.Eventually(t, 15*time.Second, func() string {
+					if got := gameState(t, p.base).GameState.TotalTaps; got != want {
+						return fmt.Sprintf("total %d, want %d", got, want)
+					}
+					return ""
+				})
+			}
+			tap(a, 12)
+			tap(b, 5)
+			waitTotal(17)
+			before := gameState(t, p.base)
+
+			p.kill()
+			p = start(t, port, env...)
+			after := gameState(t, p.base)
+			if after.GameState.TotalTaps != 17 || after.GameState.BlueScore != before.GameState.BlueScore ||
+				len(after.Leaderboard) != 2 || after.Leaderboard[0].Username != "ann" || after.Leaderboard[0].TapCount != 12 {
+				t.Fatalf("after kill -9: %+v, before %+v", after, before)
+			}
+			if userTaps(t, p.base, a) != 12 || userTaps(t, p.base, b) != 5 {
+				t.Fatal("player counts changed across kill -9")
+			}
+
+			// Taps acknowledged just before a kill are counted after the restart.
+			tap(b, 8)
+			p.kill()
+			p = start(t, port, env...)
+			waitTotal(25)
+
+			tap(a, 3)
+			waitTotal(28)
+			p.term()
+			p = start(t, port, env...)
+			if got := gameState(t, p.base).GameState.TotalTaps; got != 28 {
+				t.Fatalf("after SIGTERM: total %d", got)
+			}
+			if userTaps(t, p.base, a) != 15 || userTaps(t, p.base, b) != 13 {
+				t.Fatal("player counts changed across SIGTERM")
+			}
+			p.term()
+		})
+	}
+}
+
+var _ = context.Background

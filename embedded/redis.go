@@ -1,0 +1,184 @@
+// Package embedded runs the two servers tapwars needs inside (or beside) its
+// own process, persisted under a data directory, so that `go run
+// ./cmd/tapwars` works on a machine that has only Go:
+//
+//   - a Redis-protocol store: a redis-server child process when one is on
+//     PATH, otherwise miniredis with an append-only log and snapshots;
+//   - a Kafka-protocol broker: franz-go's kfake with its data directory.
+//
+// After Ctrl-C (Close) or kill -9 and a restart, every write that the store
+// acknowledged to a client is there, and nothing else.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store kinds, as returned by Redis.Kind and accepted as RedisOptions.Mode.
+const (
+	KindRedisServer = "redis-server"
+	KindMemory      = "memory"
+	ModeAuto        = "auto"
+)
+
+// RedisOptions configures StartRedis.
+type RedisOptions struct {
+	// Dir is the persistence directory (created if missing), e.g.
+	// DATA_DIR/redis. A directory keeps the kind of store that created it.
+	Dir string
+	// Mode is "auto" (the default: redis-server if it is on PATH, else
+	// in-process), "redis-server" or "memory" (in-process miniredis).
+	Mode string
+	// Logger receives warnings and debug information; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// RewriteBytes is the log size after which the in-process store writes
+	// a snapshot and truncates its log; 0 means DefaultRewriteBytes.
+	RewriteBytes int64
+}
+
+// Redis is a running Redis-protocol store.
+type Redis struct {
+	kind string
+	url  string
+	log  *slog.Logger
+
+	mem *durable
+	srv *redisServer
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// URL is the address for redis.ParseURL: redis://127.0.0.1:PORT/0.
+func (r *Redis) URL() string { return r.url }
+
+// Kind is "redis-server" or "memory".
+func (r *Redis) Kind() string { return r.kind }
+
+// Close shuts the store down gracefully: redis-server gets SHUTDOWN (which
+// fsyncs its AOF); the in-process store stops serving, writes a snapshot and
+// fsyncs and closes its log. Safe to call more than once.
+func (r *Redis) Close() error {
+	r.closeOnce.Do(func() {
+		switch {
+		case r.mem != nil:
+			r.closeErr = r.mem.shutdown()
+		case r.srv != nil:
+			r.closeErr = r.srv.shutdown()
+		}
+	})
+	return r.closeErr
+}
+
+const engineFile = "ENGINE"
+
+// dirKind tells which kind of store wrote dir, or "" for a fresh one.
+func dirKind(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, engineFile)); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "appendonlydir")); err == nil {
+		return KindRedisServer
+	}
+	if _, err := os.Stat(filepath.Join(dir, snapName)); err == nil {
+		return KindMemory
+	}
+	if gens, _ := listLogs(dir); len(gens) > 0 {
+		return KindMemory
+	}
+	return ""
+}
+
+// StartRedis starts a Redis-protocol store persisted in o.Dir and returns
+// once it answers.
+func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
+	if o.Dir == "" {
+		return nil, errors.New("embedded redis: Dir is required")
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded redis: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	have := dirKind(dir)
+	_, lookErr := exec.LookPath("redis-server")
+	mode := o.Mode
+	if mode == "" {
+		mode = ModeAuto
+	}
+	var kind string
+	switch mode {
+	case ModeAuto:
+		switch {
+		case have != "":
+			kind = have
+			if kind == KindRedisServer && lookErr != nil {
+				return nil, fmt.Errorf("embedded redis: %s holds redis-server data but redis-server is not on PATH (%v); install it, or use another directory", dir, lookErr)
+			}
+		case lookErr == nil:
+			kind = KindRedisServer
+		default:
+			kind = KindMemory
+		}
+	case KindRedisServer, KindMemory:
+		kind = mode
+		if have != "" && have != kind {
+			return nil, fmt.Errorf("embedded redis: %s holds data of a %s store, not %s; use Mode %q or another directory", dir, have, kind, have)
+		}
+	default:
+		return nil, fmt.Errorf("embedded redis: unknown Mode %q (want auto, redis-server or memory)", mode)
+	}
+
+	r := &Redis{kind: kind, log: logger}
+	switch kind {
+	case KindRedisServer:
+		rs, err := startRedisServer(ctx, dir, logger)
+		if err != nil && mode == ModeAuto && have == "" {
+			logger.Warn("embedded redis: redis-server did not start; using the in-process store", "err", err)
+			kind, r.kind = KindMemory, KindMemory
+		} else if err != nil {
+			return nil, err
+		} else {
+			r.srv = rs
+			r.url = fmt.Sprintf("redis://127.0.0.1:%d/0", rs.port)
+		}
+	}
+	if kind == KindMemory {
+		d, st, err := startDurable(dir, o.RewriteBytes, logger)
+		if err != nil {
+			return nil, fmt.Errorf("embedded redis: %w", err)
+		}
+		r.mem = d
+		r.url = fmt.Sprintf("redis://%s/0", d.m.Addr())
+		logger.Info("embedded redis: in-process store ready",
+			"dir", dir, "addr", d.m.Addr(), "snapshot_keys", st.snapshotKeys,
+			"replayed_records", st.records, "replayed_bytes", st.logBytes,
+			"torn_bytes", st.tornBytes, "elapsed", st.elapsed.Round(time.Millisecond))
+	}
+	if have != kind {
+		if err := writeFileAtomic(dir, engineFile, []byte(kind+"\n")); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("embedded redis: %w", err)
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,129 @@
+package embedded
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func needRedisServer(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not on PATH")
+	}
+}
+
+func startServer(t *testing.T, dir string) *Redis {
+	t.Helper()
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindRedisServer, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind() != KindRedisServer {
+		t.Fatalf("kind %s", r.Kind())
+	}
+	return r
+}
+
+func TestRedisServerCloseRestart(t *testing.T) {
+	needRedisServer(t)
+	dir := t.TempDir()
+	r := startServer(t, dir)
+	writeEverything(t, r.URL())
+	before := dump(t, r.URL())
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	r = startServer(t, dir)
+	defer r.Close()
+	if after := dump(t, r.URL()); after != before {
+		t.Fatalf("state changed across Close/restart:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestRedisServerKill9 kill -9s redis-server itself: acknowledged writes
+// are in its AOF (written before the reply, fsync'ed every second).
+func TestRedisServerKill9(t *testing.T) {
+	needRedisServer(t)
+	dir := t.TempDir()
+	r := startServer(t, dir)
+	ctx := context.Background()
+	c := client(t, r.URL(), 0)
+	n := 0
+	for ; n < 500; n++ {
+		if err := c.Incr(ctx, "n").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tapScript.Run(ctx, c, []string{"u", "s", "l"}, "x", 1).Err(); err == nil {
+		t.Fatal("script on a missing user succeeded")
+	}
+	before := dump(t, r.URL())
+	// Crash: SIGKILL the child, then drop our lock as a dead parent would.
+	r.srv.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.srv.done
+	unlockDir(r.srv.lock)
+
+	r = startServer(t, dir)
+	defer r.Close()
+	if after := dump(t, r.URL()); after != before {
+		t.Fatalf("after kill -9:\n%s\nwant:\n%s", after, before)
+	}
+}
+
+// TestRedisServerStale leaves a redis-server running as if its parent had
+// died without Pdeathsig taking effect: the next start stops it (SIGTERM,
+// which fsyncs the AOF) and takes over the directory.
+func TestRedisServerStale(t *testing.T) {
+	needRedisServer(t)
+	dir := t.TempDir()
+	r := startServer(t, dir)
+	ctx := context.Background()
+	if err := client(t, r.URL(), 0).Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	old := r.srv
+	unlockDir(old.lock) // the parent is "gone"; its child still runs
+	r2 := startServer(t, dir)
+	defer r2.Close()
+	select {
+	case <-old.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stale redis-server still running")
+	}
+	if got := client(t, r2.URL(), 0).Get(ctx, "k").Val(); got != "v" {
+		t.Fatalf("k = %q", got)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, pidFile))
+	if pid, _ := strconv.Atoi(string(b[:len(b)-1])); pid != r2.srv.cmd.Process.Pid {
+		t.Fatalf("pid file %q", b)
+	}
+}
+
+func TestRedisKindIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	r := startMem(t, dir, 0)
+	r.Close()
+	// auto keeps using the in-process store for this directory, even with
+	// redis-server on PATH.
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind() != KindMemory {
+		t.Fatalf("auto on a memory dir gave %s", r.Kind())
+	}
+	r.Close()
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		if _, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindRedisServer, Logger: quietLogger()}); err == nil {
+			t.Fatal("redis-server accepted a memory directory")
+		}
+	}
+}
