@@ -45,7 +45,10 @@ func instance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]s
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 type joined struct {
 	User  game.User `json:"user"`

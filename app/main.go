@@ -104,6 +104,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Log.Info("embedded broker started", "addrs", brokers, "dir", filepath.Join(c.DataDir, "kafka"))
 	}
 
+	redis.SetLogger(redisLogger{m.Log})
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
@@ -260,4 +261,12 @@ func NewLogger(w io.Writer, format, level string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
 	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// redisLogger sends go-redis' own messages (failed dials while Redis is
+// down) to slog at debug level; errors reach callers anyway.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
