@@ -110,6 +110,10 @@ func (h *Hub) Run(ctx context.Context) {
 	changes := h.src.Subscribe(ctx)
 	touch := time.NewTicker(h.opt.TouchInterval)
 	defer touch.Stop()
+	// Presence expires without any change being published: re-read now and
+	// then even when nothing happened.
+	idle := time.NewTicker(5 * time.Second)
+	defer idle.Stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	var lastStats time.Time
@@ -122,6 +126,7 @@ func (h *Hub) Run(ctx context.Context) {
 				return
 			}
 		case <-retry.C:
+		case <-idle.C:
 		case <-touch.C:
 			h.touchAll(ctx)
 			continue

@@ -116,6 +116,7 @@ func (s *Store) Join(ctx context.Context, name string, now time.Time) (game.User
 	if err := json.Unmarshal([]byte(raw), &u); err != nil {
 		return game.User{}, fmt.Errorf("decode joined user: %w", err)
 	}
+	_ = s.Notify(ctx) // players online changed; a lost notice heals at the next change
 	return u, nil
 }
 
