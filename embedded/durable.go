@@ -68,7 +68,8 @@ type durable struct {
 	lastTick  time.Time
 	rewriting bool
 	capture   *capture // non-nil while a top-level script runs
-	inNested  bool     // dispatching a script's command on nestedPeer
+	capBuf    capture
+	inNested  bool // dispatching a script's command on nestedPeer
 	nested    *peerRunner
 	rec       recWriter
 
@@ -130,7 +131,7 @@ func startDurable(dir string, rewriteBytes int64, logger *slog.Logger) (*durable
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, st, err
 	}
-	lock, err := lockDir(dir, 10*time.Second)
+	lock, err := lockDir(dir, lockWait)
 	if err != nil {
 		return nil, st, err
 	}
@@ -399,23 +400,33 @@ func (d *durable) finishRotate(job rotateJob) error {
 
 func (d *durable) backgroundRewrite() {
 	defer d.wg.Done()
-	d.mu.Lock()
-	if d.closing {
-		d.rewriting = false
+	for {
+		d.mu.Lock()
+		if d.closing || d.failed != nil {
+			d.rewriting = false
+			d.mu.Unlock()
+			return
+		}
+		job, err := d.rotateLocked()
 		d.mu.Unlock()
-		return
+		if err == nil {
+			err = d.finishRotate(job)
+		}
+		d.mu.Lock()
+		// Clients kept writing while the snapshot was written; go again
+		// at once if that already filled the new log.
+		again := err == nil && d.aofWeight >= d.rewriteBytes
+		if !again {
+			d.rewriting = false
+		}
+		d.mu.Unlock()
+		if err != nil {
+			d.log.Error("embedded redis: log rewrite failed", "err", err)
+		}
+		if !again {
+			return
+		}
 	}
-	job, err := d.rotateLocked()
-	d.mu.Unlock()
-	if err == nil {
-		err = d.finishRotate(job)
-	}
-	if err != nil {
-		d.log.Error("embedded redis: log rewrite failed", "err", err)
-	}
-	d.mu.Lock()
-	d.rewriting = false
-	d.mu.Unlock()
 }
 
 // syncer fsyncs the log once per second when it was written to.
@@ -570,7 +581,8 @@ func (d *durable) hook(c *server.Peer, cmd string, args ...string) bool {
 		return true
 	}
 	inTx := d.in.inTx(c.Ctx)
-	if connOnly[cmd] && !inTx {
+	if connOnly[cmd] && !inTx || d.in.subscribed(c.Ctx) {
+		// No data involved; in pub/sub mode miniredis refuses the rest.
 		return false
 	}
 
@@ -715,15 +727,12 @@ func (d *durable) eval(c *server.Peer, st *peerState, now time.Time, cmd string,
 	if cmd == "EVAL" && len(args) > 0 {
 		body = args[0]
 	}
-	if d.capture == nil {
-		d.capture = &capture{}
-	}
-	cp := d.capture
+	cp := &d.capBuf // reused: one script runs at a time
 	cp.w.reset()
 	cp.n = 0
+	d.capture = cp
 	reply := d.viaProxy(c, st, fullCmd(cmd, args))
 	d.capture = nil
-	defer func() { d.capture = cp }() // reuse the buffer
 
 	d.rec.reset()
 	newScript := false

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,26 @@ func TestMain(m *testing.M) {
 // kill -9s it.
 func runChild(dir string) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindMemory, Logger: logger})
+	if os.Getenv("EMBEDDED_TEST_CHILD_KIND") == KindRedisServer {
+		r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindRedisServer, Logger: logger})
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(2)
+		}
+		fmt.Println("URL", r.URL(), r.srv.cmd.Process.Pid)
+		select {}
+	}
+	if os.Getenv("EMBEDDED_TEST_CHILD_KIND") == "kafka" {
+		k, err := StartKafka(KafkaOptions{Dir: dir, Partitions: 4, Topics: []string{"game-taps"}, Logger: logger})
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(2)
+		}
+		fmt.Println("ADDR", k.Addrs()[0])
+		select {}
+	}
+	rewrite, _ := strconv.ParseInt(os.Getenv("EMBEDDED_TEST_REWRITE"), 10, 64)
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindMemory, Logger: logger, RewriteBytes: rewrite})
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(2)

@@ -22,6 +22,8 @@ import (
 //     script's effects.
 //   - connCtx.selectedDB: every logged command records its database.
 //   - connCtx.transaction: whether a connection is inside MULTI.
+//   - connCtx.subscriber: whether a connection is in pub/sub mode, where
+//     miniredis refuses data commands (they must not be logged).
 //   - Miniredis.dbs, RedisDB.ttl, RedisDB.hashTTLs: which databases exist
 //     (for snapshots) and whether any key or hash field has a TTL (for the
 //     expiry clock).
@@ -30,6 +32,7 @@ type introspect struct {
 	fNested    int
 	fDB        int
 	fTx        int
+	fSub       int
 	fDbs       int
 	fTTL       int
 	fHashTTLs  int
@@ -71,6 +74,9 @@ func newIntrospect(m *miniredis.Miniredis) (*introspect, error) {
 		return nil, err
 	}
 	if in.fTx, err = fieldIndex(ct, "transaction", reflect.Slice); err != nil {
+		return nil, err
+	}
+	if in.fSub, err = fieldIndex(ct, "subscriber", reflect.Pointer); err != nil {
 		return nil, err
 	}
 	mt := reflect.TypeOf(m).Elem()
@@ -121,6 +127,13 @@ func (in *introspect) db(c any) int {
 func (in *introspect) inTx(c any) bool {
 	v, ok := in.ctx(c)
 	return ok && !v.Field(in.fTx).IsNil()
+}
+
+// subscribed reports whether a peer is in pub/sub mode, where miniredis
+// refuses every command but (P)(UN)SUBSCRIBE, PING and QUIT.
+func (in *introspect) subscribed(c any) bool {
+	v, ok := in.ctx(c)
+	return ok && !v.Field(in.fSub).IsNil()
 }
 
 // dbIDs lists the databases miniredis has created, sorted. Call with m locked.

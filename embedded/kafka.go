@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -60,7 +59,7 @@ func StartKafka(o KafkaOptions) (*Kafka, error) {
 		return nil, fmt.Errorf("embedded kafka: %w", err)
 	}
 	// Two brokers on one data directory would corrupt it.
-	lock, err := lockDir(dir, 10*time.Second)
+	lock, err := lockDir(dir, lockWait)
 	if err != nil {
 		return nil, fmt.Errorf("embedded kafka: %w", err)
 	}

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// lockWait is how long a start waits for a data directory's lock.
+var lockWait = 10 * time.Second
+
 // lockDir takes an exclusive flock on dir/LOCK, so that two processes never
 // share a data directory. The kernel drops the lock when the process dies
 // (also on kill -9). A process that is still shutting down may hold it for

@@ -50,7 +50,6 @@ type RedisOptions struct {
 type Redis struct {
 	kind string
 	url  string
-	log  *slog.Logger
 
 	mem *durable
 	srv *redisServer
@@ -148,7 +147,7 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 		return nil, fmt.Errorf("embedded redis: unknown Mode %q (want auto, redis-server or memory)", mode)
 	}
 
-	r := &Redis{kind: kind, log: logger}
+	r := &Redis{kind: kind}
 	switch kind {
 	case KindRedisServer:
 		rs, err := startRedisServer(ctx, dir, logger)

@@ -40,7 +40,7 @@ func startRedisServer(ctx context.Context, dir string, logger *slog.Logger) (*re
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis: %w", err)
 	}
-	lock, err := lockDir(dir, 10*time.Second)
+	lock, err := lockDir(dir, lockWait)
 	if err != nil {
 		return nil, fmt.Errorf("embedded redis: %w", err)
 	}
@@ -93,10 +93,7 @@ func (rs *redisServer) spawn(ctx context.Context, bin string) error {
 	logStart := fileSize(logPath)
 	rs.cmd = exec.Command(bin, args...)
 	rs.cmd.Dir = rs.dir
-	// Pdeathsig: the child is killed when the thread that started it dies,
-	// i.e. with our process (also on kill -9). Setpgid keeps a Ctrl-C on
-	// the terminal from reaching redis-server before we send SHUTDOWN.
-	rs.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	rs.cmd.SysProcAttr = childAttr()
 
 	// Pdeathsig fires when the forking OS thread exits, not the process, and
 	// the Go runtime may retire threads. Start and wait on a goroutine locked

@@ -1,11 +1,13 @@
 package embedded
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,5 +127,78 @@ func TestRedisKindIsSticky(t *testing.T) {
 		if _, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindRedisServer, Logger: quietLogger()}); err == nil {
 			t.Fatal("redis-server accepted a memory directory")
 		}
+	}
+}
+
+// TestParityWithRedisServer runs the same writes against redis-server and
+// the in-process store and compares the results. Random picks (SPOP),
+// stream IDs made from the clock, cjson's key order (miniredis sorts keys,
+// Redis does not) and hash-field TTLs (Redis 7.4+) may differ; for those
+// keys only the type and size are compared.
+func TestParityWithRedisServer(t *testing.T) {
+	needRedisServer(t)
+	mem := startMem(t, t.TempDir(), 0)
+	defer mem.Close()
+	srv := startServer(t, t.TempDir())
+	defer srv.Close()
+	writeEverything(t, mem.URL())
+	writeEverything(t, srv.URL())
+	loose := map[string]bool{"set": true, "set2": true, "stream": true, "game:users": true, "hx": true}
+	norm := func(s string) []string {
+		lines := strings.Split(s, "\n")
+		for i, l := range lines {
+			f := strings.Fields(l)
+			if len(f) >= 3 && loose[f[2]] {
+				lines[i] = strings.Join(f[:3], " ") + " " + strconv.Itoa(strings.Count(l, ","))
+			}
+		}
+		return lines
+	}
+	a, b := norm(dump(t, mem.URL())), norm(dump(t, srv.URL()))
+	if strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Fatalf("in-process store and redis-server differ:\nmemory:\n%s\nredis-server:\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
+	}
+}
+
+// TestRedisServerParentKill9 kill -9s the process that started
+// redis-server: Pdeathsig takes the child down with it, and the writes it
+// acknowledged are in the AOF at the next start.
+func TestRedisServerParentKill9(t *testing.T) {
+	needRedisServer(t)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "EMBEDDED_TEST_CHILD_DIR="+dir, "EMBEDDED_TEST_CHILD_KIND="+KindRedisServer)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 3 || f[0] != "URL" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child: %q %v", line, err)
+	}
+	url := f[1]
+	pid, _ := strconv.Atoi(f[2])
+	ctx := context.Background()
+	c := client(t, url, 0)
+	for i := 0; i < 300; i++ {
+		if err := c.Incr(ctx, "n").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitFor(t, "redis-server to die with its parent", 5*time.Second, func() bool { return !alive(pid) })
+
+	r := startServer(t, dir)
+	defer r.Close()
+	if got := client(t, r.URL(), 0).Get(ctx, "n").Val(); got != "300" {
+		t.Fatalf("n = %s, want 300", got)
 	}
 }
