@@ -1,18 +1,24 @@
 # tapwars — developer targets. `make help` lists them.
-GO        ?= go
-TEMPL     ?= $(shell go env GOPATH)/bin/templ
-TEMPL_VER := v0.3.1100
-PKGS      := ./...
+GO              ?= go
+GOBIN           := $(shell $(GO) env GOPATH)/bin
+TEMPL           ?= $(GOBIN)/templ
+TEMPL_VER       := v0.3.1100
+# staticcheck v0.8.x understands Go 1.26 (older releases fail on it).
+STATICCHECK_VER := v0.8.2
+PKGS            := ./...
+# "docker compose" (v2 plugin) when present, else Debian's docker-compose.
+COMPOSE         ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_FILE    := docker-compose.dev.yml
 
-.PHONY: help run build test test-short generate lint bench loadtest compose-up compose-down clean
+.PHONY: help run build test test-short generate lint bench compose-config compose-up compose-down clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 run: ## run the game on :8080 with the embedded broker and store (DATA_DIR=./data)
 	$(GO) run ./cmd/tapwars
 
-build: ## build the binary into ./tapwars
+build: ## build the static binary into ./tapwars
 	CGO_ENABLED=0 $(GO) build -trimpath -o tapwars ./cmd/tapwars
 
 test: ## run every test with the race detector (needs redis-server; browser tests need chromium)
@@ -27,19 +33,22 @@ $(TEMPL):
 generate: $(TEMPL) ## regenerate views/*_templ.go from the .templ files
 	$(TEMPL) generate -path views
 
-lint: ## go vet, plus staticcheck from the module proxy
+lint: ## go vet, plus staticcheck from the Go module proxy
 	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER) $(PKGS)
 
-bench: ## go benchmarks (consumer apply, tap handler, hub) and a short load run
+bench: ## go benchmarks (store apply, consumer, handlers, hub), then a short load run when cmd/tapbench exists
 	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./store ./stream ./handlers ./live
-	$(GO) run ./cmd/tapbench -duration 10s
+	@if [ -d cmd/tapbench ]; then $(GO) run ./cmd/tapbench -duration 10s; fi
 
-compose-up: ## start Redis, Kafka and tapwars with docker compose
-	docker compose -f docker-compose.dev.yml up --build
+compose-config: ## validate docker-compose.dev.yml
+	$(COMPOSE) -f $(COMPOSE_FILE) config -q
 
-compose-down: ## stop them
-	docker compose -f docker-compose.dev.yml down
+compose-up: ## start Redis, Kafka and tapwars with docker compose (needs a Docker engine)
+	$(COMPOSE) -f $(COMPOSE_FILE) up --build
+
+compose-down: ## stop them (add -v to drop the volumes: `make compose-down COMPOSE_DOWN_FLAGS=-v`)
+	$(COMPOSE) -f $(COMPOSE_FILE) down $(COMPOSE_DOWN_FLAGS)
 
 clean: ## remove the binary and the embedded data
 	rm -rf tapwars data

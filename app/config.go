@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tapwars/tapwars/handlers"
 )
 
 // Config is everything tapwars reads from flags and the environment. Each
@@ -25,6 +27,13 @@ type Config struct {
 	TapTimeout      time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
 	LogFormat       string        // LOG_FORMAT: text | json
 	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
+
+	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
+	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
+	JoinRateLimit       int      // JOIN_RATE_LIMIT: new players per client address per minute; 0 = no limit
+	MaxConnections      int      // MAX_CONNECTIONS: live connections of an instance; 0 = no limit
+	MaxConnectionsPerIP int      // MAX_CONNECTIONS_PER_IP: live connections per client address; 0 = no limit
+	TrustedProxies      []string // TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed (addresses or CIDRs)
 }
 
 // setting is one configurable value: its name (the environment variable),
@@ -84,6 +93,46 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"LOG_LEVEL", "log level: debug, info, warn or error", "info", str(&c.LogLevel)},
+		{"ADMIN_TOKEN", "token of the admin page /admin (at least 16 characters); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
+			if v != "" && len(v) < 16 {
+				return fmt.Errorf("must be at least 16 characters")
+			}
+			c.AdminToken = v
+			return nil
+		}},
+		{"TAP_RATE_LIMIT", "taps per second per player (bursts up to max(50, 2 s worth)); 0 = no limit", "20", func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1e6 {
+				return fmt.Errorf("must be a number of taps per second, 0 for no limit")
+			}
+			c.TapRateLimit = f
+			return nil
+		}},
+		{"JOIN_RATE_LIMIT", "new players per client address per minute; 0 = no limit", "30", intSetting(&c.JoinRateLimit)},
+		{"MAX_CONNECTIONS", "live connections (WebSocket + SSE) per instance; 0 = no limit", "10000", intSetting(&c.MaxConnections)},
+		{"MAX_CONNECTIONS_PER_IP", "live connections per client address (IPv6: per /64); 0 = no limit", "50", intSetting(&c.MaxConnectionsPerIP)},
+		{"TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client; empty = the TCP peer is the client", "", func(v string) error {
+			c.TrustedProxies = nil
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.TrustedProxies = append(c.TrustedProxies, p)
+				}
+			}
+			_, err := handlers.IPExtractor(c.TrustedProxies)
+			return err
+		}},
+	}
+}
+
+// intSetting parses a whole number >= 0.
+func intSetting(p *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("must be a whole number, 0 for no limit")
+		}
+		*p = n
+		return nil
 	}
 }
 

@@ -34,9 +34,11 @@ import (
 type Main struct {
 	Config Config
 	Log    *slog.Logger
-	// ConsumerOptions and HubOptions let tests tune the consumer and hub.
+	// ConsumerOptions, HubOptions and StoreOptions let tests tune the
+	// consumer, the hub and the store (e.g. a short online window).
 	ConsumerOptions stream.ConsumerOptions
 	HubOptions      live.Options
+	StoreOptions    store.Options
 	LogOutput       io.Writer // default os.Stderr
 
 	redisSrv *embedded.Redis
@@ -45,6 +47,7 @@ type Main struct {
 	Store    *store.Store
 	producer *stream.Producer
 	consumer *stream.Consumer
+	ends     *stream.Watermarks // the admin page's view of Kafka's end offsets
 	Hub      *live.Hub
 	srv      *http.Server
 	ln       net.Listener
@@ -76,6 +79,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	secret, err := m.secret()
+	if err != nil {
+		return err
+	}
+	adminToken, adminGenerated, err := m.adminToken()
 	if err != nil {
 		return err
 	}
@@ -114,7 +121,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	opts.WriteTimeout = 3 * time.Second
 	opts.PoolSize = max(opts.PoolSize, 64)
 	m.rdb = redis.NewClient(opts)
-	m.Store = store.New(m.rdb)
+	m.Store = store.NewWithOptions(m.rdb, m.StoreOptions)
 	if err := m.Store.Ping(ctx); err != nil {
 		return err
 	}
@@ -124,7 +131,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, m.ConsumerOptions)
+	m.consumer, err = stream.NewConsumer(kcfg, store.RateCounting{Store: m.Store}, m.Log, m.ConsumerOptions)
+	if err != nil {
+		return err
+	}
+	m.ends, err = stream.NewWatermarks(kcfg)
 	if err != nil {
 		return err
 	}
@@ -133,8 +144,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Hub = live.NewHub(m.Store, m.Log, m.HubOptions)
 	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()
 
+	ipx, err := handlers.IPExtractor(c.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
 	e := handlers.New(m.Store, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
-		TapTimeout: c.TapTimeout,
+		TapTimeout:          c.TapTimeout,
+		TapRateLimit:        c.TapRateLimit,
+		JoinRateLimit:       c.JoinRateLimit,
+		MaxConnections:      c.MaxConnections,
+		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		IPExtractor:         ipx,
+		AdminToken:          adminToken,
+		Admin:               m.Store,
+		Kafka:               m.ends,
+		ConsumerLag:         m.consumer.Lag,
+		Context:             runCtx,
 		Ready: map[string]handlers.Checker{
 			"redis": m.Store.Ping,
 			"kafka": m.consumer.Ping,
@@ -159,8 +184,49 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Log.Info("tapwars serving", "url", "http://"+displayAddr(m.ln.Addr()))
+	if adminGenerated { // logged once: later starts read the file
+		m.Log.Info("generated an admin token: log in at the admin URL with it (it is kept in DATA_DIR/admin.token; set ADMIN_TOKEN to choose one)",
+			"url", m.URL()+"/admin", "token", adminToken, "path", filepath.Join(c.DataDir, "admin.token"))
+	} else {
+		from := "ADMIN_TOKEN"
+		if c.AdminToken == "" {
+			from = filepath.Join(c.DataDir, "admin.token")
+		}
+		m.Log.Info("admin page", "url", m.URL()+"/admin", "token", "from "+from)
+	}
 	return nil
 }
+
+// adminToken returns ADMIN_TOKEN, or the token kept in DATA_DIR/admin.token,
+// generating it on first start (generated reports that).
+func (m *Main) adminToken() (token string, generated bool, err error) {
+	if t := m.Config.AdminToken; t != "" {
+		return t, false, nil
+	}
+	path := filepath.Join(m.Config.DataDir, "admin.token")
+	if b, err := os.ReadFile(path); err == nil {
+		t := strings.TrimSpace(string(b))
+		if len(t) < 16 {
+			return "", false, fmt.Errorf("%s is damaged (shorter than 16 characters): delete it to generate a new admin token", path)
+		}
+		return t, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("read admin token: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, fmt.Errorf("generate admin token: %w", err)
+	}
+	t := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("write admin token: %w", err)
+	}
+	return t, true, nil
+}
+
+// Consumer is the instance's member of the consumer group (nil before Run);
+// its Lag map lists the partitions it currently owns.
+func (m *Main) Consumer() *stream.Consumer { return m.consumer }
 
 // Addr is the address the server listens on (useful with ADDR=127.0.0.1:0).
 func (m *Main) Addr() string { return m.ln.Addr().String() }
@@ -196,6 +262,9 @@ func (m *Main) Close() error {
 		}
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())
+		}
+		if m.ends != nil {
+			errs = append(errs, m.ends.Close())
 		}
 		if m.cancel != nil {
 			m.cancel()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -46,6 +47,25 @@ type Options struct {
 	Ready        map[string]Checker // dependencies checked by /readyz, by name
 	WriteTimeout time.Duration      // live streams: a write stuck this long drops the client (default 10 s)
 	Heartbeat    time.Duration      // live streams: idle heartbeat interval (default 15 s)
+
+	// Limits (see limits.go); 0 disables each.
+	TapRateLimit        float64 // taps per second per player (burst: max(50, 2 s worth)); 429 beyond
+	JoinRateLimit       int     // new players per client address per minute; 429 beyond
+	MaxConnections      int     // live connections (SSE + WebSocket) of this instance; 503 beyond
+	MaxConnectionsPerIP int     // live connections per client address; 429 beyond
+	// IPExtractor finds the client address for the limits (default: the
+	// connection's peer; see IPExtractor for trusted proxies).
+	IPExtractor echo.IPExtractor
+
+	// Admin page (see admin.go): served when AdminToken and Admin are set.
+	AdminToken string
+	Admin      AdminStore
+	Kafka      KafkaInfo
+	// ConsumerLag is this instance's consumer's lag per partition it owns
+	// (stream.Consumer.Lag).
+	ConsumerLag func() map[int32]int64
+	// Context ends background work (the kicked-players watcher).
+	Context context.Context
 }
 
 // Server holds what the handlers need.
@@ -57,6 +77,12 @@ type Server struct {
 	log    *slog.Logger
 	opt    Options
 	users  *userCache
+
+	admin       *adminAuth    // nil without an admin page
+	kicks       kickSet       // kicked player ids (admin_kick.go)
+	tapLimit    *keyedLimiter // nil: no tap limit
+	joinLimiter *keyedLimiter // nil: no join limit
+	conns       *connLimiter
 }
 
 // New builds the Echo app with every route.
@@ -68,23 +94,42 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 		opt.BodyLimit = "16K"
 	}
 	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st)}
+	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
+	s.joinLimiter = newKeyedLimiter(float64(opt.JoinRateLimit)/60, opt.JoinRateLimit)
+	s.conns = newConnLimiter(opt.MaxConnections, opt.MaxConnectionsPerIP)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = opt.IPExtractor
+	if e.IPExtractor == nil {
+		e.IPExtractor = echo.ExtractIPDirect() // never trust X-Forwarded-For by default
+	}
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
 	e.Use(s.observe)
 	e.Use(middleware.Recover())
-	e.Use(middleware.BodyLimit(opt.BodyLimit))
+	isImport := func(c echo.Context) bool { return c.Path() == "/admin/import" }
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: opt.BodyLimit, Skipper: isImport}))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "64M", // = MaxImportBytes
+		Skipper: func(c echo.Context) bool { return !isImport(c) }}))
 
 	e.GET("/", s.index)
-	e.POST("/join", s.joinForm)
+	e.POST("/join", s.joinForm, s.joinLimit)
 	e.GET("/leaderboard", s.leaderboardPage)
-	e.POST("/api/join", s.join)
+	e.POST("/api/join", s.join, s.joinLimit)
 	e.POST("/api/tap", s.tap)
 	e.GET("/api/game-state", s.gameState)
-	e.GET("/events", s.events)
-	e.GET("/ws", s.ws)
+	e.GET("/events", s.events, s.connLimit)
+	e.GET("/ws", s.ws, s.connLimit)
+	if opt.AdminToken != "" && opt.Admin != nil {
+		s.admin = newAdminAuth(opt.AdminToken)
+		s.adminRoutes(e)
+		ctx := opt.Context
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		go s.watchKicks(ctx)
+	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
@@ -140,12 +185,17 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		}
 		if code == http.StatusRequestEntityTooLarge {
 			msg = "request body too large (limit " + s.opt.BodyLimit + "B)"
+			if c.Path() == "/admin/import" {
+				msg = "import file too large (limit 64 MiB)"
+			}
 		}
 	case errors.Is(err, game.ErrInvalidName), errors.Is(err, game.ErrInvalidCount):
 		code, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, errKicked):
+		code, msg = http.StatusUnauthorized, "this player was removed from the game by its operator"
 	case errors.Is(err, auth.ErrBadToken), errors.Is(err, game.ErrUnknownPlayer):
 		code, msg = http.StatusUnauthorized, "invalid or missing token: join first (POST /api/join) and send Authorization: Bearer <token>"
-	case errors.Is(err, game.ErrUnavailable):
+	case errors.Is(err, game.ErrUnavailable), isOutage(err):
 		code, msg = http.StatusServiceUnavailable, "the game is temporarily unavailable (its message broker or store did not answer in time); please try again in a moment"
 		c.Response().Header().Set("Retry-After", "1")
 	}
@@ -157,6 +207,14 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	_ = c.JSON(code, apiError{Error: msg})
+}
+
+// isOutage reports whether err means that Redis (or Kafka) could not be
+// reached or did not answer in time: the client should retry (503), it is
+// no bug (500).
+func isOutage(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // ready answers 200 when every dependency answers, else 503 naming the ones

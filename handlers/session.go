@@ -61,6 +61,9 @@ func (s *Server) player(c echo.Context) (game.User, error) {
 	if err != nil {
 		return game.User{}, err
 	}
+	if s.kicks.has(id) { // kicked on any instance: see admin_kick.go
+		return game.User{}, errKicked
+	}
 	return s.users.get(c.Request().Context(), id)
 }
 

@@ -54,6 +54,9 @@ func (s *Server) tap(c echo.Context) error {
 			return game.ErrInvalidCount
 		}
 	}
+	if err := s.allowTap(c, u.ID, n); err != nil { // TAP_RATE_LIMIT
+		return err
+	}
 	ev := game.TapEvent{
 		ID:        eventID(),
 		UserID:    u.ID,

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,7 @@ type Frame struct {
 	Seq      uint64
 	Snapshot game.Snapshot
 	bytes    [numFormats][]byte
+	plain    *Frame // the frame without a connection status (see withStatus), or nil
 }
 
 // Bytes is the frame as a client of format f receives it.
@@ -70,6 +72,10 @@ type Options struct {
 	StatsInterval time.Duration // shortest time between personal updates (default 200 ms)
 	TouchInterval time.Duration // presence heartbeat for connected players (default 20 s)
 	LeaderboardN  int           // entries read for the leaderboard page (default 100)
+	// IdleRefresh is how often the state is re-read when nothing was
+	// published: presence expires silently, and a store outage must show
+	// as "reconnecting" (default 5 s).
+	IdleRefresh time.Duration
 }
 
 // Hub is the per-instance fan-out.
@@ -101,6 +107,9 @@ func NewHub(src Source, log *slog.Logger, opt Options) *Hub {
 	if opt.LeaderboardN <= 0 {
 		opt.LeaderboardN = 100
 	}
+	if opt.IdleRefresh <= 0 {
+		opt.IdleRefresh = 5 * time.Second
+	}
 	return &Hub{src: src, log: log, opt: opt, clients: map[*Client]struct{}{}, sent: map[string]game.PlayerStats{}}
 }
 
@@ -112,7 +121,7 @@ func (h *Hub) Run(ctx context.Context) {
 	defer touch.Stop()
 	// Presence expires without any change being published: re-read now and
 	// then even when nothing happened.
-	idle := time.NewTicker(5 * time.Second)
+	idle := time.NewTicker(h.opt.IdleRefresh)
 	defer idle.Stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
@@ -127,6 +136,10 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 		case <-retry.C:
 		case <-idle.C:
+			if err := h.refresh(ctx, true); err != nil && ctx.Err() == nil {
+				h.log.Warn("live update failed", "err", err)
+			}
+			continue
 		case <-touch.C:
 			h.touchAll(ctx)
 			continue
@@ -154,16 +167,26 @@ func (h *Hub) Run(ctx context.Context) {
 }
 
 // Refresh reads the state, renders a frame and wakes every client.
-func (h *Hub) Refresh(ctx context.Context) error {
+func (h *Hub) Refresh(ctx context.Context) error { return h.refresh(ctx, false) }
+
+// refresh is Refresh; with skipSame it sends nothing when the state did not
+// change (the idle re-read).
+func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
 	if err != nil {
-		h.down.Store(true)
+		h.setDown(true)
 		return err
 	}
-	h.down.Store(false)
+	recovered := h.setDown(false)
+	if old := h.last.Load(); skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
+		return nil
+	}
 	f, err := h.render(snap)
 	if err != nil {
 		return err
+	}
+	if recovered {
+		f = withStatus(f, f.Seq, false)
 	}
 	h.last.Store(f)
 	h.mu.Lock()
@@ -174,11 +197,74 @@ func (h *Hub) Refresh(ctx context.Context) error {
 	return nil
 }
 
+// sameState reports whether two snapshots show the same game. LastUpdated
+// is left out: it is "now" for a game that never changed.
+func sameState(a, b game.Snapshot) bool {
+	a.GameState.LastUpdated, b.GameState.LastUpdated = 0, 0
+	return reflect.DeepEqual(a, b)
+}
+
 // Latest is the newest frame, or nil before the first.
 func (h *Hub) Latest() *Frame { return h.last.Load() }
 
 // Down reports whether the hub could not read the state lately.
 func (h *Hub) Down() bool { return h.down.Load() }
+
+// setDown records whether the state can be read and reports whether that
+// changed. Going down, every client is sent the last frame again with a
+// status in front (see withStatus), so pages keep the numbers they had,
+// marked "reconnecting"; no state frame is sent while down, and clients
+// that connect meanwhile get the same. The first frame after recovery
+// carries the "live" status.
+func (h *Hub) setDown(down bool) bool {
+	if h.down.Swap(down) == down {
+		return false
+	}
+	if !down {
+		h.log.Info("live updates resumed")
+		return true
+	}
+	h.log.Warn("live updates paused: the store does not answer; clients show reconnecting")
+	if old := h.last.Load(); old != nil {
+		h.last.Store(withStatus(old, h.seq.Add(1), true))
+		h.mu.Lock()
+		for c := range h.clients {
+			c.wake()
+		}
+		h.mu.Unlock()
+	}
+	return true
+}
+
+// withStatus returns a copy of f (numbered seq) that first tells clients
+// the connection status: `event: status` + `data: {"status":"reconnecting"}`
+// (or "live") before the state event on SSE JSON streams; a "status" field
+// in the WebSocket JSON message; an out-of-band #connection-status element
+// in front of the HTML fragments of the pages' streams (SSE and WebSocket).
+func withStatus(f *Frame, seq uint64, down bool) *Frame {
+	if f.plain != nil {
+		f = f.plain
+	}
+	state, text, sseText := "live", "live", "live (SSE)"
+	if down {
+		state, text, sseText = "reconnecting", "reconnecting", "reconnecting"
+	}
+	span := func(text string) []byte {
+		return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + state +
+			`" role="status">` + text + `</span> `)
+	}
+	n := &Frame{Seq: seq, Snapshot: f.Snapshot, plain: f}
+	n.bytes[SSEJSON] = append(sseEvent("status", []byte(`{"status":"`+state+`"}`)), f.bytes[SSEJSON]...)
+	n.bytes[WSJSON] = append([]byte(`{"status":"`+state+`",`), f.bytes[WSJSON][1:]...)
+	const head = "event: state\ndata: "
+	for _, ft := range []Format{SSEGame, SSEBoard} {
+		n.bytes[ft] = append(append([]byte(head), span(sseText)...), f.bytes[ft][len(head):]...)
+	}
+	for _, ft := range []Format{WSGame, WSBoard} {
+		n.bytes[ft] = append(span(text), f.bytes[ft]...)
+	}
+	return n
+}
 
 func (h *Hub) render(snap game.Snapshot) (*Frame, error) {
 	f := &Frame{Seq: h.seq.Add(1), Snapshot: snap}

@@ -32,34 +32,59 @@ if cur then
 end
 local rs = tonumber(redis.call('HGET', KEYS[9], ARGV[1]) or '-1')
 if rs ~= tonumber(ARGV[4]) then return {3, 0, 0, rs} end
-local blue, red, unknown = 0, 0, 0
+-- Sum per player (the caller aggregates already; this keeps a repeated id exact).
+local ids, ns, pos = {}, {}, {}
 for i = 6, #ARGV, 2 do
   local id = ARGV[i]
   local n = tonumber(ARGV[i + 1])
-  local u = redis.call('HGET', KEYS[1], id)
-  if not u then
-    unknown = unknown + n
-  else
-    local total = string.format('%d', tonumber(redis.call('ZINCRBY', KEYS[5], n, id)))
-    local team = string.match(u, '"team":"(%a+)"')
-    local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":' .. total .. '}')
-    if hits == 1 then
-      u = patched
+  local j = pos[id]
+  if j then ns[j] = ns[j] + n else j = #ids + 1; ids[j] = id; ns[j] = n; pos[id] = j end
+end
+-- Chunks of players: one HMGET, one ZMSCORE, one HSET and one ZADD per
+-- sorted set each, instead of four or five calls per player.
+local blue, red, unknown = 0, 0, 0
+local now = ARGV[5]
+local chunk = 500
+for lo = 1, #ids, chunk do
+  local hi = math.min(lo + chunk - 1, #ids)
+  local part = {}
+  for k = lo, hi do part[#part + 1] = ids[k] end
+  local us = redis.call('HMGET', KEYS[1], unpack(part))
+  local sc = redis.call('ZMSCORE', KEYS[5], unpack(part))
+  local hs, lb, ob, orr = {}, {}, {}, {}
+  for k = 1, #part do
+    local id, n, u = part[k], ns[lo + k - 1], us[k]
+    if not u then
+      unknown = unknown + n
     else
-      local o = cjson.decode(u)
-      o.tapCount = tonumber(total)
-      team = o.team
-      u = cjson.encode(o)
-    end
-    redis.call('HSET', KEYS[1], id, u)
-    if team == 'blue' then
-      blue = blue + n
-      redis.call('ZADD', KEYS[7], ARGV[5], id)
-    else
-      red = red + n
-      redis.call('ZADD', KEYS[8], ARGV[5], id)
+      local total = string.format('%d', (tonumber(sc[k]) or 0) + n)
+      local team = string.match(u, '"team":"(%a+)"')
+      local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":' .. total .. '}')
+      if hits == 1 then
+        u = patched
+      else
+        local o = cjson.decode(u)
+        o.tapCount = tonumber(total)
+        team = o.team
+        u = cjson.encode(o)
+      end
+      hs[#hs + 1] = id; hs[#hs + 1] = u
+      lb[#lb + 1] = total; lb[#lb + 1] = id
+      if team == 'blue' then
+        blue = blue + n
+        ob[#ob + 1] = now; ob[#ob + 1] = id
+      else
+        red = red + n
+        orr[#orr + 1] = now; orr[#orr + 1] = id
+      end
     end
   end
+  if #hs > 0 then
+    redis.call('HSET', KEYS[1], unpack(hs))
+    redis.call('ZADD', KEYS[5], unpack(lb))
+  end
+  if #ob > 0 then redis.call('ZADD', KEYS[7], unpack(ob)) end
+  if #orr > 0 then redis.call('ZADD', KEYS[8], unpack(orr)) end
 end
 if blue > 0 then redis.call('INCRBY', KEYS[2], blue) end
 if red > 0 then redis.call('INCRBY', KEYS[3], red) end

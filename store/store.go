@@ -46,11 +46,28 @@ const MaxOnlineListed = 100
 
 // Store is the game state in Redis.
 type Store struct {
-	rdb *redis.Client
+	rdb    *redis.Client
+	window time.Duration // online window
 }
 
 // New returns a Store on an existing client.
-func New(rdb *redis.Client) *Store { return &Store{rdb: rdb} }
+func New(rdb *redis.Client) *Store { return NewWithOptions(rdb, Options{}) }
+
+// Options tune a Store; zero values take the defaults.
+type Options struct {
+	// OnlineWindow is how long a player counts as online after their last
+	// tap or heartbeat (default OnlineWindow). Every instance must use the
+	// same; live connections' heartbeats must come more often.
+	OnlineWindow time.Duration
+}
+
+// NewWithOptions returns a Store on an existing client.
+func NewWithOptions(rdb *redis.Client, opt Options) *Store {
+	if opt.OnlineWindow <= 0 {
+		opt.OnlineWindow = OnlineWindow
+	}
+	return &Store{rdb: rdb, window: opt.OnlineWindow}
+}
 
 // Client exposes the client for health checks and tests.
 func (s *Store) Client() *redis.Client { return s.rdb }
@@ -108,7 +125,7 @@ func (s *Store) Join(ctx context.Context, name string, now time.Time) (game.User
 	}
 	ms := now.UnixMilli()
 	raw, err := joinScript.Run(ctx, s.rdb, []string{KeyUsers, KeyOnlineBlue, KeyOnlineRed},
-		id, string(jname), ms, sid, ms, ms-OnlineWindow.Milliseconds(), coin).Text()
+		id, string(jname), ms, sid, ms, ms-s.window.Milliseconds(), coin).Text()
 	if err != nil {
 		return game.User{}, fmt.Errorf("join %q: %w", name, err)
 	}
@@ -195,7 +212,7 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 	if top <= 0 {
 		top = 10
 	}
-	stale := strconv.FormatInt(now.Add(-OnlineWindow).UnixMilli(), 10)
+	stale := strconv.FormatInt(now.Add(-s.window).UnixMilli(), 10)
 	var (
 		vals              *redis.SliceCmd
 		lb                *redis.ZSliceCmd

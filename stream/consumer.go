@@ -105,8 +105,8 @@ func (c *Consumer) Close() error {
 	return nil
 }
 
-// Lag returns, per partition this instance consumes, the records not yet
-// applied as of the last fetch.
+// Lag returns, per partition this instance consumes (its current claims),
+// the records not yet applied as of the last fetch.
 func (c *Consumer) Lag() map[int32]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,7 +146,14 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 			}
 		}
 		sess.ResetOffset(Topic, p, off, "")
-		h.c.log.Debug("partition assigned", "partition", p, "offset", off)
+		// Lag from the start, so the lag map and metric list every claimed
+		// partition even before its first batch.
+		var lag int64
+		if hw, err := h.c.client.GetOffset(Topic, p, sarama.OffsetNewest); err == nil {
+			lag = max(hw-off, 0)
+		}
+		h.c.setLag(p, lag)
+		h.c.log.Debug("partition assigned", "partition", p, "offset", off, "lag", lag)
 	}
 	return nil
 }

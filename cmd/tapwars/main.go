@@ -1,6 +1,10 @@
 // Command tapwars runs the game: `go run ./cmd/tapwars` serves it on :8080
 // with an embedded broker and store under ./data; REDIS_URL and
 // KAFKA_BROKERS switch to real Redis and Kafka. See README.md.
+//
+// `tapwars -healthcheck` asks the instance listening on ADDR for /readyz and
+// exits 0 when it is ready, 1 otherwise: the container healthcheck of an
+// image without curl.
 package main
 
 import (
@@ -8,6 +12,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,13 +24,20 @@ import (
 )
 
 func main() {
+	args, healthcheck := os.Args[1:], false
+	if len(args) > 0 && (args[0] == "-healthcheck" || args[0] == "--healthcheck") {
+		args, healthcheck = args[1:], true
+	}
 	m := app.NewMain()
-	if err := m.Config.Parse(os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := m.Config.Parse(args, os.Getenv, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
 		fmt.Fprintln(os.Stderr, "tapwars:", err)
 		os.Exit(2)
+	}
+	if healthcheck {
+		os.Exit(checkReady(m.Config.Addr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -46,4 +60,30 @@ func main() {
 		m.Log.Error("shutdown took longer than 10 s; exiting")
 		os.Exit(1)
 	}
+}
+
+// checkReady GETs /readyz of the instance listening on addr (ADDR) over
+// loopback and returns the exit code: 0 when ready, 1 otherwise.
+func checkReady(addr string) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tapwars healthcheck: ADDR:", err)
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	res, err := c.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tapwars healthcheck:", err)
+		return 1
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "tapwars healthcheck: %s %s\n", res.Status, body)
+		return 1
+	}
+	return 0
 }

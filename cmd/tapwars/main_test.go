@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/coder/websocket"
 
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
@@ -49,11 +52,6 @@ type proc struct {
 	base string
 	log  *bytes.Buffer
 	env  []string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
 }
 
 func start(t *testing.T, port int, env ...string) *proc {
@@ -368,4 +366,227 @@ func TestEmbeddedRestart(t *testing.T) {
 	}
 }
 
-var _ = context.Background
+// SIGTERM under load, with live clients: the instance stops accepting,
+// answers what is in flight, flushes the producer, records the batch being
+// applied, tells SSE clients `event: bye` and closes WebSockets with 1012
+// (service restart), and exits 0 within 10 s. After a restart every tap it
+// answered 202 is counted, exactly once. The -healthcheck mode answers 0
+// while it is ready and 1 when nothing listens.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	port := testenv.FreePort(t)
+	env := []string{"REDIS_URL=" + r.URL(), "KAFKA_BROKERS=" + strings.Join(k.Addrs(), ","), "DATA_DIR=" + t.TempDir(), "TAP_RATE_LIMIT=0"}
+	p := start(t, port, env...)
+
+	// The container healthcheck: 0 when ready, 1 when nothing answers.
+	health := func(addr string) int {
+		cmd := exec.Command(binary, "-healthcheck")
+		cmd.Env = append(os.Environ(), "ADDR="+addr)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("healthcheck: %v %s", err, out)
+		}
+		return 0
+	}
+	if code := health(fmt.Sprintf(":%d", port)); code != 0 {
+		t.Fatalf("healthcheck of a ready instance: exit %d", code)
+	}
+	if code := health(fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))); code != 1 {
+		t.Fatalf("healthcheck with nothing listening: exit %d", code)
+	}
+
+	var players []joined
+	for i := range 6 {
+		players = append(players, join(t, p.base, fmt.Sprintf("term%d", i)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// An SSE client: records the events it gets until the stream ends.
+	req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/events?format=json", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sseEvents := make(chan []string, 1)
+	go func() {
+		defer res.Body.Close()
+		var names []string
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if name, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				names = append(names, name)
+			}
+		}
+		sseEvents <- names
+	}()
+	// A WebSocket client: records how the server closed it.
+	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/ws?format=json", port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsClosed := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				wsClosed <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+
+	stop := make(chan struct{})
+	acked := load(p.base, players, stop)
+	time.Sleep(time.Second)
+	sent := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case names := <-sseEvents:
+		if !slices.Contains(names, "bye") {
+			t.Fatalf("SSE client saw %v, no bye", names)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SSE stream still open 10 s after SIGTERM")
+	}
+	byeAfter := time.Since(sent)
+	select {
+	case code := <-wsClosed:
+		if code != websocket.StatusServiceRestart {
+			t.Fatalf("WebSocket closed with %v, want 1012 (service restart)", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WebSocket still open 10 s after SIGTERM")
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.log.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit within 10 s of SIGTERM")
+	}
+	exitAfter := time.Since(sent)
+	close(stop)
+	ids := acked()
+	if len(ids) < 50 {
+		t.Fatalf("only %d taps acknowledged", len(ids))
+	}
+	t.Logf("SIGTERM: live clients told to reconnect after %v, exit 0 after %v, with %d taps acknowledged under load",
+		byeAfter.Round(time.Millisecond), exitAfter.Round(time.Millisecond), len(ids))
+
+	p = start(t, port, env...)
+	topic, taps := topicContents(t, k.Addrs())
+	for id := range ids {
+		if !topic[id] {
+			t.Fatalf("acknowledged tap %s is not in the topic", id)
+		}
+	}
+	var total int64
+	for _, n := range taps {
+		total += n
+	}
+	testenv.Eventually(t, 20*time.Second, func() string {
+		if got := gameState(t, p.base).GameState.TotalTaps; got != total {
+			return fmt.Sprintf("total %d, topic holds %d (acknowledged %d)", got, total, len(ids))
+		}
+		return ""
+	})
+	for _, pl := range players {
+		if got := userTaps(t, p.base, pl); got != taps[pl.User.ID] {
+			t.Fatalf("%s: %d counted, %d in the topic", pl.User.Username, got, taps[pl.User.ID])
+		}
+	}
+	p.term()
+}
+
+// ownedPartitions lists the partitions an instance's consumer owns, from
+// the tapwars_consumer_lag series of its /metrics.
+func ownedPartitions(base string) []string {
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	var parts []string
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), `tapwars_consumer_lag{partition="`); ok {
+			parts = append(parts, rest[:strings.IndexByte(rest, '"')])
+		}
+	}
+	slices.Sort(parts)
+	return parts
+}
+
+// Two instances share the partitions; one is killed with SIGKILL under
+// load (it never leaves the group): the other takes over all partitions
+// once the group's session times out, and every acknowledged tap, on
+// either instance, is counted exactly once.
+func TestKillOneOfTwo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	env := []string{"REDIS_URL=" + r.URL(), "KAFKA_BROKERS=" + strings.Join(k.Addrs(), ","), "TAP_RATE_LIMIT=0"}
+	a := start(t, testenv.FreePort(t), append(env, "DATA_DIR="+t.TempDir())...)
+	b := start(t, testenv.FreePort(t), append(env, "DATA_DIR="+t.TempDir())...)
+	testenv.Eventually(t, 20*time.Second, func() string {
+		pa, pb := ownedPartitions(a.base), ownedPartitions(b.base)
+		if len(pa) != 2 || len(pb) != 2 {
+			return fmt.Sprintf("partitions %v %v", pa, pb)
+		}
+		return ""
+	})
+	var players []joined
+	for i := range 6 {
+		players = append(players, join(t, []string{a.base, b.base}[i%2], fmt.Sprintf("two%d", i)))
+	}
+	stop := make(chan struct{})
+	ackedA, ackedB := load(a.base, players, stop), load(b.base, players, stop)
+	time.Sleep(time.Second)
+	b.kill()
+	killed := time.Now()
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if pa := ownedPartitions(a.base); len(pa) != 4 {
+			return fmt.Sprintf("survivor owns %v", pa)
+		}
+		return ""
+	})
+	t.Logf("the survivor owns all partitions %v after the kill", time.Since(killed).Round(time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	ids := ackedA()
+	for id := range ackedB() {
+		ids[id] = true
+	}
+	topic, taps := topicContents(t, k.Addrs())
+	for id := range ids {
+		if !topic[id] {
+			t.Fatalf("acknowledged tap %s is not in the topic", id)
+		}
+	}
+	var total int64
+	for _, n := range taps {
+		total += n
+	}
+	testenv.Eventually(t, 20*time.Second, func() string {
+		if got := gameState(t, a.base).GameState.TotalTaps; got != total {
+			return fmt.Sprintf("total %d, topic holds %d (acknowledged %d)", got, total, len(ids))
+		}
+		return ""
+	})
+	for _, pl := range players {
+		if got := userTaps(t, a.base, pl); got != taps[pl.User.ID] {
+			t.Fatalf("%s: %d counted, %d in the topic", pl.User.Username, got, taps[pl.User.ID])
+		}
+	}
+	t.Logf("%d taps acknowledged by the two instances, %d in the topic, all counted once", len(ids), total)
+	a.term()
+}

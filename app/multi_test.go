@@ -1,0 +1,443 @@
+package app_test
+
+// Several instances against one Redis and one Kafka, as operators run them
+// behind a load balancer.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/tapwars/tapwars/app"
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/live"
+	"github.com/tapwars/tapwars/store"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// startNode runs one instance on 127.0.0.1:0 against r and k, like
+// instance, letting tune adjust it before it starts. Every node of a test
+// shares SESSION_SECRET and KAFKA_GROUP (the defaults of instance).
+func startNode(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
+	t.Helper()
+	m := app.NewMain()
+	vars := map[string]string{
+		"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
+		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
+		"LOG_LEVEL": "warn",
+		// These tests load instances on purpose: no per-player limits.
+		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0",
+	}
+	maps.Copy(vars, env)
+	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.LogOutput = testWriter{t}
+	if tune != nil {
+		tune(m)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// sseMsg is one Server-Sent Event.
+type sseMsg struct{ event, data string }
+
+// sseStream follows an SSE endpoint (with a bearer token when set) until ctx
+// ends or the server closes the stream, which closes the channel.
+func sseStream(t *testing.T, ctx context.Context, url, token string) <-chan sseMsg {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, res.Status)
+	}
+	out := make(chan sseMsg, 1000)
+	go func() {
+		defer close(out)
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var m sseMsg
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if m.event != "" || m.data != "" {
+					select {
+					case out <- m:
+					case <-ctx.Done():
+						return
+					}
+				}
+				m = sseMsg{}
+			case strings.HasPrefix(line, "event: "):
+				m.event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				m.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return out
+}
+
+// waitSSE reads msgs until match returns true, failing after timeout.
+func waitSSE(t *testing.T, msgs <-chan sseMsg, timeout time.Duration, what string, match func(sseMsg) bool) sseMsg {
+	t.Helper()
+	deadline := time.After(timeout)
+	var last sseMsg
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatalf("stream ended before %s (last %s %.300s)", what, last.event, last.data)
+			}
+			last = m
+			if match(m) {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no %s within %v (last %s %.300s)", what, timeout, last.event, last.data)
+		}
+	}
+}
+
+// stateIs matches an `event: state` whose game state satisfies ok.
+func stateIs(t *testing.T, ok func(game.Snapshot) bool) func(sseMsg) bool {
+	return func(m sseMsg) bool {
+		if m.event != "state" {
+			return false
+		}
+		var s game.Snapshot
+		if err := json.Unmarshal([]byte(m.data), &s); err != nil {
+			t.Errorf("bad state %.200q: %v", m.data, err)
+			return false
+		}
+		return ok(s)
+	}
+}
+
+// tapLoad taps from workers goroutines, spreading players over bases,
+// until stop is called, which returns the acknowledged event ids (id ->
+// player id) and how many requests got no answer at all.
+func tapLoad(bases []string, players []joined, workers int) (stop func() (acked map[string]string, lost int)) {
+	var (
+		mu     sync.Mutex
+		ids    = map[string]string{}
+		errs   int
+		wg     sync.WaitGroup
+		done   = make(chan struct{})
+		client = &http.Client{Timeout: 10 * time.Second}
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				p := players[(w+n*workers)%len(players)]
+				base := bases[(w+n)%len(bases)]
+				req, _ := http.NewRequest("POST", base+"/api/tap", nil)
+				req.Header.Set("Authorization", "Bearer "+p.Token)
+				res, err := client.Do(req)
+				if err != nil {
+					mu.Lock()
+					errs++
+					mu.Unlock()
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				var tr struct {
+					TapEvent game.TapEvent `json:"tapEvent"`
+				}
+				err = json.NewDecoder(res.Body).Decode(&tr)
+				res.Body.Close()
+				if res.StatusCode != http.StatusAccepted || err != nil {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				ids[tr.TapEvent.ID] = tr.TapEvent.UserID
+				mu.Unlock()
+			}
+		}()
+	}
+	return func() (map[string]string, int) {
+		close(done)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return ids, errs
+	}
+}
+
+// readTopic reads every record of game-taps: the event ids and the taps
+// per player (what the consumer must count).
+func readTopic(t *testing.T, brokers []string) (map[string]bool, map[string]int64) {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	parts, err := client.Partitions(stream.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, taps := map[string]bool{}, map[string]int64{}
+	for _, p := range parts {
+		hw, err := client.GetOffset(stream.Topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hw == 0 {
+			continue
+		}
+		pc, err := c.ConsumePartition(stream.Topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range pc.Messages() {
+			if ev, err := stream.DecodeEvent(m.Value); err == nil {
+				ids[ev.ID] = true
+				taps[ev.UserID] += int64(ev.Taps())
+			}
+			if m.Offset >= hw-1 {
+				break
+			}
+		}
+		pc.Close()
+	}
+	return ids, taps
+}
+
+// checkExact fails unless every acknowledged tap is in the topic and the
+// store counts exactly what the topic holds, in total and per player.
+func checkExact(t *testing.T, base string, brokers []string, acked map[string]string, players []joined) {
+	t.Helper()
+	ids, taps := readTopic(t, brokers)
+	for id := range acked {
+		if !ids[id] {
+			t.Fatalf("acknowledged tap %s is not in the topic", id)
+		}
+	}
+	var total int64
+	for _, n := range taps {
+		total += n
+	}
+	testenv.Eventually(t, 20*time.Second, func() string {
+		s := state(t, base)
+		if s.GameState.TotalTaps > total {
+			t.Fatalf("counted %d taps, the topic holds %d", s.GameState.TotalTaps, total)
+		}
+		if s.GameState.TotalTaps != total || s.GameState.BlueScore+s.GameState.RedScore != total {
+			return fmt.Sprintf("state %+v, topic holds %d", s.GameState, total)
+		}
+		return ""
+	})
+	for _, p := range players {
+		var again joined
+		if code, _, body := call(t, "POST", base+"/api/join", p.Token, "", &again); code != 200 {
+			t.Fatalf("rejoin: %d %s", code, body)
+		}
+		if again.User.TapCount != taps[p.User.ID] {
+			t.Fatalf("%s: %d counted, %d in the topic", p.User.Username, again.User.TapCount, taps[p.User.ID])
+		}
+	}
+	t.Logf("%d taps acknowledged under load, %d in the topic, every one counted once", len(acked), total)
+}
+
+// owned returns the partitions each node's consumer owns, and whether
+// together they own each of n partitions exactly once (during a rebalance
+// they may not for a moment: callers poll).
+func owned(n int, nodes ...*app.Main) ([][]int32, bool) {
+	seen := map[int32]int{}
+	out := make([][]int32, len(nodes))
+	for i, node := range nodes {
+		out[i] = slices.Sorted(maps.Keys(node.Consumer().Lag()))
+		for _, p := range out[i] {
+			seen[p]++
+		}
+	}
+	for _, c := range seen {
+		if c > 1 {
+			return out, false
+		}
+	}
+	return out, len(seen) == n
+}
+
+// Three instances share one redis-server and one broker: teams stay
+// balanced over joins on every instance, taps on one instance show live on
+// another's stream, the consumer group spreads the partitions, and when an
+// instance goes away the others take over its partitions with exact counts
+// and its players drop out of "online".
+func TestThreeInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	const parts = 6
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, parts, stream.Topic)
+	window := 2 * time.Second
+	tune := func(m *app.Main) {
+		m.StoreOptions = store.Options{OnlineWindow: window}
+		m.HubOptions = live.Options{TouchInterval: 300 * time.Millisecond, IdleRefresh: 200 * time.Millisecond}
+	}
+	n1, n2, n3 := startNode(t, r, k, nil, tune), startNode(t, r, k, nil, tune), startNode(t, r, k, nil, tune)
+	nodes := []*app.Main{n1, n2, n3}
+
+	// The group spreads the six partitions, two per instance.
+	start := time.Now()
+	testenv.Eventually(t, 20*time.Second, func() string {
+		own, ok := owned(parts, nodes...)
+		for _, o := range own {
+			ok = ok && len(o) == parts/3
+		}
+		if !ok {
+			return fmt.Sprintf("owned %v", own)
+		}
+		return ""
+	})
+	own, _ := owned(parts, nodes...)
+	t.Logf("partitions after %v: %v", time.Since(start).Round(time.Millisecond), own)
+
+	// 30 concurrent joins, 10 on each instance: 15 per team.
+	players := make([]joined, 30)
+	var wg sync.WaitGroup
+	for i := range players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			players[i] = join(t, nodes[i%3].URL(), fmt.Sprintf("multi%d", i))
+		}()
+	}
+	wg.Wait()
+	joinedAt := time.Now()
+	teams := map[game.Team]int{}
+	for _, p := range players {
+		teams[p.User.Team]++
+	}
+	if teams[game.Blue] != 15 || teams[game.Red] != 15 {
+		t.Fatalf("teams after 30 joins over 3 instances: %v", teams)
+	}
+	if s := state(t, n3.URL()); s.GameState.ActiveUsers != 30 || s.GameState.BlueOnline != 15 {
+		t.Fatalf("online after joins: %+v", s.GameState)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Instance 3's JSON stream sees taps sent to instance 1, live.
+	events := sseStream(t, ctx, n3.URL()+"/events?format=json", "")
+	waitSSE(t, events, 5*time.Second, "first state", stateIs(t, func(game.Snapshot) bool { return true }))
+	for range 5 {
+		if code, _, body := call(t, "POST", n1.URL()+"/api/tap", players[2].Token, "", nil); code != 202 {
+			t.Fatalf("tap: %d %s", code, body)
+		}
+	}
+	sent := time.Now()
+	waitSSE(t, events, 5*time.Second, "5 taps on instance 3's stream", stateIs(t, func(s game.Snapshot) bool {
+		return s.GameState.TotalTaps == 5
+	}))
+	t.Logf("taps on instance 1 reached instance 3's SSE client in %v", time.Since(sent).Round(time.Millisecond))
+
+	// Presence: player 0 is live on instance 1, player 1 on instance 2
+	// (and never taps); players 2..11 tap; the rest go idle.
+	hold1 := sseStream(t, ctx, n1.URL()+"/events", players[0].Token)
+	hold2 := sseStream(t, ctx, n2.URL()+"/events", players[1].Token)
+	for _, h := range []<-chan sseMsg{hold1, hold2} {
+		waitSSE(t, h, 5*time.Second, "page stream", func(m sseMsg) bool { return m.event == "state" })
+	}
+	go func() {
+		for range hold1 { // keep reading, or the server drops a stuck client
+		}
+	}()
+	bye2 := make(chan bool, 1)
+	go func() {
+		saw := false
+		for m := range hold2 {
+			saw = saw || m.event == "bye"
+		}
+		bye2 <- saw
+	}()
+	tappers := players[2:12]
+	stopLoad := tapLoad([]string{n1.URL(), n2.URL()}, tappers, 6)
+
+	// Past the window after the joins, online = the two live players and
+	// the tappers.
+	time.Sleep(time.Until(joinedAt.Add(window + 300*time.Millisecond)))
+	waitSSE(t, events, 5*time.Second, "12 online", stateIs(t, func(s game.Snapshot) bool {
+		return s.GameState.ActiveUsers == 12
+	}))
+
+	// Instance 2 goes away under load; 1 and 3 take over its partitions.
+	time.Sleep(300 * time.Millisecond)
+	closed := time.Now()
+	if err := n2.Close(); err != nil {
+		t.Fatalf("close instance 2: %v", err)
+	}
+	t.Logf("instance 2 closed in %v", time.Since(closed).Round(time.Millisecond))
+	testenv.Eventually(t, 20*time.Second, func() string {
+		if own, ok := owned(parts, n1, n3); !ok || len(own[0]) != parts/2 || len(own[1]) != parts/2 {
+			return fmt.Sprintf("owned %v", own)
+		}
+		return ""
+	})
+	own, _ = owned(parts, n1, n3)
+	t.Logf("partitions %v after instance 2 left (%v)", own, time.Since(closed).Round(time.Millisecond))
+	// Taps on the survivors are still counted.
+	time.Sleep(500 * time.Millisecond)
+	acked, _ := stopLoad()
+	stopped := time.Now()
+	if len(acked) < 50 {
+		t.Fatalf("only %d taps acknowledged", len(acked))
+	}
+	checkExact(t, n3.URL(), k.Addrs(), acked, players)
+
+	// Player 1's only live connection was on instance 2: it drops out of
+	// "online" after the window, seen live on instance 3's stream; player 0
+	// (live on instance 1) stays.
+	m := waitSSE(t, events, window+5*time.Second, "only player 0 online", stateIs(t, func(s game.Snapshot) bool {
+		return s.GameState.ActiveUsers == 1
+	}))
+	var s game.Snapshot
+	_ = json.Unmarshal([]byte(m.data), &s)
+	if len(s.Users) != 1 || s.Users[0].ID != players[0].User.ID {
+		t.Fatalf("online: %+v", s.Users)
+	}
+	t.Logf("presence healed %v after the last tap", time.Since(stopped).Round(time.Millisecond))
+	// Instance 2's page stream was told to reconnect.
+	if !<-bye2 {
+		t.Fatal("instance 2's live client got no bye")
+	}
+}

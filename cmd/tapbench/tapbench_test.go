@@ -1,0 +1,52 @@
+package main
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// scan finds every totalTaps, also when the key or the number is cut
+// between two reads.
+func TestScanAcrossReads(t *testing.T) {
+	var in strings.Builder
+	var want []int64
+	for i := range 200 {
+		n := int64(i * 12345)
+		want = append(want, n)
+		in.WriteString(`event: state` + "\n" + `data: {"gameState":{"blueScore":1,"totalTaps":`)
+		in.WriteString(strconv.FormatInt(n, 10) + `,"x":"` + strings.Repeat("y", i*37) + `"}}` + "\n\n")
+	}
+	for _, r := range []io.Reader{strings.NewReader(in.String()), iotest.OneByteReader(strings.NewReader(in.String())), iotest.HalfReader(strings.NewReader(in.String()))} {
+		var got []int64
+		var nb int
+		err := scan(r, make([]byte, 0, 64), func(n int) { nb += n }, func(v int64) { got = append(got, v) })
+		if err != io.EOF || nb != in.Len() || len(got) != len(want) {
+			t.Fatalf("err %v bytes %d/%d got %d states, want %d", err, nb, in.Len(), len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("state %d: %d, want %d", i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// freshness: each ack is matched with the first state at or above its
+// cumulative count; a state seen before the ack counts as 0.
+func TestFreshness(t *testing.T) {
+	c := &liveClient{track: true, seen: []stateAt{{at: 100, total: 10}, {at: 200, total: 12}, {at: 400, total: 15}}}
+	acks := []ack{{at: 150, cum: 1}, {at: 150, cum: 2}, {at: 190, cum: 5}, {at: 390, cum: 6}}
+	h := newHist()
+	unseen := c.freshness(acks, 10, h)
+	if unseen != 1 || h.n != 3 {
+		t.Fatalf("unseen %d samples %d", unseen, h.n)
+	}
+	// 1 -> state 12 at 200 (50 ns), 2 -> 200 (50 ns), 5 -> 15 at 400 (210 ns), 6 unseen.
+	if h.max != 210*time.Nanosecond {
+		t.Fatalf("max %v", h.max)
+	}
+}

@@ -1,0 +1,196 @@
+package handlers
+
+// Admin authentication: ADMIN_TOKEN as a bearer token (curl) or, in the
+// browser, a login form that sets a signed admin session cookie (HttpOnly,
+// SameSite=Strict, Path=/admin, Secure behind TLS). Every admin POST made
+// with the cookie must carry a CSRF token bound to the session (hidden form
+// field _csrf or header X-CSRF-Token); bearer requests need none, since a
+// browser never adds an Authorization header by itself.
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+const (
+	adminCookieName = "tapwars_admin"
+	adminSessionTTL = 12 * time.Hour
+	csrfField       = "_csrf"
+	csrfHeader      = "X-CSRF-Token"
+	adminPath       = "/admin"
+	sessionPrefix   = "a1."
+	maxAdminToken   = 1024
+)
+
+// adminAuth checks the admin token and signs admin sessions and CSRF
+// tokens with a key derived from the token: changing ADMIN_TOKEN signs
+// every admin out.
+type adminAuth struct {
+	sum      [32]byte      // SHA-256 of the token: compared in constant time
+	key      []byte        // HMAC key of sessions and CSRF tokens
+	failures *keyedLimiter // failed admin logins per client address
+}
+
+func newAdminAuth(token string) *adminAuth {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("tapwars admin session v1"))
+	return &adminAuth{sum: sha256.Sum256([]byte(token)), key: m.Sum(nil), failures: newKeyedLimiter(10.0/60, 10)}
+}
+
+// tokenOK compares t with the admin token in constant time (both are hashed
+// first, so neither content nor length leaks through timing).
+func (a *adminAuth) tokenOK(t string) bool {
+	if t == "" || len(t) > maxAdminToken {
+		return false
+	}
+	sum := sha256.Sum256([]byte(t))
+	return subtle.ConstantTimeCompare(sum[:], a.sum[:]) == 1
+}
+
+func (a *adminAuth) mac(parts ...string) string {
+	m := hmac.New(sha256.New, a.key)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// newSession returns a session value "a1.<expiry>.<nonce>.<signature>".
+func (a *adminAuth) newSession(now time.Time) string {
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	body := sessionPrefix + strconv.FormatInt(now.Add(adminSessionTTL).Unix(), 10) + "." + base64.RawURLEncoding.EncodeToString(nonce[:])
+	return body + "." + a.mac("session", body)
+}
+
+// sessionOK checks a session value's signature and expiry.
+func (a *adminAuth) sessionOK(v string, now time.Time) bool {
+	if len(v) > 200 || !strings.HasPrefix(v, sessionPrefix) {
+		return false
+	}
+	dot := strings.LastIndexByte(v, '.')
+	body, sig := v[:dot], v[dot+1:]
+	if !hmac.Equal([]byte(sig), []byte(a.mac("session", body))) {
+		return false
+	}
+	exp, _, _ := strings.Cut(strings.TrimPrefix(body, sessionPrefix), ".")
+	n, err := strconv.ParseInt(exp, 10, 64)
+	return err == nil && now.Unix() < n
+}
+
+// csrf is the CSRF token of a session: only someone who can read the page
+// (same origin) learns it, and it dies with the session.
+func (a *adminAuth) csrf(session string) string { return a.mac("csrf", session) }
+
+// adminCtx is what an authorised admin request knows.
+type adminCtx struct {
+	bearer bool   // authorised by the Authorization header
+	csrf   string // the CSRF token for forms (cookie sessions only)
+}
+
+const adminCtxKey = "tapwars.admin"
+
+func adminOf(c echo.Context) adminCtx {
+	a, _ := c.Get(adminCtxKey).(adminCtx)
+	return a
+}
+
+var (
+	errAdminAuth = echo.NewHTTPError(http.StatusUnauthorized,
+		"admin only: send Authorization: Bearer <ADMIN_TOKEN>, or log in at /admin")
+	errCSRF = echo.NewHTTPError(http.StatusForbidden,
+		"missing or invalid CSRF token: reload the admin page and try again")
+	errCrossSite = echo.NewHTTPError(http.StatusForbidden, "cross-site admin requests are refused")
+)
+
+// adminHeaders are set on every admin response.
+func adminHeaders(c echo.Context) {
+	h := c.Response().Header()
+	h.Set(echo.HeaderCacheControl, "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// authorize checks the admin credentials of a request, and for unsafe
+// methods with a cookie session the CSRF token. It returns errAdminAuth when
+// the request carries no valid credentials.
+func (s *Server) authorize(c echo.Context) (adminCtx, error) {
+	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
+		if s.admin.failures.blocked(clientKey(c), time.Now()) {
+			return adminCtx{}, s.adminFailure(c)
+		}
+		t, ok := strings.CutPrefix(h, "Bearer ")
+		if ok && s.admin.tokenOK(strings.TrimSpace(t)) {
+			return adminCtx{bearer: true}, nil
+		}
+		return adminCtx{}, s.adminFailure(c)
+	}
+	ck, err := c.Cookie(adminCookieName)
+	if err != nil || !s.admin.sessionOK(ck.Value, time.Now()) {
+		return adminCtx{}, errAdminAuth
+	}
+	a := adminCtx{csrf: s.admin.csrf(ck.Value)}
+	switch c.Request().Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return a, nil
+	}
+	if c.Request().Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return adminCtx{}, errCrossSite
+	}
+	got := c.Request().Header.Get(csrfHeader)
+	if got == "" {
+		got = c.FormValue(csrfField)
+	}
+	if !hmac.Equal([]byte(got), []byte(a.csrf)) {
+		return adminCtx{}, errCSRF
+	}
+	return a, nil
+}
+
+// adminFailure counts a wrong admin token from the client's address and
+// answers 401, or 429 once the address tried too often (10 per minute);
+// then even the right token is refused until the limit refills, so the
+// token cannot be guessed faster.
+func (s *Server) adminFailure(c echo.Context) error {
+	if ok, wait := s.admin.failures.take(clientKey(c), 1, time.Now()); !ok {
+		return tooMany(c, wait, "too many wrong admin tokens from your address")
+	}
+	return errAdminAuth
+}
+
+// requireAdmin guards the admin routes.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		adminHeaders(c)
+		a, err := s.authorize(c)
+		if err != nil {
+			return err
+		}
+		c.Set(adminCtxKey, a)
+		return next(c)
+	}
+}
+
+func (s *Server) setAdminCookie(c echo.Context, value string, maxAge int) {
+	c.SetCookie(&http.Cookie{
+		Name:     adminCookieName,
+		Value:    value,
+		Path:     adminPath,
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		SameSite: http.SameSiteStrictMode,
+		Secure:   c.Scheme() == "https",
+	})
+}

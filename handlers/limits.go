@@ -1,0 +1,240 @@
+package handlers
+
+// Limits that keep one stranger from hurting everyone: taps per player,
+// joins per client address, live connections per address and in total.
+// All are per instance and in memory; each refusal says what the limit is
+// and, for rates, when to try again (Retry-After).
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/metrics"
+	"github.com/tapwars/tapwars/views"
+)
+
+// clientKey is the address limits are kept by: the client's IPv4 address,
+// or its IPv6 /64 network (one host usually owns a whole /64). Which
+// address is the client's is decided by Echo's IPExtractor: the
+// connection's peer, or X-Forwarded-For from trusted proxies only.
+func clientKey(c echo.Context) string {
+	ip := net.ParseIP(c.RealIP())
+	if ip == nil {
+		return c.RealIP()
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return v4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// keyedLimiter is a token bucket per key with eviction of idle keys. A key
+// idle longer than it takes to refill its bucket is dropped: a new bucket
+// is full too, so eviction never changes an answer.
+type keyedLimiter struct {
+	limit rate.Limit
+	burst int
+	idle  time.Duration // after this a bucket is full again
+
+	mu        sync.Mutex
+	m         map[string]*keyedEntry
+	lastSweep time.Time
+}
+
+type keyedEntry struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newKeyedLimiter(perSecond float64, burst int) *keyedLimiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	idle := time.Duration(float64(burst)/perSecond*float64(time.Second)) + time.Second
+	return &keyedLimiter{limit: rate.Limit(perSecond), burst: burst, idle: idle, m: map[string]*keyedEntry{}}
+}
+
+// take takes n tokens for key now, or returns how long to wait until they
+// would be there (then nothing is taken). A nil limiter allows everything.
+func (l *keyedLimiter) take(key string, n int, now time.Time) (ok bool, wait time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) > l.idle && len(l.m) > 0 {
+		for k, e := range l.m {
+			if now.Sub(e.seen) > l.idle {
+				delete(l.m, k)
+			}
+		}
+		l.lastSweep = now
+	}
+	e := l.m[key]
+	if e == nil {
+		e = &keyedEntry{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.m[key] = e
+	}
+	e.seen = now
+	if n > l.burst {
+		return false, l.idle
+	}
+	r := e.lim.ReserveN(now, n)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// blocked reports whether key has less than one token left now (without
+// taking any).
+func (l *keyedLimiter) blocked(key string, now time.Time) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.m[key]
+	return e != nil && e.lim.TokensAt(now) < 1
+}
+
+// size is the number of keys held (for tests).
+func (l *keyedLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}
+
+// tapBurst is the burst of the per-player tap limiter: at least one full
+// burst request (count = game.MaxBurst), at most two seconds' worth above it.
+func tapBurst(perSecond float64) int {
+	return max(game.MaxBurst, int(math.Ceil(2*perSecond)))
+}
+
+// tooMany answers 429 with Retry-After (whole seconds, at least 1).
+func tooMany(c echo.Context, wait time.Duration, msg string) *echo.HTTPError {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf("%s; try again in %d s", msg, secs))
+}
+
+// allowTap applies TAP_RATE_LIMIT to a tap of n taps by player id.
+func (s *Server) allowTap(c echo.Context, id string, n int) error {
+	ok, wait := s.tapLimit.take(id, n, time.Now())
+	if ok {
+		return nil
+	}
+	metrics.TapsRejected.WithLabelValues("rate_limited").Inc()
+	return tooMany(c, wait, fmt.Sprintf("too many taps: at most %s per second per player (bursts up to %d)",
+		strconv.FormatFloat(s.opt.TapRateLimit, 'f', -1, 64), s.tapLimit.burst))
+}
+
+// joinLimit applies JOIN_RATE_LIMIT to requests that would create a new
+// player (a request with a valid session only signs the player in again).
+func (s *Server) joinLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.joinLimiter == nil {
+			return next(c)
+		}
+		if _, err := s.player(c); err == nil {
+			return next(c)
+		}
+		if ok, wait := s.joinLimiter.take(clientKey(c), 1, time.Now()); !ok {
+			err := tooMany(c, wait, fmt.Sprintf("too many new players from your address: at most %d per minute", s.opt.JoinRateLimit))
+			if c.Path() == "/join" { // the browser's form: show the form again with why
+				msg, _ := err.Message.(string)
+				return render(c, http.StatusTooManyRequests, views.JoinPage(msg, c.FormValue("username")))
+			}
+			return err
+		}
+		return next(c)
+	}
+}
+
+// connLimiter counts the live connections (SSE and WebSocket) of this
+// instance, per client address and in total.
+type connLimiter struct {
+	total, perIP int // 0 = no limit
+
+	mu    sync.Mutex
+	n     int
+	byKey map[string]int
+}
+
+func newConnLimiter(total, perIP int) *connLimiter {
+	return &connLimiter{total: total, perIP: perIP, byKey: map[string]int{}}
+}
+
+// acquire takes a slot for key, or returns the status and message to refuse with.
+func (l *connLimiter) acquire(key string) (code int, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total > 0 && l.n >= l.total {
+		return http.StatusServiceUnavailable, fmt.Sprintf("the server is full (%d live connections); please try again in a moment", l.total)
+	}
+	if l.perIP > 0 && l.byKey[key] >= l.perIP {
+		return http.StatusTooManyRequests, fmt.Sprintf("too many live connections from your address (limit %d): close some tabs", l.perIP)
+	}
+	l.n++
+	l.byKey[key]++
+	return 0, ""
+}
+
+func (l *connLimiter) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n--
+	if l.byKey[key]--; l.byKey[key] <= 0 {
+		delete(l.byKey, key)
+	}
+}
+
+// connLimit applies MAX_CONNECTIONS (503) and MAX_CONNECTIONS_PER_IP (429)
+// to the live streams.
+func (s *Server) connLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		key := clientKey(c)
+		if code, msg := s.conns.acquire(key); code != 0 {
+			c.Response().Header().Set("Retry-After", "5")
+			return echo.NewHTTPError(code, msg)
+		}
+		defer s.conns.release(key)
+		return next(c)
+	}
+}
+
+// IPExtractor returns how the client address is found: the connection's
+// peer address, or with trusted proxies (CIDRs) the X-Forwarded-For entry
+// added by the nearest untrusted hop.
+func IPExtractor(trusted []string) (echo.IPExtractor, error) {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect(), nil
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, t := range trusted {
+		_, n, err := net.ParseCIDR(t)
+		if err != nil {
+			ip := net.ParseIP(t)
+			if ip == nil {
+				return nil, fmt.Errorf("trusted proxy %q is neither an address nor a CIDR range", t)
+			}
+			bits := 32
+			if ip.To4() == nil {
+				bits = 128
+			}
+			n = &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}
+		}
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), nil
+}

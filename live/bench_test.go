@@ -1,0 +1,178 @@
+package live_test
+
+// Cost of one broadcast — read the state once, render every format once,
+// wake every client, and each client's goroutine writing the frame — to N
+// clients. The source is in memory (the Redis read is measured by the store
+// benchmarks), so this is the hub's own cost.
+//
+//	go test -run '^$' -bench Broadcast -benchtime 3x ./live
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/live"
+)
+
+// benchSource is an in-memory game of 1,000 players; each Snapshot shows
+// one more tap.
+type benchSource struct {
+	total atomic.Int64
+	snap  game.Snapshot
+}
+
+func newBenchSource() *benchSource {
+	s := &benchSource{}
+	for i := range 100 {
+		team := game.Blue
+		if i%2 == 1 {
+			team = game.Red
+		}
+		id := fmt.Sprintf("%032x", i)
+		s.snap.Users = append(s.snap.Users, game.User{ID: id, Username: fmt.Sprintf("player %d", i), Team: team, TapCount: int64(1000 - i)})
+		s.snap.Leaderboard = append(s.snap.Leaderboard, game.LeaderboardEntry{ID: id, Username: fmt.Sprintf("player %d", i), Team: team, TapCount: int64(1000 - i), Rank: i + 1})
+	}
+	return s
+}
+
+func (s *benchSource) Snapshot(ctx context.Context, top int, now time.Time) (game.Snapshot, error) {
+	snap := s.snap
+	n := s.total.Add(1)
+	snap.GameState = game.State{BlueScore: n / 2, RedScore: n - n/2, TotalTaps: n, ActiveUsers: 1000, BlueOnline: 500, RedOnline: 500, LastUpdated: now.UnixMilli()}
+	if len(snap.Leaderboard) > top {
+		snap.Leaderboard = snap.Leaderboard[:top]
+	}
+	return snap, nil
+}
+
+func (s *benchSource) Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error) {
+	return map[string]game.PlayerStats{}, nil
+}
+func (s *benchSource) Subscribe(ctx context.Context) <-chan struct{} { return make(chan struct{}) }
+func (s *benchSource) Touch(ctx context.Context, now time.Time, users ...game.User) error {
+	return nil
+}
+
+// countConn counts the frames written through it into a shared counter;
+// with w set it also writes them to a socket.
+type countConn struct {
+	n *atomic.Int64
+	w net.Conn
+}
+
+func (c *countConn) Write(ctx context.Context, msg []byte) error {
+	if c.w != nil {
+		if d, ok := ctx.Deadline(); ok {
+			_ = c.w.SetWriteDeadline(d)
+		}
+		if _, err := c.w.Write(msg); err != nil {
+			return err
+		}
+	}
+	c.n.Add(1)
+	return nil
+}
+func (c *countConn) Heartbeat(ctx context.Context) error { return nil }
+func (c *countConn) Bye(ctx context.Context) error       { return nil }
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(b *testing.B, ln net.Listener) (net.Conn, net.Conn) {
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			b.Error(err)
+		}
+		acc <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return <-acc, c
+}
+
+// BenchmarkBroadcast: one op is one state change delivered to every client
+// (a third each of SSE JSON, SSE HTML fragments and WebSocket JSON
+// formats). "mem" clients write nowhere; "tcp" clients write to a loopback
+// socket drained by a reader goroutine.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, tc := range []struct {
+		clients int
+		tcp     bool
+	}{{0, false}, {100, false}, {1000, false}, {10000, false}, {100, true}, {1000, true}} {
+		kind := "mem"
+		if tc.tcp {
+			kind = "tcp"
+		}
+		b.Run(fmt.Sprintf("clients=%d/%s", tc.clients, kind), func(b *testing.B) {
+			benchBroadcast(b, tc.clients, tc.tcp)
+		})
+	}
+}
+
+func benchBroadcast(b *testing.B, clients int, tcp bool) {
+	src := newBenchSource()
+	hub := live.NewHub(src, slog.New(slog.NewTextHandler(io.Discard, nil)), live.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var delivered atomic.Int64
+	var wg sync.WaitGroup
+	var ln net.Listener
+	if tcp {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	formats := []live.Format{live.SSEJSON, live.SSEGame, live.WSJSON}
+	for i := range clients {
+		conn := &countConn{n: &delivered}
+		if tcp {
+			srv, cli := tcpPair(b, ln)
+			conn.w = srv
+			go func() { _, _ = io.Copy(io.Discard, cli) }()
+			defer srv.Close()
+			defer cli.Close()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = hub.Serve(ctx, conn, formats[i%len(formats)], nil, live.ServeOptions{})
+		}()
+	}
+	// Every client has its first frame.
+	for delivered.Load() < int64(clients) {
+		time.Sleep(time.Millisecond)
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	b.ResetTimer()
+	for i := range b.N {
+		if err := hub.Refresh(ctx); err != nil {
+			b.Fatal(err)
+		}
+		want := int64(clients) * int64(i+2)
+		for delivered.Load() < want {
+			runtime.Gosched()
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	if clients > 0 {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(clients), "ns/client")
+		b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(b.N)/float64(clients), "B/client")
+	}
+	cancel()
+	wg.Wait()
+}

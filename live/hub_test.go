@@ -1,0 +1,543 @@
+package live_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/live"
+	"github.com/tapwars/tapwars/store"
+)
+
+// The hub runs against a real redis-server through store.Store: changes are
+// made in Redis and announced with store.Notify (the consumer's pub/sub),
+// exactly as in the app.
+
+type hubEnv struct {
+	t   *testing.T
+	rdb *redis.Client
+	st  *store.Store
+	hub *live.Hub
+}
+
+func startHub(t *testing.T, opt live.Options) *hubEnv {
+	t.Helper()
+	r := testenv.StartRedis(t)
+	rdb := r.Client()
+	st := store.New(rdb)
+	hub := live.NewHub(st, slog.New(slog.NewTextHandler(io.Discard, nil)), opt)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); hub.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &hubEnv{t: t, rdb: rdb, st: st, hub: hub}
+}
+
+// change adds n taps to the total and tells every hub, as an applied batch
+// does; it returns the new total.
+func (e *hubEnv) change(n int64) int64 {
+	e.t.Helper()
+	ctx := context.Background()
+	total, err := e.rdb.IncrBy(ctx, store.KeyTotalTaps, n).Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.st.Notify(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	return total
+}
+
+// recConn is an in-process live.Conn that records what it is sent.
+type recConn struct {
+	mu     sync.Mutex
+	msgs   [][]byte
+	at     []time.Time
+	totals []int64 // total taps of each JSON state message, in order
+	signal chan struct{}
+}
+
+func newRecConn() *recConn { return &recConn{signal: make(chan struct{}, 1)} }
+
+var totalRE = regexp.MustCompile(`id="total-taps"[^>]*>(\d+)<`)
+
+func (c *recConn) Write(ctx context.Context, msg []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	total := int64(-1)
+	var s game.Snapshot
+	if json.Unmarshal(msg, &s) == nil {
+		total = s.GameState.TotalTaps
+	} else if m := totalRE.FindSubmatch(msg); m != nil {
+		total, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	}
+	c.mu.Lock()
+	c.msgs = append(c.msgs, bytes.Clone(msg))
+	c.at = append(c.at, time.Now())
+	if total >= 0 {
+		c.totals = append(c.totals, total)
+	}
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (c *recConn) Heartbeat(ctx context.Context) error { return nil }
+func (c *recConn) Bye(ctx context.Context) error       { return nil }
+
+// lastTotal is the total of the newest state message, -1 before any.
+func (c *recConn) lastTotal() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.totals) == 0 {
+		return -1
+	}
+	return c.totals[len(c.totals)-1]
+}
+
+func (c *recConn) snapshot() (msgs [][]byte, at []time.Time, totals []int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.msgs...), append([]time.Time(nil), c.at...), append([]int64(nil), c.totals...)
+}
+
+// stuckConn takes the first message (it fits in the socket buffer) and then
+// never completes a write: each one blocks until its deadline, like a peer
+// that stopped reading.
+type stuckConn struct {
+	mu      sync.Mutex
+	writes  int
+	blocked time.Time // when the first blocked write started
+}
+
+func (c *stuckConn) Write(ctx context.Context, msg []byte) error {
+	c.mu.Lock()
+	c.writes++
+	first := c.writes == 1
+	if !first && c.blocked.IsZero() {
+		c.blocked = time.Now()
+	}
+	c.mu.Unlock()
+	if first {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (c *stuckConn) Heartbeat(ctx context.Context) error { return c.Write(ctx, []byte(": ping\n\n")) }
+func (c *stuckConn) Bye(ctx context.Context) error       { return nil }
+
+type served struct {
+	err  error
+	done chan struct{}
+	at   time.Time
+}
+
+// serve runs hub.Serve in a goroutine until ctx ends.
+func serve(ctx context.Context, hub *live.Hub, conn live.Conn, f live.Format, u *game.User, opt live.ServeOptions) *served {
+	s := &served{done: make(chan struct{})}
+	go func() {
+		s.err = hub.Serve(ctx, conn, f, u, opt)
+		s.at = time.Now()
+		close(s.done)
+	}()
+	return s
+}
+
+func waitCount(t *testing.T, hub *live.Hub, transport string, n int) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if got := hub.Count()[transport]; got != n {
+			return fmt.Sprintf("%d %s clients registered, want %d", got, transport, n)
+		}
+		return ""
+	})
+}
+
+// waitAll waits until every conn's newest state shows total; it returns how
+// long that took.
+func waitAll(t *testing.T, conns []*recConn, total int64, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		behind := 0
+		var example int64
+		for _, c := range conns {
+			if got := c.lastTotal(); got != total {
+				behind++
+				example = got
+			}
+		}
+		if behind == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%d of %d clients never got total %d within %v (one shows %d)", behind, len(conns), total, timeout, example)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A client that stops reading neither delays nor starves the others: they
+// get every final state promptly while its write hangs, and it is dropped
+// once the write timeout passes.
+func TestStuckClientDoesNotSlowOthers(t *testing.T) {
+	e := startHub(t, live.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const writeTimeout = 1500 * time.Millisecond
+	opt := live.ServeOptions{WriteTimeout: writeTimeout, Heartbeat: time.Minute}
+
+	stuck := &stuckConn{}
+	stuckServed := serve(ctx, e.hub, stuck, live.SSEGame, nil, opt)
+	var fast []*recConn
+	for i := range 20 {
+		c := newRecConn()
+		fast = append(fast, c)
+		f := live.WSJSON
+		if i%2 == 1 {
+			f = live.SSEGame
+		}
+		serve(ctx, e.hub, c, f, nil, opt)
+	}
+	waitCount(t, e.hub, "ws", 10)
+	waitCount(t, e.hub, "sse", 11)
+	waitAll(t, fast, 0, 5*time.Second)
+
+	// Changes while the stuck client's write hangs: every one reaches the
+	// others within a frame or two.
+	var worst time.Duration
+	stepsDuringStall := 0
+	start := time.Now()
+	for time.Since(start) < writeTimeout-300*time.Millisecond {
+		total := e.change(1)
+		if d := waitAll(t, fast, total, time.Second); d > worst {
+			worst = d
+		}
+		stepsDuringStall++
+	}
+	stuck.mu.Lock()
+	blocked := stuck.blocked
+	stuck.mu.Unlock()
+	if blocked.IsZero() {
+		t.Fatal("the stuck client was never sent an update")
+	}
+	if stepsDuringStall < 5 {
+		t.Fatalf("only %d changes during the stall", stepsDuringStall)
+	}
+	if worst > 300*time.Millisecond {
+		t.Errorf("other clients waited up to %v for a state while one client was stuck", worst)
+	}
+	t.Logf("%d changes during the stall, slowest delivery to 20 clients %v", stepsDuringStall, worst)
+
+	// The stuck client is dropped after the write timeout, with a deadline
+	// error, and leaves the hub.
+	select {
+	case <-stuckServed.done:
+	case <-time.After(writeTimeout + 2*time.Second):
+		t.Fatal("the stuck client was never disconnected")
+	}
+	if !errors.Is(stuckServed.err, context.DeadlineExceeded) {
+		t.Fatalf("stuck client ended with %v, want a write deadline", stuckServed.err)
+	}
+	if stuck := stuckServed.at.Sub(blocked); stuck < writeTimeout-50*time.Millisecond || stuck > writeTimeout+time.Second {
+		t.Errorf("stuck client dropped after %v, want about %v", stuck, writeTimeout)
+	}
+	waitCount(t, e.hub, "sse", 10)
+
+	// The others go on.
+	total := e.change(5)
+	waitAll(t, fast, total, time.Second)
+}
+
+// 1,000 clients all end on the final state after a burst of changes, each
+// sees the totals only go up, and the same frame bytes reach everybody.
+func TestThousandClientsGetTheFinalState(t *testing.T) {
+	e := startHub(t, live.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 1000
+	conns := make([]*recConn, n)
+	servs := make([]*served, n)
+	for i := range conns {
+		conns[i] = newRecConn()
+		servs[i] = serve(ctx, e.hub, conns[i], live.WSJSON, nil, live.ServeOptions{Heartbeat: time.Minute})
+	}
+	waitCount(t, e.hub, "ws", n)
+	waitAll(t, conns, 0, 10*time.Second)
+
+	// A burst: 300 changes from 6 writers, as fast as Redis takes them.
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for range 50 {
+				e.change(1)
+			}
+		})
+	}
+	wg.Wait()
+	start := time.Now()
+	took := waitAll(t, conns, 300, 5*time.Second)
+	t.Logf("all %d clients on the final state %v after the burst ended", n, took)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("final state took %v to reach everybody", d)
+	}
+
+	var final []byte
+	for i, c := range conns {
+		msgs, _, totals := c.snapshot()
+		for j := 1; j < len(totals); j++ {
+			if totals[j] < totals[j-1] {
+				t.Fatalf("client %d saw the total go back: %v", i, totals)
+			}
+		}
+		last := msgs[len(msgs)-1]
+		if final == nil {
+			final = last
+		} else if !bytes.Equal(final, last) {
+			t.Fatalf("client %d's final frame differs:\n%s\n%s", i, final, last)
+		}
+	}
+	cancel()
+	for i, s := range servs {
+		<-s.done
+		if !live.IsGone(s.err) {
+			t.Fatalf("client %d ended with %v", i, s.err)
+		}
+	}
+	waitCount(t, e.hub, "ws", 0)
+}
+
+// Under a flood of change notifications each client gets at most about 20
+// frames a second (coalesced, newest wins) and still ends on the newest state.
+func TestFramesAreCoalesced(t *testing.T) {
+	e := startHub(t, live.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var conns []*recConn
+	for i := range 5 {
+		c := newRecConn()
+		conns = append(conns, c)
+		f := live.WSJSON
+		if i%2 == 1 {
+			f = live.SSEGame
+		}
+		serve(ctx, e.hub, c, f, nil, live.ServeOptions{Heartbeat: time.Minute})
+	}
+	waitCount(t, e.hub, "ws", 3)
+	waitAll(t, conns, 0, 5*time.Second)
+
+	const flood = 2 * time.Second
+	begin := time.Now()
+	var notifications int
+	var total int64
+	for time.Since(begin) < flood {
+		total = e.change(1)
+		notifications++
+	}
+	end := time.Now()
+	waitAll(t, conns, total, time.Second)
+	for i, c := range conns {
+		_, at, _ := c.snapshot()
+		frames := 0
+		for _, ts := range at {
+			if !ts.Before(begin) && !ts.After(end) {
+				frames++
+			}
+		}
+		perSecond := float64(frames) / end.Sub(begin).Seconds()
+		t.Logf("client %d: %d frames in %v for %d notifications (%.1f/s)", i, frames, end.Sub(begin).Round(time.Millisecond), notifications, perSecond)
+		if perSecond > 22 {
+			t.Errorf("client %d got %.1f frames per second, want at most ~20", i, perSecond)
+		}
+		if perSecond < 5 {
+			t.Errorf("client %d got only %.1f frames per second during the flood: updates starve", i, perSecond)
+		}
+	}
+	if notifications < 200 {
+		t.Fatalf("only %d notifications: not a flood", notifications)
+	}
+}
+
+// Personal fragments (your taps and rank) go only to that player's
+// connections; every client gets its state at once on connect.
+func TestPersonalFragmentsStayPersonal(t *testing.T) {
+	e := startHub(t, live.Options{StatsInterval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bg := context.Background()
+	ann, err := e.st.Join(bg, "ann", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := e.st.Join(bg, "bob", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	annWS, annSSE, bobWS := newRecConn(), newRecConn(), newRecConn()
+	opt := live.ServeOptions{Heartbeat: time.Minute}
+	serve(ctx, e.hub, annWS, live.WSGame, &ann, opt)
+	serve(ctx, e.hub, annSSE, live.SSEGame, &ann, opt)
+	serve(ctx, e.hub, bobWS, live.WSGame, &bob, opt)
+	waitCount(t, e.hub, "ws", 2)
+	waitCount(t, e.hub, "sse", 1)
+
+	// ann taps 7 (as the consumer would count them) and the game changes.
+	if err := e.rdb.ZIncrBy(bg, store.KeyLeaderboard, 7, ann.ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	total := e.change(7)
+	all := []*recConn{annWS, annSSE, bobWS}
+	waitAll(t, all, total, 2*time.Second)
+	mine := regexp.MustCompile(`id="my-taps"[^>]*data-applied="7"`)
+	testenv.Eventually(t, 2*time.Second, func() string {
+		for _, c := range []*recConn{annWS, annSSE} {
+			msgs, _, _ := c.snapshot()
+			if !mine.Match(bytes.Join(msgs, nil)) {
+				return "ann's connection never got her 7 taps"
+			}
+		}
+		return ""
+	})
+	msgs, _, _ := bobWS.snapshot()
+	if mine.Match(bytes.Join(msgs, nil)) {
+		t.Fatal("bob got ann's personal fragment")
+	}
+	if !bytes.Contains(bytes.Join(msgs, nil), []byte(`id="my-taps" class="num" data-applied="0"`)) {
+		t.Fatalf("bob never got his own (0 taps) on connect:\n%s", bytes.Join(msgs, []byte("\n")))
+	}
+	// SSE frames: every line is a field or blank; data: carries one line.
+	sseMsgs, _, _ := annSSE.snapshot()
+	for _, m := range sseMsgs {
+		if !bytes.HasSuffix(m, []byte("\n\n")) {
+			t.Fatalf("SSE event not terminated by a blank line: %q", m)
+		}
+		for _, line := range bytes.Split(bytes.TrimSuffix(m, []byte("\n\n")), []byte("\n")) {
+			if !bytes.HasPrefix(line, []byte("event: ")) && !bytes.HasPrefix(line, []byte("data: <")) {
+				t.Fatalf("SSE line that is no field: %q in %q", line, m)
+			}
+		}
+	}
+}
+
+// Clients that leave (context ended, failed write, server closing) leave no
+// goroutine behind.
+func TestNoGoroutineLeak(t *testing.T) {
+	e := startHub(t, live.Options{StatsInterval: time.Millisecond})
+	ctx := context.Background()
+	u, err := e.st.Join(ctx, "leaky", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := live.ServeOptions{Heartbeat: 20 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}
+
+	// Warm up (Redis pool, pub/sub), then take the baseline.
+	wctx, wcancel := context.WithCancel(ctx)
+	w := serve(wctx, e.hub, newRecConn(), live.WSGame, &u, opt)
+	waitCount(t, e.hub, "ws", 1)
+	e.change(1)
+	time.Sleep(100 * time.Millisecond)
+	wcancel()
+	<-w.done
+	waitCount(t, e.hub, "ws", 0)
+	base := settledGoroutines()
+
+	for round := range 3 {
+		cctx, cancel := context.WithCancel(ctx)
+		var servs []*served
+		for i := range 300 {
+			var conn live.Conn = newRecConn()
+			if i%10 == 0 {
+				conn = &stuckConn{}
+			}
+			var user *game.User
+			if i%3 == 0 {
+				user = &u
+			}
+			servs = append(servs, serve(cctx, e.hub, conn, live.Format(i%6), user, opt))
+		}
+		testenv.Eventually(t, 10*time.Second, func() string {
+			c := e.hub.Count()
+			if c["ws"]+c["sse"] < 270 {
+				return fmt.Sprintf("clients %v", c)
+			}
+			return ""
+		})
+		for range 5 {
+			e.change(1)
+			time.Sleep(30 * time.Millisecond)
+		}
+		cancel()
+		for _, s := range servs {
+			<-s.done
+		}
+		waitCount(t, e.hub, "ws", 0)
+		waitCount(t, e.hub, "sse", 0)
+		noLeak(t, base, fmt.Sprintf("round %d, after 300 clients left", round))
+	}
+
+	// Closing the hub says bye to everyone, refuses newcomers, and leaves
+	// nothing behind either.
+	var servs []*served
+	for range 50 {
+		servs = append(servs, serve(ctx, e.hub, newRecConn(), live.WSGame, &u, opt))
+	}
+	waitCount(t, e.hub, "ws", 50)
+	e.hub.Close()
+	for _, s := range servs {
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a client outlived Hub.Close")
+		}
+	}
+	if err := e.hub.Serve(ctx, newRecConn(), live.WSGame, nil, opt); !errors.Is(err, live.ErrClosing) {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+	noLeak(t, base, "after Hub.Close")
+}
+
+// noLeak waits for the goroutine count to come back to base (with a small
+// tolerance for runtime and pool goroutines that come and go).
+func noLeak(t *testing.T, base int, when string) {
+	t.Helper()
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if n := settledGoroutines(); n > base+5 {
+			return fmt.Sprintf("%s: %d goroutines, %d before", when, n, base)
+		}
+		return ""
+	})
+}
+
+// settledGoroutines is runtime.NumGoroutine once it stopped falling.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m >= n {
+			return m
+		}
+		n = m
+	}
+	return n
+}
