@@ -1052,3 +1052,32 @@ func TestTokensAndSessionCookie(t *testing.T) {
 		t.Fatalf("session cookie behind TLS: %q", ck)
 	}
 }
+
+// Without Kafka the end of the tap log is unknown: reset and import are
+// refused with 503 and change nothing.
+func TestAdminResetRefusedWithoutKafka(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
+	m := admInstance(t, r, k, nil, nil)
+	base := m.URL()
+	a := join(t, base, "ann")
+	tapN(t, base, a, 3)
+	waitTotals(t, base, map[*joined]int64{&a: 3})
+	_, export := admin(t, "GET", base+"/admin/export", "", nil)
+	k.Stop()
+	start := time.Now()
+	if code, body := admin(t, "POST", base+"/admin/reset", "", nil); code != 503 || !strings.Contains(body, "Kafka did not answer") {
+		t.Fatalf("reset without Kafka: %d %s", code, body)
+	}
+	if code, body := admin(t, "POST", base+"/admin/import", export, nil); code != 503 {
+		t.Fatalf("import without Kafka: %d %s", code, body)
+	}
+	t.Logf("refused after %v", time.Since(start))
+	if gs := state(t, base).GameState; gs.Round != 0 || gs.TotalTaps != 3 {
+		t.Fatalf("state changed: %+v", gs)
+	}
+	// The page still shows, with the reason.
+	if code, body := admin(t, "GET", base+"/admin/stats", "", nil); code != 200 || !strings.Contains(body, "Kafka end offsets unavailable") {
+		t.Fatalf("stats without Kafka: %d %.300s", code, body)
+	}
+	k.Restart()
+}

@@ -97,7 +97,7 @@ func TestRedisOutage(t *testing.T) {
 	r.Stop()
 	// Live clients are told, within about a second; the state they get
 	// with it still has the last good numbers.
-	waitSSE(t, events, 5*time.Second, "reconnecting status", func(m sseMsg) bool {
+	waitSSE(t, events, 10*time.Second, "reconnecting status", func(m sseMsg) bool {
 		return m.event == "status" && m.data == `{"status":"reconnecting"}`
 	})
 	t.Logf("SSE status reconnecting %v after Redis stopped", time.Since(stopped).Round(time.Millisecond))
@@ -314,13 +314,13 @@ func (s *syncBuf) String() string {
 
 // LOG_FORMAT=json writes one JSON object per line; every request's line
 // carries its request id (the X-Request-ID answered, or the one sent);
-// neither tokens, cookies nor SESSION_SECRET ever reach the log, even at
-// debug level. The default format is slog's text.
+// neither tokens, cookies, SESSION_SECRET nor ADMIN_TOKEN ever reach the
+// log, even at debug level. The default format is slog's text.
 func TestLogs(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
-	const secret = "very-secret-session-key-4711"
+	const secret, adminToken = "very-secret-session-key-4711", "admin-token-0123456789abcdef"
 	var logs syncBuf
-	m := startNode(t, r, k, map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "debug", "SESSION_SECRET": secret},
+	m := startNode(t, r, k, map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "debug", "SESSION_SECRET": secret, "ADMIN_TOKEN": adminToken},
 		func(m *app.Main) { m.LogOutput = &logs })
 	base := m.URL()
 
@@ -348,7 +348,7 @@ func TestLogs(t *testing.T) {
 	}
 
 	out := logs.String()
-	for _, s := range []string{a.Token, forged, secret} {
+	for _, s := range []string{a.Token, forged, secret, adminToken} {
 		if strings.Contains(out, s) {
 			t.Errorf("the log contains a secret or token %.12q...", s)
 		}

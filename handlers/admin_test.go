@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,11 +66,15 @@ func TestKeyedLimiter(t *testing.T) {
 	}
 	// Idle keys are evicted once their bucket would be full again.
 	for i := range 1000 {
-		l.take(strings.Repeat("k", i%50)+string(rune('a'+i%26)), 1, now.Add(2*time.Hour))
+		l.take("k"+strconv.Itoa(i), 1, now.Add(2*time.Hour))
 	}
-	l.take("fresh", 1, now.Add(2*time.Hour+l.idle+time.Second))
-	if n := l.size(); n != 1 {
-		t.Fatalf("%d keys after everything went idle, want 1", n)
+	l.take("kept", 1, now.Add(2*time.Hour+l.idle))
+	if n := l.size(); n != 1001 { // one generation later: still held
+		t.Fatalf("%d keys one idle period later, want 1001", n)
+	}
+	l.take("fresh", 1, now.Add(2*time.Hour+2*l.idle+time.Millisecond))
+	if n := l.size(); n != 2 { // two generations later: only the used ones
+		t.Fatalf("%d keys after everything went idle, want 2", n)
 	}
 	var nilLimiter *keyedLimiter
 	if ok, _ := nilLimiter.take("x", 1000, now); !ok {

@@ -38,21 +38,19 @@ func clientKey(c echo.Context) string {
 }
 
 // keyedLimiter is a token bucket per key with eviction of idle keys. A key
-// idle longer than it takes to refill its bucket is dropped: a new bucket
-// is full too, so eviction never changes an answer.
+// idle longer than it takes to refill its bucket may be dropped: a new
+// bucket is full too, so eviction never changes an answer. Eviction is by
+// generations: every idle period the current map becomes the previous one
+// and the previous one is dropped (a key used meanwhile moves back), so
+// there is never a sweep over millions of players under the lock.
 type keyedLimiter struct {
 	limit rate.Limit
 	burst int
 	idle  time.Duration // after this a bucket is full again
 
 	mu        sync.Mutex
-	m         map[string]*keyedEntry
-	lastSweep time.Time
-}
-
-type keyedEntry struct {
-	lim  *rate.Limiter
-	seen time.Time
+	cur, prev map[string]*rate.Limiter
+	rotated   time.Time
 }
 
 func newKeyedLimiter(perSecond float64, burst int) *keyedLimiter {
@@ -60,7 +58,31 @@ func newKeyedLimiter(perSecond float64, burst int) *keyedLimiter {
 		return nil
 	}
 	idle := time.Duration(float64(burst)/perSecond*float64(time.Second)) + time.Second
-	return &keyedLimiter{limit: rate.Limit(perSecond), burst: burst, idle: idle, m: map[string]*keyedEntry{}}
+	return &keyedLimiter{limit: rate.Limit(perSecond), burst: burst, idle: idle,
+		cur: map[string]*rate.Limiter{}, prev: map[string]*rate.Limiter{}}
+}
+
+// bucket returns key's bucket, creating it if create; l.mu is held.
+func (l *keyedLimiter) bucket(key string, now time.Time, create bool) *rate.Limiter {
+	switch since := now.Sub(l.rotated); {
+	case since >= 2*l.idle:
+		l.prev, l.cur, l.rotated = map[string]*rate.Limiter{}, map[string]*rate.Limiter{}, now
+	case since >= l.idle:
+		l.prev, l.cur, l.rotated = l.cur, make(map[string]*rate.Limiter, len(l.cur)), now
+	}
+	if b := l.cur[key]; b != nil {
+		return b
+	}
+	b := l.prev[key]
+	if b != nil {
+		delete(l.prev, key)
+	} else if create {
+		b = rate.NewLimiter(l.limit, l.burst)
+	} else {
+		return nil
+	}
+	l.cur[key] = b
+	return b
 }
 
 // take takes n tokens for key now, or returns how long to wait until they
@@ -71,24 +93,11 @@ func (l *keyedLimiter) take(key string, n int, now time.Time) (ok bool, wait tim
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) > l.idle && len(l.m) > 0 {
-		for k, e := range l.m {
-			if now.Sub(e.seen) > l.idle {
-				delete(l.m, k)
-			}
-		}
-		l.lastSweep = now
-	}
-	e := l.m[key]
-	if e == nil {
-		e = &keyedEntry{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.m[key] = e
-	}
-	e.seen = now
+	b := l.bucket(key, now, true)
 	if n > l.burst {
 		return false, l.idle
 	}
-	r := e.lim.ReserveN(now, n)
+	r := b.ReserveN(now, n)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return false, d
@@ -104,15 +113,15 @@ func (l *keyedLimiter) blocked(key string, now time.Time) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := l.m[key]
-	return e != nil && e.lim.TokensAt(now) < 1
+	b := l.bucket(key, now, false)
+	return b != nil && b.TokensAt(now) < 1
 }
 
 // size is the number of keys held (for tests).
 func (l *keyedLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.m)
+	return len(l.cur) + len(l.prev)
 }
 
 // tapBurst is the burst of the per-player tap limiter: at least one full

@@ -126,6 +126,11 @@ func (h *Hub) Run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	var lastStats time.Time
+	// Personal updates come at most once per StatsInterval; one that falls
+	// due sooner is sent when the interval is over, never dropped.
+	statsDue := time.NewTimer(time.Hour)
+	statsDue.Stop()
+	defer statsDue.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,6 +148,12 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-touch.C:
 			h.touchAll(ctx)
 			continue
+		case <-statsDue.C:
+			lastStats = time.Now()
+			if err := h.refreshStats(ctx); err != nil {
+				h.log.Warn("live personal update failed", "err", err)
+			}
+			continue
 		}
 		start := time.Now()
 		if err := h.Refresh(ctx); err != nil {
@@ -151,11 +162,13 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			h.log.Warn("live update failed", "err", err)
 			retry.Reset(time.Second)
-		} else if time.Since(lastStats) >= h.opt.StatsInterval {
+		} else if wait := h.opt.StatsInterval - time.Since(lastStats); wait <= 0 {
 			lastStats = time.Now()
 			if err := h.refreshStats(ctx); err != nil {
 				h.log.Warn("live personal update failed", "err", err)
 			}
+		} else {
+			statsDue.Reset(wait)
 		}
 		metrics.BroadcastSeconds.Observe(time.Since(start).Seconds())
 		select {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -204,7 +205,7 @@ func TestStuckClientDoesNotSlowOthers(t *testing.T) {
 	e := startHub(t, live.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const writeTimeout = 1500 * time.Millisecond
+	const writeTimeout = 2 * time.Second
 	opt := live.ServeOptions{WriteTimeout: writeTimeout, Heartbeat: time.Minute}
 
 	stuck := &stuckConn{}
@@ -225,16 +226,15 @@ func TestStuckClientDoesNotSlowOthers(t *testing.T) {
 
 	// Changes while the stuck client's write hangs: every one reaches the
 	// others within a frame or two.
-	var worst time.Duration
-	stepsDuringStall := 0
+	var took []time.Duration
 	start := time.Now()
-	for time.Since(start) < writeTimeout-300*time.Millisecond {
+	for time.Since(start) < writeTimeout-400*time.Millisecond {
 		total := e.change(1)
-		if d := waitAll(t, fast, total, time.Second); d > worst {
-			worst = d
-		}
-		stepsDuringStall++
+		took = append(took, waitAll(t, fast, total, writeTimeout))
 	}
+	stepsDuringStall := len(took)
+	slices.Sort(took)
+	median, worst := took[len(took)/2], took[len(took)-1]
 	stuck.mu.Lock()
 	blocked := stuck.blocked
 	stuck.mu.Unlock()
@@ -244,10 +244,12 @@ func TestStuckClientDoesNotSlowOthers(t *testing.T) {
 	if stepsDuringStall < 5 {
 		t.Fatalf("only %d changes during the stall", stepsDuringStall)
 	}
-	if worst > 300*time.Millisecond {
-		t.Errorf("other clients waited up to %v for a state while one client was stuck", worst)
+	// Were the others held up by the stuck write, each change would take
+	// about the write timeout to reach them; a frame or two is what it takes.
+	if median > 200*time.Millisecond || worst > writeTimeout/2 {
+		t.Errorf("while one client was stuck the others got each state after %v (median), %v (worst)", median, worst)
 	}
-	t.Logf("%d changes during the stall, slowest delivery to 20 clients %v", stepsDuringStall, worst)
+	t.Logf("%d changes during the stall; delivery to all 20 other clients took %v median, %v worst", stepsDuringStall, median, worst)
 
 	// The stuck client is dropped after the write timeout, with a deadline
 	// error, and leaves the hub.
@@ -302,21 +304,30 @@ func TestThousandClientsGetTheFinalState(t *testing.T) {
 		t.Errorf("final state took %v to reach everybody", d)
 	}
 
-	var final []byte
 	for i, c := range conns {
-		msgs, _, totals := c.snapshot()
+		_, _, totals := c.snapshot()
 		for j := 1; j < len(totals); j++ {
 			if totals[j] < totals[j-1] {
 				t.Fatalf("client %d saw the total go back: %v", i, totals)
 			}
 		}
-		last := msgs[len(msgs)-1]
-		if final == nil {
-			final = last
-		} else if !bytes.Equal(final, last) {
-			t.Fatalf("client %d's final frame differs:\n%s\n%s", i, final, last)
-		}
 	}
+	// Once the hub is quiet everybody holds the same bytes: one render per
+	// change, shared. (A frame re-read after the burst may still be on its
+	// way to some clients, hence the wait.)
+	testenv.Eventually(t, 3*time.Second, func() string {
+		var final []byte
+		for i, c := range conns {
+			msgs, _, _ := c.snapshot()
+			last := msgs[len(msgs)-1]
+			if final == nil {
+				final = last
+			} else if !bytes.Equal(final, last) {
+				return fmt.Sprintf("client %d's last frame differs from client 0's:\n%s\n%s", i, final, last)
+			}
+		}
+		return ""
+	})
 	cancel()
 	for i, s := range servs {
 		<-s.done
@@ -540,4 +551,46 @@ func settledGoroutines() int {
 		n = m
 	}
 	return n
+}
+
+// A change that comes sooner than StatsInterval after the last personal
+// update still reaches the players' own numbers (rank, counted taps), a
+// moment later; they are never left stale until some later change.
+func TestPersonalStatsCatchUp(t *testing.T) {
+	e := startHub(t, live.Options{StatsInterval: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bg := context.Background()
+	ann, err := e.st.Join(bg, "ann", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	annWS := newRecConn()
+	serve(ctx, e.hub, annWS, live.WSGame, &ann, live.ServeOptions{Heartbeat: time.Minute})
+	waitCount(t, e.hub, "ws", 1)
+	rank := func(want string) func() string {
+		any := regexp.MustCompile(`id="my-rank"[^>]*>([^<]*)<`)
+		return func() string {
+			msgs, _, _ := annWS.snapshot()
+			for i := len(msgs) - 1; i >= 0; i-- {
+				if m := any.FindSubmatch(msgs[i]); m != nil {
+					if string(m[1]) == want {
+						return ""
+					}
+					return fmt.Sprintf("ann's newest personal update shows rank %s, want %s", m[1], want)
+				}
+			}
+			return "ann got no personal update"
+		}
+	}
+	// ann taps: she is first.
+	e.rdb.ZIncrBy(bg, store.KeyLeaderboard, 5, ann.ID)
+	e.change(5)
+	testenv.Eventually(t, 2*time.Second, rank("1"))
+	// Right after, two others overtake her: the next frame comes within
+	// StatsInterval of her last personal update, so it is sent later.
+	e.rdb.ZIncrBy(bg, store.KeyLeaderboard, 9, "someone")
+	e.rdb.ZIncrBy(bg, store.KeyLeaderboard, 8, "someone-else")
+	e.change(17)
+	testenv.Eventually(t, 2*time.Second, rank("3"))
 }

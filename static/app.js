@@ -144,8 +144,12 @@
   // the number moves on every tap and never runs backwards:
   //   shown = max(applied, baseline + acked)
   // Invariant: baseline + acked never exceeds the player's true total.
+  // A tap can be counted (and pushed live) before its own 202 arrives, so
+  // only a count beyond baseline + acked + inflight proves taps from
+  // elsewhere; rebasing on less would count an in-flight tap twice.
   var baseline = null;   // applied value the local count starts from
   var acked = 0;         // taps acknowledged since baseline
+  var inflight = 0;      // taps sent whose answer has not arrived yet
   var lastApplied = null;
 
   function renderMyTaps() {
@@ -157,10 +161,10 @@
       // first sight, or the score went down: an admin reset. Start over.
       baseline = applied;
       acked = 0;
-    } else if (applied > baseline + acked) {
+    } else if (applied > baseline + acked + inflight) {
       // taps counted that we did not send (another tab/device): rebase so
       // our next tap shows at once.
-      baseline = applied - acked;
+      baseline = applied - acked - inflight;
     }
     lastApplied = applied;
     var shown = String(Math.max(applied, baseline + acked));
@@ -182,9 +186,18 @@
     try { return JSON.parse(text); } catch (_) { return null; }
   }
 
+  function isTap(d) { return d && d.elt && d.elt.id === 'tap-button' && d.xhr; }
+
+  // htmx fires beforeSend just before the request goes out and afterRequest
+  // once it ended in any way (answer, network error, abort, timeout).
+  body.addEventListener('htmx:beforeSend', function (e) {
+    if (isTap(e.detail)) inflight++;
+  });
+
   body.addEventListener('htmx:afterRequest', function (e) {
     var d = e.detail || {};
-    if (!d.elt || d.elt.id !== 'tap-button' || !d.xhr) return;
+    if (!isTap(d)) return;
+    inflight = Math.max(0, inflight - 1);
     var status = d.xhr.status;
     var json = parseJSON(d.xhr.responseText);
     if (status >= 200 && status < 300) {

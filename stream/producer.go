@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/eapache/go-resiliency/breaker"
 
 	"github.com/tapwars/tapwars/game"
 )
@@ -15,11 +18,16 @@ import (
 // its event. Many concurrent callers share one idempotent async producer, so
 // their events travel in the same requests.
 type Producer struct {
-	ap     sarama.AsyncProducer
-	topic  string
-	wg     sync.WaitGroup
-	mu     sync.RWMutex // guards closed against sends racing Close
-	closed bool
+	brokers []string
+	cfg     *sarama.Config
+	topic   string
+	wg      sync.WaitGroup
+	mu      sync.RWMutex // guards ap and closed against sends racing Close and renew
+	ap      sarama.AsyncProducer
+	closed  bool
+
+	renewing  atomic.Bool  // a renewal is under way
+	lastRenew atomic.Int64 // unix ns of the last renewal attempt
 }
 
 // NewProducer connects to Kafka. It fails when no broker answers.
@@ -32,7 +40,15 @@ func NewProducer(c Config) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer %v: %w", c.Brokers, err)
 	}
-	p := &Producer{ap: ap, topic: Topic}
+	p := &Producer{brokers: c.Brokers, cfg: cfg, topic: Topic}
+	p.use(ap)
+	return p, nil
+}
+
+// use makes ap the producer that new events go to, and hands its results to
+// the waiting callers. The caller holds mu (or has not shared p yet).
+func (p *Producer) use(ap sarama.AsyncProducer) {
+	p.ap = ap
 	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
@@ -46,7 +62,38 @@ func NewProducer(c Config) (*Producer, error) {
 			e.Msg.Metadata.(chan error) <- e.Err
 		}
 	}()
-	return p, nil
+}
+
+// renew replaces the producer after Kafka was unreachable. sarama then
+// keeps each partition's circuit breaker open for 10 s after its last
+// failure and refuses every event meanwhile, even once Kafka is back; a new
+// producer (with a new producer id) starts with closed breakers. It is only
+// swapped in when the brokers answer, and tried at most once a second.
+// Events already in the old producer end there, acknowledged or failed:
+// none is sent by both, so idempotence holds.
+func (p *Producer) renew() {
+	now := time.Now().UnixNano()
+	if now-p.lastRenew.Load() < int64(time.Second) || !p.renewing.CompareAndSwap(false, true) {
+		return
+	}
+	p.lastRenew.Store(now)
+	go func() {
+		defer p.renewing.Store(false)
+		ap, err := sarama.NewAsyncProducer(p.brokers, p.cfg)
+		if err != nil {
+			return // still unreachable: a later refused event tries again
+		}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			_ = ap.Close()
+			return
+		}
+		old := p.ap
+		p.use(ap)
+		p.mu.Unlock()
+		old.AsyncClose()
+	}()
 }
 
 // ErrClosed is returned by Send after Close.
@@ -82,6 +129,9 @@ func (p *Producer) Send(ctx context.Context, ev game.TapEvent) error {
 	select {
 	case err := <-done:
 		if err != nil {
+			if errors.Is(err, breaker.ErrBreakerOpen) {
+				p.renew()
+			}
 			return fmt.Errorf("send tap: %w: %w", game.ErrUnavailable, err)
 		}
 		return nil

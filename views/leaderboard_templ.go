@@ -71,7 +71,7 @@ func LeaderboardPage(d PageData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = topBar("/", "Back to the game").Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = topBar("/", "Play").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

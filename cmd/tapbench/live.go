@@ -37,11 +37,20 @@ type stateAt struct {
 	total int64
 }
 
-var totalKey = []byte(`"totalTaps":`)
+// How the total shows in each format: the JSON's "totalTaps":N, or the
+// game page fragment's id="total-taps" ...>N<.
+var (
+	jsonKey = []byte(`"totalTaps":`)
+	htmlKey = []byte(`id="total-taps"`)
+)
 
-// scan reads r to its end and calls fn with every totalTaps it finds. The
-// key can straddle two reads.
-func scan(r io.Reader, buf []byte, onBytes func(int), fn func(int64)) error {
+// maxSkip is how far after the key the number may start.
+const maxSkip = 96
+
+// scan reads r to its end and calls fn with the total of every state it
+// finds: the first number after each key. The key or the number can
+// straddle two reads.
+func scan(r io.Reader, key, buf []byte, onBytes func(int), fn func(int64)) error {
 	b := buf[:0]
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
@@ -50,12 +59,15 @@ func scan(r io.Reader, buf []byte, onBytes func(int), fn func(int64)) error {
 			b = b[:len(b)+n]
 			i := 0
 			for {
-				j := bytes.Index(b[i:], totalKey)
+				j := bytes.Index(b[i:], key)
 				if j < 0 {
-					i = max(i, len(b)-len(totalKey)+1)
+					i = max(i, len(b)-len(key)+1)
 					break
 				}
-				start := i + j + len(totalKey)
+				start := i + j + len(key)
+				for start < len(b) && start-(i+j+len(key)) < maxSkip && (b[start] < '0' || b[start] > '9') {
+					start++
+				}
 				k := start
 				for k < len(b) && b[k] >= '0' && b[k] <= '9' {
 					k++
@@ -64,8 +76,10 @@ func scan(r io.Reader, buf []byte, onBytes func(int), fn func(int64)) error {
 					i += j
 					break
 				}
-				if v, perr := strconv.ParseInt(string(b[start:k]), 10, 64); perr == nil {
-					fn(v)
+				if k > start {
+					if v, perr := strconv.ParseInt(string(b[start:k]), 10, 64); perr == nil {
+						fn(v)
+					}
 				}
 				i = k
 			}
@@ -97,9 +111,20 @@ func (c *liveClient) fail(err error) {
 	c.firstErr.CompareAndSwap(nil, err.Error())
 }
 
-// runSSE follows GET /events?format=json until ctx ends.
-func (c *liveClient) runSSE(ctx context.Context, hc *http.Client, base string, epoch time.Time, measuring *atomic.Bool, connected func(error)) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?format=json", nil)
+// formatKey returns the key to scan for and the query of a format: "json"
+// (the game-state JSON) or "html" (the game page's fragments, as browsers
+// get them).
+func formatKey(format string) ([]byte, string) {
+	if format == "html" {
+		return htmlKey, ""
+	}
+	return jsonKey, "?format=json"
+}
+
+// runSSE follows GET /events (?format=json) until ctx ends.
+func (c *liveClient) runSSE(ctx context.Context, hc *http.Client, base, format string, epoch time.Time, measuring *atomic.Bool, connected func(error)) {
+	key, q := formatKey(format)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events"+q, nil)
 	res, err := hc.Do(req)
 	if err == nil && res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 300))
@@ -113,15 +138,16 @@ func (c *liveClient) runSSE(ctx context.Context, hc *http.Client, base string, e
 	}
 	defer res.Body.Close()
 	buf := make([]byte, 0, 16<<10)
-	err = scan(res.Body, buf, func(n int) { c.bytes.Add(int64(n)) }, c.got(epoch, measuring))
+	err = scan(res.Body, key, buf, func(n int) { c.bytes.Add(int64(n)) }, c.got(epoch, measuring))
 	if err != nil && ctx.Err() == nil {
 		c.fail(err)
 	}
 }
 
-// runWS follows GET /ws?format=json until ctx ends.
-func (c *liveClient) runWS(ctx context.Context, hc *http.Client, base string, epoch time.Time, measuring *atomic.Bool, connected func(error)) {
-	u := "ws" + strings.TrimPrefix(base, "http") + "/ws?format=json"
+// runWS follows GET /ws (?format=json) until ctx ends.
+func (c *liveClient) runWS(ctx context.Context, hc *http.Client, base, format string, epoch time.Time, measuring *atomic.Bool, connected func(error)) {
+	key, q := formatKey(format)
+	u := "ws" + strings.TrimPrefix(base, "http") + "/ws" + q
 	conn, res, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc})
 	if err != nil && res != nil {
 		err = fmt.Errorf("ws: %s: %w", res.Status, err)
@@ -144,7 +170,7 @@ func (c *liveClient) runWS(ctx context.Context, hc *http.Client, base string, ep
 			}
 			return
 		}
-		if err := scan(r, buf, onBytes, got); err != io.EOF && err != nil {
+		if err := scan(r, key, buf, onBytes, got); err != io.EOF && err != nil {
 			if ctx.Err() == nil {
 				c.fail(err)
 			}

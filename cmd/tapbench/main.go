@@ -7,7 +7,7 @@
 // stderr.
 //
 //	go run ./cmd/tapbench -duration 10s                  # starts tapwars in-process (embedded, temp DATA_DIR)
-//	go run ./cmd/tapbench -url http://127.0.0.1:8080 -rate 1000 -sse 500 -ws 500
+//	go run ./cmd/tapbench -url http://127.0.0.1:8080 -rate 1000 -sse 500 -ws 500 [-format html]
 //	go run ./cmd/tapbench -url http://127.0.0.1:8080 -baseline-url http://127.0.0.1:9999 -pairs 5
 //	go run ./cmd/tapbench -noop-server 127.0.0.1:9999    # a do-nothing POST /api/tap (202) to compare with
 //	go run ./cmd/tapbench -broker 127.0.0.1:9092 -data-dir /tmp/kfake   # a kfake broker as a process
@@ -47,11 +47,11 @@ import (
 )
 
 type options struct {
-	url, baselineURL, noopAddr, brokerAddr, dataDir, tokensOut, serverPID, cpuPids string
-	players, workers, count, sse, ws, trackClients, pairs, partitions              int
-	rate                                                                           float64
-	duration, warmup, settle                                                       time.Duration
-	baseline, verifyPlayers                                                        bool
+	url, baselineURL, noopAddr, brokerAddr, dataDir, tokensOut, serverPID, cpuPids, format string
+	players, workers, count, sse, ws, trackClients, pairs, partitions                      int
+	rate                                                                                   float64
+	duration, warmup, settle                                                               time.Duration
+	baseline, verifyPlayers                                                                bool
 }
 
 func main() {
@@ -63,8 +63,9 @@ func main() {
 	flag.IntVar(&o.count, "count", 1, "taps per request (1 sends no body; 2..50 send {\"count\":n})")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured tap phase (0: only join, e.g. with -tokens-out)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "taps before measuring (counted in the exactness check, not in rates or freshness)")
-	flag.IntVar(&o.sse, "sse", 0, "live SSE clients (GET /events?format=json)")
-	flag.IntVar(&o.ws, "ws", 0, "live WebSocket clients (GET /ws?format=json)")
+	flag.IntVar(&o.sse, "sse", 0, "live SSE clients (GET /events, see -format)")
+	flag.IntVar(&o.ws, "ws", 0, "live WebSocket clients (GET /ws, see -format)")
+	flag.StringVar(&o.format, "format", "json", "what live clients receive: json (the game-state JSON, ?format=json) or html (the game page's fragments, as browsers get them)")
 	flag.IntVar(&o.trackClients, "track", 200, "live clients (spread over SSE and WS) whose every state is kept for freshness percentiles")
 	flag.BoolVar(&o.baseline, "baseline", false, "also run the same tap load against an in-process do-nothing handler, alternating, and report the ratio")
 	flag.StringVar(&o.baselineURL, "baseline-url", "", "like -baseline, against a do-nothing server already running (tapbench -noop-server)")
@@ -210,6 +211,7 @@ type Result struct {
 
 type LiveResult struct {
 	Clients        int     `json:"clients"`
+	Format         string  `json:"format"`
 	SSEClients     int     `json:"sse"`
 	WSClients      int     `json:"ws"`
 	ConnectErrors  int     `json:"connect_errors"`
@@ -230,6 +232,9 @@ type LiveResult struct {
 func bench(ctx context.Context, o options) error {
 	if o.players < 1 || o.workers < 1 || o.count < 1 || o.count > 50 {
 		return errors.New("-players and -workers must be >= 1, -count 1..50")
+	}
+	if o.format != "json" && o.format != "html" {
+		return errors.New("-format must be json or html")
 	}
 	res := &Result{Date: time.Now().UTC().Format(time.RFC3339), Players: o.players, Workers: o.workers, Rate: o.rate, Count: o.count, Duration: o.duration.Seconds()}
 	res.Machine = fmt.Sprintf("%d CPUs, %s, %s/%s", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
@@ -488,7 +493,7 @@ func stableTotal(hc *http.Client, base string) (int64, error) {
 
 func openLive(ctx context.Context, wg *sync.WaitGroup, base string, o options, epoch time.Time, measuring *atomic.Bool) (*LiveResult, []*liveClient, error) {
 	n := o.sse + o.ws
-	lr := &LiveResult{Clients: n, SSEClients: o.sse, WSClients: o.ws}
+	lr := &LiveResult{Clients: n, SSEClients: o.sse, WSClients: o.ws, Format: o.format}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true, WriteBufferSize: 1024, ReadBufferSize: 4096}}
 	clients := make([]*liveClient, n)
 	every := max(1, n/max(1, o.trackClients))
@@ -525,9 +530,9 @@ func openLive(ctx context.Context, wg *sync.WaitGroup, base string, o options, e
 		go func() {
 			defer wg.Done()
 			if c.kind == "sse" {
-				c.runSSE(ctx, hc, base, epoch, measuring, connected)
+				c.runSSE(ctx, hc, base, o.format, epoch, measuring, connected)
 			} else {
-				c.runWS(ctx, hc, base, epoch, measuring, connected)
+				c.runWS(ctx, hc, base, o.format, epoch, measuring, connected)
 			}
 		}()
 	}
@@ -683,8 +688,8 @@ func printSummary(w io.Writer, r *Result) {
 		fmt.Fprintf(w, " = %.1f\n", total/float64(reqs)*1e6)
 	}
 	if l := r.Live; l != nil {
-		fmt.Fprintf(w, "  live       %d clients (%d SSE, %d WS), %d connect errors, %d dropped; updates/s min %.1f p1 %.1f p50 %.1f; %.0f%% got >= 5/s; %.1f MiB/s\n",
-			l.Clients, l.SSEClients, l.WSClients, l.ConnectErrors, l.Dropped, l.UpdatesMin, l.UpdatesP1, l.UpdatesP50, l.AtLeast5*100, l.MiBps)
+		fmt.Fprintf(w, "  live       %d %s clients (%d SSE, %d WS), %d connect errors, %d dropped; updates/s min %.1f p1 %.1f p50 %.1f; %.0f%% got >= 5/s; %.1f MiB/s\n",
+			l.Clients, l.Format, l.SSEClients, l.WSClients, l.ConnectErrors, l.Dropped, l.UpdatesMin, l.UpdatesP1, l.UpdatesP50, l.AtLeast5*100, l.MiBps)
 		fmt.Fprintf(w, "  freshness  p50 %.1f ms p90 %.1f ms p99 %.1f ms p99.9 %.1f ms max %.1f ms (%d samples over %d tracked clients, %d unseen)\n",
 			l.Freshness.P50, l.Freshness.P90, l.Freshness.P99, l.Freshness.P999, l.Freshness.Max, l.Freshness.Samples, l.Tracked, l.Unseen)
 	}

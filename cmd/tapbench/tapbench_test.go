@@ -23,7 +23,7 @@ func TestScanAcrossReads(t *testing.T) {
 	for _, r := range []io.Reader{strings.NewReader(in.String()), iotest.OneByteReader(strings.NewReader(in.String())), iotest.HalfReader(strings.NewReader(in.String()))} {
 		var got []int64
 		var nb int
-		err := scan(r, make([]byte, 0, 64), func(n int) { nb += n }, func(v int64) { got = append(got, v) })
+		err := scan(r, jsonKey, make([]byte, 0, 64), func(n int) { nb += n }, func(v int64) { got = append(got, v) })
 		if err != io.EOF || nb != in.Len() || len(got) != len(want) {
 			t.Fatalf("err %v bytes %d/%d got %d states, want %d", err, nb, in.Len(), len(got), len(want))
 		}
@@ -32,6 +32,16 @@ func TestScanAcrossReads(t *testing.T) {
 				t.Fatalf("state %d: %d, want %d", i, got[i], want[i])
 			}
 		}
+	}
+}
+
+func TestScanHTML(t *testing.T) {
+	in := `event: state` + "\n" + `data: <span id="total-taps" class="num" hx-swap-oob="true">1234</span> <b id="x">7</b>` + "\n\n" +
+		`event: state` + "\n" + `data: <span id="total-taps" class="num" hx-swap-oob="true">1240</span>` + "\n\n"
+	var got []int64
+	err := scan(iotest.OneByteReader(strings.NewReader(in)), htmlKey, make([]byte, 0, 32), func(int) {}, func(v int64) { got = append(got, v) })
+	if err != io.EOF || len(got) != 2 || got[0] != 1234 || got[1] != 1240 {
+		t.Fatalf("got %v %v", got, err)
 	}
 }
 
