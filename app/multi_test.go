@@ -275,7 +275,7 @@ func checkExact(t *testing.T, base string, brokers []string, acked map[string]st
 			t.Fatalf("%s: %d counted, %d in the topic", p.User.Username, again.User.TapCount, taps[p.User.ID])
 		}
 	}
-	t.Logf("%d taps acknowledged under load, %d in the topic, every one counted once", len(acked), total)
+	t.Logf("%d taps in the topic (%d of them acknowledged under load), every one counted once", total, len(acked))
 }
 
 // owned returns the partitions each node's consumer owns, and whether

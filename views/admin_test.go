@@ -1,9 +1,13 @@
 package views
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/tapwars/tapwars/game"
 )
@@ -40,13 +44,22 @@ func TestAdminPagesEscape(t *testing.T) {
 		Top:    []game.LeaderboardEntry{{ID: "a\"b", Username: evil, Team: game.Blue, TapCount: 3}},
 		Online: []game.User{{ID: "x", Username: evil, Team: game.Red}},
 		Target: game.User{ID: "t", Username: evil, Team: game.Red}}
-	for _, html := range []string{render(t, AdminPage(d)), render(t, AdminKickPage(d)), render(t, AdminResetPage(d)), render(t, AdminLoginPage(evil))} {
+	for _, html := range []string{admRender(t, AdminPage(d)), admRender(t, AdminKickPage(d)), admRender(t, AdminResetPage(d)), admRender(t, AdminLoginPage(evil))} {
 		if strings.Contains(html, "<script>") || strings.Contains(html, `"><b>`) {
 			t.Fatalf("unescaped user data in\n%s", html)
 		}
 	}
-	page := render(t, AdminPage(d))
+	page := admRender(t, AdminPage(d))
 	if !strings.Contains(page, "/admin/kick?id=a%22b") || !strings.Contains(page, `hx-trigger="every 2s"`) {
 		t.Fatalf("kick link or polling missing")
 	}
+}
+
+func admRender(t *testing.T, c templ.Component) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := c.Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

@@ -73,6 +73,10 @@ func scan(r io.Reader, key, buf []byte, onBytes func(int), fn func(int64)) error
 					k++
 				}
 				if k == len(b) { // the number may go on in the next read
+					if i+j == 0 && len(b) == cap(b) {
+						i = len(key) // no room to wait for it: skip this state
+						continue
+					}
 					i += j
 					break
 				}

@@ -41,6 +41,7 @@ type tapper struct {
 	status   map[string]int64
 	lat      *hist
 	cpu      *cpuWatch
+	limit    int64 // stop recording phases once this many taps were acknowledged (0: no limit)
 }
 
 // phase is one stretch of load against one URL.
@@ -150,7 +151,11 @@ func (t *tapper) run(ctx context.Context, url string, d time.Duration, workers i
 					t.acked += int64(t.count)
 					t.byPlayer[pi] += int64(t.count)
 					t.acks = append(t.acks, ack{at: now.Sub(t.epoch).Nanoseconds(), cum: t.acked})
+					done := t.limit > 0 && t.acked >= t.limit
 					t.mu.Unlock()
+					if done {
+						cancel()
+					}
 				}
 			}
 		}()

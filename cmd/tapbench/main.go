@@ -52,6 +52,7 @@ type options struct {
 	rate                                                                                   float64
 	duration, warmup, settle                                                               time.Duration
 	baseline, verifyPlayers                                                                bool
+	taps                                                                                   int64
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 0, "tap requests per second in total; 0 = as fast as the server answers")
 	flag.IntVar(&o.count, "count", 1, "taps per request (1 sends no body; 2..50 send {\"count\":n})")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured tap phase (0: only join, e.g. with -tokens-out)")
+	flag.Int64Var(&o.taps, "taps", 0, "end the tap phase once this many taps were acknowledged (0: run for -duration)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "taps before measuring (counted in the exactness check, not in rates or freshness)")
 	flag.IntVar(&o.sse, "sse", 0, "live SSE clients (GET /events, see -format)")
 	flag.IntVar(&o.ws, "ws", 0, "live WebSocket clients (GET /ws, see -format)")
@@ -294,7 +296,7 @@ func bench(ctx context.Context, o options) error {
 	if o.serverPID != "" {
 		cw.pids["server"] = o.serverPID
 	}
-	t := &tapper{cpu: cw, hc: tapHC, players: players, count: o.count, epoch: epoch, byPlayer: make([]int64, len(players)), status: map[string]int64{}, lat: newHist()}
+	t := &tapper{limit: o.taps, cpu: cw, hc: tapHC, players: players, count: o.count, epoch: epoch, byPlayer: make([]int64, len(players)), status: map[string]int64{}, lat: newHist()}
 
 	// Live clients.
 	res.Memory.ServerRSSBefore = serverRSS()

@@ -39,7 +39,7 @@ func TestScanHTML(t *testing.T) {
 	in := `event: state` + "\n" + `data: <span id="total-taps" class="num" hx-swap-oob="true">1234</span> <b id="x">7</b>` + "\n\n" +
 		`event: state` + "\n" + `data: <span id="total-taps" class="num" hx-swap-oob="true">1240</span>` + "\n\n"
 	var got []int64
-	err := scan(iotest.OneByteReader(strings.NewReader(in)), htmlKey, make([]byte, 0, 32), func(int) {}, func(v int64) { got = append(got, v) })
+	err := scan(iotest.OneByteReader(strings.NewReader(in)), htmlKey, make([]byte, 0, 256), func(int) {}, func(v int64) { got = append(got, v) })
 	if err != io.EOF || len(got) != 2 || got[0] != 1234 || got[1] != 1240 {
 		t.Fatalf("got %v %v", got, err)
 	}
