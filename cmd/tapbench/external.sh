@@ -9,8 +9,9 @@
 #   cmd/tapbench/external.sh down        # stops what up started (by pid)
 #
 # WORK (default /tmp/tapbench-external) holds binaries, data, logs, pids.
-# PARTS sets the partitions of game-taps (default 6). Extra tapwars
-# settings pass through the environment (e.g. EMBEDDED_REDIS is unused here).
+# PARTS sets the partitions of game-taps (default 6); TAPWARS_BIN runs that
+# binary instead of building ./cmd/tapwars (e.g. a patched scratch copy).
+# Other tapwars settings pass through the environment.
 set -euo pipefail
 WORK=${WORK:-/tmp/tapbench-external}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +19,9 @@ free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 up() {
   mkdir -p "$WORK"
-  (cd "$ROOT" && go build -o "$WORK/tapwars" ./cmd/tapwars && go build -o "$WORK/tapbench" ./cmd/tapbench)
+  (cd "$ROOT" && go build -o "$WORK/tapbench" ./cmd/tapbench)
+  local BIN=${TAPWARS_BIN:-}
+  if [ -z "$BIN" ]; then (cd "$ROOT" && go build -o "$WORK/tapwars" ./cmd/tapwars); BIN="$WORK/tapwars"; fi
   local D="$WORK/run"; rm -rf "$D"; mkdir -p "$D/redis" "$D/kafka" "$D/data"
   local RP KP AP NP; RP=$(free); KP=$(free); AP=$(free); NP=$(free)
   echo "RP=$RP KP=$KP AP=$AP NP=$NP" > "$D/ports"
@@ -30,7 +33,7 @@ up() {
   for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && grep -q "broker on" "$D/kafka.log" && break; sleep 0.1; done
   REDIS_URL="redis://127.0.0.1:$RP/0" KAFKA_BROKERS="127.0.0.1:$KP" ADDR="127.0.0.1:$AP" DATA_DIR="$D/data" \
     LOG_LEVEL=${LOG_LEVEL:-warn} TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 \
-    SESSION_SECRET=tapbench-secret-0123456789 "$WORK/tapwars" 2> "$D/tapwars.log" &
+    SESSION_SECRET=tapbench-secret-0123456789 "$BIN" 2> "$D/tapwars.log" &
   echo $! > "$D/tapwars.pid"
   "$WORK/tapbench" -noop-server "127.0.0.1:$NP" 2> "$D/noop.log" &
   echo $! > "$D/noop.pid"
