@@ -153,7 +153,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 		level := slog.LevelDebug
-		if status >= 500 {
+		if status >= 500 && status != http.StatusServiceUnavailable {
 			level = slog.LevelWarn
 		}
 		s.log.Log(c.Request().Context(), level, "http",
@@ -199,7 +199,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		code, msg = http.StatusServiceUnavailable, "the game is temporarily unavailable (its message broker or store did not answer in time); please try again in a moment"
 		c.Response().Header().Set("Retry-After", "1")
 	}
-	if code >= 500 {
+	// A 503 is an outage that the consumer, the hub and /readyz already
+	// report; logging each refused request would flood the log under load.
+	if code >= 500 && code != http.StatusServiceUnavailable {
 		s.log.Error("request failed", "id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path(), "err", err)
 	}
 	if c.Request().Method == http.MethodHead {

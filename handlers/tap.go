@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,7 +35,11 @@ type tapResponse struct {
 func (s *Server) tap(c echo.Context) error {
 	u, err := s.player(c)
 	if err != nil {
-		metrics.TapsRejected.WithLabelValues("unauthorized").Inc()
+		reason := "unauthorized"
+		if errors.Is(err, game.ErrUnavailable) || isOutage(err) {
+			reason = "unavailable" // the player could not be read: Redis is down
+		}
+		metrics.TapsRejected.WithLabelValues(reason).Inc()
 		return err
 	}
 	var req tapRequest

@@ -87,10 +87,11 @@ type Hub struct {
 	last atomic.Pointer[Frame]
 	down atomic.Bool // the last read failed: clients show "reconnecting"
 
-	mu      sync.Mutex
-	clients map[*Client]struct{}
-	sent    map[string]game.PlayerStats // personal stats last sent, by player
-	closing bool
+	refreshMu sync.Mutex // serialises refresh
+	mu        sync.Mutex
+	clients   map[*Client]struct{}
+	sent      map[string]game.PlayerStats // personal stats last sent, by player
+	closing   bool
 }
 
 // NewHub returns a hub; call Run to start it.
@@ -185,6 +186,10 @@ func (h *Hub) Refresh(ctx context.Context) error { return h.refresh(ctx, false) 
 // refresh is Refresh; with skipSame it sends nothing when the state did not
 // change (the idle re-read).
 func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
+	// One refresh at a time (Run and a first connect can both call it), so
+	// an older read is never stored over a newer one.
+	h.refreshMu.Lock()
+	defer h.refreshMu.Unlock()
 	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
 	if err != nil {
 		h.setDown(true)
