@@ -169,3 +169,17 @@ func BenchmarkProducer(b *testing.B) {
 	}
 	b.ReportMetric(float64(perIter*b.N)/el.Seconds(), "acks/s")
 }
+
+// BenchmarkDecodeEvent is the consumer's per-record cost of parsing a tap
+// event as the app writes it (the largest item of the consumer's CPU
+// profile).
+func BenchmarkDecodeEvent(b *testing.B) {
+	v, _ := stream.EncodeEvent(game.TapEvent{ID: "0123456789abcdef0123456789abcdef", UserID: "fedcba9876543210fedcba9876543210",
+		Username: "player 42", Team: game.Blue, Timestamp: time.Now().UnixMilli(), SessionID: "00112233445566778899aabbccddeeff"})
+	b.SetBytes(int64(len(v)))
+	for b.Loop() {
+		if _, err := stream.DecodeEvent(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -296,6 +296,10 @@ func bench(ctx context.Context, o options) error {
 	if o.serverPID != "" {
 		cw.pids["server"] = o.serverPID
 	}
+	if inProcess { // server and generator share this process
+		delete(cw.pids, "generator")
+		cw.pids["in-process"] = "self"
+	}
 	t := &tapper{limit: o.taps, cpu: cw, hc: tapHC, players: players, count: o.count, epoch: epoch, byPlayer: make([]int64, len(players)), status: map[string]int64{}, lat: newHist()}
 
 	// Live clients.
@@ -696,7 +700,11 @@ func printSummary(w io.Writer, r *Result) {
 			l.Freshness.P50, l.Freshness.P90, l.Freshness.P99, l.Freshness.P999, l.Freshness.Max, l.Freshness.Samples, l.Tracked, l.Unseen)
 	}
 	m := r.Memory
-	fmt.Fprintf(w, "  memory     server RSS %s before live, %s with live, %s at end", mib(m.ServerRSSBefore), mib(m.ServerRSSLive), mib(m.ServerRSSEnd))
+	if r.Live != nil {
+		fmt.Fprintf(w, "  memory     server RSS %s before live, %s with live, %s at end", mib(m.ServerRSSBefore), mib(m.ServerRSSLive), mib(m.ServerRSSEnd))
+	} else {
+		fmt.Fprintf(w, "  memory     server RSS %s before, %s at end", mib(m.ServerRSSBefore), mib(m.ServerRSSEnd))
+	}
 	if m.ServerPerClient > 0 {
 		fmt.Fprintf(w, " (%.1f KiB per live client)", float64(m.ServerPerClient)/1024)
 	}
