@@ -111,8 +111,13 @@
     wsOpenedAt = 0;
     wsShortCloses = healthy ? 0 : wsShortCloses + 1;
     if (transport === 'auto' && wsShortCloses >= WS_MAX_SHORT_CLOSES) {
-      fallBackToSSE();
-      return;
+      // Tell "WebSockets are blocked on the way" from "the server is down":
+      // fall back only when the server answers plain HTTP. During an outage
+      // keep retrying the WebSocket and check again at the next failure.
+      fetch('/healthz', { cache: 'no-store' }).then(function (r) {
+        if (r.ok) fallBackToSSE();
+        else wsShortCloses = WS_MAX_SHORT_CLOSES - 1;
+      }, function () { wsShortCloses = WS_MAX_SHORT_CLOSES - 1; });
     }
     // htmx-ext-ws does not reconnect after a clean close (e.g. 1000/1001 when
     // the server restarts); do it ourselves with a growing, jittered delay.
