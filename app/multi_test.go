@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/tapwars/tapwars/app"
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
@@ -196,57 +194,11 @@ func tapLoad(bases []string, players []joined, workers int) (stop func() (acked 
 	}
 }
 
-// readTopic reads every record of game-taps: the event ids and the taps
-// per player (what the consumer must count).
-func readTopic(t *testing.T, brokers []string) (map[string]bool, map[string]int64) {
-	t.Helper()
-	cfg := sarama.NewConfig()
-	client, err := sarama.NewClient(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	parts, err := client.Partitions(stream.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, taps := map[string]bool{}, map[string]int64{}
-	for _, p := range parts {
-		hw, err := client.GetOffset(stream.Topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hw == 0 {
-			continue
-		}
-		pc, err := c.ConsumePartition(stream.Topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range pc.Messages() {
-			if ev, err := stream.DecodeEvent(m.Value); err == nil {
-				ids[ev.ID] = true
-				taps[ev.UserID] += int64(ev.Taps())
-			}
-			if m.Offset >= hw-1 {
-				break
-			}
-		}
-		pc.Close()
-	}
-	return ids, taps
-}
-
 // checkExact fails unless every acknowledged tap is in the topic and the
 // store counts exactly what the topic holds, in total and per player.
 func checkExact(t *testing.T, base string, brokers []string, acked map[string]string, players []joined) {
 	t.Helper()
-	ids, taps := readTopic(t, brokers)
+	ids, taps := testenv.ReadTopic(t, brokers)
 	for id := range acked {
 		if !ids[id] {
 			t.Fatalf("acknowledged tap %s is not in the topic", id)

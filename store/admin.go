@@ -346,43 +346,7 @@ func (s *Store) IsKicked(ctx context.Context, id string) (bool, error) {
 // been missed meanwhile. Several signals in a row arrive as one. It ends
 // when ctx ends.
 func (s *Store) SubscribeAdmin(ctx context.Context) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	signal := func() {
-		select {
-		case out <- struct{}{}:
-		default:
-		}
-	}
-	go func() {
-		defer close(out)
-		for ctx.Err() == nil {
-			ps := s.rdb.Subscribe(ctx, ChannelAdmin)
-			if _, err := ps.Receive(ctx); err != nil {
-				_ = ps.Close()
-				select {
-				case <-ctx.Done():
-				case <-time.After(500 * time.Millisecond):
-				}
-				continue
-			}
-			signal()
-			ch := ps.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
-		recv:
-			for {
-				select {
-				case <-ctx.Done():
-					break recv
-				case _, ok := <-ch:
-					if !ok {
-						break recv
-					}
-					signal()
-				}
-			}
-			_ = ps.Close()
-		}
-	}()
-	return out
+	return s.subscribe(ctx, ChannelAdmin)
 }
 
 // Export is the whole game state as a backup file.

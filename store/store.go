@@ -328,6 +328,12 @@ func (s *Store) Notify(ctx context.Context) error {
 // It also signals after the subscription is (re)established, since changes
 // may have been missed while it was down. It ends when ctx ends.
 func (s *Store) Subscribe(ctx context.Context) <-chan struct{} {
+	return s.subscribe(ctx, ChannelUpdates)
+}
+
+// subscribe follows a pub/sub channel as coalesced signals, resubscribing
+// after Redis comes back (and signalling then, to catch up).
+func (s *Store) subscribe(ctx context.Context, channel string) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	signal := func() {
 		select {
@@ -338,7 +344,7 @@ func (s *Store) Subscribe(ctx context.Context) <-chan struct{} {
 	go func() {
 		defer close(out)
 		for ctx.Err() == nil {
-			ps := s.rdb.Subscribe(ctx, ChannelUpdates)
+			ps := s.rdb.Subscribe(ctx, channel)
 			if _, err := ps.Receive(ctx); err != nil {
 				_ = ps.Close()
 				select {

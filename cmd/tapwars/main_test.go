@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/coder/websocket"
 
 	"github.com/tapwars/tapwars/game"
@@ -203,51 +202,6 @@ func load(base string, players []joined, stop <-chan struct{}) (acked func() map
 	return func() map[string]bool { wg.Wait(); mu.Lock(); defer mu.Unlock(); return ids }
 }
 
-// topicContents reads every record of game-taps: event ids and taps per player.
-func topicContents(t *testing.T, brokers []string) (map[string]bool, map[string]int64) {
-	t.Helper()
-	c, err := sarama.NewConsumer(brokers, sarama.NewConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	client, err := sarama.NewClient(brokers, sarama.NewConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	parts, err := c.Partitions(stream.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, taps := map[string]bool{}, map[string]int64{}
-	for _, p := range parts {
-		hw, err := client.GetOffset(stream.Topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hw == 0 {
-			continue
-		}
-		pc, err := c.ConsumePartition(stream.Topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range pc.Messages() {
-			ev, err := stream.DecodeEvent(m.Value)
-			if err == nil {
-				ids[ev.ID] = true
-				taps[ev.UserID] += int64(ev.Taps())
-			}
-			if m.Offset >= hw-1 {
-				break
-			}
-		}
-		pc.Close()
-	}
-	return ids, taps
-}
-
 // kill -9 under load with real Redis and the broker outside the process:
 // every acknowledged tap is in the topic, and Redis counts exactly what the
 // topic holds, per player.
@@ -275,7 +229,7 @@ func TestKillUnderLoadExternal(t *testing.T) {
 		t.Fatalf("only %d taps acknowledged", len(ackedIDs))
 	}
 
-	ids, taps := topicContents(t, k.Addrs())
+	ids, taps := testenv.ReadTopic(t, k.Addrs())
 	for id := range ackedIDs {
 		if !ids[id] {
 			t.Fatalf("acknowledged tap %s is not in the topic", id)
@@ -482,7 +436,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		byeAfter.Round(time.Millisecond), exitAfter.Round(time.Millisecond), len(ids))
 
 	p = start(t, port, env...)
-	topic, taps := topicContents(t, k.Addrs())
+	topic, taps := testenv.ReadTopic(t, k.Addrs())
 	for id := range ids {
 		if !topic[id] {
 			t.Fatalf("acknowledged tap %s is not in the topic", id)
@@ -566,7 +520,7 @@ func TestKillOneOfTwo(t *testing.T) {
 	for id := range ackedB() {
 		ids[id] = true
 	}
-	topic, taps := topicContents(t, k.Addrs())
+	topic, taps := testenv.ReadTopic(t, k.Addrs())
 	for id := range ids {
 		if !topic[id] {
 			t.Fatalf("acknowledged tap %s is not in the topic", id)
