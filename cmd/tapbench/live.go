@@ -47,7 +47,7 @@ var (
 // maxSkip is how far after the key the number may start.
 const maxSkip = 96
 
-// scan reads r to its end and calls fn with the total of every state it
+// scan reads r to its end (nil at EOF) and calls fn with the total of every state it
 // finds: the first number after each key. The key or the number can
 // straddle two reads.
 func scan(r io.Reader, key, buf []byte, onBytes func(int), fn func(int64)) error {
@@ -88,6 +88,9 @@ func scan(r io.Reader, key, buf []byte, onBytes func(int), fn func(int64)) error
 				i = k
 			}
 			b = b[:copy(b, b[i:])]
+		}
+		if err == io.EOF {
+			return nil // the stream ended
 		}
 		if err != nil {
 			return err
@@ -174,7 +177,7 @@ func (c *liveClient) runWS(ctx context.Context, hc *http.Client, base, format st
 			}
 			return
 		}
-		if err := scan(r, key, buf, onBytes, got); err != io.EOF && err != nil {
+		if err := scan(r, key, buf, onBytes, got); err != nil {
 			if ctx.Err() == nil {
 				c.fail(err)
 			}

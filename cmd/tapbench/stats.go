@@ -41,19 +41,6 @@ func (h *hist) add(d time.Duration) {
 	h.mu.Unlock()
 }
 
-// merge adds o into h.
-func (h *hist) merge(o *hist) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-	h.n += o.n
-	h.max = max(h.max, o.max)
-}
-
 // quantile returns the upper edge of the bucket holding quantile q, capped
 // at the maximum seen.
 func (h *hist) quantile(q float64) time.Duration {

@@ -24,7 +24,7 @@ func TestScanAcrossReads(t *testing.T) {
 		var got []int64
 		var nb int
 		err := scan(r, jsonKey, make([]byte, 0, 64), func(n int) { nb += n }, func(v int64) { got = append(got, v) })
-		if err != io.EOF || nb != in.Len() || len(got) != len(want) {
+		if err != nil || nb != in.Len() || len(got) != len(want) {
 			t.Fatalf("err %v bytes %d/%d got %d states, want %d", err, nb, in.Len(), len(got), len(want))
 		}
 		for i := range got {
@@ -40,7 +40,7 @@ func TestScanHTML(t *testing.T) {
 		`event: state` + "\n" + `data: <span id="total-taps" class="num" hx-swap-oob="true">1240</span>` + "\n\n"
 	var got []int64
 	err := scan(iotest.OneByteReader(strings.NewReader(in)), htmlKey, make([]byte, 0, 256), func(int) {}, func(v int64) { got = append(got, v) })
-	if err != io.EOF || len(got) != 2 || got[0] != 1234 || got[1] != 1240 {
+	if err != nil || len(got) != 2 || got[0] != 1234 || got[1] != 1240 {
 		t.Fatalf("got %v %v", got, err)
 	}
 }
