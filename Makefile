@@ -31,7 +31,7 @@ $(TEMPL):
 	$(GO) install github.com/a-h/templ/cmd/templ@$(TEMPL_VER)
 
 generate: $(TEMPL) ## regenerate views/*_templ.go from the .templ files
-	$(TEMPL) generate -path views
+	$(TEMPL) generate
 
 lint: ## go vet, plus staticcheck from the Go module proxy
 	$(GO) vet $(PKGS)
