@@ -40,27 +40,7 @@ const admToken = "admin-token-for-tests-0123456789"
 // it) and lets tune adjust Main before Run.
 func admInstance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
 	t.Helper()
-	m := app.NewMain()
-	vars := map[string]string{
-		"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
-		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
-		"LOG_LEVEL": "warn", "ADMIN_TOKEN": admToken,
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	m.LogOutput = testWriter{t}
-	if tune != nil {
-		tune(m)
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return startApp(t, r, k, overlay(map[string]string{"ADMIN_TOKEN": admToken}, env), tune)
 }
 
 // admReq does a request with optional headers and returns status, headers and body.
@@ -484,7 +464,7 @@ func TestAdminTokenGenerated(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
 	dir := t.TempDir()
 	start := func() (*app.Main, string) {
-		var logs syncLog
+		var logs syncBuf
 		m := admInstance(t, r, k, map[string]string{"ADMIN_TOKEN": "", "DATA_DIR": dir, "LOG_LEVEL": "info"}, func(m *app.Main) { m.LogOutput = &logs })
 		return m, logs.String()
 	}
@@ -514,23 +494,6 @@ func TestAdminTokenGenerated(t *testing.T) {
 	if code, _, _ := admReq(t, nil, "GET", m.URL()+"/admin/stats", "", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
 		t.Fatalf("kept token refused after restart: %d", code)
 	}
-}
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestAdminExportImport(t *testing.T) {

@@ -1,12 +1,12 @@
 package app_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -24,24 +24,40 @@ import (
 // instance runs one tapwars Main against the test's redis-server and kfake.
 func instance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string) *app.Main {
 	t.Helper()
+	return startApp(t, r, k, env, nil)
+}
+
+// startApp runs one instance on 127.0.0.1:0 against r and k with env over
+// the test defaults, letting tune adjust Main before it starts. Instances of
+// one test share SESSION_SECRET and KAFKA_GROUP.
+func startApp(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
+	t.Helper()
 	m := app.NewMain()
 	vars := map[string]string{
 		"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
 		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
 		"LOG_LEVEL": "warn",
 	}
-	for k, v := range env {
-		vars[k] = v
-	}
+	maps.Copy(vars, env)
 	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	m.LogOutput = testWriter{t}
+	if tune != nil {
+		tune(m)
+	}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
 	return m
+}
+
+// overlay returns base with env's entries put over it.
+func overlay(base, env map[string]string) map[string]string {
+	out := maps.Clone(base)
+	maps.Copy(out, env)
+	return out
 }
 
 type testWriter struct{ t *testing.T }
@@ -234,34 +250,20 @@ func TestAPIContract(t *testing.T) {
 // sseEvents follows /events?format=json and sends each state to out.
 func sseEvents(t *testing.T, ctx context.Context, url string) <-chan game.Snapshot {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") || res.Header.Get("X-Accel-Buffering") != "no" {
-		t.Fatalf("headers %v", res.Header)
-	}
+	msgs := sseStream(t, ctx, url, "")
 	out := make(chan game.Snapshot, 100)
 	go func() {
-		defer res.Body.Close()
 		defer close(out)
-		sc := bufio.NewScanner(res.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		event := ""
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event: "):
-				event = strings.TrimPrefix(line, "event: ")
-			case strings.HasPrefix(line, "data: ") && event == "state":
-				var s game.Snapshot
-				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &s); err != nil {
-					t.Errorf("bad state %q: %v", line, err)
-					return
-				}
-				out <- s
+		for m := range msgs {
+			if m.event != "state" {
+				continue
 			}
+			var s game.Snapshot
+			if err := json.Unmarshal([]byte(m.data), &s); err != nil {
+				t.Errorf("bad state %q: %v", m.data, err)
+				return
+			}
+			out <- s
 		}
 	}()
 	return out

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -25,32 +24,11 @@ import (
 	"github.com/tapwars/tapwars/stream"
 )
 
-// startNode runs one instance on 127.0.0.1:0 against r and k, like
-// instance, letting tune adjust it before it starts. Every node of a test
-// shares SESSION_SECRET and KAFKA_GROUP (the defaults of instance).
+// startNode runs an instance for tests that load it on purpose: no
+// per-player limits.
 func startNode(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
 	t.Helper()
-	m := app.NewMain()
-	vars := map[string]string{
-		"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
-		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
-		"LOG_LEVEL": "warn",
-		// These tests load instances on purpose: no per-player limits.
-		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0",
-	}
-	maps.Copy(vars, env)
-	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	m.LogOutput = testWriter{t}
-	if tune != nil {
-		tune(m)
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
+	return startApp(t, r, k, overlay(map[string]string{"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0"}, env), tune)
 }
 
 // sseMsg is one Server-Sent Event.
@@ -70,6 +48,9 @@ func sseStream(t *testing.T, ctx context.Context, url, token string) <-chan sseM
 	}
 	if res.StatusCode != 200 {
 		t.Fatalf("GET %s: %s", url, res.Status)
+	}
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") || res.Header.Get("X-Accel-Buffering") != "no" {
+		t.Fatalf("GET %s: headers %v", url, res.Header)
 	}
 	out := make(chan sseMsg, 1000)
 	go func() {
@@ -198,35 +179,20 @@ func tapLoad(bases []string, players []joined, workers int) (stop func() (acked 
 // store counts exactly what the topic holds, in total and per player.
 func checkExact(t *testing.T, base string, brokers []string, acked map[string]string, players []joined) {
 	t.Helper()
-	ids, taps := testenv.ReadTopic(t, brokers)
-	for id := range acked {
-		if !ids[id] {
-			t.Fatalf("acknowledged tap %s is not in the topic", id)
-		}
+	ids := make([]string, len(players))
+	byID := map[string]joined{}
+	for i, p := range players {
+		ids[i], byID[p.User.ID] = p.User.ID, p
 	}
-	var total int64
-	for _, n := range taps {
-		total += n
-	}
-	testenv.Eventually(t, 20*time.Second, func() string {
-		s := state(t, base)
-		if s.GameState.TotalTaps > total {
-			t.Fatalf("counted %d taps, the topic holds %d", s.GameState.TotalTaps, total)
-		}
-		if s.GameState.TotalTaps != total || s.GameState.BlueScore+s.GameState.RedScore != total {
-			return fmt.Sprintf("state %+v, topic holds %d", s.GameState, total)
-		}
-		return ""
-	})
-	for _, p := range players {
-		var again joined
-		if code, _, body := call(t, "POST", base+"/api/join", p.Token, "", &again); code != 200 {
-			t.Fatalf("rejoin: %d %s", code, body)
-		}
-		if again.User.TapCount != taps[p.User.ID] {
-			t.Fatalf("%s: %d counted, %d in the topic", p.User.Username, again.User.TapCount, taps[p.User.ID])
-		}
-	}
+	total := testenv.CheckAgainstTopic(t, brokers, maps.Keys(acked),
+		func() game.State { return state(t, base).GameState }, ids,
+		func(id string) int64 {
+			var again joined
+			if code, _, body := call(t, "POST", base+"/api/join", byID[id].Token, "", &again); code != 200 {
+				t.Fatalf("rejoin: %d %s", code, body)
+			}
+			return again.User.TapCount
+		})
 	t.Logf("%d taps in the topic (%d of them acknowledged under load), every one counted once", total, len(acked))
 }
 

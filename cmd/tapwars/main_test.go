@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -229,27 +230,7 @@ func TestKillUnderLoadExternal(t *testing.T) {
 		t.Fatalf("only %d taps acknowledged", len(ackedIDs))
 	}
 
-	ids, taps := testenv.ReadTopic(t, k.Addrs())
-	for id := range ackedIDs {
-		if !ids[id] {
-			t.Fatalf("acknowledged tap %s is not in the topic", id)
-		}
-	}
-	var total int64
-	for _, n := range taps {
-		total += n
-	}
-	testenv.Eventually(t, 20*time.Second, func() string {
-		if got := gameState(t, p.base).GameState.TotalTaps; got != total {
-			return fmt.Sprintf("total %d, topic holds %d (acknowledged %d)", got, total, len(ackedIDs))
-		}
-		return ""
-	})
-	for _, pl := range players {
-		if got := userTaps(t, p.base, pl); got != taps[pl.User.ID] {
-			t.Fatalf("%s: %d counted, %d in the topic", pl.User.Username, got, taps[pl.User.ID])
-		}
-	}
+	total := checkCounts(t, p.base, k.Addrs(), ackedIDs, players)
 	t.Logf("%d acknowledged, %d in topic, all counted once", len(ackedIDs), total)
 	p.term()
 }
@@ -436,27 +417,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		byeAfter.Round(time.Millisecond), exitAfter.Round(time.Millisecond), len(ids))
 
 	p = start(t, port, env...)
-	topic, taps := testenv.ReadTopic(t, k.Addrs())
-	for id := range ids {
-		if !topic[id] {
-			t.Fatalf("acknowledged tap %s is not in the topic", id)
-		}
-	}
-	var total int64
-	for _, n := range taps {
-		total += n
-	}
-	testenv.Eventually(t, 20*time.Second, func() string {
-		if got := gameState(t, p.base).GameState.TotalTaps; got != total {
-			return fmt.Sprintf("total %d, topic holds %d (acknowledged %d)", got, total, len(ids))
-		}
-		return ""
-	})
-	for _, pl := range players {
-		if got := userTaps(t, p.base, pl); got != taps[pl.User.ID] {
-			t.Fatalf("%s: %d counted, %d in the topic", pl.User.Username, got, taps[pl.User.ID])
-		}
-	}
+	checkCounts(t, p.base, k.Addrs(), ids, players)
 	p.term()
 }
 
@@ -520,27 +481,21 @@ func TestKillOneOfTwo(t *testing.T) {
 	for id := range ackedB() {
 		ids[id] = true
 	}
-	topic, taps := testenv.ReadTopic(t, k.Addrs())
-	for id := range ids {
-		if !topic[id] {
-			t.Fatalf("acknowledged tap %s is not in the topic", id)
-		}
-	}
-	var total int64
-	for _, n := range taps {
-		total += n
-	}
-	testenv.Eventually(t, 20*time.Second, func() string {
-		if got := gameState(t, a.base).GameState.TotalTaps; got != total {
-			return fmt.Sprintf("total %d, topic holds %d (acknowledged %d)", got, total, len(ids))
-		}
-		return ""
-	})
-	for _, pl := range players {
-		if got := userTaps(t, a.base, pl); got != taps[pl.User.ID] {
-			t.Fatalf("%s: %d counted, %d in the topic", pl.User.Username, got, taps[pl.User.ID])
-		}
-	}
+	total := checkCounts(t, a.base, k.Addrs(), ids, players)
 	t.Logf("%d taps acknowledged by the two instances, %d in the topic, all counted once", len(ids), total)
 	a.term()
+}
+
+// checkCounts fails unless every acknowledged tap is in the topic and the
+// running binary counts exactly what the topic holds, in total and per player.
+func checkCounts(t *testing.T, base string, brokers []string, acked map[string]bool, players []joined) int64 {
+	t.Helper()
+	ids := make([]string, len(players))
+	byID := map[string]joined{}
+	for i, p := range players {
+		ids[i], byID[p.User.ID] = p.User.ID, p
+	}
+	return testenv.CheckAgainstTopic(t, brokers, maps.Keys(acked),
+		func() game.State { return gameState(t, base).GameState }, ids,
+		func(id string) int64 { return userTaps(t, base, byID[id]) })
 }

@@ -1,10 +1,14 @@
 package testenv
 
 import (
+	"fmt"
+	"iter"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/stream"
 )
 
@@ -51,4 +55,38 @@ func ReadTopic(t testing.TB, brokers []string) (ids map[string]bool, taps map[st
 		pc.Close()
 	}
 	return ids, taps
+}
+
+// CheckAgainstTopic fails unless every acknowledged event id is in the topic
+// and the app counts exactly what the topic holds: state (polled until it
+// matches; more than the topic fails at once) in total and per team, and
+// tapsOf for each player. It returns the topic's total.
+func CheckAgainstTopic(t testing.TB, brokers []string, acked iter.Seq[string], state func() game.State, players []string, tapsOf func(id string) int64) int64 {
+	t.Helper()
+	ids, taps := ReadTopic(t, brokers)
+	for id := range acked {
+		if !ids[id] {
+			t.Fatalf("acknowledged tap %s is not in the topic", id)
+		}
+	}
+	var total int64
+	for _, n := range taps {
+		total += n
+	}
+	Eventually(t, 20*time.Second, func() string {
+		s := state()
+		if s.TotalTaps > total {
+			t.Fatalf("counted %d taps, the topic holds %d: counted twice", s.TotalTaps, total)
+		}
+		if s.TotalTaps != total || s.BlueScore+s.RedScore != total {
+			return fmt.Sprintf("state %+v, topic holds %d", s, total)
+		}
+		return ""
+	})
+	for _, id := range players {
+		if got := tapsOf(id); got != taps[id] {
+			t.Fatalf("player %s: %d counted, %d in the topic", id, got, taps[id])
+		}
+	}
+	return total
 }
