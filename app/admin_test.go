@@ -164,7 +164,7 @@ func gated(g *gate) func(*app.Main) {
 
 // forgetful hides the offsets stored in Redis from the consumer's setup, so
 // it starts from the oldest record: a replay of the whole topic.
-type forgetful struct{ store.RateCounting }
+type forgetful struct{ *store.Store }
 
 func (forgetful) Offsets(context.Context, string, []int32) (map[int32]int64, error) {
 	return map[int32]int64{}, nil
@@ -280,7 +280,7 @@ func TestAdminResetAgainstTapsWaitingInKafka(t *testing.T) {
 	}
 	var mu sync.Mutex
 	reached := map[int32]int64{}
-	c, err := stream.NewConsumer(stream.Config{Brokers: k.Addrs(), Group: "replay"}, forgetful{store.RateCounting{Store: m.Store}},
+	c, err := stream.NewConsumer(stream.Config{Brokers: k.Addrs(), Group: "replay"}, forgetful{m.Store},
 		m.Log, stream.ConsumerOptions{MaxBatch: 7, BeforeApply: func(b game.Batch) {
 			mu.Lock()
 			reached[b.Partition] = max(reached[b.Partition], b.Next)

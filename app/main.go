@@ -135,7 +135,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.consumer, err = stream.NewConsumer(kcfg, store.RateCounting{Store: m.Store}, m.Log, m.ConsumerOptions)
+	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, m.ConsumerOptions)
 	if err != nil {
 		return err
 	}

@@ -195,7 +195,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		code, msg = http.StatusUnauthorized, "this player was removed from the game by its operator"
 	case errors.Is(err, auth.ErrBadToken), errors.Is(err, game.ErrUnknownPlayer):
 		code, msg = http.StatusUnauthorized, "invalid or missing token: join first (POST /api/join) and send Authorization: Bearer <token>"
-	case errors.Is(err, game.ErrUnavailable), isOutage(err):
+	case unavailable(err):
 		code, msg = http.StatusServiceUnavailable, "the game is temporarily unavailable (its message broker or store did not answer in time); please try again in a moment"
 		c.Response().Header().Set("Retry-After", "1")
 	}
@@ -210,6 +210,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	_ = c.JSON(code, apiError{Error: msg})
 }
+
+// unavailable reports whether err means a dependency is down or slow
+// (503, retry later) rather than a bad request or a bug.
+func unavailable(err error) bool { return errors.Is(err, game.ErrUnavailable) || isOutage(err) }
 
 // isOutage reports whether err means that Redis (or Kafka) could not be
 // reached or did not answer in time: the client should retry (503), it is

@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
 )
 
@@ -80,5 +79,3 @@ func (s *Server) setSession(c echo.Context, tok string) {
 		Secure:   c.Scheme() == "https",
 	})
 }
-
-var _ = auth.ErrBadToken

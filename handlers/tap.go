@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,7 +34,7 @@ func (s *Server) tap(c echo.Context) error {
 	u, err := s.player(c)
 	if err != nil {
 		reason := "unauthorized"
-		if errors.Is(err, game.ErrUnavailable) || isOutage(err) {
+		if unavailable(err) {
 			reason = "unavailable" // the player could not be read: Redis is down
 		}
 		metrics.TapsRejected.WithLabelValues(reason).Inc()
@@ -104,5 +102,3 @@ func eventID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-var _ = strconv.Itoa

@@ -48,37 +48,6 @@ const MaxImportPlayers = 1_000_000
 
 func rateKey(unixSec int64) string { return KeyRatePrefix + strconv.FormatInt(unixSec/60, 10) }
 
-// RateCounting wraps a Store for the consumer: after each applied batch it
-// adds the batch's taps to the taps-per-second history of the admin page.
-// The history is a chart, not a count: a batch is recorded at most once
-// (only the apply that counted it records it), and a failed write is
-// dropped rather than retried.
-type RateCounting struct{ *Store }
-
-// Apply applies the batch and records its taps in the current second.
-func (r RateCounting) Apply(ctx context.Context, b game.Batch) (game.ApplyResult, error) {
-	res, err := r.Store.Apply(ctx, b)
-	if err == nil && res.Status == game.Applied && res.Applied > 0 {
-		_ = r.RecordRate(ctx, time.UnixMilli(b.Now), res.Applied)
-	}
-	return res, err
-}
-
-// RecordRate adds n taps to the second of t in the taps-per-second history.
-func (s *Store) RecordRate(ctx context.Context, t time.Time, n int64) error {
-	sec := t.Unix()
-	key := rateKey(sec)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HIncrBy(ctx, key, strconv.FormatInt(sec, 10), n)
-		p.ExpireAt(ctx, key, time.Unix((sec/60+1)*60, 0).Add(RateKeep))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("record tap rate: %w", err)
-	}
-	return nil
-}
-
 // Overview is what the admin page shows, read in one round trip.
 type Overview struct {
 	Round       int64           `json:"round"`

@@ -355,18 +355,20 @@ func TestOverviewAndTapRate(t *testing.T) {
 		ctx := context.Background()
 		a, _ := st.Join(ctx, "alice", time.Now())
 		now := time.Now().Truncate(time.Second)
-		// Taps counted through the consumer's wrapper land in the second of the batch.
-		rc := store.RateCounting{Store: st}
+		// Applied taps land in the second of the batch, in the same script.
 		b := game.Batch{Topic: "game-taps", Partition: 0, From: 0, Next: 3, Seen: -1, Now: now.Add(-2 * time.Second).UnixMilli(),
 			Taps: []game.PlayerTaps{{UserID: a.ID, Count: 6}}}
-		if r, err := rc.Apply(ctx, b); err != nil || r.Status != game.Applied {
+		if r, err := st.Apply(ctx, b); err != nil || r.Status != game.Applied {
 			t.Fatalf("apply: %+v %v", r, err)
 		}
-		if r, _ := rc.Apply(ctx, b); r.Status != game.Duplicate { // not recorded again
+		if r, _ := st.Apply(ctx, b); r.Status != game.Duplicate { // not recorded again
 			t.Fatalf("duplicate: %+v", r)
 		}
-		_ = st.RecordRate(ctx, now.Add(-14*time.Minute), 4)
-		_ = st.RecordRate(ctx, now.Add(-20*time.Minute), 99) // outside the window
+		seed := func(at time.Time, n int64) { // older history, as earlier batches left it
+			rdb.HIncrBy(ctx, store.KeyRatePrefix+fmt.Sprint(at.Unix()/60), fmt.Sprint(at.Unix()), n)
+		}
+		seed(now.Add(-14*time.Minute), 4)
+		seed(now.Add(-20*time.Minute), 99) // outside the window
 		ov, err := st.Overview(ctx, "game-taps", now, 15*time.Minute)
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -19,11 +21,14 @@ import (
 //
 // KEYS: users, blue score, red score, total, leaderboard, offsets,
 //
-//	online:blue, online:red, round starts, updated
+//	online:blue, online:red, round starts, updated, taps-per-second of
+//	the batch's minute (game:tps:<minute>)
 //
 // ARGV: offset field, from, next, round start seen, now, then (id, count)...
 // Returns {status, applied, unknown, offset-or-round-start}.
-var applyScript = redis.NewScript(`
+var applyScript *redis.Script
+
+const applyScriptSrc = `
 local cur = redis.call('HGET', KEYS[6], ARGV[1])
 if cur then
   cur = tonumber(cur)
@@ -91,13 +96,23 @@ if red > 0 then redis.call('INCRBY', KEYS[3], red) end
 if blue + red > 0 then
   redis.call('INCRBY', KEYS[4], blue + red)
   redis.call('SET', KEYS[10], ARGV[5])
+  -- taps per second for the admin chart: KEYS[11] is the batch's minute
+  local sec = math.floor(tonumber(ARGV[5]) / 1000)
+  redis.call('HINCRBY', KEYS[11], string.format('%d', sec), blue + red)
+  redis.call('EXPIREAT', KEYS[11], string.format('%d', (math.floor(sec / 60) + 1) * 60 + RATE_KEEP_SECONDS))
 end
 redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
 return {0, blue + red, unknown, 0}
-`)
+`
 
 var applyKeys = []string{KeyUsers, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyLeaderboard,
 	KeyOffsets, KeyOnlineBlue, KeyOnlineRed, KeyRoundStarts, KeyUpdatedAt}
+
+func init() {
+	// The chart's per-second counts expire RateKeep after their minute.
+	applyScript = redis.NewScript(strings.Replace(applyScriptSrc, "RATE_KEEP_SECONDS",
+		strconv.FormatInt(int64(RateKeep/time.Second), 10), 1))
+}
 
 // Apply counts a batch atomically with its offsets. See game.ApplyStatus for
 // the outcomes other than Applied; none of them changes anything.
@@ -107,7 +122,8 @@ func (s *Store) Apply(ctx context.Context, b game.Batch) (game.ApplyResult, erro
 	for _, t := range b.Taps {
 		args = append(args, t.UserID, strconv.FormatInt(t.Count, 10))
 	}
-	res, err := applyScript.Run(ctx, s.rdb, applyKeys, args...).Int64Slice()
+	keys := append(applyKeys[:len(applyKeys):len(applyKeys)], rateKey(b.Now/1000))
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return game.ApplyResult{}, fmt.Errorf("apply %s [%d,%d): %w", OffsetField(b.Topic, b.Partition), b.From, b.Next, err)
 	}
