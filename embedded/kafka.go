@@ -2,11 +2,9 @@ package embedded
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -44,19 +42,9 @@ type Kafka struct {
 
 // StartKafka starts kfake with its data in o.Dir.
 func StartKafka(o KafkaOptions) (*Kafka, error) {
-	if o.Dir == "" {
-		return nil, errors.New("embedded kafka: Dir is required")
-	}
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	dir, err := filepath.Abs(o.Dir)
+	dir, logger, err := prepare("kafka", o.Dir, o.Logger)
 	if err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("embedded kafka: %w", err)
 	}
 	// Two brokers on one data directory would corrupt it.
 	lock, err := lockDir(dir, lockWait)

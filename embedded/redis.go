@@ -12,7 +12,6 @@ package embedded
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -101,19 +100,9 @@ func dirKind(dir string) string {
 // StartRedis starts a Redis-protocol store persisted in o.Dir and returns
 // once it answers.
 func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
-	if o.Dir == "" {
-		return nil, errors.New("embedded redis: Dir is required")
-	}
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	dir, err := filepath.Abs(o.Dir)
+	dir, logger, err := prepare("redis", o.Dir, o.Logger)
 	if err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("embedded redis: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -180,4 +169,23 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 		}
 	}
 	return r, nil
+}
+
+// prepare checks and creates the data directory of an embedded server and
+// picks its logger.
+func prepare(kind, dir string, logger *slog.Logger) (string, *slog.Logger, error) {
+	if dir == "" {
+		return "", nil, fmt.Errorf("embedded %s: Dir is required", kind)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded %s: %w", kind, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", nil, fmt.Errorf("embedded %s: %w", kind, err)
+	}
+	return abs, logger, nil
 }

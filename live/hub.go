@@ -132,6 +132,12 @@ func (h *Hub) Run(ctx context.Context) {
 	statsDue := time.NewTimer(time.Hour)
 	statsDue.Stop()
 	defer statsDue.Stop()
+	sendStats := func() {
+		lastStats = time.Now()
+		if err := h.refreshStats(ctx); err != nil {
+			h.log.Warn("live personal update failed", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -150,10 +156,7 @@ func (h *Hub) Run(ctx context.Context) {
 			h.touchAll(ctx)
 			continue
 		case <-statsDue.C:
-			lastStats = time.Now()
-			if err := h.refreshStats(ctx); err != nil {
-				h.log.Warn("live personal update failed", "err", err)
-			}
+			sendStats()
 			continue
 		}
 		start := time.Now()
@@ -164,10 +167,7 @@ func (h *Hub) Run(ctx context.Context) {
 			h.log.Warn("live update failed", "err", err)
 			retry.Reset(time.Second)
 		} else if wait := h.opt.StatsInterval - time.Since(lastStats); wait <= 0 {
-			lastStats = time.Now()
-			if err := h.refreshStats(ctx); err != nil {
-				h.log.Warn("live personal update failed", "err", err)
-			}
+			sendStats()
 		} else {
 			statsDue.Reset(wait)
 		}
