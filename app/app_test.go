@@ -390,3 +390,21 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// DEBUG_ADDR serves Go's profiler on its own listener, never on the game's.
+func TestDebugAddrServesProfilerApart(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	m := instance(t, r, k, map[string]string{"DEBUG_ADDR": addr})
+	code, _, body := call(t, "GET", "http://"+addr+"/debug/pprof/", "", "", nil)
+	if code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof index on DEBUG_ADDR: %d %.200s", code, body)
+	}
+	code, _, body = call(t, "GET", "http://"+addr+"/debug/pprof/heap?debug=1", "", "", nil)
+	if code != 200 || !strings.Contains(body, "HeapInuse") {
+		t.Fatalf("heap profile: %d %.200s", code, body)
+	}
+	if code, _, _ := call(t, "GET", m.URL()+"/debug/pprof/", "", "", nil); code != 404 {
+		t.Fatalf("the game's listener answers /debug/pprof/ with %d, want 404", code)
+	}
+}

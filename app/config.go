@@ -27,6 +27,7 @@ type Config struct {
 	TapTimeout      time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
 	LogFormat       string        // LOG_FORMAT: text | json
 	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
+	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
 
 	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
 	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
@@ -93,6 +94,7 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"LOG_LEVEL", "log level: debug, info, warn or error", "info", str(&c.LogLevel)},
+		{"DEBUG_ADDR", "address of a Go pprof listener (/debug/pprof/) for profiling; keep it private (e.g. 127.0.0.1:6060); empty = off", "", str(&c.DebugAddr)},
 		{"ADMIN_TOKEN", "token of the admin page /admin (at least 16 characters); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
 			if v != "" && len(v) < 16 {
 				return fmt.Errorf("must be at least 16 characters")

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,7 @@ type Main struct {
 	Hub      *live.Hub
 	srv      *http.Server
 	ln       net.Listener
+	debug    *http.Server // DEBUG_ADDR's pprof listener, or nil
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -188,6 +190,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Log.Info("tapwars serving", "url", "http://"+displayAddr(m.ln.Addr()))
+	if c.DebugAddr != "" {
+		if err := m.serveDebug(c.DebugAddr); err != nil {
+			return err
+		}
+	}
 	if adminGenerated { // logged once: later starts read the file
 		m.Log.Info("generated an admin token: log in at the admin URL with it (it is kept in DATA_DIR/admin.token; set ADMIN_TOKEN to choose one)",
 			"url", m.URL()+"/admin", "token", adminToken, "path", filepath.Join(c.DataDir, "admin.token"))
@@ -198,6 +205,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.Log.Info("admin page", "url", m.URL()+"/admin", "token", "from "+from)
 	}
+	return nil
+}
+
+// serveDebug serves Go's profiler (net/http/pprof) on addr, apart from the
+// game's listener so it is never exposed with it.
+func (m *Main) serveDebug(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("DEBUG_ADDR %s: %w", addr, err)
+	}
+	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = m.debug.Serve(ln) }()
+	m.Log.Info("pprof serving", "url", "http://"+displayAddr(ln.Addr())+"/debug/pprof/")
 	return nil
 }
 
@@ -263,6 +289,9 @@ func (m *Main) Close() error {
 				_ = m.srv.Close()
 			}
 			cancel()
+		}
+		if m.debug != nil {
+			_ = m.debug.Close()
 		}
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())

@@ -64,7 +64,8 @@ type Options struct {
 	// ConsumerLag is this instance's consumer's lag per partition it owns
 	// (stream.Consumer.Lag).
 	ConsumerLag func() map[int32]int64
-	// Context ends background work (the kicked-players watcher).
+	// Context ends background work (the kicked-players watcher) and the
+	// live streams, which outlive their requests.
 	Context context.Context
 }
 
@@ -93,6 +94,9 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	if opt.BodyLimit == "" {
 		opt.BodyLimit = "16K"
 	}
+	if opt.Context == nil {
+		opt.Context = context.Background()
+	}
 	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st)}
 	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
 	s.joinLimiter = newKeyedLimiter(float64(opt.JoinRateLimit)/60, opt.JoinRateLimit)
@@ -119,8 +123,8 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.POST("/api/join", s.join, s.joinLimit)
 	e.POST("/api/tap", s.tap)
 	e.GET("/api/game-state", s.gameState)
-	e.GET("/events", s.events, s.connLimit)
-	e.GET("/ws", s.ws, s.connLimit)
+	e.GET("/events", s.events)
+	e.GET("/ws", s.ws)
 	if opt.AdminToken != "" && opt.Admin != nil {
 		s.admin = newAdminAuth(opt.AdminToken)
 		s.adminRoutes(e)

@@ -208,18 +208,17 @@ func (l *connLimiter) release(key string) {
 	}
 }
 
-// connLimit applies MAX_CONNECTIONS (503) and MAX_CONNECTIONS_PER_IP (429)
-// to the live streams.
-func (s *Server) connLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		key := clientKey(c)
-		if code, msg := s.conns.acquire(key); code != 0 {
-			c.Response().Header().Set("Retry-After", "5")
-			return echo.NewHTTPError(code, msg)
-		}
-		defer s.conns.release(key)
-		return next(c)
+// liveSlot applies MAX_CONNECTIONS (503) and MAX_CONNECTIONS_PER_IP (429)
+// to a live stream. The stream outlives its request (see openSSE and ws), so
+// it calls release when it ends.
+func (s *Server) liveSlot(c echo.Context) (release func(), err error) {
+	key := clientKey(c)
+	if code, msg := s.conns.acquire(key); code != 0 {
+		c.Response().Header().Set("Retry-After", "5")
+		return nil, echo.NewHTTPError(code, msg)
 	}
+	var once sync.Once
+	return func() { once.Do(func() { s.conns.release(key) }) }, nil
 }
 
 // IPExtractor returns how the client address is found: the connection's

@@ -1,9 +1,15 @@
 package handlers
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
@@ -17,6 +23,10 @@ import (
 // game-state JSON; ?page=leaderboard: the leaderboard page's fragments).
 // Cross-origin upgrades are refused; clients may not send messages.
 func (s *Server) ws(c echo.Context) error {
+	release, err := s.liveSlot(c)
+	if err != nil {
+		return err
+	}
 	format := live.WSGame
 	switch {
 	case c.QueryParam("format") == "json":
@@ -30,35 +40,76 @@ func (s *Server) ws(c echo.Context) error {
 			user = &u
 		}
 	}
-	conn, err := websocket.Accept(c.Response(), c.Request(), &websocket.AcceptOptions{})
+	sr := &smallReads{ResponseWriter: c.Response()}
+	conn, err := websocket.Accept(sr, c.Request(), &websocket.AcceptOptions{})
 	if err != nil {
+		release()
 		return nil // Accept has written the error response
 	}
 	conn.SetReadLimit(4096)
-	ctx := conn.CloseRead(c.Request().Context())
-	err = s.hub.Serve(ctx, &wsConn{c: conn}, format, user, live.ServeOptions{WriteTimeout: s.opt.WriteTimeout, Heartbeat: s.opt.Heartbeat})
-	switch {
-	case errors.Is(err, live.ErrClosing):
-		conn.Close(websocket.StatusServiceRestart, "server restarting")
-	case live.IsGone(err):
-		conn.Close(websocket.StatusNormalClosure, "")
-	default:
-		s.log.Debug("ws client dropped", "err", err)
-		conn.CloseNow()
-	}
+	// As with SSE, the socket lives on in its own goroutine and the request
+	// ends, freeing what the HTTP server held for it.
+	go func() {
+		defer release()
+		ctx := conn.CloseRead(s.opt.Context)
+		wc := &wsConn{c: conn, nc: sr.nc}
+		err := s.hub.Serve(ctx, wc, format, user, live.ServeOptions{WriteTimeout: s.opt.WriteTimeout, Heartbeat: s.opt.Heartbeat})
+		switch {
+		case errors.Is(err, live.ErrClosing):
+			_ = wc.close(websocket.StatusServiceRestart, "server restarting")
+		case live.IsGone(err):
+			_ = wc.close(websocket.StatusNormalClosure, "")
+		default:
+			s.log.Debug("ws client dropped", "err", err)
+			conn.CloseNow()
+		}
+	}()
 	return nil
 }
 
-type wsConn struct{ c *websocket.Conn }
+// smallReads gives the WebSocket a 512-byte read buffer in place of
+// net/http's 4 KiB one: clients of a live socket send nothing but control
+// frames (at most 125 bytes of payload), and thousands of sockets stay open.
+// The 4 KiB write buffer stays: a game-page frame then goes out in one
+// write call. It keeps the connection, whose write deadline bounds writes.
+type smallReads struct {
+	http.ResponseWriter
+	nc net.Conn
+}
 
-func (w *wsConn) Write(ctx context.Context, msg []byte) error {
-	if err := w.c.Write(ctx, websocket.MessageText, msg); err != nil {
+func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	s.nc = nc
+	var r io.Reader = nc
+	if n := brw.Reader.Buffered(); n > 0 { // sent right after the handshake
+		b, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReaderSize(r, 512), brw.Writer), nil
+}
+
+func (s *smallReads) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// wsConn writes with the connection's write deadline rather than a context
+// per message (see live.Conn); every write sets it first.
+type wsConn struct {
+	c  *websocket.Conn
+	nc net.Conn
+}
+
+func (w *wsConn) Write(deadline time.Time, msg []byte) error {
+	_ = w.nc.SetWriteDeadline(deadline)
+	if err := w.c.Write(context.Background(), websocket.MessageText, msg); err != nil {
 		return fmt.Errorf("ws write: %w", err)
 	}
 	return nil
 }
 
 func (w *wsConn) Heartbeat(ctx context.Context) error {
+	_ = w.nc.SetWriteDeadline(deadlineOf(ctx))
 	if err := w.c.Ping(ctx); err != nil {
 		return fmt.Errorf("ws ping: %w", err)
 	}
@@ -67,5 +118,11 @@ func (w *wsConn) Heartbeat(ctx context.Context) error {
 
 // Bye closes with 1012 (service restart): the page reconnects by itself.
 func (w *wsConn) Bye(ctx context.Context) error {
-	return w.c.Close(websocket.StatusServiceRestart, "server restarting")
+	return w.close(websocket.StatusServiceRestart, "server restarting")
+}
+
+// close runs the closing handshake (coder/websocket waits up to 5 s).
+func (w *wsConn) close(code websocket.StatusCode, reason string) error {
+	_ = w.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return w.c.Close(code, reason)
 }

@@ -69,11 +69,9 @@ type countConn struct {
 	w net.Conn
 }
 
-func (c *countConn) Write(ctx context.Context, msg []byte) error {
+func (c *countConn) Write(deadline time.Time, msg []byte) error {
 	if c.w != nil {
-		if d, ok := ctx.Deadline(); ok {
-			_ = c.w.SetWriteDeadline(d)
-		}
+		_ = c.w.SetWriteDeadline(deadline)
 		if _, err := c.w.Write(msg); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,16 +56,123 @@ func (f Format) Transport() string {
 	return "sse"
 }
 
-// Frame is one state update, encoded once for every format.
+// Frame is one state update. Its bytes are rendered once, by the first
+// client that needs them (an instance without live clients renders
+// nothing), and shared by every client of a format.
 type Frame struct {
 	Seq      uint64
 	Snapshot game.Snapshot
-	bytes    [numFormats][]byte
-	plain    *Frame // the frame without a connection status (see withStatus), or nil
+	// board is the leaderboard the pages show: the snapshot's, or the one
+	// before while Options.BoardInterval holds a change back.
+	board   []game.LeaderboardEntry
+	boardAt time.Time // when board last changed
+	status  string    // "live" or "reconnecting" puts a connection status in front; "" none
+	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
+	prevSeq uint64
+
+	once     sync.Once
+	rendered atomic.Bool
+	full     [numFormats][]byte
+	delta    [numFormats][]byte // HTML formats: only the parts that changed since prevSeq
+	hasDelta bool
+	parts    [2][][]byte // rendered views.StateParts and views.LeaderboardParts
 }
 
-// Bytes is the frame as a client of format f receives it.
-func (f *Frame) Bytes(format Format) []byte { return f.bytes[format] }
+// Bytes is the frame as a client of format f receives it: the whole state.
+func (f *Frame) Bytes(format Format) []byte {
+	f.render()
+	return f.full[format]
+}
+
+// Since is what a client of format f that was last sent frame seq needs: the
+// parts that changed when seq is the frame before this one (possibly
+// nothing), else the whole state.
+func (f *Frame) Since(format Format, seq uint64) []byte {
+	f.render()
+	if f.hasDelta && seq == f.prevSeq && f.delta[format] != nil {
+		return f.delta[format]
+	}
+	return f.full[format]
+}
+
+// render encodes every format once. A rendering error (none is expected:
+// the templates write to memory) leaves the frame empty, and clients skip it.
+func (f *Frame) render() {
+	f.once.Do(func() {
+		defer f.rendered.Store(true)
+		prev := f.prev
+		f.prev = nil // keep no chain of old frames alive
+		snap := top(f.Snapshot, 10)
+		js, err := json.Marshal(snap)
+		if err != nil {
+			return
+		}
+		shown := f.Snapshot
+		shown.Leaderboard = f.board
+		for i, parts := range [2][]templ.Component{views.StateParts(shown, views.GameTop), views.LeaderboardParts(shown)} {
+			for _, p := range parts {
+				b, err := renderLine(p)
+				if err != nil {
+					return
+				}
+				f.parts[i] = append(f.parts[i], b)
+			}
+		}
+		var status, sseStatus []byte
+		if f.status != "" {
+			text, sseText := f.status, f.status
+			if f.status == "live" {
+				sseText = "live (SSE)"
+			}
+			span := func(text string) []byte {
+				return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + f.status +
+					`" role="status">` + text + `</span> `)
+			}
+			status, sseStatus = span(text), span(sseText)
+			f.full[SSEJSON] = sseEvent("status", []byte(`{"status":"`+f.status+`"}`))
+			js = append([]byte(`{"status":"`+f.status+`",`), js[1:]...)
+		}
+		f.full[SSEJSON] = append(f.full[SSEJSON], sseEvent("state", js)...)
+		f.full[WSJSON] = js
+		// A whole frame is a new client's first view: it shows the newest
+		// leaderboard even while deltas hold a change back (deltas then
+		// skip it or bring a newer one; a page never goes back).
+		whole := [2][][]byte{f.parts[0], f.parts[1]}
+		if !slices.Equal(f.board, f.Snapshot.Leaderboard) {
+			for i, parts := range [2][]templ.Component{views.StateParts(f.Snapshot, views.GameTop), views.LeaderboardParts(f.Snapshot)} {
+				b, err := renderLine(parts[views.PartLeaderboard])
+				if err != nil {
+					return
+				}
+				whole[i] = append(slices.Clone(whole[i][:views.PartLeaderboard]), b)
+			}
+		}
+		gameHTML := append(slices.Clone(status), bytes.Join(whole[0], nil)...)
+		boardHTML := append(slices.Clone(status), bytes.Join(whole[1], nil)...)
+		f.full[WSGame], f.full[WSBoard] = gameHTML, boardHTML
+		f.full[SSEGame] = sseEvent("state", append(slices.Clone(sseStatus), gameHTML[len(status):]...))
+		f.full[SSEBoard] = sseEvent("state", append(slices.Clone(sseStatus), boardHTML[len(status):]...))
+		if prev == nil || f.status != "" || len(prev.parts[0]) != len(f.parts[0]) || len(prev.parts[1]) != len(f.parts[1]) {
+			return
+		}
+		f.hasDelta = true
+		for i, ft := range [2][2]Format{{WSGame, SSEGame}, {WSBoard, SSEBoard}} {
+			var d []byte
+			for j, p := range f.parts[i] {
+				if !bytes.Equal(p, prev.parts[i][j]) {
+					d = append(d, p...)
+				}
+			}
+			f.delta[ft[0]] = d
+			if d == nil {
+				f.delta[ft[0]] = []byte{} // nothing changed: nothing to send
+				f.delta[ft[1]] = []byte{}
+			} else {
+				f.delta[ft[1]] = sseEvent("state", d)
+			}
+		}
+	})
+}
 
 // Options tune the hub; zero values take the defaults.
 type Options struct {
@@ -72,6 +180,12 @@ type Options struct {
 	StatsInterval time.Duration // shortest time between personal updates (default 200 ms)
 	TouchInterval time.Duration // presence heartbeat for connected players (default 20 s)
 	LeaderboardN  int           // entries read for the leaderboard page (default 100)
+	// BoardInterval is the shortest time between two leaderboard changes
+	// on the pages (default 250 ms): the scores move at the frame rate,
+	// the ~3.5 KiB top 10 at most four times a second, which keeps frames
+	// small when thousands of pages watch. JSON streams always get the
+	// newest leaderboard.
+	BoardInterval time.Duration
 	// IdleRefresh is how often the state is re-read when nothing was
 	// published: presence expires silently, and a store outage must show
 	// as "reconnecting" (default 5 s).
@@ -86,10 +200,13 @@ type Hub struct {
 	seq  atomic.Uint64
 	last atomic.Pointer[Frame]
 	down atomic.Bool // the last read failed: clients show "reconnecting"
+	// boardDue is when a held-back leaderboard change is due (unix ns), 0 none.
+	boardDue atomic.Int64
 
 	refreshMu sync.Mutex // serialises refresh
 	mu        sync.Mutex
 	clients   map[*Client]struct{}
+	serving   sync.WaitGroup              // Serve calls under way
 	sent      map[string]game.PlayerStats // personal stats last sent, by player
 	closing   bool
 }
@@ -107,6 +224,9 @@ func NewHub(src Source, log *slog.Logger, opt Options) *Hub {
 	}
 	if opt.LeaderboardN <= 0 {
 		opt.LeaderboardN = 100
+	}
+	if opt.BoardInterval <= 0 {
+		opt.BoardInterval = 250 * time.Millisecond
 	}
 	if opt.IdleRefresh <= 0 {
 		opt.IdleRefresh = 5 * time.Second
@@ -126,6 +246,9 @@ func (h *Hub) Run(ctx context.Context) {
 	defer idle.Stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	board := time.NewTimer(time.Hour) // a held-back leaderboard change falls due
+	board.Stop()
+	defer board.Stop()
 	var lastStats time.Time
 	// Personal updates come at most once per StatsInterval; one that falls
 	// due sooner is sent when the interval is over, never dropped.
@@ -147,6 +270,7 @@ func (h *Hub) Run(ctx context.Context) {
 				return
 			}
 		case <-retry.C:
+		case <-board.C:
 		case <-idle.C:
 			if err := h.refresh(ctx, true); err != nil && ctx.Err() == nil {
 				h.log.Warn("live update failed", "err", err)
@@ -166,10 +290,15 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			h.log.Warn("live update failed", "err", err)
 			retry.Reset(time.Second)
-		} else if wait := h.opt.StatsInterval - time.Since(lastStats); wait <= 0 {
-			sendStats()
 		} else {
-			statsDue.Reset(wait)
+			if due := h.boardDue.Load(); due != 0 {
+				board.Reset(time.Until(time.Unix(0, due)))
+			}
+			if wait := h.opt.StatsInterval - time.Since(lastStats); wait <= 0 {
+				sendStats()
+			} else {
+				statsDue.Reset(wait)
+			}
 		}
 		metrics.BroadcastSeconds.Observe(time.Since(start).Seconds())
 		select {
@@ -196,15 +325,13 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 		return err
 	}
 	recovered := h.setDown(false)
-	if old := h.last.Load(); skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
+	old := h.last.Load()
+	if skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
 		return nil
 	}
-	f, err := h.render(snap)
-	if err != nil {
-		return err
-	}
+	f := h.next(old, snap, time.Now())
 	if recovered {
-		f = withStatus(f, f.Seq, false)
+		f.status, f.prev = "live", nil
 	}
 	h.last.Store(f)
 	h.mu.Lock()
@@ -213,6 +340,28 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	}
 	h.mu.Unlock()
 	return nil
+}
+
+// next makes the frame that follows old (nil: none) for snap. The pages'
+// leaderboard keeps old's while it changed less than BoardInterval ago;
+// boardDue then tells Run when to show the held-back one.
+func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
+	f := &Frame{Seq: h.seq.Add(1), Snapshot: snap, board: snap.Leaderboard, boardAt: now}
+	h.boardDue.Store(0)
+	if old == nil {
+		return f
+	}
+	if old.rendered.Load() {
+		f.prev, f.prevSeq = old, old.Seq
+	}
+	switch {
+	case slices.Equal(old.board, snap.Leaderboard):
+		f.board, f.boardAt = old.board, old.boardAt
+	case now.Sub(old.boardAt) < h.opt.BoardInterval:
+		f.board, f.boardAt = old.board, old.boardAt
+		h.boardDue.Store(old.boardAt.Add(h.opt.BoardInterval).UnixNano())
+	}
+	return f
 }
 
 // sameState reports whether two snapshots show the same game. LastUpdated
@@ -230,7 +379,7 @@ func (h *Hub) Down() bool { return h.down.Load() }
 
 // setDown records whether the state can be read and reports whether that
 // changed. Going down, every client is sent the last frame again with a
-// status in front (see withStatus), so pages keep the numbers they had,
+// status in front (see Frame.status), so pages keep the numbers they had,
 // marked "reconnecting"; no state frame is sent while down, and clients
 // that connect meanwhile get the same. The first frame after recovery
 // carries the "live" status.
@@ -244,7 +393,7 @@ func (h *Hub) setDown(down bool) bool {
 	}
 	h.log.Warn("live updates paused: the store does not answer; clients show reconnecting")
 	if old := h.last.Load(); old != nil {
-		h.last.Store(withStatus(old, h.seq.Add(1), true))
+		h.last.Store(&Frame{Seq: h.seq.Add(1), Snapshot: old.Snapshot, board: old.board, boardAt: old.boardAt, status: "reconnecting"})
 		h.mu.Lock()
 		for c := range h.clients {
 			c.wake()
@@ -252,59 +401,6 @@ func (h *Hub) setDown(down bool) bool {
 		h.mu.Unlock()
 	}
 	return true
-}
-
-// withStatus returns a copy of f (numbered seq) that first tells clients
-// the connection status: `event: status` + `data: {"status":"reconnecting"}`
-// (or "live") before the state event on SSE JSON streams; a "status" field
-// in the WebSocket JSON message; an out-of-band #connection-status element
-// in front of the HTML fragments of the pages' streams (SSE and WebSocket).
-func withStatus(f *Frame, seq uint64, down bool) *Frame {
-	if f.plain != nil {
-		f = f.plain
-	}
-	state, text, sseText := "live", "live", "live (SSE)"
-	if down {
-		state, text, sseText = "reconnecting", "reconnecting", "reconnecting"
-	}
-	span := func(text string) []byte {
-		return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + state +
-			`" role="status">` + text + `</span> `)
-	}
-	n := &Frame{Seq: seq, Snapshot: f.Snapshot, plain: f}
-	n.bytes[SSEJSON] = append(sseEvent("status", []byte(`{"status":"`+state+`"}`)), f.bytes[SSEJSON]...)
-	n.bytes[WSJSON] = append([]byte(`{"status":"`+state+`",`), f.bytes[WSJSON][1:]...)
-	const head = "event: state\ndata: "
-	for _, ft := range []Format{SSEGame, SSEBoard} {
-		n.bytes[ft] = append(append([]byte(head), span(sseText)...), f.bytes[ft][len(head):]...)
-	}
-	for _, ft := range []Format{WSGame, WSBoard} {
-		n.bytes[ft] = append(span(text), f.bytes[ft]...)
-	}
-	return n
-}
-
-func (h *Hub) render(snap game.Snapshot) (*Frame, error) {
-	f := &Frame{Seq: h.seq.Add(1), Snapshot: snap}
-	js, err := json.Marshal(top(snap, 10))
-	if err != nil {
-		return nil, fmt.Errorf("encode state: %w", err)
-	}
-	gameHTML, err := renderLine(views.StateFragments(snap, 10))
-	if err != nil {
-		return nil, err
-	}
-	boardHTML, err := renderLine(views.LeaderboardFragments(snap))
-	if err != nil {
-		return nil, err
-	}
-	f.bytes[SSEJSON] = sseEvent("state", js)
-	f.bytes[SSEGame] = sseEvent("state", gameHTML)
-	f.bytes[SSEBoard] = sseEvent("state", boardHTML)
-	f.bytes[WSJSON] = js
-	f.bytes[WSGame] = gameHTML
-	f.bytes[WSBoard] = boardHTML
-	return f, nil
 }
 
 // top returns snap with at most n leaderboard entries.
@@ -419,14 +515,22 @@ func (h *Hub) Count() map[string]int {
 	return out
 }
 
-// Close asks every client to reconnect (to another instance) and stops
-// accepting new ones.
+// Close asks every client to reconnect (to another instance), stops
+// accepting new ones, and waits (at most 2 s) until each has been told: live
+// connections are taken over from the HTTP server, whose shutdown does not
+// wait for them.
 func (h *Hub) Close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.closing = true
 	for c := range h.clients {
 		c.closeOnce.Do(func() { close(c.bye) })
+	}
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() { h.serving.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
 	}
 }
 

@@ -28,6 +28,35 @@ type PageData struct {
 // call StateFragments(s, GameTop).
 const GameTop = 10
 
+// StateParts are the elements of StateFragments one by one, in order. The
+// leaderboard is last (PartLeaderboard): the hub sends a client only the
+// parts that changed since its previous frame.
+func StateParts(s game.Snapshot, top int) []templ.Component {
+	return append(scoreParts(s.GameState), leaderboardList("leaderboard", s.Leaderboard, top, "", true))
+}
+
+// LeaderboardParts are the elements of LeaderboardFragments one by one, in
+// order, the leaderboard last (PartLeaderboard).
+func LeaderboardParts(s game.Snapshot) []templ.Component {
+	return append(scoreParts(s.GameState), leaderboardList("leaderboard-full", s.Leaderboard, FullTop, "", true))
+}
+
+// PartLeaderboard is the index of the leaderboard in StateParts and
+// LeaderboardParts.
+const PartLeaderboard = 6
+
+// scoreParts are the scoreboard's live elements, shared by both pages.
+func scoreParts(s game.State) []templ.Component {
+	return []templ.Component{
+		counter("blue-score", s.BlueScore, true),
+		counter("red-score", s.RedScore, true),
+		counter("total-taps", s.TotalTaps, true),
+		counter("blue-online", s.BlueOnline, true),
+		counter("red-online", s.RedOnline, true),
+		tugBar(s, true),
+	}
+}
+
 // FullTop is how many rows the /leaderboard page shows.
 const FullTop = 100
 
