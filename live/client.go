@@ -85,12 +85,9 @@ func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.Us
 	}
 	// The full current state at once: the newest frame, or a fresh read
 	// when the hub has none yet.
-	f := h.Latest()
-	if f == nil {
-		if err := h.Refresh(ctx); err != nil {
-			return fmt.Errorf("first state: %w", err)
-		}
-		f = h.Latest()
+	f, err := h.first(ctx)
+	if err != nil {
+		return fmt.Errorf("first state: %w", err)
 	}
 	if b := f.Bytes(format); len(b) > 0 {
 		if err := write(b); err != nil {
@@ -129,14 +126,17 @@ func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.Us
 				return fmt.Errorf("live heartbeat: %w", err)
 			}
 		case <-c.wakeCh:
-			if f := h.Latest(); f != nil && f.Seq != last {
-				b := f.Since(format, last)
-				last = f.Seq
-				if len(b) > 0 {
-					if err := write(b); err != nil {
-						return err
+			if f := h.Latest(); f != nil {
+				if f.Seq != last {
+					b := f.Since(format, last)
+					last = f.Seq
+					if len(b) > 0 {
+						if err := write(b); err != nil {
+							return err
+						}
 					}
 				}
+				f.written()
 			}
 			if p := c.personal.Swap(nil); p != nil {
 				if err := write(*p); err != nil {

@@ -70,6 +70,12 @@ type Frame struct {
 	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
 	prevSeq uint64
 
+	// Delivery, for pacing: drained closes when all but straggle of the
+	// clients woken for the frame have handled it (nil: not tracked).
+	drained  chan struct{}
+	waiting  atomic.Int64
+	straggle int64
+
 	once     sync.Once
 	rendered atomic.Bool
 	full     [numFormats][]byte
@@ -181,10 +187,10 @@ type Options struct {
 	TouchInterval time.Duration // presence heartbeat for connected players (default 20 s)
 	LeaderboardN  int           // entries read for the leaderboard page (default 100)
 	// BoardInterval is the shortest time between two leaderboard changes
-	// on the pages (default 250 ms): the scores move at the frame rate,
-	// the ~3.5 KiB top 10 at most four times a second, which keeps frames
-	// small when thousands of pages watch. JSON streams always get the
-	// newest leaderboard.
+	// on the pages (default 250 ms, or three frames when frames are spaced
+	// out to reach thousands of clients): the scores move at the frame
+	// rate, the ~3.5 KiB top 10 less often, which keeps most frames under
+	// 1 KiB. JSON streams always get the newest leaderboard.
 	BoardInterval time.Duration
 	// IdleRefresh is how often the state is re-read when nothing was
 	// published: presence expires silently, and a store outage must show
@@ -202,8 +208,12 @@ type Hub struct {
 	down atomic.Bool // the last read failed: clients show "reconnecting"
 	// boardDue is when a held-back leaderboard change is due (unix ns), 0 none.
 	boardDue atomic.Int64
+	// gap is the time between the last two frames (ns): when pacing spaces
+	// frames out, the leaderboard changes at most every third frame.
+	gap atomic.Int64
 
 	refreshMu sync.Mutex // serialises refresh
+	firstMu   sync.Mutex // one first read for clients that find no frame
 	mu        sync.Mutex
 	clients   map[*Client]struct{}
 	serving   sync.WaitGroup              // Serve calls under way
@@ -300,11 +310,28 @@ func (h *Hub) Run(ctx context.Context) {
 				statsDue.Reset(wait)
 			}
 		}
-		metrics.BroadcastSeconds.Observe(time.Since(start).Seconds())
+		// Pace to the clients: the next frame waits until this one has
+		// reached (nearly) every client, and then as long again as half
+		// that took. With thousands of clients on a busy machine, frames
+		// come less often instead of queueing behind each other, and taps
+		// keep their share of the CPU.
+		gap := h.opt.MinInterval
+		if f := h.Latest(); f != nil && f.drained != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-f.drained:
+			case <-time.After(250 * time.Millisecond): // stuck clients do not hold the others
+			}
+			took := time.Since(start)
+			metrics.BroadcastSeconds.Observe(took.Seconds())
+			gap = max(gap, took+took/2)
+		}
+		h.gap.Store(int64(gap))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(h.opt.MinInterval - time.Since(start)):
+		case <-time.After(gap - time.Since(start)):
 		}
 	}
 }
@@ -333,13 +360,33 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	if recovered {
 		f.status, f.prev = "live", nil
 	}
-	h.last.Store(f)
 	h.mu.Lock()
+	f.expect(len(h.clients))
+	h.last.Store(f)
 	for c := range h.clients {
 		c.wake()
 	}
 	h.mu.Unlock()
 	return nil
+}
+
+// expect sets up drained for n woken clients: it closes once all but 1%
+// of them (at least one: a single stuck client never holds the others)
+// have handled the frame (see written).
+func (f *Frame) expect(n int) {
+	f.drained = make(chan struct{})
+	f.straggle = int64(max(1, n/100))
+	f.waiting.Store(int64(n))
+	if int64(n) <= f.straggle {
+		close(f.drained)
+	}
+}
+
+// written tells the frame that a woken client has handled it.
+func (f *Frame) written() {
+	if f.drained != nil && f.waiting.Add(-1) == f.straggle {
+		close(f.drained)
+	}
 }
 
 // next makes the frame that follows old (nil: none) for snap. The pages'
@@ -357,7 +404,7 @@ func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
 	switch {
 	case slices.Equal(old.board, snap.Leaderboard):
 		f.board, f.boardAt = old.board, old.boardAt
-	case now.Sub(old.boardAt) < h.opt.BoardInterval:
+	case now.Sub(old.boardAt) < max(h.opt.BoardInterval, 3*time.Duration(h.gap.Load())):
 		f.board, f.boardAt = old.board, old.boardAt
 		h.boardDue.Store(old.boardAt.Add(h.opt.BoardInterval).UnixNano())
 	}
@@ -369,6 +416,23 @@ func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
 func sameState(a, b game.Snapshot) bool {
 	a.GameState.LastUpdated, b.GameState.LastUpdated = 0, 0
 	return reflect.DeepEqual(a, b)
+}
+
+// first is the newest frame, read now if there is none yet: clients that
+// connect together before the first frame share one read.
+func (h *Hub) first(ctx context.Context) (*Frame, error) {
+	if f := h.Latest(); f != nil {
+		return f, nil
+	}
+	h.firstMu.Lock()
+	defer h.firstMu.Unlock()
+	if f := h.Latest(); f != nil {
+		return f, nil
+	}
+	if err := h.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return h.Latest(), nil
 }
 
 // Latest is the newest frame, or nil before the first.

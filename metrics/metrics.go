@@ -36,7 +36,7 @@ var (
 		Name: "tapwars_live_connections", Help: "Open live connections on this instance, by transport.",
 	}, []string{"transport"})
 	BroadcastSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "tapwars_broadcast_seconds", Help: "Time to read, render and hand one state update to every live client.",
+		Name: "tapwars_broadcast_seconds", Help: "Time from reading a state update until it was written to (all but 1% of) the live clients.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
 	DroppedFrames = counter("dropped_frames_total", "Live updates a slow client skipped because a newer one replaced it.")
