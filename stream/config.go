@@ -57,21 +57,20 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	cfg.Metadata.Retry.Backoff = 250 * time.Millisecond
 	cfg.Metadata.RefreshFrequency = time.Minute
 
-	// Producer: idempotent, acks from all in-sync replicas, so a retried
-	// send never writes a tap twice and an acknowledged tap is durable.
+	// Producer: stream.Producer builds its produce requests itself (see
+	// producer.go) and reads these. Idempotent, acks from all in-sync
+	// replicas, so a resent batch never writes a tap twice and an
+	// acknowledged tap is durable; Validate checks that the version supports
+	// idempotence (Idempotent needs Retry.Max >= 1 and MaxOpenRequests = 1).
 	cfg.Producer.Idempotent = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Net.MaxOpenRequests = 1
 	cfg.Producer.Retry.Max = 10
-	cfg.Producer.Retry.Backoff = 100 * time.Millisecond
-	cfg.Producer.Timeout = 5 * time.Second
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Return.Errors = true
+	cfg.Producer.Retry.Backoff = 100 * time.Millisecond // first pause before a batch is resent
+	cfg.Producer.Timeout = 5 * time.Second              // how long the broker may wait for the in-sync replicas
 	cfg.Producer.Partitioner = sarama.NewConsistentCRCHashPartitioner
-	cfg.Producer.Flush.Frequency = time.Millisecond
-	cfg.Producer.Flush.Messages = 32
-	cfg.Producer.Flush.MaxMessages = 1000
-	cfg.Producer.MaxMessageBytes = 1 << 20
+	cfg.Producer.MaxMessageBytes = 1 << 20          // the most one produce request carries
+	cfg.Producer.Flush.Frequency = 2 * time.Millisecond // linger from idle before a request
 
 	// Consumer group: offsets that matter live in Redis (see store.Apply);
 	// the ones committed to Kafka only feed lag monitoring.
@@ -94,5 +93,19 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka config: %w", err)
 	}
+	return cfg, nil
+}
+
+// producerConfig is saramaConfig for the producer's own client. The
+// producer refreshes metadata in a goroutine of its own and retries with its
+// own backoff, so sarama's retries inside one refresh (3 × 250 ms while a
+// broker is down) would only delay noticing that the broker is back.
+func producerConfig(c Config) (*sarama.Config, error) {
+	cfg, err := saramaConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Metadata.Retry.Max = 1
+	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 	return cfg, nil
 }

@@ -12,9 +12,17 @@ import (
 	"github.com/tapwars/tapwars/stream"
 )
 
-// ReadTopic reads every record of game-taps with its own client: the ids of
-// valid tap events and the taps per player that the consumer must count.
-func ReadTopic(t testing.TB, brokers []string) (ids map[string]bool, taps map[string]int64) {
+// Record is one record of game-taps as read back.
+type Record struct {
+	Partition int32
+	Offset    int64
+	Key       string
+	Value     []byte
+}
+
+// TopicRecords reads every record of game-taps with a client of its own, in
+// partition and offset order (at most 30 s per partition).
+func TopicRecords(t testing.TB, brokers []string) []Record {
 	t.Helper()
 	client, err := sarama.NewClient(brokers, sarama.NewConfig())
 	if err != nil {
@@ -30,7 +38,7 @@ func ReadTopic(t testing.TB, brokers []string) (ids map[string]bool, taps map[st
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, taps = map[string]bool{}, map[string]int64{}
+	var out []Record
 	for _, p := range parts {
 		hw, err := client.GetOffset(stream.Topic, p, sarama.OffsetNewest)
 		if err != nil {
@@ -43,16 +51,34 @@ func ReadTopic(t testing.TB, brokers []string) (ids map[string]bool, taps map[st
 		if err != nil {
 			t.Fatal(err)
 		}
-		for m := range pc.Messages() {
-			if ev, err := stream.DecodeEvent(m.Value); err == nil {
-				ids[ev.ID] = true
-				taps[ev.UserID] += int64(ev.Taps())
-			}
-			if m.Offset >= hw-1 {
-				break
+		timeout := time.After(30 * time.Second)
+	read:
+		for {
+			select {
+			case m := <-pc.Messages():
+				out = append(out, Record{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value})
+				if m.Offset >= hw-1 {
+					break read
+				}
+			case <-timeout:
+				t.Fatalf("partition %d: no record up to offset %d after 30 s", p, hw-1)
 			}
 		}
 		pc.Close()
+	}
+	return out
+}
+
+// ReadTopic reads every record of game-taps: the ids of valid tap events
+// and the taps per player that the consumer must count.
+func ReadTopic(t testing.TB, brokers []string) (ids map[string]bool, taps map[string]int64) {
+	t.Helper()
+	ids, taps = map[string]bool{}, map[string]int64{}
+	for _, r := range TopicRecords(t, brokers) {
+		if ev, err := stream.DecodeEvent(r.Value); err == nil {
+			ids[ev.ID] = true
+			taps[ev.UserID] += int64(ev.Taps())
+		}
 	}
 	return ids, taps
 }
