@@ -194,7 +194,7 @@ type Options struct {
 	BoardInterval time.Duration
 	// IdleRefresh is how often the state is re-read when nothing was
 	// published: presence expires silently, and a store outage must show
-	// as "reconnecting" (default 5 s).
+	// as "reconnecting" (default 1 s: one small read a second).
 	IdleRefresh time.Duration
 }
 
@@ -239,7 +239,7 @@ func NewHub(src Source, log *slog.Logger, opt Options) *Hub {
 		opt.BoardInterval = 250 * time.Millisecond
 	}
 	if opt.IdleRefresh <= 0 {
-		opt.IdleRefresh = 5 * time.Second
+		opt.IdleRefresh = time.Second
 	}
 	return &Hub{src: src, log: log, opt: opt, clients: map[*Client]struct{}{}, sent: map[string]game.PlayerStats{}}
 }
