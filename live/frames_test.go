@@ -151,3 +151,49 @@ func TestClientBehindGetsWholeFrame(t *testing.T) {
 		}
 	}
 }
+
+// beatConn counts heartbeats and byes.
+type beatConn struct {
+	*recConn
+	beats, byes atomic.Int64
+}
+
+func (b *beatConn) Heartbeat(ctx context.Context) error { b.beats.Add(1); return nil }
+func (b *beatConn) Bye(ctx context.Context) error       { b.byes.Add(1); return nil }
+
+// An idle client gets a heartbeat every interval, and Hub.Close says bye to
+// it and ends its Serve; a client whose context ends just returns.
+func TestIdleClientGetsHeartbeatsAndBye(t *testing.T) {
+	e := startHub(t, live.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := &beatConn{recConn: newRecConn()}
+	s := serve(ctx, e.hub, b, live.SSEGame, nil, live.ServeOptions{Heartbeat: 30 * time.Millisecond})
+	gone := &beatConn{recConn: newRecConn()}
+	gctx, gcancel := context.WithCancel(context.Background())
+	g := serve(gctx, e.hub, gone, live.WSJSON, nil, live.ServeOptions{Heartbeat: time.Minute})
+	waitCount(t, e.hub, "sse", 1)
+	waitCount(t, e.hub, "ws", 1)
+	time.Sleep(300 * time.Millisecond)
+	if n := b.beats.Load(); n < 5 || n > 11 {
+		t.Fatalf("%d heartbeats in 300 ms at one per 30 ms", n)
+	}
+	gcancel()
+	select {
+	case <-g.done:
+		if g.err != nil {
+			t.Fatalf("client whose context ended: %v", g.err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	e.hub.Close()
+	select {
+	case <-s.done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve did not return after Hub.Close")
+	}
+	if b.byes.Load() != 1 || gone.byes.Load() != 0 {
+		t.Fatalf("byes: %d to the open client, %d to the one that left; want 1 and 0", b.byes.Load(), gone.byes.Load())
+	}
+}

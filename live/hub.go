@@ -587,7 +587,8 @@ func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closing = true
 	for c := range h.clients {
-		c.closeOnce.Do(func() { close(c.bye) })
+		c.bye.Store(true)
+		c.signal()
 	}
 	h.mu.Unlock()
 	done := make(chan struct{})
