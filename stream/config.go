@@ -69,7 +69,7 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	cfg.Producer.Retry.Backoff = 100 * time.Millisecond // first pause before a batch is resent
 	cfg.Producer.Timeout = 5 * time.Second              // how long the broker may wait for the in-sync replicas
 	cfg.Producer.Partitioner = sarama.NewConsistentCRCHashPartitioner
-	cfg.Producer.MaxMessageBytes = 1 << 20          // the most one produce request carries
+	cfg.Producer.MaxMessageBytes = 1 << 20              // the most one produce request carries
 	cfg.Producer.Flush.Frequency = 2 * time.Millisecond // linger from idle before a request
 
 	// Consumer group: offsets that matter live in Redis (see store.Apply);
