@@ -25,19 +25,7 @@ func (s *Server) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	format := live.SSEGame
-	switch {
-	case c.QueryParam("format") == "json":
-		format = live.SSEJSON
-	case c.QueryParam("page") == "leaderboard":
-		format = live.SSEBoard
-	}
-	var user *game.User
-	if format != live.SSEJSON {
-		if u, err := s.player(c); err == nil {
-			user = &u
-		}
-	}
+	format, user := s.liveRequest(c, live.SSEJSON, live.SSEGame, live.SSEBoard)
 	conn, err := openSSE(c, s.opt.Context)
 	if err != nil {
 		release()
@@ -52,12 +40,33 @@ func (s *Server) events(c echo.Context) error {
 	go func() {
 		defer release()
 		defer conn.close()
-		err := s.hub.Serve(conn.ctx, conn, format, user, live.ServeOptions{WriteTimeout: s.opt.WriteTimeout, Heartbeat: s.opt.Heartbeat})
+		err := s.hub.Serve(conn.ctx, conn, format, user, s.serveOptions())
 		if !live.IsGone(err) {
 			s.log.Debug("sse client dropped", "err", err)
 		}
 	}()
 	return nil
+}
+
+// liveRequest is what a live stream (SSE or WebSocket) carries: the
+// game-state JSON for ?format=json, the leaderboard page's fragments for
+// ?page=leaderboard, else the game page's; and for the pages, the signed-in
+// player (nil for an anonymous viewer), who also gets personal fragments.
+func (s *Server) liveRequest(c echo.Context, jsonFormat, gameFormat, boardFormat live.Format) (live.Format, *game.User) {
+	switch {
+	case c.QueryParam("format") == "json":
+		return jsonFormat, nil
+	case c.QueryParam("page") == "leaderboard":
+		gameFormat = boardFormat
+	}
+	if u, err := s.player(c); err == nil {
+		return gameFormat, &u
+	}
+	return gameFormat, nil
+}
+
+func (s *Server) serveOptions() live.ServeOptions {
+	return live.ServeOptions{WriteTimeout: s.opt.WriteTimeout, Heartbeat: s.opt.Heartbeat}
 }
 
 // sseConn is an event stream on a connection taken over from net/http.

@@ -14,7 +14,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
-	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/live"
 )
 
@@ -27,19 +26,7 @@ func (s *Server) ws(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	format := live.WSGame
-	switch {
-	case c.QueryParam("format") == "json":
-		format = live.WSJSON
-	case c.QueryParam("page") == "leaderboard":
-		format = live.WSBoard
-	}
-	var user *game.User
-	if format != live.WSJSON {
-		if u, err := s.player(c); err == nil {
-			user = &u
-		}
-	}
+	format, user := s.liveRequest(c, live.WSJSON, live.WSGame, live.WSBoard)
 	sr := &smallReads{ResponseWriter: c.Response()}
 	conn, err := websocket.Accept(sr, c.Request(), &websocket.AcceptOptions{})
 	if err != nil {
@@ -53,7 +40,7 @@ func (s *Server) ws(c echo.Context) error {
 		defer release()
 		ctx := conn.CloseRead(s.opt.Context)
 		wc := &wsConn{c: conn, nc: sr.nc}
-		err := s.hub.Serve(ctx, wc, format, user, live.ServeOptions{WriteTimeout: s.opt.WriteTimeout, Heartbeat: s.opt.Heartbeat})
+		err := s.hub.Serve(ctx, wc, format, user, s.serveOptions())
 		switch {
 		case errors.Is(err, live.ErrClosing):
 			_ = wc.close(websocket.StatusServiceRestart, "server restarting")

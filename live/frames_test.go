@@ -50,10 +50,7 @@ func TestFramesCarryOnlyWhatChanged(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	bg := context.Background()
-	ann, err := e.st.Join(bg, "ann", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann := e.join("ann")
 	page, js := newRecConn(), newRecConn()
 	opt := live.ServeOptions{Heartbeat: time.Minute}
 	serve(ctx, e.hub, page, live.WSGame, nil, opt)

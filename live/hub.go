@@ -360,14 +360,20 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	if recovered {
 		f.status, f.prev = "live", nil
 	}
+	h.publish(f)
+	return nil
+}
+
+// publish makes f the newest frame and wakes every client, counting them
+// for pacing (see expect).
+func (h *Hub) publish(f *Frame) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	f.expect(len(h.clients))
 	h.last.Store(f)
 	for c := range h.clients {
 		c.wake()
 	}
-	h.mu.Unlock()
-	return nil
 }
 
 // expect sets up drained for n woken clients: it closes once all but 1%
@@ -401,12 +407,13 @@ func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
 	if old.rendered.Load() {
 		f.prev, f.prevSeq = old, old.Seq
 	}
+	hold := max(h.opt.BoardInterval, 3*time.Duration(h.gap.Load()))
 	switch {
 	case slices.Equal(old.board, snap.Leaderboard):
 		f.board, f.boardAt = old.board, old.boardAt
-	case now.Sub(old.boardAt) < max(h.opt.BoardInterval, 3*time.Duration(h.gap.Load())):
+	case now.Sub(old.boardAt) < hold:
 		f.board, f.boardAt = old.board, old.boardAt
-		h.boardDue.Store(old.boardAt.Add(h.opt.BoardInterval).UnixNano())
+		h.boardDue.Store(old.boardAt.Add(hold).UnixNano())
 	}
 	return f
 }
@@ -457,12 +464,7 @@ func (h *Hub) setDown(down bool) bool {
 	}
 	h.log.Warn("live updates paused: the store does not answer; clients show reconnecting")
 	if old := h.last.Load(); old != nil {
-		h.last.Store(&Frame{Seq: h.seq.Add(1), Snapshot: old.Snapshot, board: old.board, boardAt: old.boardAt, status: "reconnecting"})
-		h.mu.Lock()
-		for c := range h.clients {
-			c.wake()
-		}
-		h.mu.Unlock()
+		h.publish(&Frame{Seq: h.seq.Add(1), Snapshot: old.Snapshot, board: old.board, boardAt: old.boardAt, status: "reconnecting"})
 	}
 	return true
 }

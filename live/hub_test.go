@@ -49,6 +49,16 @@ func startHub(t *testing.T, opt live.Options) *hubEnv {
 	return &hubEnv{t: t, rdb: rdb, st: st, hub: hub}
 }
 
+// join adds a player to the store.
+func (e *hubEnv) join(name string) game.User {
+	e.t.Helper()
+	u, err := e.st.Join(context.Background(), name, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
 // change adds n taps to the total and tells every hub, as an applied batch
 // does; it returns the new total.
 func (e *hubEnv) change(n int64) int64 {
@@ -400,14 +410,8 @@ func TestPersonalFragmentsStayPersonal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	bg := context.Background()
-	ann, err := e.st.Join(bg, "ann", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := e.st.Join(bg, "bob", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann := e.join("ann")
+	bob := e.join("bob")
 	annWS, annSSE, bobWS := newRecConn(), newRecConn(), newRecConn()
 	opt := live.ServeOptions{Heartbeat: time.Minute}
 	serve(ctx, e.hub, annWS, live.WSGame, &ann, opt)
@@ -459,10 +463,7 @@ func TestPersonalFragmentsStayPersonal(t *testing.T) {
 func TestNoGoroutineLeak(t *testing.T) {
 	e := startHub(t, live.Options{StatsInterval: time.Millisecond})
 	ctx := context.Background()
-	u, err := e.st.Join(ctx, "leaky", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := e.join("leaky")
 	opt := live.ServeOptions{Heartbeat: 20 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}
 
 	// Warm up (Redis pool, pub/sub), then take the baseline.
@@ -565,10 +566,7 @@ func TestPersonalStatsCatchUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	bg := context.Background()
-	ann, err := e.st.Join(bg, "ann", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann := e.join("ann")
 	annWS := newRecConn()
 	serve(ctx, e.hub, annWS, live.WSGame, &ann, live.ServeOptions{Heartbeat: time.Minute})
 	waitCount(t, e.hub, "ws", 1)
