@@ -120,7 +120,7 @@ func (c *Config) settings() []setting {
 					c.TrustedProxies = append(c.TrustedProxies, p)
 				}
 			}
-			_, err := handlers.IPExtractor(c.TrustedProxies)
+			_, err := handlers.ParseProxies(c.TrustedProxies)
 			return err
 		}},
 	}

@@ -150,7 +150,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Hub = live.NewHub(m.Store, m.Log, m.HubOptions)
 	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()
 
-	ipx, err := handlers.IPExtractor(c.TrustedProxies)
+	proxies, err := handlers.ParseProxies(c.TrustedProxies)
 	if err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
@@ -160,7 +160,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		JoinRateLimit:       c.JoinRateLimit,
 		MaxConnections:      c.MaxConnections,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
-		IPExtractor:         ipx,
+		Proxies:             proxies,
 		AdminToken:          adminToken,
 		Admin:               m.Store,
 		Kafka:               m.ends,

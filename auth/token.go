@@ -6,12 +6,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"strings"
+
+	"github.com/tapwars/tapwars/game"
 )
 
 // ErrBadToken is returned for a missing, malformed, forged or tampered token.
-var ErrBadToken = errors.New("invalid or missing token")
+var ErrBadToken = game.Errorf(game.EUNAUTHORIZED,
+	"invalid or missing token: join first (POST /api/join) and send Authorization: Bearer <token>")
 
 const (
 	prefix  = "v1."

@@ -3,14 +3,6 @@
 // dependencies on Redis, Kafka or HTTP.
 package game
 
-import (
-	"errors"
-	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
-)
-
 // Team is one of the two sides.
 type Team string
 
@@ -106,33 +98,15 @@ func (s State) BlueShare() float64 {
 	return float64(s.BlueScore) * 100 / float64(total)
 }
 
-// Domain errors. handlers maps them to HTTP statuses in one place.
+// Domain errors (see errors.go). handlers maps their codes to HTTP
+// statuses in one place.
 var (
-	ErrInvalidName   = errors.New("username must be 1 to 24 characters: letters, digits, space, '-', '_' or '.'")
-	ErrUnknownPlayer = errors.New("unknown player")
-	ErrUnavailable   = errors.New("service unavailable")
-	ErrInvalidCount  = fmt.Errorf("count must be a whole number from 1 to %d", MaxBurst)
+	ErrUnknownPlayer = Errorf(ENOTFOUND, "unknown player")
+	ErrInvalidCount  = Errorf(EINVALID, "count must be a whole number from 1 to %d", MaxBurst)
+	// ErrUnavailable is a dependency that did not answer in time (stream
+	// wraps Kafka's outages in it; store classifies Redis' own).
+	ErrUnavailable = Errorf(EUNAVAILABLE, "the game is temporarily unavailable (its message broker or store did not answer in time); please try again in a moment")
 )
-
-// MaxNameLen is the longest username, in characters.
-const MaxNameLen = 24
-
-// NormalizeName trims a username and checks it against the naming rule:
-// 1–24 characters of letters (any script), digits, space, '-', '_' or '.'.
-func NormalizeName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxNameLen {
-		return "", ErrInvalidName
-	}
-	for _, r := range name {
-		switch {
-		case unicode.IsLetter(r), unicode.Is(unicode.M, r), unicode.IsDigit(r), r == ' ', r == '-', r == '_', r == '.':
-		default:
-			return "", ErrInvalidName
-		}
-	}
-	return name, nil
-}
 
 // PlayerTaps is the number of taps one player made within a batch.
 type PlayerTaps struct {

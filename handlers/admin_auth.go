@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tapwars/tapwars/game"
 )
 
 const (
@@ -106,11 +107,11 @@ func adminOf(c echo.Context) adminCtx {
 }
 
 var (
-	errAdminAuth = echo.NewHTTPError(http.StatusUnauthorized,
+	errAdminAuth = game.Errorf(game.EUNAUTHORIZED,
 		"admin only: send Authorization: Bearer <ADMIN_TOKEN>, or log in at /admin")
-	errCSRF = echo.NewHTTPError(http.StatusForbidden,
+	errCSRF = game.Errorf(game.EFORBIDDEN,
 		"missing or invalid CSRF token: reload the admin page and try again")
-	errCrossSite = echo.NewHTTPError(http.StatusForbidden, "cross-site admin requests are refused")
+	errCrossSite = game.Errorf(game.EFORBIDDEN, "cross-site admin requests are refused")
 )
 
 // adminHeaders are set on every admin response.
@@ -131,8 +132,8 @@ func (s *Server) authorize(c echo.Context) (adminCtx, error) {
 		if s.admin.failures.blocked(clientKey(c), time.Now()) {
 			return adminCtx{}, s.adminFailure(c)
 		}
-		t, ok := strings.CutPrefix(h, "Bearer ")
-		if ok && s.admin.tokenOK(strings.TrimSpace(t)) {
+		t, ok := bearer(h)
+		if ok && s.admin.tokenOK(t) {
 			return adminCtx{bearer: true}, nil
 		}
 		return adminCtx{}, s.adminFailure(c)
@@ -165,7 +166,7 @@ func (s *Server) authorize(c echo.Context) (adminCtx, error) {
 // token cannot be guessed faster.
 func (s *Server) adminFailure(c echo.Context) error {
 	if ok, wait := s.admin.failures.take(clientKey(c), 1, time.Now()); !ok {
-		return tooMany(c, wait, "too many wrong admin tokens from your address")
+		return tooMany(wait, "too many wrong admin tokens from your address")
 	}
 	return errAdminAuth
 }

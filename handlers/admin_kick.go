@@ -1,116 +1,81 @@
 package handlers
 
-// Kicked players: every instance keeps the set of kicked ids in memory and
-// checks it on each authenticated request (a map lookup, no Redis round
-// trip). It is reloaded when any instance kicks or imports (pub/sub
-// game:admin), after every reconnection of that subscription, and every
-// 10 s as a safety net. The store deletes a kicked player, so an instance
-// that has not heard of the kick yet cannot load them either, and the
-// consumer skips their taps still in Kafka: the only thing the pub/sub delay
-// could let through is a 202 for a tap that is never counted.
-
 import (
-	"context"
 	"errors"
-	"fmt"
-	"sync"
-	"sync/atomic"
+	"net/http"
+	"strings"
 	"time"
 
-	"github.com/tapwars/tapwars/auth"
+	"github.com/labstack/echo/v4"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/views"
 )
 
-// errKicked is the error of a kicked player's token.
-var errKicked = fmt.Errorf("%w: player was removed from the game", auth.ErrBadToken)
-
-// kickSet is an immutable set replaced as a whole: readers never lock.
-type kickSet struct {
-	mu  sync.Mutex // serialises writers
-	ids atomic.Pointer[map[string]struct{}]
+// kickID is the player id of a kick request: the path, else the form/query.
+func kickID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if id == "" {
+		id = strings.TrimSpace(c.FormValue("id"))
+	}
+	if id == "" || len(id) > 64 {
+		return "", game.Errorf(game.EINVALID, "Give the id of the player to kick.")
+	}
+	return id, nil
 }
 
-func (k *kickSet) has(id string) bool {
-	m := k.ids.Load()
-	if m == nil {
-		return false
-	}
-	_, ok := (*m)[id]
-	return ok
-}
-
-func (k *kickSet) add(id string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	old := k.ids.Load()
-	m := make(map[string]struct{}, 1+lenOf(old))
-	if old != nil {
-		for id := range *old {
-			m[id] = struct{}{}
-		}
-	}
-	m[id] = struct{}{}
-	k.ids.Store(&m)
-}
-
-func (k *kickSet) set(ids []string) {
-	m := make(map[string]struct{}, len(ids))
-	for _, id := range ids {
-		m[id] = struct{}{}
-	}
-	k.mu.Lock()
-	k.ids.Store(&m)
-	k.mu.Unlock()
-}
-
-func lenOf(m *map[string]struct{}) int {
-	if m == nil {
-		return 0
-	}
-	return len(*m)
-}
-
-// kickReload is the safety-net reload interval of the kicked set.
-const kickReload = 10 * time.Second
-
-// watchKicks keeps the kicked set current until ctx ends.
-func (s *Server) watchKicks(ctx context.Context) {
-	changes := s.opt.Admin.SubscribeAdmin(ctx)
-	tick := time.NewTicker(kickReload)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				return
-			}
-			// A kick or an import (or a reconnection that may have missed
-			// one): players may have been removed or changed team.
-			s.reloadKicks(ctx, true)
-		case <-tick.C:
-			s.reloadKicks(ctx, false)
-		}
-	}
-}
-
-// reloadKicks reads the kicked set; dropCache also forgets the cached
-// players, which are read again from the store on their next request.
-func (s *Server) reloadKicks(ctx context.Context, dropCache bool) {
-	if s.opt.Admin == nil {
-		return
-	}
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	ids, err := s.opt.Admin.KickedIDs(rctx)
+// adminKickConfirm: GET /admin/kick?id= — the browser's confirm step.
+func (s *Server) adminKickConfirm(c echo.Context) error {
+	id, err := kickID(c)
 	if err != nil {
-		if !errors.Is(err, context.Canceled) {
-			s.log.Warn("reload kicked players", "err", err)
+		return s.adminFail(c, err)
+	}
+	d, err := s.adminData(c, adminOf(c))
+	if err != nil {
+		return err
+	}
+	u, err := s.store.User(c.Request().Context(), id)
+	if err != nil {
+		if errors.Is(err, game.ErrUnknownPlayer) {
+			return s.adminFail(c, game.Errorf(game.ENOTFOUND, "There is no player with id %s (maybe already kicked).", id))
 		}
-	} else {
-		s.kicks.set(ids)
+		return err
 	}
-	if dropCache {
-		s.users.m.Clear()
+	d.Target = u
+	if st, err := s.store.Stats(c.Request().Context(), []string{id}); err == nil {
+		d.Taps = st[id].Taps
 	}
+	return render(c, http.StatusOK, views.AdminKickPage(d))
+}
+
+type kickResponse struct {
+	Kicked      string `json:"kicked"`
+	RemovedTaps int64  `json:"removedTaps"`
+}
+
+// adminKick: POST /admin/kick/:id (or form field id) — removes a player:
+// their token stops working on every instance at once, their taps of this
+// round leave the scores, and taps of theirs still in Kafka are skipped.
+func (s *Server) adminKick(c echo.Context) error {
+	id, err := kickID(c)
+	if err != nil {
+		return s.adminFail(c, err)
+	}
+	removed, err := s.opt.Admin.Kick(c.Request().Context(), id, time.Now())
+	switch {
+	case errors.Is(err, game.ErrUnknownPlayer):
+		return s.adminFail(c, game.Errorf(game.ENOTFOUND, "There is no player with id %s.", id))
+	case err != nil:
+		return s.adminFail(c, err)
+	}
+	// This instance refuses the token at once; the others when the
+	// game:admin message reaches them (and they have no copy of the player
+	// to fall back on: the store no longer knows them).
+	s.kicks.add(id)
+	s.users.remove(id)
+	s.log.Info("admin: player kicked", "id", id, "removedTaps", removed)
+	if wantsHTML(c) {
+		return c.Redirect(http.StatusSeeOther, "/admin?done=kick")
+	}
+	return c.JSON(http.StatusOK, kickResponse{Kicked: id, RemovedTaps: removed})
 }

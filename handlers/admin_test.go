@@ -93,23 +93,23 @@ func TestKeyedLimiter(t *testing.T) {
 
 func TestConnLimiter(t *testing.T) {
 	l := newConnLimiter(3, 2)
-	if c, _ := l.acquire("a"); c != 0 {
-		t.Fatal(c)
+	if err := l.acquire("a"); err != nil {
+		t.Fatal(err)
 	}
-	if c, _ := l.acquire("a"); c != 0 {
-		t.Fatal(c)
+	if err := l.acquire("a"); err != nil {
+		t.Fatal(err)
 	}
-	if c, msg := l.acquire("a"); c != http.StatusTooManyRequests || !strings.Contains(msg, "limit 2") {
-		t.Fatalf("third from one address: %d %s", c, msg)
+	if err := l.acquire("a"); HTTPStatus(err) != http.StatusTooManyRequests || !strings.Contains(err.Error(), "limit 2") {
+		t.Fatalf("third from one address: %v", err)
 	}
-	if c, _ := l.acquire("b"); c != 0 {
-		t.Fatal(c)
+	if err := l.acquire("b"); err != nil {
+		t.Fatal(err)
 	}
-	if c, msg := l.acquire("c"); c != http.StatusServiceUnavailable || !strings.Contains(msg, "full") {
-		t.Fatalf("over the total: %d %s", c, msg)
+	if err := l.acquire("c"); HTTPStatus(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("over the total: %v", err)
 	}
 	l.release("a")
-	if c, _ := l.acquire("c"); c != 0 {
+	if err := l.acquire("c"); err != nil {
 		t.Fatal("slot not released")
 	}
 	l.release("a")
@@ -121,9 +121,9 @@ func TestConnLimiter(t *testing.T) {
 }
 
 func TestClientKeyAndTrustedProxies(t *testing.T) {
-	key := func(ipx echo.IPExtractor, remote, xff string) string {
+	key := func(p Proxies, remote, xff string) string {
 		e := echo.New()
-		e.IPExtractor = ipx
+		e.IPExtractor = p.IPExtractor()
 		req := httptest.NewRequest("GET", "/", nil)
 		req.RemoteAddr = remote
 		if xff != "" {
@@ -131,7 +131,7 @@ func TestClientKeyAndTrustedProxies(t *testing.T) {
 		}
 		return clientKey(e.NewContext(req, httptest.NewRecorder()))
 	}
-	direct, err := IPExtractor(nil)
+	direct, err := ParseProxies(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestClientKeyAndTrustedProxies(t *testing.T) {
 	if a, b := key(direct, "[2001:db8:1:2:aaaa::1]:5000", ""), key(direct, "[2001:db8:1:2:bbbb::9]:5000", ""); a != b || a != "2001:db8:1:2::/64" {
 		t.Fatalf("IPv6 addresses of one /64: %s %s", a, b)
 	}
-	proxied, err := IPExtractor([]string{"10.0.0.0/8", "192.0.2.1"})
+	proxied, err := ParseProxies([]string{"10.0.0.0/8", "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestClientKeyAndTrustedProxies(t *testing.T) {
 	if k := key(proxied, "203.0.113.7:5000", "1.2.3.4"); k != "203.0.113.7" {
 		t.Fatalf("untrusted peer's X-Forwarded-For believed: %s", k)
 	}
-	if _, err := IPExtractor([]string{"not-an-address"}); err == nil {
+	if _, err := ParseProxies([]string{"not-an-address"}); err == nil {
 		t.Fatal("bad proxy accepted")
 	}
 }

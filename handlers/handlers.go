@@ -5,9 +5,7 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -53,9 +51,9 @@ type Options struct {
 	JoinRateLimit       int     // new players per client address per minute; 429 beyond
 	MaxConnections      int     // live connections (SSE + WebSocket) of this instance; 503 beyond
 	MaxConnectionsPerIP int     // live connections per client address; 429 beyond
-	// IPExtractor finds the client address for the limits (default: the
-	// connection's peer; see IPExtractor for trusted proxies).
-	IPExtractor echo.IPExtractor
+	// Proxies are the reverse proxies whose forwarding headers are believed
+	// (default none: the connection's peer is the client).
+	Proxies Proxies
 
 	// Admin page (see admin.go): served when AdminToken and Admin are set.
 	AdminToken string
@@ -97,7 +95,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	if opt.Context == nil {
 		opt.Context = context.Background()
 	}
-	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st)}
+	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st, userCacheSize)}
 	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
 	s.joinLimiter = newKeyedLimiter(float64(opt.JoinRateLimit)/60, opt.JoinRateLimit)
 	s.conns = newConnLimiter(opt.MaxConnections, opt.MaxConnectionsPerIP)
@@ -105,10 +103,8 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.IPExtractor = opt.IPExtractor
-	if e.IPExtractor == nil {
-		e.IPExtractor = echo.ExtractIPDirect() // never trust X-Forwarded-For by default
-	}
+	e.IPExtractor = opt.Proxies.IPExtractor()
+	e.Pre(opt.Proxies.dropUntrustedForwarding)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
 	e.Use(s.observe)
 	e.Use(middleware.Recover())
@@ -166,65 +162,6 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			"dur", time.Since(start))
 		return nil
 	}
-}
-
-// apiError is the JSON body of every API error.
-type apiError struct {
-	Error string `json:"error"`
-}
-
-// errorHandler maps domain errors to HTTP statuses, once for all handlers.
-func (s *Server) errorHandler(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	code, msg := http.StatusInternalServerError, "internal error"
-	var he *echo.HTTPError
-	switch {
-	case errors.As(err, &he):
-		code = he.Code
-		msg = http.StatusText(code)
-		if m, ok := he.Message.(string); ok {
-			msg = m
-		}
-		if code == http.StatusRequestEntityTooLarge {
-			msg = "request body too large (limit " + s.opt.BodyLimit + "B)"
-			if c.Path() == "/admin/import" {
-				msg = "import file too large (limit 64 MiB)"
-			}
-		}
-	case errors.Is(err, game.ErrInvalidName), errors.Is(err, game.ErrInvalidCount):
-		code, msg = http.StatusBadRequest, err.Error()
-	case errors.Is(err, errKicked):
-		code, msg = http.StatusUnauthorized, "this player was removed from the game by its operator"
-	case errors.Is(err, auth.ErrBadToken), errors.Is(err, game.ErrUnknownPlayer):
-		code, msg = http.StatusUnauthorized, "invalid or missing token: join first (POST /api/join) and send Authorization: Bearer <token>"
-	case unavailable(err):
-		code, msg = http.StatusServiceUnavailable, "the game is temporarily unavailable (its message broker or store did not answer in time); please try again in a moment"
-		c.Response().Header().Set("Retry-After", "1")
-	}
-	// A 503 is an outage that the consumer, the hub and /readyz already
-	// report; logging each refused request would flood the log under load.
-	if code >= 500 && code != http.StatusServiceUnavailable {
-		s.log.Error("request failed", "id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path(), "err", err)
-	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(code)
-		return
-	}
-	_ = c.JSON(code, apiError{Error: msg})
-}
-
-// unavailable reports whether err means a dependency is down or slow
-// (503, retry later) rather than a bad request or a bug.
-func unavailable(err error) bool { return errors.Is(err, game.ErrUnavailable) || isOutage(err) }
-
-// isOutage reports whether err means that Redis (or Kafka) could not be
-// reached or did not answer in time: the client should retry (503), it is
-// no bug (500).
-func isOutage(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // ready answers 200 when every dependency answers, else 503 naming the ones

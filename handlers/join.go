@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -33,7 +32,7 @@ func (s *Server) join(c echo.Context) error {
 		return c.JSON(http.StatusOK, joinResponse{User: u, Token: tok})
 	}
 	var req joinRequest
-	if err := decodeJSON(c, &req); err != nil {
+	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
 	u, tok, err := s.newPlayer(c, req.Username)
@@ -55,7 +54,7 @@ func (s *Server) newPlayer(c echo.Context, name string) (game.User, string, erro
 	if err != nil {
 		return game.User{}, "", err
 	}
-	s.users.m.Store(u.ID, u)
+	s.users.add(u)
 	tok := s.signer.Sign(u.ID)
 	s.setSession(c, tok)
 	return u, tok, nil
@@ -68,19 +67,4 @@ func isBlank(s string) bool {
 		}
 	}
 	return true
-}
-
-// decodeJSON reads a JSON body into v; an empty body leaves v as it is.
-func decodeJSON(c echo.Context, v any) error {
-	if c.Request().ContentLength == 0 {
-		return nil
-	}
-	if err := c.Bind(v); err != nil {
-		var he *echo.HTTPError
-		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
-			return err
-		}
-		return echo.NewHTTPError(http.StatusBadRequest, "request body is not valid JSON")
-	}
-	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -130,11 +129,11 @@ func tapBurst(perSecond float64) int {
 	return max(game.MaxBurst, int(math.Ceil(2*perSecond)))
 }
 
-// tooMany answers 429 with Retry-After (whole seconds, at least 1).
-func tooMany(c echo.Context, wait time.Duration, msg string) *echo.HTTPError {
+// tooMany is a refusal by a limit: 429 with Retry-After (whole seconds, at
+// least 1).
+func tooMany(wait time.Duration, msg string) *game.Error {
 	secs := max(1, int(math.Ceil(wait.Seconds())))
-	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-	return echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf("%s; try again in %d s", msg, secs))
+	return &game.Error{Code: game.ETOOMANY, Message: fmt.Sprintf("%s; try again in %d s", msg, secs), RetryAfter: secs}
 }
 
 // allowTap applies TAP_RATE_LIMIT to a tap of n taps by player id.
@@ -143,8 +142,8 @@ func (s *Server) allowTap(c echo.Context, id string, n int) error {
 	if ok {
 		return nil
 	}
-	metrics.TapsRejected.WithLabelValues("rate_limited").Inc()
-	return tooMany(c, wait, fmt.Sprintf("too many taps: at most %s per second per player (bursts up to %d)",
+	metrics.TapsRejected.WithLabelValues(game.ETOOMANY).Inc()
+	return tooMany(wait, fmt.Sprintf("too many taps: at most %s per second per player (bursts up to %d)",
 		strconv.FormatFloat(s.opt.TapRateLimit, 'f', -1, 64), s.tapLimit.burst))
 }
 
@@ -159,10 +158,10 @@ func (s *Server) joinLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if ok, wait := s.joinLimiter.take(clientKey(c), 1, time.Now()); !ok {
-			err := tooMany(c, wait, fmt.Sprintf("too many new players from your address: at most %d per minute", s.opt.JoinRateLimit))
+			err := tooMany(wait, fmt.Sprintf("too many new players from your address: at most %d per minute", s.opt.JoinRateLimit))
 			if c.Path() == "/join" { // the browser's form: show the form again with why
-				msg, _ := err.Message.(string)
-				return render(c, http.StatusTooManyRequests, views.JoinPage(msg, c.FormValue("username")))
+				c.Response().Header().Set("Retry-After", strconv.Itoa(err.RetryAfter))
+				return render(c, HTTPStatus(err), views.JoinPage(err.Message, c.FormValue("username")))
 			}
 			return err
 		}
@@ -184,19 +183,21 @@ func newConnLimiter(total, perIP int) *connLimiter {
 	return &connLimiter{total: total, perIP: perIP, byKey: map[string]int{}}
 }
 
-// acquire takes a slot for key, or returns the status and message to refuse with.
-func (l *connLimiter) acquire(key string) (code int, msg string) {
+// acquire takes a slot for key, or returns the refusal.
+func (l *connLimiter) acquire(key string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total > 0 && l.n >= l.total {
-		return http.StatusServiceUnavailable, fmt.Sprintf("the server is full (%d live connections); please try again in a moment", l.total)
+		return &game.Error{Code: game.EUNAVAILABLE, RetryAfter: 5,
+			Message: fmt.Sprintf("the server is full (%d live connections); please try again in a moment", l.total)}
 	}
 	if l.perIP > 0 && l.byKey[key] >= l.perIP {
-		return http.StatusTooManyRequests, fmt.Sprintf("too many live connections from your address (limit %d): close some tabs", l.perIP)
+		return &game.Error{Code: game.ETOOMANY, RetryAfter: 5,
+			Message: fmt.Sprintf("too many live connections from your address (limit %d): close some tabs", l.perIP)}
 	}
 	l.n++
 	l.byKey[key]++
-	return 0, ""
+	return nil
 }
 
 func (l *connLimiter) release(key string) {
@@ -213,36 +214,9 @@ func (l *connLimiter) release(key string) {
 // it calls release when it ends.
 func (s *Server) liveSlot(c echo.Context) (release func(), err error) {
 	key := clientKey(c)
-	if code, msg := s.conns.acquire(key); code != 0 {
-		c.Response().Header().Set("Retry-After", "5")
-		return nil, echo.NewHTTPError(code, msg)
+	if err := s.conns.acquire(key); err != nil {
+		return nil, err
 	}
 	var once sync.Once
 	return func() { once.Do(func() { s.conns.release(key) }) }, nil
-}
-
-// IPExtractor returns how the client address is found: the connection's
-// peer address, or with trusted proxies (CIDRs) the X-Forwarded-For entry
-// added by the nearest untrusted hop.
-func IPExtractor(trusted []string) (echo.IPExtractor, error) {
-	if len(trusted) == 0 {
-		return echo.ExtractIPDirect(), nil
-	}
-	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, t := range trusted {
-		_, n, err := net.ParseCIDR(t)
-		if err != nil {
-			ip := net.ParseIP(t)
-			if ip == nil {
-				return nil, fmt.Errorf("trusted proxy %q is neither an address nor a CIDR range", t)
-			}
-			bits := 32
-			if ip.To4() == nil {
-				bits = 128
-			}
-			n = &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}
-		}
-		opts = append(opts, echo.TrustIPRange(n))
-	}
-	return echo.ExtractIPFromXFFHeader(opts...), nil
 }

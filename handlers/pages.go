@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -24,7 +23,7 @@ func render(c echo.Context, status int, comp templ.Component) error {
 func (s *Server) index(c echo.Context) error {
 	d, err := s.pageData(c, 10)
 	if err != nil {
-		if errors.Is(err, game.ErrUnavailable) {
+		if game.ErrorCode(err) != game.EUNAUTHORIZED {
 			return err
 		}
 		return render(c, http.StatusOK, views.JoinPage("", ""))
@@ -35,7 +34,7 @@ func (s *Server) index(c echo.Context) error {
 // leaderboardPage: GET /leaderboard — the top 100, live.
 func (s *Server) leaderboardPage(c echo.Context) error {
 	d, err := s.pageData(c, 100)
-	if errors.Is(err, game.ErrUnavailable) {
+	if err != nil && game.ErrorCode(err) != game.EUNAUTHORIZED {
 		return err
 	}
 	return render(c, http.StatusOK, views.LeaderboardPage(d))
@@ -49,8 +48,8 @@ func (s *Server) joinForm(c echo.Context) error {
 	}
 	name := c.FormValue("username")
 	if _, _, err := s.newPlayer(c, name); err != nil {
-		if errors.Is(err, game.ErrInvalidName) {
-			return render(c, http.StatusBadRequest, views.JoinPage(err.Error(), name))
+		if game.ErrorCode(err) == game.EINVALID {
+			return render(c, HTTPStatus(err), views.JoinPage(game.ErrorMessage(err), name))
 		}
 		return err
 	}
@@ -68,7 +67,7 @@ func (s *Server) pageData(c echo.Context, top int) (views.PageData, error) {
 	ctx := c.Request().Context()
 	snap, err := s.store.Snapshot(ctx, top, time.Now())
 	if err != nil {
-		return d, errors.Join(game.ErrUnavailable, err)
+		return d, err
 	}
 	d.State = snap
 	me, perr := s.player(c)

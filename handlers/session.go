@@ -2,13 +2,15 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/labstack/echo/v4"
 
+	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
 )
 
@@ -16,34 +18,45 @@ import (
 // token as the API's bearer token.
 const CookieName = "tapwars_session"
 
-// userCache keeps the players this instance has seen (name, team, session):
-// a tap needs them for its event and they never change, so taps cost no
-// Redis read. Tap counts in it are not kept current.
+// userCacheSize bounds the players an instance keeps in memory: more than
+// the players of a large event, ~200 bytes each.
+const userCacheSize = 100_000
+
+// userCache keeps the players this instance has seen most recently (name,
+// team, session): a tap needs them for its event and they never change, so
+// taps cost no Redis read. Tap counts in it are not kept current.
 type userCache struct {
 	store Store
-	m     sync.Map // id -> game.User
+	lru   *lru.Cache[string, game.User]
 }
 
-func newUserCache(st Store) *userCache { return &userCache{store: st} }
+func newUserCache(st Store, size int) *userCache {
+	c, _ := lru.New[string, game.User](max(size, 1))
+	return &userCache{store: st, lru: c}
+}
 
 func (uc *userCache) get(ctx context.Context, id string) (game.User, error) {
-	if u, ok := uc.m.Load(id); ok {
-		return u.(game.User), nil
+	if u, ok := uc.lru.Get(id); ok {
+		return u, nil
 	}
 	u, err := uc.store.User(ctx, id)
 	if err != nil {
 		return game.User{}, err
 	}
-	uc.m.Store(id, u)
+	uc.lru.Add(id, u)
 	return u, nil
 }
+
+func (uc *userCache) add(u game.User)  { uc.lru.Add(u.ID, u) }
+func (uc *userCache) remove(id string) { uc.lru.Remove(id) }
+func (uc *userCache) clear()           { uc.lru.Purge() }
 
 // token returns the token of the request: the bearer token, else the
 // session cookie, else "".
 func token(c echo.Context) string {
 	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t)
+		if t, ok := bearer(h); ok {
+			return t
 		}
 		return h // a malformed header fails token parsing
 	}
@@ -60,10 +73,24 @@ func (s *Server) player(c echo.Context) (game.User, error) {
 	if err != nil {
 		return game.User{}, err
 	}
-	if s.kicks.has(id) { // kicked on any instance: see admin_kick.go
+	if s.kicks.has(id) { // kicked on any instance: see kicked.go
 		return game.User{}, errKicked
 	}
-	return s.users.get(c.Request().Context(), id)
+	u, err := s.users.get(c.Request().Context(), id)
+	if errors.Is(err, game.ErrUnknownPlayer) {
+		return game.User{}, auth.ErrBadToken
+	}
+	return u, err
+}
+
+// bearer returns the credentials of an Authorization header with the
+// Bearer scheme, matched case-insensitively (RFC 9110, 11.1).
+func bearer(h string) (string, bool) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(cred), true
 }
 
 // setSession sets the signed session cookie: HttpOnly, SameSite=Lax,

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,12 +19,12 @@ func (s *Server) gameState(c echo.Context) error {
 		var err error
 		n, err = strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return echo.NewHTTPError(http.StatusBadRequest, "limit must be a whole number from 1 to 100")
+			return game.Errorf(game.EINVALID, "limit must be a whole number from 1 to 100")
 		}
 	}
 	snap, err := s.store.Snapshot(c.Request().Context(), n, time.Now())
 	if err != nil {
-		return fmt.Errorf("%w: %w", game.ErrUnavailable, err)
+		return err
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, snap)

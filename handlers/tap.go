@@ -33,27 +33,23 @@ type tapResponse struct {
 func (s *Server) tap(c echo.Context) error {
 	u, err := s.player(c)
 	if err != nil {
-		reason := "unauthorized"
-		if unavailable(err) {
-			reason = "unavailable" // the player could not be read: Redis is down
-		}
-		metrics.TapsRejected.WithLabelValues(reason).Inc()
+		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
 		return err
 	}
 	var req tapRequest
-	if err := decodeJSON(c, &req); err != nil {
-		metrics.TapsRejected.WithLabelValues("bad_request").Inc()
+	if err := decodeBody(c, &req); err != nil {
+		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
 		return err
 	}
 	if msg := req.mismatch(u); msg != "" {
-		metrics.TapsRejected.WithLabelValues("forbidden").Inc()
-		return echo.NewHTTPError(http.StatusForbidden, msg)
+		metrics.TapsRejected.WithLabelValues(game.EFORBIDDEN).Inc()
+		return game.Errorf(game.EFORBIDDEN, "%s", msg)
 	}
 	n := 1
 	if req.Count != nil {
 		n = *req.Count
 		if n < 1 || n > game.MaxBurst {
-			metrics.TapsRejected.WithLabelValues("bad_count").Inc()
+			metrics.TapsRejected.WithLabelValues(game.EINVALID).Inc()
 			return game.ErrInvalidCount
 		}
 	}
@@ -74,7 +70,7 @@ func (s *Server) tap(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.opt.TapTimeout)
 	defer cancel()
 	if err := s.tapper.Send(ctx, ev); err != nil {
-		metrics.TapsRejected.WithLabelValues("unavailable").Inc()
+		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
 		return err
 	}
 	metrics.TapsAccepted.Add(float64(n))

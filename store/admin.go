@@ -271,7 +271,7 @@ return {2, n}
 `)
 
 // ErrAlreadyKicked is returned when kicking a player who was kicked before.
-var ErrAlreadyKicked = errors.New("player was already kicked")
+var ErrAlreadyKicked = game.Errorf(game.ECONFLICT, "That player was already kicked.")
 
 // Kick removes a player for good and returns how many taps of theirs left
 // the scores. Their token stops working on every instance (handlers check
@@ -402,12 +402,10 @@ func (s *Store) Export(ctx context.Context, now time.Time) (Export, error) {
 	return ex, nil
 }
 
-// ImportError says why an import file was refused. Nothing was changed.
-type ImportError struct{ Msg string }
-
-func (e *ImportError) Error() string { return "import refused: " + e.Msg }
-
-func importErr(format string, a ...any) error { return &ImportError{Msg: fmt.Sprintf(format, a...)} }
+// importErr says why an import file was refused (nothing was changed).
+func importErr(format string, a ...any) error {
+	return game.Errorf(game.EINVALID, "import refused: "+format, a...)
+}
 
 // maxIDLen is the longest player id (the token format's limit).
 const maxIDLen = 64

@@ -342,8 +342,7 @@ func TestParseExportRefusesBadFiles(t *testing.T) {
 				raw = enc(m)
 			}
 			_, err := store.ParseExport(raw)
-			var ie *store.ImportError
-			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) {
+			if game.ErrorCode(err) != game.EINVALID || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an ImportError containing %q", err, tc.want)
 			}
 		})

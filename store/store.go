@@ -66,6 +66,7 @@ func NewWithOptions(rdb *redis.Client, opt Options) *Store {
 	if opt.OnlineWindow <= 0 {
 		opt.OnlineWindow = OnlineWindow
 	}
+	rdb.AddHook(outageHook{})
 	return &Store{rdb: rdb, window: opt.OnlineWindow}
 }
 

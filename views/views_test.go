@@ -154,7 +154,7 @@ func TestGamePage(t *testing.T) {
 		`hx-post="/api/tap"`, `hx-sync="this:queue all"`, `hx-swap="none"`,
 		`data-applied="42">42</span>`, `<span id="my-rank" class="num">–</span>`,
 		`aria-live="polite"`, `href="/leaderboard"`, `connecting…`,
-		`style="width: 75.0%;"`, // 300 of 400
+		`tug__fill--75`, // 300 of 400
 		`&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;`, `&lt;b&gt;n0&lt;/b&gt;`,
 		`<ol id="leaderboard"`, `role="status"`, "Red")
 	mustNotContain(t, doc, `<script>alert`, `<b>n0`, `hx-swap-oob`)
@@ -196,7 +196,7 @@ func TestGamePageMarksOwnRow(t *testing.T) {
 
 func TestGamePageEmpty(t *testing.T) {
 	doc := render(t, GamePage(PageData{Me: game.User{ID: "x", Username: "solo", Team: game.Blue}}))
-	mustContain(t, doc, `style="width: 50.0%;"`, "No taps yet", `aria-label="Tap for team Blue"`)
+	mustContain(t, doc, `tug__fill--50`, "No taps yet", `aria-label="Tap for team Blue"`)
 }
 
 func TestLeaderboardPage(t *testing.T) {
@@ -243,7 +243,7 @@ func TestStateFragments(t *testing.T) {
 		t.Errorf("top-level ids %v, want %v", ids, liveIDs)
 	}
 	mustContain(t, frag, `<span id="blue-score" class="num" hx-swap-oob="true">300</span>`,
-		`style="width: 75.0%;"`, `&lt;b&gt;n9&lt;/b&gt;`)
+		`tug__fill--75`, `&lt;b&gt;n9&lt;/b&gt;`)
 	mustNotContain(t, frag, `data-player-id="p10"`, `<b>n`, "is-me")
 
 	if n := strings.Count(render(t, StateFragments(s, 3)), `class="board__row `); n != 3 {
@@ -335,17 +335,16 @@ func TestLeaderboardFragmentsTop100(t *testing.T) {
 func TestShares(t *testing.T) {
 	for _, c := range []struct {
 		blue, red int64
-		width     string
 		b, r      int
 	}{
-		{0, 0, "50.0", 50, 50},
-		{1, 0, "100.0", 100, 0},
-		{0, 5, "0.0", 0, 100},
-		{2, 1, "66.7", 67, 33},
+		{0, 0, 50, 50},
+		{1, 0, 100, 0},
+		{0, 5, 0, 100},
+		{2, 1, 67, 33},
 	} {
-		w, b, r := shares(game.State{BlueScore: c.blue, RedScore: c.red})
-		if w != c.width || b != c.b || r != c.r {
-			t.Errorf("shares(%d,%d) = %s %d %d", c.blue, c.red, w, b, r)
+		b, r := shares(game.State{BlueScore: c.blue, RedScore: c.red})
+		if b != c.b || r != c.r {
+			t.Errorf("shares(%d,%d) = %d %d", c.blue, c.red, b, r)
 		}
 	}
 }

@@ -1,0 +1,88 @@
+package game_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// Names people really have, from many scripts: each must be accepted as
+// written (after PRECIS's trimming and width folding).
+func TestNamesPeopleHave(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"O'Brien", "O'Brien"},
+		{"Zoë Ødegaard-Smith", "Zoë Ødegaard-Smith"},
+		{"  José María  ", "José María"},
+		{"Nguyễn Văn An", "Nguyễn Văn An"},
+		{"Ana 🎉", "Ana 🎉"},
+		{"👍🏽 Kim", "👍🏽 Kim"},
+		{"می\u200cخواهم", "می\u200cخواهم"}, // Persian with a zero-width non-joiner
+		{"مریم‌السادات", "مریم‌السادات"},
+		{"دانيال", "دانيال"},
+		{"עמית", "עמית"},
+		{"Σωκράτης", "Σωκράτης"},
+		{"Дмитрий", "Дмитрий"},
+		{"श्रीनिवास", "श्रीनिवास"},
+		{"ஸ்ரீநிவாசன்", "ஸ்ரீநிவாசன்"},
+		{"山田 太郎", "山田 太郎"},
+		{"やまだ タロウ", "やまだ タロウ"},
+		{"田中ゆき", "田中ゆき"}, // Han + Hiragana in one word
+		{"김민준", "김민준"},
+		{"李小龙", "李小龙"},
+		{"ქეთევანი", "ქეთევანი"},
+		{"Հայկ", "Հայկ"},
+		{"ᏣᎳᎩ", "ᏣᎳᎩ"},
+		{"ｔａｐｐｅｒ", "tapper"},         // full-width letters are folded
+		{"Ann  Lee", "Ann Lee"},      // spaces collapsed
+		{"Sasha Саша", "Sasha Саша"}, // two scripts in two words
+		{strings.Repeat("é", 24), strings.Repeat("é", 24)},
+		{strings.Repeat("e\u0301", 24), strings.Repeat("é", 24)}, // 24 characters, composed
+		{"R2-D2", "R2-D2"},
+		{"x_æ_a-12", "x_æ_a-12"},
+	} {
+		got, err := game.NormalizeName(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("NormalizeName(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// Tricks that must fail, each with the message a person sees.
+func TestNameTricks(t *testing.T) {
+	for _, tc := range []struct{ in, msg string }{
+		{"", "choose a name"},
+		{"   ", "choose a name"},
+		{"\u3164", "a control, invisible or formatting character"}, // Hangul filler
+		{"\u3164\u3164\u3164", "a control, invisible or formatting character"},
+		{"\u200b", "a control, invisible or formatting character"},
+		{"a\u200bb", "a control, invisible or formatting character"},
+		{"rtl\u202eoverride", "a control, invisible or formatting character"},
+		{"tab\there", "a control, invisible or formatting character"},
+		{"nul\x00", "a control, invisible or formatting character"},
+		{"\u200d", "a control, invisible or formatting character"},
+		{"a" + strings.Repeat("\u0301", 23), "too many accents"},
+		{"Z" + strings.Repeat("\u0336\u0335", 4) + "algo", "too many accents"},
+		{"аdmin", "mixes alphabets"}, // Cyrillic а
+		{"pаypal", "mixes alphabets"},
+		{"Ρaul", "mixes alphabets"}, // Greek capital rho
+		{"...", "at least one visible"},
+		{"- _ -", "at least one visible"},
+		{strings.Repeat("a", 25), "too long: at most 24 characters (it has 25)"},
+		{strings.Repeat("😀", 25), "too long"},
+		{"\xff\xfe", "not valid text"},
+	} {
+		got, err := game.NormalizeName(tc.in)
+		if err == nil {
+			t.Errorf("NormalizeName(%q) = %q, want a refusal", tc.in, got)
+			continue
+		}
+		if game.ErrorCode(err) != game.EINVALID || !errors.Is(err, game.ErrInvalidName) {
+			t.Errorf("NormalizeName(%q): %v is not an invalid-name error", tc.in, err)
+		}
+		if msg := game.ErrorMessage(err); !strings.Contains(msg, tc.msg) {
+			t.Errorf("NormalizeName(%q) says %q, want it to say %q", tc.in, msg, tc.msg)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// statusOf is the one map from domain error codes to HTTP statuses.
+var statusOf = map[string]int{
+	game.EINVALID:      http.StatusBadRequest,
+	game.EUNAUTHORIZED: http.StatusUnauthorized,
+	game.EFORBIDDEN:    http.StatusForbidden,
+	game.ENOTFOUND:     http.StatusNotFound,
+	game.ETIMEOUT:      http.StatusRequestTimeout,
+	game.ECONFLICT:     http.StatusConflict,
+	game.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	game.EMEDIATYPE:    http.StatusUnsupportedMediaType,
+	game.ETOOMANY:      http.StatusTooManyRequests,
+	game.EINTERNAL:     http.StatusInternalServerError,
+	game.EUNAVAILABLE:  http.StatusServiceUnavailable,
+}
+
+// closeCodeOf is the WebSocket close code of an error code that ends a
+// socket: policy violations close with 1008, outages with 1011 (the
+// browser's ws extension then reconnects), the rest normally.
+var closeCodeOf = map[string]websocket.StatusCode{
+	game.EUNAUTHORIZED: websocket.StatusPolicyViolation,
+	game.EFORBIDDEN:    websocket.StatusPolicyViolation,
+	game.EINVALID:      websocket.StatusPolicyViolation,
+	game.ETOOMANY:      websocket.StatusPolicyViolation,
+	game.ETOOLARGE:     websocket.StatusMessageTooBig,
+	game.EUNAVAILABLE:  websocket.StatusInternalError,
+	game.EINTERNAL:     websocket.StatusInternalError,
+}
+
+// HTTPStatus is the HTTP status of err.
+func HTTPStatus(err error) int {
+	if code, ok := statusOf[game.ErrorCode(err)]; ok {
+		return code
+	}
+	return http.StatusInternalServerError
+}
+
+// CloseCode is the WebSocket close code of err.
+func CloseCode(err error) websocket.StatusCode {
+	if code, ok := closeCodeOf[game.ErrorCode(err)]; ok {
+		return code
+	}
+	return websocket.StatusNormalClosure
+}
+
+// apiError is the JSON body of every API error.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// domainError turns Echo's own errors (no route, wrong method, body limit,
+// binding) into domain errors, so that every error is answered one way.
+func (s *Server) domainError(err error, c echo.Context) error {
+	var he *echo.HTTPError
+	if !errors.As(err, &he) {
+		return err
+	}
+	msg, _ := he.Message.(string)
+	if msg == "" || msg == http.StatusText(he.Code) {
+		msg = http.StatusText(he.Code)
+	}
+	code := game.EINTERNAL
+	switch he.Code {
+	case http.StatusNotFound:
+		code, msg = game.ENOTFOUND, "no such page: "+c.Request().URL.Path
+	case http.StatusMethodNotAllowed:
+		// Echo answers 405 for a known path with another method; keep it.
+		return err
+	case http.StatusRequestEntityTooLarge:
+		code, msg = game.ETOOLARGE, "request body too large (limit "+s.opt.BodyLimit+"B)"
+		if c.Path() == "/admin/import" {
+			msg = "import file too large (limit 64 MiB)"
+		}
+	case http.StatusBadRequest:
+		code = game.EINVALID
+	case http.StatusUnauthorized:
+		code = game.EUNAUTHORIZED
+	case http.StatusForbidden:
+		code = game.EFORBIDDEN
+	case http.StatusUnsupportedMediaType:
+		code = game.EMEDIATYPE
+	case http.StatusServiceUnavailable:
+		code = game.EUNAVAILABLE
+	}
+	return &game.Error{Code: code, Message: msg, Err: err}
+}
+
+// errorHandler answers every failed request: the status from the error's
+// code, the message a person understands as JSON ({"error": ...}).
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code == http.StatusMethodNotAllowed {
+		_ = c.JSON(he.Code, apiError{Error: "method not allowed"})
+		return
+	}
+	err = s.domainError(err, c)
+	status := HTTPStatus(err)
+	var ge *game.Error
+	if errors.As(err, &ge) && ge.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ge.RetryAfter))
+	} else if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	// A 503 is an outage that the consumer, the hub and /readyz already
+	// report; logging each refused request would flood the log under load.
+	if status >= 500 && status != http.StatusServiceUnavailable && !errors.Is(c.Request().Context().Err(), context.Canceled) {
+		s.log.Error("request failed", "id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path(), "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, apiError{Error: game.ErrorMessage(err)})
+}

@@ -1,0 +1,115 @@
+package handlers
+
+// Kicked players: every instance keeps the set of kicked ids in memory and
+// checks it on each authenticated request (a map lookup, no Redis round
+// trip). It is reloaded when any instance kicks or imports (pub/sub
+// game:admin), after every reconnection of that subscription, and every
+// 10 s as a safety net. The store deletes a kicked player, so an instance
+// that has not heard of the kick yet cannot load them either, and the
+// consumer skips their taps still in Kafka: the only thing the pub/sub delay
+// could let through is a 202 for a tap that is never counted.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// errKicked is the error of a kicked player's token.
+var errKicked = game.Errorf(game.EUNAUTHORIZED, "this player was removed from the game by its operator")
+
+// kickSet is an immutable set replaced as a whole: readers never lock.
+type kickSet struct {
+	mu  sync.Mutex // serialises writers
+	ids atomic.Pointer[map[string]struct{}]
+}
+
+func (k *kickSet) has(id string) bool {
+	m := k.ids.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[id]
+	return ok
+}
+
+func (k *kickSet) add(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old := k.ids.Load()
+	m := make(map[string]struct{}, 1+lenOf(old))
+	if old != nil {
+		for id := range *old {
+			m[id] = struct{}{}
+		}
+	}
+	m[id] = struct{}{}
+	k.ids.Store(&m)
+}
+
+func (k *kickSet) set(ids []string) {
+	m := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		m[id] = struct{}{}
+	}
+	k.mu.Lock()
+	k.ids.Store(&m)
+	k.mu.Unlock()
+}
+
+func lenOf(m *map[string]struct{}) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
+// kickReload is the safety-net reload interval of the kicked set.
+const kickReload = 10 * time.Second
+
+// watchKicks keeps the kicked set current until ctx ends.
+func (s *Server) watchKicks(ctx context.Context) {
+	changes := s.opt.Admin.SubscribeAdmin(ctx)
+	tick := time.NewTicker(kickReload)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+			// A kick or an import (or a reconnection that may have missed
+			// one): players may have been removed or changed team.
+			s.reloadKicks(ctx, true)
+		case <-tick.C:
+			s.reloadKicks(ctx, false)
+		}
+	}
+}
+
+// reloadKicks reads the kicked set; dropCache also forgets the cached
+// players, which are read again from the store on their next request.
+func (s *Server) reloadKicks(ctx context.Context, dropCache bool) {
+	if s.opt.Admin == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	ids, err := s.opt.Admin.KickedIDs(rctx)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("reload kicked players", "err", err)
+		}
+	} else {
+		s.kicks.set(ids)
+	}
+	if dropCache {
+		s.users.clear()
+	}
+}
