@@ -480,8 +480,9 @@ func TestAdminTokenGenerated(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(dir, "admin.token")); st.Mode().Perm() != 0o600 {
 		t.Fatalf("admin.token mode %v", st.Mode())
 	}
-	if !strings.Contains(logs, "token="+tok) || !strings.Contains(logs, m.URL()+"/admin") {
-		t.Fatalf("generated token not logged with the URL:\n%s", logs)
+	// The log says where the token is, never the token.
+	if strings.Contains(logs, tok) || !strings.Contains(logs, filepath.Join(dir, "admin.token")) || !strings.Contains(logs, m.URL()+"/admin") {
+		t.Fatalf("the log must name the admin URL and the token's file, never the token:\n%s", logs)
 	}
 	if code, _, _ := admReq(t, nil, "GET", m.URL()+"/admin/stats", "", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
 		t.Fatalf("generated token refused: %d", code)
@@ -1010,9 +1011,15 @@ func TestTokensAndSessionCookie(t *testing.T) {
 	if !strings.Contains(ck, "HttpOnly") || !strings.Contains(ck, "SameSite=Lax") || strings.Contains(ck, "Secure") {
 		t.Fatalf("session cookie over plain HTTP: %q", ck)
 	}
+	// X-Forwarded-Proto counts only from a trusted proxy.
 	_, hdr, _ = admReq(t, nil, "POST", base+"/api/join", `{"username":"di"}`, map[string]string{"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
-	if ck := hdr.Get("Set-Cookie"); !strings.Contains(ck, "Secure") {
-		t.Fatalf("session cookie behind TLS: %q", ck)
+	if ck := hdr.Get("Set-Cookie"); strings.Contains(ck, "Secure") || hdr.Get("Strict-Transport-Security") != "" {
+		t.Fatalf("X-Forwarded-Proto of an untrusted peer believed: %q %v", ck, hdr)
+	}
+	proxied := admInstance(t, r, k, map[string]string{"TRUSTED_PROXIES": "127.0.0.1"}, nil)
+	_, hdr, _ = admReq(t, nil, "POST", proxied.URL()+"/api/join", `{"username":"di"}`, map[string]string{"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
+	if ck := hdr.Get("Set-Cookie"); !strings.Contains(ck, "Secure") || !strings.HasPrefix(hdr.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatalf("session cookie and HSTS behind a trusted TLS proxy: %q %v", ck, hdr)
 	}
 }
 

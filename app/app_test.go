@@ -146,8 +146,8 @@ func TestAPIContract(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{`{"username":"<b>x</b>"}`, 400, "letters, digits"},
-		{`{"username":"` + strings.Repeat("x", 25) + `"}`, 400, "1 to 24"},
+		{`{"username":"\u3164"}`, 400, "invisible"},
+		{`{"username":"` + strings.Repeat("x", 25) + `"}`, 400, "at most 24 characters"},
 		{`{not json`, 400, "not valid JSON"},
 		{`{"username":"` + strings.Repeat("x", 20000) + `"}`, 413, "too large"},
 	} {

@@ -32,6 +32,7 @@ type Config struct {
 	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
 	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
 	JoinRateLimit       int      // JOIN_RATE_LIMIT: new players per client address per minute; 0 = no limit
+	JoinsPerSecond      int      // JOINS_PER_SECOND: new players per second on an instance; 0 = no limit
 	MaxConnections      int      // MAX_CONNECTIONS: live connections of an instance; 0 = no limit
 	MaxConnectionsPerIP int      // MAX_CONNECTIONS_PER_IP: live connections per client address; 0 = no limit
 	TrustedProxies      []string // TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed (addresses or CIDRs)
@@ -110,9 +111,10 @@ func (c *Config) settings() []setting {
 			c.TapRateLimit = f
 			return nil
 		}},
-		{"JOIN_RATE_LIMIT", "new players per client address per minute; 0 = no limit", "30", intSetting(&c.JoinRateLimit)},
+		{"JOIN_RATE_LIMIT", "new players per client address per minute (a room behind one NAT address shares it); 0 = no limit", "600", intSetting(&c.JoinRateLimit)},
+		{"JOINS_PER_SECOND", "new players per second on this instance, from all addresses (bursts: 10 s worth); 0 = no limit", "50", intSetting(&c.JoinsPerSecond)},
 		{"MAX_CONNECTIONS", "live connections (WebSocket + SSE) per instance; 0 = no limit", "10000", intSetting(&c.MaxConnections)},
-		{"MAX_CONNECTIONS_PER_IP", "live connections per client address (IPv6: per /64); 0 = no limit", "50", intSetting(&c.MaxConnectionsPerIP)},
+		{"MAX_CONNECTIONS_PER_IP", "live connections per client address (IPv6: per /64; a room behind one NAT address shares it); 0 = no limit", "1000", intSetting(&c.MaxConnectionsPerIP)},
 		{"TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client; empty = the TCP peer is the client", "", func(v string) error {
 			c.TrustedProxies = nil
 			for _, p := range strings.Split(v, ",") {

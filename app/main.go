@@ -158,6 +158,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		TapTimeout:          c.TapTimeout,
 		TapRateLimit:        c.TapRateLimit,
 		JoinRateLimit:       c.JoinRateLimit,
+		JoinsPerSecond:      c.JoinsPerSecond,
 		MaxConnections:      c.MaxConnections,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		Proxies:             proxies,
@@ -167,8 +168,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ConsumerLag:         m.consumer.Lag,
 		Context:             runCtx,
 		Ready: map[string]handlers.Checker{
-			"redis": m.Store.Ping,
-			"kafka": m.consumer.Ping,
+			"redis":    m.Store.Ping,
+			"kafka":    m.consumer.Ping,
+			"consumer": m.consumer.Applying,
 		},
 	})
 	m.srv = &http.Server{
@@ -196,8 +198,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if adminGenerated { // logged once: later starts read the file
-		m.Log.Info("generated an admin token: log in at the admin URL with it (it is kept in DATA_DIR/admin.token; set ADMIN_TOKEN to choose one)",
-			"url", m.URL()+"/admin", "token", adminToken, "path", filepath.Join(c.DataDir, "admin.token"))
+		// The token itself is never logged: logs are shipped and kept where
+		// the token must not be. The file is readable by the owner only.
+		m.Log.Info("generated an admin token: log in at the admin URL with the token in the file (set ADMIN_TOKEN to choose one)",
+			"url", m.URL()+"/admin", "file", filepath.Join(c.DataDir, "admin.token"))
 	} else {
 		from := "ADMIN_TOKEN"
 		if c.AdminToken == "" {

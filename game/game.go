@@ -53,6 +53,10 @@ type TapEvent struct {
 // MaxBurst is the largest count one tap request (and one event) may carry.
 const MaxBurst = 50
 
+// MaxCount is the largest count the game stores: 2^53, the largest whole
+// number that the leaderboard (a Redis sorted set of doubles) holds exactly.
+const MaxCount = 1 << 53
+
 // Taps returns how many taps the event stands for.
 func (e TapEvent) Taps() int {
 	if e.Count == 0 {
@@ -82,10 +86,24 @@ type LeaderboardEntry struct {
 	Rank     int    `json:"rank"`
 }
 
-// Snapshot is the whole /api/game-state document.
+// Player is a player as any viewer of the public state sees them: a
+// session id and join time are nobody else's business.
+type Player struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Team     Team   `json:"team"`
+	TapCount int64  `json:"tapCount"`
+}
+
+// Public is what every viewer may know of u.
+func (u User) Public() Player {
+	return Player{ID: u.ID, Username: u.Username, Team: u.Team, TapCount: u.TapCount}
+}
+
+// Snapshot is the whole /api/game-state document: public to anyone.
 type Snapshot struct {
 	GameState   State              `json:"gameState"`
-	Users       []User             `json:"users"`
+	Users       []Player           `json:"users"`
 	Leaderboard []LeaderboardEntry `json:"leaderboard"`
 }
 

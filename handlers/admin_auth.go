@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/metrics"
 )
 
 const (
@@ -114,14 +115,10 @@ var (
 	errCrossSite = game.Errorf(game.EFORBIDDEN, "cross-site admin requests are refused")
 )
 
-// adminHeaders are set on every admin response.
+// adminHeaders are set on every admin response (the security headers of
+// every response are set by securityHeaders).
 func adminHeaders(c echo.Context) {
-	h := c.Response().Header()
-	h.Set(echo.HeaderCacheControl, "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("X-Content-Type-Options", "nosniff")
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 }
 
 // authorize checks the admin credentials of a request, and for unsafe
@@ -152,7 +149,7 @@ func (s *Server) authorize(c echo.Context) (adminCtx, error) {
 	}
 	got := c.Request().Header.Get(csrfHeader)
 	if got == "" {
-		got = c.FormValue(csrfField)
+		got = c.Request().PostFormValue(csrfField) // the body only, never the URL
 	}
 	if !hmac.Equal([]byte(got), []byte(a.csrf)) {
 		return adminCtx{}, errCSRF
@@ -166,6 +163,7 @@ func (s *Server) authorize(c echo.Context) (adminCtx, error) {
 // token cannot be guessed faster.
 func (s *Server) adminFailure(c echo.Context) error {
 	if ok, wait := s.admin.failures.take(clientKey(c), 1, time.Now()); !ok {
+		metrics.LimitRefusals.WithLabelValues("admin_logins").Inc()
 		return tooMany(wait, "too many wrong admin tokens from your address")
 	}
 	return errAdminAuth

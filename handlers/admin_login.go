@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tapwars/tapwars/metrics"
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -14,8 +15,9 @@ import (
 func (s *Server) adminLogin(c echo.Context) error {
 	adminHeaders(c)
 	key := clientKey(c)
-	if s.admin.failures.blocked(key, time.Now()) || !s.admin.tokenOK(c.FormValue("token")) {
+	if s.admin.failures.blocked(key, time.Now()) || !s.admin.tokenOK(c.Request().PostFormValue("token")) {
 		if ok, wait := s.admin.failures.take(key, 1, time.Now()); !ok {
+			metrics.LimitRefusals.WithLabelValues("admin_logins").Inc()
 			err := tooMany(wait, "too many wrong admin tokens from your address")
 			c.Response().Header().Set("Retry-After", strconv.Itoa(err.RetryAfter))
 			return render(c, HTTPStatus(err), views.AdminLoginPage(err.Message))

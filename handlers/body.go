@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,8 +23,9 @@ const (
 
 // decodeBody reads a JSON or form body into v (its json and form tags); an
 // empty body leaves v as it is. A body without a type is read as JSON (API
-// clients); any other type is refused with 415 before it is read.
-func decodeBody(c echo.Context, v any) error {
+// clients); any other type is refused with 415 before it is read. A body
+// that does not arrive within BodyTimeout is refused with 408.
+func (s *Server) decodeBody(c echo.Context, v any) error {
 	r := c.Request()
 	if r.ContentLength == 0 {
 		return nil
@@ -38,6 +40,7 @@ func decodeBody(c echo.Context, v any) error {
 	if mt != mimeJSON && mt != mimeForm {
 		return game.Errorf(game.EMEDIATYPE, "unsupported body type %q: send %s (or the page's form encoding)", mt, mimeJSON)
 	}
+	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(s.opt.BodyTimeout))
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		return readError(err, "the request body could not be read")

@@ -5,9 +5,12 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -42,6 +45,7 @@ type Checker func(ctx context.Context) error
 type Options struct {
 	TapTimeout   time.Duration      // how long a tap waits for Kafka before 503 (default 3 s)
 	BodyLimit    string             // largest request body (default "16K")
+	BodyTimeout  time.Duration      // how long an API request's body may take to arrive (default 10 s)
 	Ready        map[string]Checker // dependencies checked by /readyz, by name
 	WriteTimeout time.Duration      // live streams: a write stuck this long drops the client (default 10 s)
 	Heartbeat    time.Duration      // live streams: idle heartbeat interval (default 15 s)
@@ -49,6 +53,7 @@ type Options struct {
 	// Limits (see limits.go); 0 disables each.
 	TapRateLimit        float64 // taps per second per player (burst: max(50, 2 s worth)); 429 beyond
 	JoinRateLimit       int     // new players per client address per minute; 429 beyond
+	JoinsPerSecond      int     // new players per second on this instance (burst: 10 s worth); 429 beyond
 	MaxConnections      int     // live connections (SSE + WebSocket) of this instance; 503 beyond
 	MaxConnectionsPerIP int     // live connections per client address; 429 beyond
 	// Proxies are the reverse proxies whose forwarding headers are believed
@@ -80,7 +85,8 @@ type Server struct {
 	admin       *adminAuth    // nil without an admin page
 	kicks       kickSet       // kicked player ids (admin_kick.go)
 	tapLimit    *keyedLimiter // nil: no tap limit
-	joinLimiter *keyedLimiter // nil: no join limit
+	joinLimiter *keyedLimiter // per address; nil: no limit
+	joinTotal   *keyedLimiter // the instance (one key); nil: no limit
 	conns       *connLimiter
 }
 
@@ -88,6 +94,9 @@ type Server struct {
 func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.Logger, opt Options) *echo.Echo {
 	if opt.TapTimeout <= 0 {
 		opt.TapTimeout = 3 * time.Second
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = 10 * time.Second
 	}
 	if opt.BodyLimit == "" {
 		opt.BodyLimit = "16K"
@@ -98,6 +107,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st, userCacheSize)}
 	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
 	s.joinLimiter = newKeyedLimiter(float64(opt.JoinRateLimit)/60, opt.JoinRateLimit)
+	s.joinTotal = newKeyedLimiter(float64(opt.JoinsPerSecond), 10*opt.JoinsPerSecond)
 	s.conns = newConnLimiter(opt.MaxConnections, opt.MaxConnectionsPerIP)
 
 	e := echo.New()
@@ -108,6 +118,8 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
 	e.Use(s.observe)
 	e.Use(middleware.Recover())
+	e.Use(securityHeaders())
+	e.Use(crossOriginGuard())
 	isImport := func(c echo.Context) bool { return c.Path() == "/admin/import" }
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: opt.BodyLimit, Skipper: isImport}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "64M", // = MaxImportBytes
@@ -164,8 +176,8 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// ready answers 200 when every dependency answers, else 503 naming the ones
-// that do not.
+// ready answers 200 when every dependency answers, else 503 with a short
+// reason per dependency that does not (the full error goes to the log).
 func (s *Server) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
@@ -173,11 +185,31 @@ func (s *Server) ready(c echo.Context) error {
 	code := http.StatusOK
 	for name, check := range s.opt.Ready {
 		if err := check(ctx); err != nil {
-			status[name] = "unavailable: " + err.Error()
+			status[name] = readyReason(err)
 			code = http.StatusServiceUnavailable
+			s.log.Debug("not ready", "dependency", name, "err", err)
 		} else {
 			status[name] = "ok"
 		}
 	}
 	return c.JSON(code, status)
+}
+
+// readyReason says in a few words why a dependency is not ready, without
+// addresses, keys or secrets that a raw error may hold.
+func readyReason(err error) string {
+	var ne net.Error
+	var oe *net.OpError
+	var ge *game.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "did not answer within 2 s"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &oe):
+		return "network error (" + oe.Op + ")"
+	case errors.As(err, &ge) && ge.Code != game.EINTERNAL && ge.Err == nil:
+		return ge.Message // a reason the dependency's package wrote for people
+	}
+	return "unavailable (see the log)"
 }

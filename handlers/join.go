@@ -32,7 +32,7 @@ func (s *Server) join(c echo.Context) error {
 		return c.JSON(http.StatusOK, joinResponse{User: u, Token: tok})
 	}
 	var req joinRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := s.decodeBody(c, &req); err != nil {
 		return err
 	}
 	u, tok, err := s.newPlayer(c, req.Username)

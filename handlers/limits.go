@@ -1,9 +1,13 @@
 package handlers
 
-// Limits that keep one stranger from hurting everyone: taps per player,
-// joins per client address, live connections per address and in total.
-// All are per instance and in memory; each refusal says what the limit is
-// and, for rates, when to try again (Retry-After).
+// Limits that stop a flood, not a room: a hall full of players often
+// reaches the server from ONE address (NAT), so the per-address budgets are
+// sized for a large room, and instance-wide caps (joins per second, live
+// connections) bound what all strangers together can cost. Taps are limited
+// per player, never per address. All are per instance and in memory; each
+// refusal names the limit and the setting that raises it, is counted in
+// tapwars_limit_refusals_total{limit}, and for rates says when to try
+// again (Retry-After).
 
 import (
 	"fmt"
@@ -143,30 +147,43 @@ func (s *Server) allowTap(c echo.Context, id string, n int) error {
 		return nil
 	}
 	metrics.TapsRejected.WithLabelValues(game.ETOOMANY).Inc()
-	return tooMany(wait, fmt.Sprintf("too many taps: at most %s per second per player (bursts up to %d)",
+	metrics.LimitRefusals.WithLabelValues("taps_per_player").Inc()
+	return tooMany(wait, fmt.Sprintf("too many taps: at most %s per second per player, bursts up to %d (TAP_RATE_LIMIT)",
 		strconv.FormatFloat(s.opt.TapRateLimit, 'f', -1, 64), s.tapLimit.burst))
 }
 
-// joinLimit applies JOIN_RATE_LIMIT to requests that would create a new
-// player (a request with a valid session only signs the player in again).
+// joinLimit applies JOIN_RATE_LIMIT (per address) and JOINS_PER_SECOND
+// (the instance) to requests that would create a new player (a request
+// with a valid session only signs the player in again).
 func (s *Server) joinLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.joinLimiter == nil {
-			return next(c)
-		}
 		if _, err := s.player(c); err == nil {
 			return next(c)
 		}
-		if ok, wait := s.joinLimiter.take(clientKey(c), 1, time.Now()); !ok {
-			err := tooMany(wait, fmt.Sprintf("too many new players from your address: at most %d per minute", s.opt.JoinRateLimit))
+		if err := s.allowJoin(clientKey(c), time.Now()); err != nil {
 			if c.Path() == "/join" { // the browser's form: show the form again with why
 				c.Response().Header().Set("Retry-After", strconv.Itoa(err.RetryAfter))
-				return render(c, HTTPStatus(err), views.JoinPage(err.Message, c.FormValue("username")))
+				return render(c, HTTPStatus(err), views.JoinPage(err.Message, c.Request().PostFormValue("username")))
 			}
 			return err
 		}
 		return next(c)
 	}
+}
+
+// allowJoin takes one join from key's budget, then from the instance's:
+// an address over its budget is refused before it can use up the
+// instance's joins that everyone shares.
+func (s *Server) allowJoin(key string, now time.Time) *game.Error {
+	if ok, wait := s.joinLimiter.take(key, 1, now); !ok {
+		metrics.LimitRefusals.WithLabelValues("joins_per_address").Inc()
+		return tooMany(wait, fmt.Sprintf("too many new players from your address: at most %d per minute (JOIN_RATE_LIMIT)", s.opt.JoinRateLimit))
+	}
+	if ok, wait := s.joinTotal.take("", 1, now); !ok {
+		metrics.LimitRefusals.WithLabelValues("joins_total").Inc()
+		return tooMany(wait, fmt.Sprintf("too many new players joining this server right now: at most %d per second (JOINS_PER_SECOND)", s.opt.JoinsPerSecond))
+	}
+	return nil
 }
 
 // connLimiter counts the live connections (SSE and WebSocket) of this
@@ -188,12 +205,14 @@ func (l *connLimiter) acquire(key string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total > 0 && l.n >= l.total {
+		metrics.LimitRefusals.WithLabelValues("connections_total").Inc()
 		return &game.Error{Code: game.EUNAVAILABLE, RetryAfter: 5,
-			Message: fmt.Sprintf("the server is full (%d live connections); please try again in a moment", l.total)}
+			Message: fmt.Sprintf("the server is full (%d live connections, MAX_CONNECTIONS); please try again in a moment", l.total)}
 	}
 	if l.perIP > 0 && l.byKey[key] >= l.perIP {
+		metrics.LimitRefusals.WithLabelValues("connections_per_address").Inc()
 		return &game.Error{Code: game.ETOOMANY, RetryAfter: 5,
-			Message: fmt.Sprintf("too many live connections from your address (limit %d): close some tabs", l.perIP)}
+			Message: fmt.Sprintf("too many live connections from your address (limit %d, MAX_CONNECTIONS_PER_IP): close some tabs", l.perIP)}
 	}
 	l.n++
 	l.byKey[key]++

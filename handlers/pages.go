@@ -46,7 +46,7 @@ func (s *Server) joinForm(c echo.Context) error {
 	if _, err := s.player(c); err == nil {
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
-	name := c.FormValue("username")
+	name := c.Request().PostFormValue("username")
 	if _, _, err := s.newPlayer(c, name); err != nil {
 		if game.ErrorCode(err) == game.EINVALID {
 			return render(c, HTTPStatus(err), views.JoinPage(game.ErrorMessage(err), name))

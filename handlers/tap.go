@@ -37,7 +37,7 @@ func (s *Server) tap(c echo.Context) error {
 		return err
 	}
 	var req tapRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := s.decodeBody(c, &req); err != nil {
 		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
 		return err
 	}

@@ -38,7 +38,7 @@ func newBenchSource() *benchSource {
 			team = game.Red
 		}
 		id := fmt.Sprintf("%032x", i)
-		s.snap.Users = append(s.snap.Users, game.User{ID: id, Username: fmt.Sprintf("player %d", i), Team: team, TapCount: int64(1000 - i)})
+		s.snap.Users = append(s.snap.Users, game.Player{ID: id, Username: fmt.Sprintf("player %d", i), Team: team, TapCount: int64(1000 - i)})
 		s.snap.Leaderboard = append(s.snap.Leaderboard, game.LeaderboardEntry{ID: id, Username: fmt.Sprintf("player %d", i), Team: team, TapCount: int64(1000 - i), Rank: i + 1})
 	}
 	return s

@@ -43,6 +43,21 @@ var (
 	HTTPRequests  = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tapwars_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"route", "status"})
+	LimitRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tapwars_limit_refusals_total", Help: "Requests refused by a limit, by limit (the setting that raises it is in the refusal's message).",
+	}, []string{"limit"})
+	PartitionFailingSince = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tapwars_partition_failing_since_seconds", Help: "Unix time since which a partition consumed by this instance fails to apply (0 while it applies).",
+	}, []string{"partition"})
+)
+
+// Known label values, created at zero (the consumer's skip reasons are
+// created by package stream, which names them) when the process starts so that
+// dashboards show 0 rather than "no data" and absent() alerts stay quiet.
+var (
+	Transports    = []string{"ws", "sse"}
+	Limits        = []string{"taps_per_player", "joins_per_address", "joins_total", "connections_per_address", "connections_total", "admin_logins"}
+	RejectReasons = []string{"invalid", "unauthorized", "forbidden", "too_many", "unavailable", "media_type", "too_large", "timeout", "conflict"}
 )
 
 func counter(name, help string) prometheus.Counter {
@@ -55,5 +70,15 @@ func init() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		TapsAccepted, TapsApplied, TapsRejected, TapsSkipped, ApplyErrors, DuplicateBatches,
 		ConsumerLag, BatchSize, ApplyLatency, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
+		LimitRefusals, PartitionFailingSince,
 	)
+	for _, v := range Transports {
+		LiveConnections.WithLabelValues(v)
+	}
+	for _, v := range Limits {
+		LimitRefusals.WithLabelValues(v)
+	}
+	for _, v := range RejectReasons {
+		TapsRejected.WithLabelValues(v)
+	}
 }

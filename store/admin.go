@@ -458,11 +458,23 @@ func ParseExport(data []byte) (Export, error) {
 	if ex.Version != ExportVersion {
 		return Export{}, importErr("version %d is not supported (this server reads version %d)", ex.Version, ExportVersion)
 	}
-	if ex.Round < 0 {
-		return Export{}, importErr("round must not be negative")
+	if err := inRange("round", ex.Round); err != nil {
+		return Export{}, err
 	}
-	if ex.BlueScore < 0 || ex.RedScore < 0 || ex.TotalTaps < 0 {
-		return Export{}, importErr("blueScore, redScore and totalTaps must not be negative")
+	for name, n := range map[string]int64{"blueScore": ex.BlueScore, "redScore": ex.RedScore, "totalTaps": ex.TotalTaps, "exportedAt": ex.ExportedAt} {
+		if err := inRange(name, n); err != nil {
+			return Export{}, err
+		}
+	}
+	for what, m := range map[string]map[string]int64{"roundStarts": ex.RoundStarts, "offsets": ex.Offsets} {
+		for f, n := range m {
+			if !validOffsetField(f) {
+				return Export{}, importErr("%s: %q is not a partition of the tap log (want \"%s/<partition>\")", what, f, exportTopic)
+			}
+			if err := inRange(what+"["+f+"]", n); err != nil {
+				return Export{}, err
+			}
+		}
 	}
 	if len(ex.Players) > MaxImportPlayers {
 		return Export{}, importErr("too many players (%d, limit %d)", len(ex.Players), MaxImportPlayers)
@@ -478,12 +490,12 @@ func ParseExport(data []byte) (Export, error) {
 			return Export{}, importErr("%s: player id %q appears twice", where, u.ID)
 		}
 		seen[u.ID] = true
-		if u.TapCount < 0 {
-			return Export{}, importErr("%s (%s): tapCount must not be negative", where, u.Username)
+		if err := inRange(where+".tapCount", u.TapCount); err != nil {
+			return Export{}, err
 		}
 		sum[u.Team] += u.TapCount
-		if sum[u.Team] < 0 {
-			return Export{}, importErr("%s: counts overflow", where)
+		if sum[u.Team] > game.MaxCount {
+			return Export{}, importErr("%s: the %s team's taps add up to more than %d", where, u.Team, int64(game.MaxCount))
 		}
 	}
 	if sum[game.Blue] != ex.BlueScore {
@@ -504,8 +516,11 @@ func ParseExport(data []byte) (Export, error) {
 			return Export{}, importErr("%s: player id %q is both a player and kicked, or kicked twice", where, k.User.ID)
 		}
 		seen[k.User.ID] = true
-		if k.KickedAt < 0 || k.RemovedTaps < 0 {
-			return Export{}, importErr("%s: kickedAt and removedTaps must not be negative", where)
+		if err := inRange(where+".kickedAt", k.KickedAt); err != nil {
+			return Export{}, err
+		}
+		if err := inRange(where+".removedTaps", k.RemovedTaps); err != nil {
+			return Export{}, err
 		}
 	}
 	return ex, nil
@@ -516,19 +531,41 @@ func validUser(u game.User, where string) error {
 		return importErr("%s: id %q must be 1 to %d characters of a-z, A-Z, 0-9, '-' or '_'", where, u.ID, maxIDLen)
 	}
 	name, err := game.NormalizeName(u.Username)
-	if err != nil || name != u.Username {
-		return importErr("%s: username %q is not valid: %v", where, u.Username, game.ErrInvalidName)
+	if err != nil {
+		return importErr("%s: username %q is not valid: %s", where, u.Username, game.ErrorMessage(err))
+	}
+	if name != u.Username {
+		return importErr("%s: username %q is not in its normal form (%q)", where, u.Username, name)
 	}
 	if !u.Team.Valid() {
 		return importErr("%s (%s): team must be \"blue\" or \"red\", not %q", where, u.Username, u.Team)
 	}
-	if u.JoinedAt < 0 {
-		return importErr("%s (%s): joinedAt must not be negative", where, u.Username)
+	if err := inRange(where+".joinedAt", u.JoinedAt); err != nil {
+		return err
 	}
-	if len(u.SessionID) > maxIDLen {
-		return importErr("%s (%s): sessionId is longer than %d characters", where, u.Username, maxIDLen)
+	if u.SessionID != "" && !validID(u.SessionID) {
+		return importErr("%s (%s): sessionId %q must be 1 to %d characters of a-z, A-Z, 0-9, '-' or '_'", where, u.Username, u.SessionID, maxIDLen)
 	}
 	return nil
+}
+
+// inRange checks a number of an import: 0 to game.MaxCount, which Redis
+// holds exactly in both its integers and the leaderboard's doubles.
+func inRange(field string, n int64) error {
+	if n < 0 || n > game.MaxCount {
+		return importErr("%s is %d: it must be a whole number from 0 to %d", field, n, int64(game.MaxCount))
+	}
+	return nil
+}
+
+// exportTopic is the topic whose partitions an export names.
+const exportTopic = "game-taps"
+
+// validOffsetField reports whether f is "game-taps/<partition>".
+func validOffsetField(f string) bool {
+	p, ok := strings.CutPrefix(f, exportTopic+"/")
+	n, err := strconv.ParseInt(p, 10, 32)
+	return ok && err == nil && n >= 0 && strconv.FormatInt(n, 10) == p
 }
 
 func jsonKind(k string) string {

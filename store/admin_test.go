@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -314,7 +315,16 @@ func TestParseExportRefusesBadFiles(t *testing.T) {
 		{name: "other format", edit: func(m map[string]any) { m["format"] = "something" }, want: "format must be"},
 		{name: "version", edit: func(m map[string]any) { m["version"] = 2 }, want: "version 2"},
 		{name: "unknown field", edit: func(m map[string]any) { m["bonus"] = 1 }, want: "unknown field"},
-		{name: "bad name", edit: func(m map[string]any) { player(m, 0)["username"] = "<script>" }, want: "username"},
+		{name: "bad name", edit: func(m map[string]any) { player(m, 0)["username"] = "\u3164" }, want: "username"},
+		{name: "look-alike name", edit: func(m map[string]any) { player(m, 0)["username"] = "аdmin" }, want: "mixes alphabets"},
+		{name: "count over 2^53", edit: func(m map[string]any) {
+			player(m, 0)["tapCount"] = int64(math.MaxInt64 - 1)
+			m["blueScore"] = int64(math.MaxInt64 - 1)
+		}, want: "from 0 to 9007199254740992"},
+		{name: "round over 2^53", edit: func(m map[string]any) { m["round"] = int64(1) << 62 }, want: "round is"},
+		{name: "bad session id", edit: func(m map[string]any) { player(m, 0)["sessionId"] = "<x>" }, want: "sessionId"},
+		{name: "bad offset field", edit: func(m map[string]any) { m["offsets"] = map[string]any{"other/0": 1} }, want: "not a partition"},
+		{name: "unknown player field", edit: func(m map[string]any) { player(m, 0)["isAdmin"] = true }, want: "isAdmin"},
 		{name: "untrimmed name", edit: func(m map[string]any) { player(m, 0)["username"] = " ann" }, want: "username"},
 		{name: "bad team", edit: func(m map[string]any) { player(m, 0)["team"] = "green" }, want: "team must be"},
 		{name: "bad id", edit: func(m map[string]any) { player(m, 0)["id"] = "a b" }, want: "id \"a b\""},
@@ -322,13 +332,13 @@ func TestParseExportRefusesBadFiles(t *testing.T) {
 		{name: "negative count", edit: func(m map[string]any) {
 			player(m, 0)["tapCount"] = -5
 			m["blueScore"] = -5
-		}, want: "must not be negative"},
+		}, want: "from 0 to"},
 		{name: "fractional count", edit: func(m map[string]any) { player(m, 0)["tapCount"] = 1.5 }, want: "whole number"},
 		{name: "string count", edit: func(m map[string]any) { player(m, 0)["tapCount"] = "5" }, want: "whole number"},
 		{name: "team sum", edit: func(m map[string]any) { m["blueScore"] = 6; m["totalTaps"] = 8 }, want: "blueScore is 6"},
 		{name: "red sum", edit: func(m map[string]any) { m["redScore"] = 1; m["totalTaps"] = 6 }, want: "redScore is 1"},
 		{name: "total", edit: func(m map[string]any) { m["totalTaps"] = 8 }, want: "totalTaps is 8"},
-		{name: "negative round", edit: func(m map[string]any) { m["round"] = -1 }, want: "round must not be negative"},
+		{name: "negative round", edit: func(m map[string]any) { m["round"] = -1 }, want: "round is -1"},
 		{name: "kicked twice", edit: func(m map[string]any) {
 			m["kicked"] = []any{map[string]any{"user": player(m, 0), "kickedAt": 1, "removedTaps": 0}}
 		}, want: "both a player and kicked"},

@@ -39,11 +39,32 @@ local rs = tonumber(redis.call('HGET', KEYS[9], ARGV[1]) or '-1')
 if rs ~= tonumber(ARGV[4]) then return {3, 0, 0, rs} end
 -- Sum per player (the caller aggregates already; this keeps a repeated id exact).
 local ids, ns, pos = {}, {}, {}
+local sum = 0
 for i = 6, #ARGV, 2 do
   local id = ARGV[i]
   local n = tonumber(ARGV[i + 1])
+  sum = sum + n
   local j = pos[id]
   if j then ns[j] = ns[j] + n else j = #ids + 1; ids[j] = id; ns[j] = n; pos[id] = j end
+end
+-- Every check before the first write: Redis does not roll a script back,
+-- so an error after a write would leave the batch half counted.
+for _, k in ipairs({KEYS[2], KEYS[3], KEYS[4]}) do
+  local v = redis.call('GET', k)
+  if v then
+    if not string.match(v, '^%-?%d+$') then
+      return redis.error_reply('ERR ' .. k .. ' is not a whole number ("' .. string.sub(v, 1, 20) .. '"): nothing of the batch was applied')
+    end
+    if tonumber(v) + sum > MAX_COUNT then
+      return redis.error_reply('ERR ' .. k .. ' would pass 2^53: nothing of the batch was applied')
+    end
+  end
+end
+for k, want in pairs({[1] = 'hash', [5] = 'zset', [7] = 'zset', [8] = 'zset', [11] = 'hash'}) do
+  local t = redis.call('TYPE', KEYS[k]).ok
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('ERR ' .. KEYS[k] .. ' is a ' .. t .. ', not a ' .. want .. ': nothing of the batch was applied')
+  end
 end
 -- Chunks of players: one HMGET, one ZMSCORE, one HSET and one ZADD per
 -- sorted set each, instead of four or five calls per player.
@@ -110,8 +131,8 @@ var applyKeys = []string{KeyUsers, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyL
 
 func init() {
 	// The chart's per-second counts expire RateKeep after their minute.
-	applyScript = redis.NewScript(strings.Replace(applyScriptSrc, "RATE_KEEP_SECONDS",
-		strconv.FormatInt(int64(RateKeep/time.Second), 10), 1))
+	src := strings.Replace(applyScriptSrc, "RATE_KEEP_SECONDS", strconv.FormatInt(int64(RateKeep/time.Second), 10), 1)
+	applyScript = redis.NewScript(strings.ReplaceAll(src, "MAX_COUNT", strconv.FormatInt(game.MaxCount, 10)))
 }
 
 // Apply counts a batch atomically with its offsets. See game.ApplyStatus for

@@ -259,7 +259,7 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 	if err != nil {
 		return game.Snapshot{}, err
 	}
-	snap := game.Snapshot{GameState: st, Users: []game.User{}, Leaderboard: []game.LeaderboardEntry{}}
+	snap := game.Snapshot{GameState: st, Users: []game.Player{}, Leaderboard: []game.LeaderboardEntry{}}
 	for i, z := range lb.Val() {
 		id := z.Member.(string)
 		u, ok := users[id]
@@ -272,7 +272,7 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 	}
 	for _, id := range online {
 		if u, ok := users[id]; ok {
-			snap.Users = append(snap.Users, u)
+			snap.Users = append(snap.Users, u.Public())
 		}
 	}
 	return snap, nil

@@ -41,6 +41,8 @@ type Consumer struct {
 	log    *slog.Logger
 	opt    ConsumerOptions
 
+	stuck *stuckPartitions
+
 	mu  sync.Mutex
 	lag map[int32]int64
 }
@@ -66,7 +68,8 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 		_ = client.Close()
 		return nil, fmt.Errorf("kafka consumer group %s: %w", c.Group, err)
 	}
-	return &Consumer{cfg: c, client: client, group: group, app: app, log: log, opt: opt, lag: map[int32]int64{}}, nil
+	return &Consumer{cfg: c, client: client, group: group, app: app, log: log, opt: opt, lag: map[int32]int64{},
+		stuck: newStuckPartitions(log)}, nil
 }
 
 // Run consumes until ctx ends, rejoining the group after each rebalance and
@@ -165,6 +168,9 @@ func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 		metrics.ConsumerLag.DeleteLabelValues(fmt.Sprint(p))
 	}
 	h.c.mu.Unlock()
+	for _, p := range sess.Claims()[Topic] {
+		h.c.stuck.released(p)
+	}
 	return nil
 }
 
@@ -230,6 +236,7 @@ func (h *groupHandler) flush(ctx context.Context, sess sarama.ConsumerGroupSessi
 		cancel()
 		if err != nil {
 			metrics.ApplyErrors.Inc()
+			h.c.stuck.failed(p, err, time.Now())
 			h.c.log.Warn("apply batch failed, retrying", "partition", p, "from", from, "next", next, "backoff", backoff, "err", err)
 			select {
 			case <-ctx.Done():
@@ -266,6 +273,7 @@ func (h *groupHandler) flush(ctx context.Context, sess sarama.ConsumerGroupSessi
 				}
 			}
 		}
+		h.c.stuck.applied(p)
 		sess.MarkOffset(Topic, p, next, "")
 		return nil
 	}
@@ -324,6 +332,10 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(con
 		backoff = min(backoff*2, 5*time.Second)
 	}
 }
+
+// Applying reports an error when a partition of this instance has failed
+// to apply for longer than StuckAfter (for /readyz).
+func (c *Consumer) Applying(context.Context) error { return c.stuck.check(time.Now()) }
 
 // Ping checks that the brokers answer a metadata request for the topic.
 func (c *Consumer) Ping(ctx context.Context) error {

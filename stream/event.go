@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/metrics"
 )
 
 // Topic is the Kafka topic of tap events (the Next.js game's GAME_TAPS).
@@ -28,6 +29,12 @@ const (
 	SkipUnknown   = "unknown_player"
 	SkipOldRound  = "old_round"
 )
+
+func init() {
+	for _, r := range []string{SkipTooLarge, SkipMalformed, SkipNoUser, SkipBadCount, SkipUnknown, SkipOldRound} {
+		metrics.TapsSkipped.WithLabelValues(r) // shown as 0 from the start
+	}
+}
 
 // DecodeError says why an event value is not a valid tap event.
 type DecodeError struct {

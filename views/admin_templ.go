@@ -27,7 +27,7 @@ type AdminData struct {
 	Error  string // why the last action failed
 	Stats  AdminStats
 	Top    []game.LeaderboardEntry // top players of this round
-	Online []game.User             // players online, most recent first
+	Online []game.Player           // players online, most recent first
 	Target game.User               // the player a kick confirmation is about
 	Taps   int64                   // Target's taps this round
 }
@@ -447,7 +447,7 @@ func AdminPage(d AdminData) templ.Component {
 	})
 }
 
-func adminPlayers(title string, top []game.LeaderboardEntry, online []game.User) templ.Component {
+func adminPlayers(title string, top []game.LeaderboardEntry, online []game.Player) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

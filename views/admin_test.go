@@ -42,7 +42,7 @@ func TestAdminPagesEscape(t *testing.T) {
 	d := AdminData{CSRF: `"><b>csrf`, Error: evil, Flash: evil,
 		Stats:  AdminStats{Now: time.Now(), Rate: make([]int64, 60), KafkaError: evil, Partitions: []AdminPartition{{Partition: 0, End: 5, Applied: -1, RoundStart: -1}}},
 		Top:    []game.LeaderboardEntry{{ID: "a\"b", Username: evil, Team: game.Blue, TapCount: 3}},
-		Online: []game.User{{ID: "x", Username: evil, Team: game.Red}},
+		Online: []game.Player{{ID: "x", Username: evil, Team: game.Red}},
 		Target: game.User{ID: "t", Username: evil, Team: game.Red}}
 	for _, html := range []string{admRender(t, AdminPage(d)), admRender(t, AdminKickPage(d)), admRender(t, AdminResetPage(d)), admRender(t, AdminLoginPage(evil))} {
 		if strings.Contains(html, "<script>") || strings.Contains(html, `"><b>`) {
