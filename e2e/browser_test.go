@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +326,28 @@ func TestSSEDataLinesAreSingleLines(t *testing.T) {
 		}
 	}
 	t.Fatalf("no state event with total 18 in 3 s (%d state events, the last: %s): %v", states, last, sc.Err())
+}
+
+// The CSP watcher that every browser test relies on does see violations:
+// a page with an inline script and an inline style under the game's policy.
+func TestCSPViolationsAreSeen(t *testing.T) {
+	browser := newBrowser(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'")
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><p style="color:red">x</p><script>document.title = "ran"</script>`)
+	}))
+	defer srv.Close()
+	listen, seen := cspListener()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(listen))
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if n := len(seen()); n < 2 {
+			return fmt.Sprintf("%d violations seen: %q", n, seen())
+		}
+		return ""
+	})
 }

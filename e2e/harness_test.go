@@ -14,12 +14,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tapwars/tapwars/app"
@@ -282,7 +285,8 @@ type player struct {
 
 func newPlayer(t *testing.T, browser context.Context, name string) *player {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	csp := watchCSP(t, name)
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(csp))
 	t.Cleanup(cancel)
 	// Open the tab with this context itself: the first action on a context
 	// creates its target and ties it to the context it runs with, so it must
@@ -311,6 +315,52 @@ func eval[T any](p *player, js string) T {
 		p.t.Fatalf("%s: evaluate %.60q: %v", p.name, js, err)
 	}
 	return v
+}
+
+// watchCSP returns a listener that collects one tab's Content-Security-
+// Policy violations; the test fails at its end if there was any: every page
+// must work under the CSP as served.
+func watchCSP(t *testing.T, name string) func(ev any) {
+	listen, seen := cspListener()
+	t.Cleanup(func() {
+		for _, v := range seen() {
+			t.Errorf("%s: Content-Security-Policy violation: %s", name, v)
+		}
+	})
+	return listen
+}
+
+// cspListener collects the CSP violations that the browser log and the
+// console report.
+func cspListener() (listen func(ev any), seen func() []string) {
+	var mu sync.Mutex
+	var violations []string
+	listen = func(ev any) {
+		var text string
+		switch e := ev.(type) {
+		case *cdplog.EventEntryAdded:
+			if e.Entry != nil {
+				text = e.Entry.Text
+			}
+		case *runtime.EventConsoleAPICalled:
+			for _, a := range e.Args {
+				if a != nil && len(a.Value) > 0 {
+					text += string(a.Value) + " "
+				}
+			}
+		}
+		if strings.Contains(text, "Content Security Policy") || strings.Contains(text, "Content-Security-Policy") {
+			mu.Lock()
+			violations = append(violations, text)
+			mu.Unlock()
+		}
+	}
+	seen = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(violations)
+	}
+	return listen, seen
 }
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{16,64}$`)
