@@ -112,7 +112,8 @@ var (
 		"admin only: send Authorization: Bearer <ADMIN_TOKEN>, or log in at /admin")
 	errCSRF = game.Errorf(game.EFORBIDDEN,
 		"missing or invalid CSRF token: reload the admin page and try again")
-	errCrossSite = game.Errorf(game.EFORBIDDEN, "cross-site admin requests are refused")
+	// errWrongAdminToken is the login form's answer to a wrong token.
+	errWrongAdminToken = game.Errorf(game.EUNAUTHORIZED, "That is not the admin token.")
 )
 
 // adminHeaders are set on every admin response (the security headers of
@@ -144,9 +145,7 @@ func (s *Server) authorize(c echo.Context) (adminCtx, error) {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return a, nil
 	}
-	if c.Request().Header.Get("Sec-Fetch-Site") == "cross-site" {
-		return adminCtx{}, errCrossSite
-	}
+	// Cross-origin requests never get here (crossOriginGuard).
 	got := c.Request().Header.Get(csrfHeader)
 	if got == "" {
 		got = c.Request().PostFormValue(csrfField) // the body only, never the URL

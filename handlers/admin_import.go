@@ -37,11 +37,7 @@ func (s *Server) adminImport(c echo.Context) error {
 		}
 		fh, ferr := c.FormFile("file")
 		if ferr != nil {
-			var he *echo.HTTPError
-			if errors.As(ferr, &he) && he.Code == http.StatusRequestEntityTooLarge {
-				return ferr
-			}
-			return s.adminFail(c, game.Errorf(game.EINVALID, "Choose an export file to import (form field \"file\")."))
+			return s.adminFail(c, readError(ferr, "Choose an export file to import (form field \"file\")."))
 		}
 		f, ferr := fh.Open()
 		if ferr != nil {

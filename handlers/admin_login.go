@@ -22,7 +22,7 @@ func (s *Server) adminLogin(c echo.Context) error {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(err.RetryAfter))
 			return render(c, HTTPStatus(err), views.AdminLoginPage(err.Message))
 		}
-		return render(c, http.StatusUnauthorized, views.AdminLoginPage("That is not the admin token."))
+		return render(c, HTTPStatus(errWrongAdminToken), views.AdminLoginPage(errWrongAdminToken.Message))
 	}
 	s.setAdminCookie(c, s.admin.newSession(time.Now()), int(adminSessionTTL.Seconds()))
 	return c.Redirect(http.StatusSeeOther, "/admin?done=login")
