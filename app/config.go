@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type Config struct {
 	LogFormat       string        // LOG_FORMAT: text | json
 	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
 	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
+	PublicURL       string        // PUBLIC_URL: the address players use (QR code); empty = from each request
 
 	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
 	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
@@ -95,6 +97,18 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"LOG_LEVEL", "log level: debug, info, warn or error", "info", str(&c.LogLevel)},
+		{"PUBLIC_URL", "the address players use, e.g. https://tapwars.example (the presenter screen's QR code); empty = the request's scheme and host", "", func(v string) error {
+			if v == "" {
+				c.PublicURL = ""
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return fmt.Errorf("must be an http:// or https:// address without query, e.g. https://tapwars.example")
+			}
+			c.PublicURL = strings.TrimRight(u.String(), "/")
+			return nil
+		}},
 		{"DEBUG_ADDR", "address of a Go pprof listener (/debug/pprof/) for profiling; keep it private (e.g. 127.0.0.1:6060); empty = off", "", str(&c.DebugAddr)},
 		{"ADMIN_TOKEN", "token of the admin page /admin (at least 16 characters); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
 			if v != "" && len(v) < 16 {

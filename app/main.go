@@ -156,6 +156,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	e := handlers.New(m.Store, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
 		TapTimeout:          c.TapTimeout,
+		PublicURL:           c.PublicURL,
 		TapRateLimit:        c.TapRateLimit,
 		JoinRateLimit:       c.JoinRateLimit,
 		JoinsPerSecond:      c.JoinsPerSecond,

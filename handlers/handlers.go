@@ -46,6 +46,7 @@ type Options struct {
 	TapTimeout   time.Duration      // how long a tap waits for Kafka before 503 (default 3 s)
 	BodyLimit    string             // largest request body (default "16K")
 	BodyTimeout  time.Duration      // how long an API request's body may take to arrive (default 10 s)
+	PublicURL    string             // the address players use (the presenter screen's QR code); "" = from the request
 	Ready        map[string]Checker // dependencies checked by /readyz, by name
 	WriteTimeout time.Duration      // live streams: a write stuck this long drops the client (default 10 s)
 	Heartbeat    time.Duration      // live streams: idle heartbeat interval (default 15 s)
@@ -128,6 +129,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.GET("/", s.index)
 	e.POST("/join", s.joinForm, s.joinLimit)
 	e.GET("/leaderboard", s.leaderboardPage)
+	e.GET("/screen", s.screen)
 	e.POST("/api/join", s.join, s.joinLimit)
 	e.POST("/api/tap", s.tap)
 	e.GET("/api/game-state", s.gameState)
