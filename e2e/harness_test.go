@@ -372,6 +372,7 @@ func (p *player) join(base, path string) {
 	p.do(
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.Clear(chromedp.CSS("#username")), // a generated name is filled in
 		chromedp.SendKeys(chromedp.CSS("#username"), p.name),
 		chromedp.Click(chromedp.CSS(`form.join__form button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#tap-button")),

@@ -61,6 +61,20 @@ func TestPresenterScreen(t *testing.T) {
 			t.Errorf("%s: the QR code reads %q, want %q", size.name, got, e.base+"/")
 		}
 	}
+
+	// A phone opens what the QR code reads: one tap on Join, with the
+	// generated name that was filled in.
+	phone := newPlayer(t, browser, "phone")
+	phone.do(chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile), chromedp.Navigate(decodeQR(t, filepath.Join("testdata", "artifacts", "screen-1280.png"))),
+		chromedp.WaitVisible(chromedp.CSS("#username")))
+	name := eval[string](phone, `document.getElementById('username').value`)
+	if name == "" {
+		t.Fatal("the join page has no name filled in")
+	}
+	phone.do(chromedp.Click(chromedp.CSS(`form.join__form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#tap-button")))
+	if got := eval[string](phone, `document.querySelector('.me__name').textContent`); got != name {
+		t.Fatalf("joined as %q, the form said %q", got, name)
+	}
 }
 
 // decodeQR reads the QR code in a PNG as a phone's reader would.

@@ -26,7 +26,9 @@ func (s *Server) index(c echo.Context) error {
 		if game.ErrorCode(err) != game.EUNAUTHORIZED {
 			return err
 		}
-		return render(c, http.StatusOK, views.JoinPage("", ""))
+		// A generated name is filled in: joining from the presenter
+		// screen's QR code on a phone is one tap; the name stays editable.
+		return render(c, http.StatusOK, views.JoinPage("", game.FunName()))
 	}
 	return render(c, http.StatusOK, views.GamePage(d))
 }
