@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -108,6 +109,11 @@ func readCAFile(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // redactURL is u with every password replaced by xxxxx: the user info's
 // and the Sentinel form's password query parameter.
 func redactURL(u *url.URL) string {
@@ -140,8 +146,6 @@ func (rc *redisConn) explain(err error) error {
 		cause = "Redis refused the user name or password in REDIS_URL"
 	case strings.Contains(msg, "NOAUTH"):
 		cause = "Redis needs a password: put user:password@ (an ACL user) or :password@ into REDIS_URL"
-	case strings.Contains(msg, "called without any password configured"):
-		cause = "REDIS_URL has a password but Redis has none configured: remove it from REDIS_URL"
 	case errors.As(err, &certE) || errors.As(err, &unkCA) || errors.As(err, &hostE):
 		cause = "Redis' TLS certificate is not trusted: set REDIS_TLS_CA_PATH to the CA that signed it"
 	case errors.As(err, &recE):
@@ -152,13 +156,13 @@ func (rc *redisConn) explain(err error) error {
 		cause = "nothing listens there: check the host and port in REDIS_URL and that Redis runs"
 	case !isTLS && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
 		cause = "Redis closed the connection: it may require TLS (use a rediss:// URL)"
+	case isTimeout(err) && isTLS:
+		// A plaintext server waits for a line end that a TLS handshake never sends.
+		cause = "Redis did not answer in time: if it does not speak TLS on this port, use redis:// instead of rediss://"
+	case isTimeout(err):
+		cause = "Redis did not answer in time"
 	default:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			cause = "Redis did not answer in time"
-		} else {
-			cause = "Redis did not answer as expected"
-		}
+		cause = "Redis did not answer as expected"
 	}
 	return game.Wrap(err, game.EUNAVAILABLE, fmt.Sprintf("could not use %s: %s (%v)", target, cause, err))
 }
