@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -211,9 +210,7 @@ func TestReadyzNamesKafkaAuthFailure(t *testing.T) {
 	// kfake keeps its SCRAM users in its data dir: forget them, as a
 	// password change would.
 	sk.k.Stop()
-	files, _ := filepath.Glob(filepath.Join(sk.k.Dir, "*", "sasl.json"))
-	more, _ := filepath.Glob(filepath.Join(sk.k.Dir, "sasl.json"))
-	for _, f := range append(files, more...) {
+	for _, f := range globAll(sk.k.Dir, "sasl.json") {
 		if err := os.Remove(f); err != nil {
 			t.Fatal(err)
 		}
