@@ -240,11 +240,11 @@ func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer)
 			return fmt.Errorf("both %s and %s_FILE are set: set only one", s.env, s.env)
 		}
 		secrets = append(secrets, p)
-		fs.Func(FlagName(s.env), s.help+" (secret; env "+s.env+", or a file: -"+FlagName(s.env+"_FILE")+")", func(v string) error {
+		fs.Func(FlagName(s.env), s.help+" (env "+s.env+", a secret: or a file named by "+s.env+"_FILE)", func(v string) error {
 			p.val, p.valSet = v, true
 			return nil
 		})
-		fs.Func(FlagName(s.env+"_FILE"), "file holding "+s.env+" (env "+s.env+"_FILE)", func(v string) error {
+		fs.Func(FlagName(s.env+"_FILE"), "file holding "+s.env+", one trailing newline removed (env "+s.env+"_FILE, default none)", func(v string) error {
 			p.file, p.fileSet = v, true
 			return nil
 		})
