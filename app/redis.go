@@ -63,6 +63,12 @@ func dialRedis(rawURL, caPath string) (*redisConn, error) {
 		}
 		tuneRedis(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolSize, &o.DialerRetries)
 		setRoots(o.TLSConfig, ca)
+		if o.TLSConfig != nil {
+			// go-redis names the first Sentinel as the TLS server of every
+			// connection; empty, each is checked against its own address
+			// (tls.DialWithDialer fills it in).
+			o.TLSConfig.ServerName = ""
+		}
 		rc.addrs = o.SentinelAddrs
 		rc.client = redis.NewFailoverClient(o)
 		return rc, nil

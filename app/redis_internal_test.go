@@ -12,7 +12,8 @@ import (
 
 // The Sentinel form over TLS with ACL users: the Sentinels' credentials
 // from the URL's user info, the primary's from the query, TLS with
-// REDIS_TLS_CA_PATH's roots for both; the shown URL hides both passwords.
+// REDIS_TLS_CA_PATH's roots for both and each server's certificate checked
+// against its own address; the shown URL hides both passwords.
 func TestDialRedisSentinelTLSWithACL(t *testing.T) {
 	pki := testenv.NewPKI(t)
 	raw := "rediss://sent-user:sent-pass-1@sentinel-a:26379/2?master_name=mymaster&addr=sentinel-b:26379&username=app&password=app-pass-2"
@@ -22,7 +23,7 @@ func TestDialRedisSentinelTLSWithACL(t *testing.T) {
 	}
 	defer rc.client.Close()
 	o := rc.client.(*redis.Client).Options()
-	if o.Username != "app" || o.Password != "app-pass-2" || o.DB != 2 || o.TLSConfig == nil || o.TLSConfig.RootCAs == nil {
+	if o.Username != "app" || o.Password != "app-pass-2" || o.DB != 2 || o.TLSConfig == nil || o.TLSConfig.RootCAs == nil || o.TLSConfig.ServerName != "" {
 		t.Fatalf("primary options: user %q db %d tls %v", o.Username, o.DB, o.TLSConfig)
 	}
 	if strings.Join(rc.addrs, ",") != "sentinel-a:26379,sentinel-b:26379" {

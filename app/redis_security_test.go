@@ -108,7 +108,9 @@ func TestRedisMisconfigurationFailsFast(t *testing.T) {
 // sentinel is a redis-sentinel process watching the primary "mymaster".
 type sentinel struct{ port int }
 
-func startSentinel(t *testing.T, primaryPort int, user, password string) sentinel {
+// startSentinel starts it; with pki it speaks TLS only, to clients and to
+// the servers it watches.
+func startSentinel(t *testing.T, primaryPort int, user, password string, pki *testenv.PKI) sentinel {
 	t.Helper()
 	bin, err := exec.LookPath("redis-sentinel")
 	if err != nil {
@@ -125,6 +127,15 @@ func startSentinel(t *testing.T, primaryPort int, user, password string) sentine
 		port, dir, filepath.Join(dir, "sentinel.log"), primaryPort, user, password), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if pki != nil {
+		f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-replication yes\ntls-auth-clients no\n",
+			port, pki.ServerCert, pki.ServerKey, pki.CAFile)
+		_ = f.Close()
+	}
 	cmd := exec.Command(bin, conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -135,16 +146,26 @@ func startSentinel(t *testing.T, primaryPort int, user, password string) sentine
 }
 
 // REDIS_URL in go-redis' Sentinel form, with an ACL user on the primary and
-// the replica: the game finds the primary through Sentinel, and when the
-// primary dies and Sentinel promotes the replica, the game goes on against
-// the new primary without a restart: joins work and taps are counted there.
+// the replica, in plaintext and all-TLS (rediss://): the game finds the
+// primary through Sentinel, and when the primary dies and Sentinel promotes
+// the replica, the game goes on against the new primary without a restart:
+// joins work and taps are counted there.
 func TestRedisSentinelFailover(t *testing.T) {
-	acl := testenv.RedisOptions{User: redisUser, Password: redisPassword}
+	t.Run("plaintext", func(t *testing.T) { sentinelFailover(t, nil) })
+	t.Run("TLS", func(t *testing.T) { sentinelFailover(t, testenv.NewPKI(t)) })
+}
+
+func sentinelFailover(t *testing.T, pki *testenv.PKI) {
+	acl := testenv.RedisOptions{User: redisUser, Password: redisPassword, PKI: pki}
 	primary := testenv.StartRedisWith(t, acl)
 	acl.Args = []string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port), "--masteruser", redisUser, "--masterauth", redisPassword}
 	replica := testenv.StartRedisWith(t, acl)
-	s := startSentinel(t, primary.Port, redisUser, redisPassword)
+	s := startSentinel(t, primary.Port, redisUser, redisPassword, pki)
 	k := testenv.StartKafka(t, 2, stream.Topic)
+	scheme, env := "redis", map[string]string{}
+	if pki != nil {
+		scheme, env["REDIS_TLS_CA_PATH"] = "rediss", pki.CAFile
+	}
 	// Sentinel learns about the replica from the primary within a few seconds.
 	testenv.Eventually(t, 15*time.Second, func() string {
 		info, err := primary.Client().Info(t.Context(), "replication").Result()
@@ -154,9 +175,9 @@ func TestRedisSentinelFailover(t *testing.T) {
 		return ""
 	})
 	// A second, unreachable Sentinel address shows the addr= form.
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0?master_name=mymaster&addr=127.0.0.1:%d&username=%s&password=%s",
-		s.port, testenv.FreePort(t), redisUser, redisPassword)
-	m := startApp(t, primary, k, map[string]string{"REDIS_URL": url}, nil)
+	env["REDIS_URL"] = fmt.Sprintf("%s://127.0.0.1:%d/0?master_name=mymaster&addr=127.0.0.1:%d&username=%s&password=%s",
+		scheme, s.port, testenv.FreePort(t), redisUser, redisPassword)
+	m := startApp(t, primary, k, env, nil)
 	base := m.URL()
 	a := join(t, base, "ann")
 	tapN(t, base, a, 4)
