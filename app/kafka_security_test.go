@@ -133,6 +133,28 @@ func startExpectingError(t *testing.T, env map[string]string) (error, time.Durat
 	return err, took, logs.String()
 }
 
+// startFailsWith checks that Main with env fails to start within 10 s with
+// an error saying every want, and that no secret shows in it or the log.
+func startFailsWith(t *testing.T, env map[string]string, want []string, secrets ...string) {
+	t.Helper()
+	err, took, logs := startExpectingError(t, env)
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q\ndoes not say %q", msg, w)
+		}
+	}
+	if took > 10*time.Second {
+		t.Errorf("took %v to fail; want a fast failure", took)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(msg, secret) || strings.Contains(logs, secret) {
+			t.Errorf("the password %q appears in the error or the log", secret)
+		}
+	}
+	t.Logf("%v after %v", msg, took.Round(time.Millisecond))
+}
+
 // A wrong password, an untrusted certificate, a plaintext client at a TLS
 // listener and TLS at a plaintext one each stop the start within seconds
 // with a message that names the cause and the settings to check, and never
@@ -178,24 +200,7 @@ func TestKafkaMisconfigurationFailsFast(t *testing.T) {
 		{"security with the embedded broker", overlay(base(plain, scram.env), map[string]string{"KAFKA_BROKERS": ""}),
 			[]string{"set KAFKA_BROKERS"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err, took, logs := startExpectingError(t, tc.env)
-			msg := err.Error()
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q\ndoes not say %q", msg, w)
-				}
-			}
-			if took > 10*time.Second {
-				t.Errorf("took %v to fail; want a fast failure", took)
-			}
-			for _, secret := range []string{kafkaPassword, "wrong-pass-91c2", "p-secret"} {
-				if strings.Contains(msg, secret) || strings.Contains(logs, secret) {
-					t.Errorf("the password %q appears in the error or the log", secret)
-				}
-			}
-			t.Logf("%v after %v", msg, took.Round(time.Millisecond))
-		})
+		t.Run(tc.name, func(t *testing.T) { startFailsWith(t, tc.env, tc.want, kafkaPassword, "wrong-pass-91c2", "p-secret") })
 	}
 }
 
