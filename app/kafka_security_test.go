@@ -59,15 +59,19 @@ func startSecuredKafka(t *testing.T, mech string, pki *testenv.PKI, clientAuth b
 func TestSecuredKafka(t *testing.T) {
 	pki := testenv.NewPKI(t)
 	for _, tc := range []struct {
-		name       string
-		mech       string
-		tls, mtls  bool
-		extraCheck string
+		name      string
+		mech      string
+		tls, mtls bool
+		env       map[string]string // over the secured broker's settings
+		log       string            // a line the log must have
 	}{
 		{name: "scram-sha-512", mech: "SCRAM-SHA-512"},
 		{name: "scram-sha-256 over TLS", mech: "SCRAM-SHA-256", tls: true},
 		{name: "plain over mutual TLS", mech: "PLAIN", tls: true, mtls: true},
 		{name: "TLS without SASL", tls: true},
+		{name: "TLS without verification", tls: true,
+			env: map[string]string{"KAFKA_SSL_CA_PATH": "", "KAFKA_SSL_INSECURE_SKIP_VERIFY": "true"},
+			log: "KAFKA_SSL_INSECURE_SKIP_VERIFY is set: the brokers' certificates are not checked"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p *testenv.PKI
@@ -76,7 +80,11 @@ func TestSecuredKafka(t *testing.T) {
 			}
 			sk := startSecuredKafka(t, tc.mech, p, tc.mtls)
 			r := testenv.StartRedis(t)
-			m := admInstance(t, r, sk.k, sk.env, nil)
+			var logs syncBuf
+			m := admInstance(t, r, sk.k, overlay(sk.env, tc.env), func(m *app.Main) { m.LogOutput = &logs })
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Fatalf("the log lacks %q:\n%s", tc.log, logs.String())
+			}
 			base := m.URL()
 			a, b := join(t, base, "ann"), join(t, base, "bob")
 			for range 3 {
