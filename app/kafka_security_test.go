@@ -121,9 +121,16 @@ func TestSecuredKafka(t *testing.T) {
 	}
 }
 
-// startExpectingError runs Main with env and returns its start error, and
-// how long the start took.
-func startExpectingError(t *testing.T, env map[string]string) (error, time.Duration, string) {
+// failedStart is a start of Main that failed: its error, how long it took
+// and what it logged.
+type failedStart struct {
+	err  error
+	took time.Duration
+	logs string
+}
+
+// startExpectingError runs Main with env and returns its failed start.
+func startExpectingError(t *testing.T, env map[string]string) failedStart {
 	t.Helper()
 	m := app.NewMain()
 	if err := m.Config.Parse(nil, func(k string) string { return env[k] }, io.Discard); err != nil {
@@ -138,15 +145,15 @@ func startExpectingError(t *testing.T, env map[string]string) (error, time.Durat
 		_ = m.Close()
 		t.Fatal("started; want an error")
 	}
-	return err, took, logs.String()
+	return failedStart{err, took, logs.String()}
 }
 
 // startFailsWith checks that Main with env fails to start within 10 s with
 // an error saying every want, and that no secret shows in it or the log.
 func startFailsWith(t *testing.T, env map[string]string, want []string, secrets ...string) {
 	t.Helper()
-	err, took, logs := startExpectingError(t, env)
-	msg := err.Error()
+	f := startExpectingError(t, env)
+	msg, took, logs := f.err.Error(), f.took, f.logs
 	for _, w := range want {
 		if !strings.Contains(msg, w) {
 			t.Errorf("error %q\ndoes not say %q", msg, w)

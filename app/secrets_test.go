@@ -181,12 +181,12 @@ func TestSecretsNeverShown(t *testing.T) {
 		"KAFKA_SASL_MECHANISM": "scram-sha-256", "KAFKA_USERNAME": kafkaUser, "KAFKA_PASSWORD": kafkaMarker,
 		"LOG_LEVEL": "debug",
 	}
-	err, _, startLogs := startExpectingError(t, badEnv)
+	f1 := startExpectingError(t, badEnv)
 	badEnv["REDIS_URL"] = strings.Replace(r.URL(), redisMarker, redisMarker+"-wrong", 1)
-	err2, _, startLogs2 := startExpectingError(t, badEnv)
+	f2 := startExpectingError(t, badEnv)
 
 	all := map[string]string{"log": logs.String(), "client answers": seen.String(),
-		"start error": err.Error() + "\n" + startLogs, "start error (redis)": err2.Error() + "\n" + startLogs2}
+		"start error": f1.err.Error() + "\n" + f1.logs, "start error (redis)": f2.err.Error() + "\n" + f2.logs}
 	if !strings.Contains(all["log"], "redis") || !strings.Contains(all["client answers"], "unavailable") {
 		t.Fatalf("the test saw too little: %s", all["client answers"])
 	}
@@ -197,7 +197,7 @@ func TestSecretsNeverShown(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("start errors: %v / %v", err, err2)
+	t.Logf("start errors: %v / %v", f1.err, f2.err)
 }
 
 // globAll finds files called name anywhere under dir.
