@@ -257,9 +257,9 @@ func (s Security) dropCauses() string {
 	} else {
 		c = append(c, "the listener may require SASL (set KAFKA_SASL_MECHANISM, KAFKA_USERNAME, KAFKA_PASSWORD)")
 	}
-	if s.TLS {
-		c = append(c, "the listener may be plaintext (unset KAFKA_SSL) or require a client certificate (KAFKA_SSL_CERT_PATH/KAFKA_SSL_KEY_PATH)")
-	} else {
+	// With TLS the handshake succeeded (tlsDialer shakes hands at connect
+	// time and reports its failures apart), so TLS is not the cause.
+	if !s.TLS {
 		c = append(c, "the listener may require TLS (set KAFKA_SSL=true)")
 	}
 	return strings.Join(c, "; or ")
