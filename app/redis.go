@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/stream"
 )
 
 // redisConn is a parsed REDIS_URL: the client and where it connects, for
@@ -52,7 +52,7 @@ func dialRedis(rawURL, caPath string) (*redisConn, error) {
 		if u.Scheme != "rediss" {
 			return nil, game.Errorf(game.EINVALID, "REDIS_TLS_CA_PATH is set but REDIS_URL is not a rediss:// (TLS) URL")
 		}
-		if ca, err = readCAFile(caPath); err != nil {
+		if ca, err = stream.ReadCAFile(caPath); err != nil {
 			return nil, game.Errorf(game.EINVALID, "REDIS_TLS_CA_PATH: %v", err)
 		}
 	}
@@ -100,19 +100,6 @@ func setRoots(cfg *tls.Config, ca *x509.CertPool) {
 	if cfg != nil && ca != nil {
 		cfg.RootCAs = ca
 	}
-}
-
-// readCAFile reads a PEM bundle of CA certificates.
-func readCAFile(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 func isTimeout(err error) bool {

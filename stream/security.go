@@ -84,13 +84,9 @@ func (s Security) Enabled() bool { return s.TLS || s.Mechanism() != "" }
 func (s Security) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.SkipVerify} //nolint:gosec // SkipVerify is the operator's explicit, logged choice
 	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
+		pool, err := ReadCAFile(s.CAFile)
 		if err != nil {
 			return nil, game.Errorf(game.EINVALID, "KAFKA_SSL_CA_PATH: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, game.Errorf(game.EINVALID, "KAFKA_SSL_CA_PATH %s holds no PEM certificate", s.CAFile)
 		}
 		cfg.RootCAs = pool
 	}
@@ -102,6 +98,19 @@ func (s Security) tlsConfig() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// ReadCAFile reads a PEM bundle of CA certificates.
+func ReadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // apply sets sarama's Net.TLS and Net.SASL.
