@@ -125,7 +125,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	redis.SetLogger(redisLogger{m.Log})
-	rc, err := dialRedis(redisURL, c.RedisCAPath)
+	rc, err := newRedisConn(redisURL, c.RedisCAPath)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ type redisConn struct {
 	shown  string   // the URL with its passwords hidden
 }
 
-// dialRedis builds the client of REDIS_URL (not connecting yet):
+// newRedisConn builds the client of REDIS_URL; it connects on first use:
 //   - redis://[user:password@]host:port/db, rediss:// for TLS;
 //   - go-redis' Sentinel form, recognised by master_name:
 //     redis[s]://[sentinel-user:sentinel-password@]sentinel-a:26379/db?master_name=NAME&addr=sentinel-b:26379&username=USER&password=PASSWORD
@@ -36,7 +36,7 @@ type redisConn struct {
 //
 // caPath (REDIS_TLS_CA_PATH) is the CA of the server certificates of a
 // rediss:// URL; empty uses the system roots.
-func dialRedis(rawURL, caPath string) (*redisConn, error) {
+func newRedisConn(rawURL, caPath string) (*redisConn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Error repeats the whole URL, password included: keep only its reason.

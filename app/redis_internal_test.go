@@ -14,10 +14,10 @@ import (
 // from the URL's user info, the primary's from the query, TLS with
 // REDIS_TLS_CA_PATH's roots for both and each server's certificate checked
 // against its own address; the shown URL hides both passwords.
-func TestDialRedisSentinelTLSWithACL(t *testing.T) {
+func TestRedisURLSentinelTLSWithACL(t *testing.T) {
 	pki := testenv.NewPKI(t)
 	raw := "rediss://sent-user:sent-pass-1@sentinel-a:26379/2?master_name=mymaster&addr=sentinel-b:26379&username=app&password=app-pass-2"
-	rc, err := dialRedis(raw, pki.CAFile)
+	rc, err := newRedisConn(raw, pki.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +35,9 @@ func TestDialRedisSentinelTLSWithACL(t *testing.T) {
 }
 
 // One server: rediss:// with an ACL user, the CA applied; redis:// plain.
-func TestDialRedisOneServer(t *testing.T) {
+func TestRedisURLOneServer(t *testing.T) {
 	pki := testenv.NewPKI(t)
-	rc, err := dialRedis("rediss://app:app-pass@redis.example:6380/1", pki.CAFile)
+	rc, err := newRedisConn("rediss://app:app-pass@redis.example:6380/1", pki.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestDialRedisOneServer(t *testing.T) {
 		t.Fatalf("shown %s", rc.shown)
 	}
 	for _, bad := range []string{"http://x:1", "redis://x:1?master_name=m&nonsense=1", "redis://x:1?nonsense=1"} {
-		if _, err := dialRedis(bad, ""); err == nil {
+		if _, err := newRedisConn(bad, ""); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
 	}
