@@ -5,31 +5,45 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tapwars/tapwars/handlers"
+	"github.com/tapwars/tapwars/stream"
 )
 
 // Config is everything tapwars reads from flags and the environment. Each
 // setting has a flag and an environment variable of the same name (the flag
 // in lower case with dashes); a flag wins over the variable.
 type Config struct {
-	Addr            string        // ADDR: listen address
-	DataDir         string        // DATA_DIR: embedded broker and store, generated secrets
-	RedisURL        string        // REDIS_URL: external Redis; empty = embedded store
-	KafkaBrokers    []string      // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
-	KafkaVersion    string        // KAFKA_VERSION: protocol version sarama speaks
-	KafkaGroup      string        // KAFKA_GROUP: consumer group id
-	KafkaPartitions int           // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
-	EmbeddedRedis   string        // EMBEDDED_REDIS: auto | redis-server | memory
-	SessionSecret   string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
-	TapTimeout      time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
-	LogFormat       string        // LOG_FORMAT: text | json
-	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
-	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
-	PublicURL       string        // PUBLIC_URL: the address players use (QR code); empty = from each request
+	Addr            string   // ADDR: listen address
+	DataDir         string   // DATA_DIR: embedded broker and store, generated secrets
+	RedisURL        string   // REDIS_URL: external Redis; empty = embedded store
+	KafkaBrokers    []string // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
+	KafkaVersion    string   // KAFKA_VERSION: protocol version sarama speaks
+	KafkaGroup      string   // KAFKA_GROUP: consumer group id
+	KafkaPartitions int      // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
+
+	// Secured Kafka and Redis; the Kafka names are the old game's.
+	KafkaSSL           bool   // KAFKA_SSL: TLS to the brokers
+	KafkaSSLCAPath     string // KAFKA_SSL_CA_PATH: CA bundle (PEM); empty = system roots
+	KafkaSSLCertPath   string // KAFKA_SSL_CERT_PATH: client certificate for mutual TLS
+	KafkaSSLKeyPath    string // KAFKA_SSL_KEY_PATH: its key
+	KafkaSSLSkipVerify bool   // KAFKA_SSL_INSECURE_SKIP_VERIFY: development only
+	KafkaSASLMechanism string // KAFKA_SASL_MECHANISM: plain | scram-sha-256 | scram-sha-512
+	KafkaUsername      string // KAFKA_USERNAME
+	KafkaPassword      string // KAFKA_PASSWORD (or KAFKA_PASSWORD_FILE)
+	RedisCAPath        string // REDIS_TLS_CA_PATH: CA bundle for rediss://; empty = system roots
+
+	EmbeddedRedis string        // EMBEDDED_REDIS: auto | redis-server | memory
+	SessionSecret string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
+	TapTimeout    time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
+	LogFormat     string        // LOG_FORMAT: text | json
+	LogLevel      string        // LOG_LEVEL: debug | info | warn | error
+	DebugAddr     string        // DEBUG_ADDR: pprof listener; empty = off
+	PublicURL     string        // PUBLIC_URL: the address players use (QR code); empty = from each request
 
 	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
 	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
@@ -47,12 +61,32 @@ type setting struct {
 	set            func(string) error
 }
 
+// secretSettings can also be read from the file named by NAME_FILE
+// (Kubernetes and Docker secrets), and their values are never repeated in
+// an error.
+var secretSettings = map[string]bool{"REDIS_URL": true, "KAFKA_PASSWORD": true, "SESSION_SECRET": true, "ADMIN_TOKEN": true}
+
+// boolSetting parses true/false (also 1/0, yes/no, on/off).
+func boolSetting(p *bool) func(string) error {
+	return func(v string) error {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true", "1", "yes", "on":
+			*p = true
+		case "false", "0", "no", "off", "":
+			*p = false
+		default:
+			return fmt.Errorf("must be true or false")
+		}
+		return nil
+	}
+}
+
 func (c *Config) settings() []setting {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 	return []setting{
 		{"ADDR", "listen address", ":8080", str(&c.Addr)},
 		{"DATA_DIR", "directory of the embedded broker and store and of generated secrets", "./data", str(&c.DataDir)},
-		{"REDIS_URL", "Redis URL (redis://host:6379/0); empty runs the embedded store", "", str(&c.RedisURL)},
+		{"REDIS_URL", "Redis URL: redis://[user:password@]host:6379/0, rediss:// for TLS, or Sentinel: redis://sentinel:26379?master_name=NAME&addr=sentinel2:26379; empty runs the embedded store", "", str(&c.RedisURL)},
 		{"KAFKA_BROKERS", "Kafka bootstrap brokers, comma-separated; empty runs the embedded broker", "", func(v string) error {
 			c.KafkaBrokers = nil
 			for _, b := range strings.Split(v, ",") {
@@ -72,6 +106,16 @@ func (c *Config) settings() []setting {
 			c.KafkaPartitions = n
 			return nil
 		}},
+		// Secured Kafka and Redis.
+		{"KAFKA_SSL", "connect to Kafka with TLS", "false", boolSetting(&c.KafkaSSL)},
+		{"KAFKA_SSL_CA_PATH", "CA certificates (PEM) that sign the brokers' certificates; empty = the system roots", "", str(&c.KafkaSSLCAPath)},
+		{"KAFKA_SSL_CERT_PATH", "client certificate (PEM) for mutual TLS", "", str(&c.KafkaSSLCertPath)},
+		{"KAFKA_SSL_KEY_PATH", "private key (PEM) of KAFKA_SSL_CERT_PATH", "", str(&c.KafkaSSLKeyPath)},
+		{"KAFKA_SSL_INSECURE_SKIP_VERIFY", "accept any broker certificate (development only; logged as a warning)", "false", boolSetting(&c.KafkaSSLSkipVerify)},
+		{"KAFKA_SASL_MECHANISM", "SASL mechanism: plain, scram-sha-256 or scram-sha-512; empty = no SASL", "", str(&c.KafkaSASLMechanism)},
+		{"KAFKA_USERNAME", "SASL user name", "", str(&c.KafkaUsername)},
+		{"KAFKA_PASSWORD", "SASL password", "", str(&c.KafkaPassword)},
+		{"REDIS_TLS_CA_PATH", "CA certificates (PEM) that sign Redis' certificate for rediss:// URLs; empty = the system roots", "", str(&c.RedisCAPath)},
 		{"EMBEDDED_REDIS", "embedded store: auto (redis-server child when on PATH, else in-process), redis-server or memory", "auto", func(v string) error {
 			switch v {
 			case "auto", "redis-server", "memory":
@@ -157,23 +201,99 @@ func intSetting(p *int) func(string) error {
 // FlagName is the flag of an environment variable: ADDR -> addr, DATA_DIR -> data-dir.
 func FlagName(env string) string { return strings.ReplaceAll(strings.ToLower(env), "_", "-") }
 
-// Parse fills c from defaults, then getenv, then args (flags).
+// SettingNames lists every environment variable tapwars reads, the
+// NAME_FILE variants of the secret settings included.
+func SettingNames() []string {
+	var c Config
+	var names []string
+	for _, s := range c.settings() {
+		names = append(names, s.env)
+		if secretSettings[s.env] {
+			names = append(names, s.env+"_FILE")
+		}
+	}
+	return names
+}
+
+// KafkaSecurity is the TLS and SASL part of the configuration.
+func (c *Config) KafkaSecurity() stream.Security {
+	return stream.Security{
+		TLS: c.KafkaSSL, CAFile: c.KafkaSSLCAPath, CertFile: c.KafkaSSLCertPath, KeyFile: c.KafkaSSLKeyPath,
+		SkipVerify: c.KafkaSSLSkipVerify, SASLMechanism: c.KafkaSASLMechanism,
+		Username: c.KafkaUsername, Password: c.KafkaPassword,
+	}
+}
+
+// Parse fills c from defaults, then getenv, then args (flags). A secret
+// setting NAME may come from the file named by NAME_FILE (or the flag
+// -name-file) instead, with one trailing newline removed.
 func (c *Config) Parse(args []string, getenv func(string) string, out io.Writer) error {
 	fs := flag.NewFlagSet("tapwars", flag.ContinueOnError)
 	fs.SetOutput(out)
 	ss := c.settings()
+	// Secret flags are applied after parsing, so that the flag package
+	// never prints their value in an error.
+	type pending struct {
+		s               setting
+		val, file       string
+		valSet, fileSet bool
+	}
+	var secrets []*pending
 	for _, s := range ss {
 		v := s.def
 		if e := getenv(s.env); e != "" {
 			v = e
 		}
-		if err := s.set(v); err != nil {
-			return fmt.Errorf("%s=%q: %w", s.env, v, err)
+		if !secretSettings[s.env] {
+			if err := s.set(v); err != nil {
+				return fmt.Errorf("%s=%q: %w", s.env, v, err)
+			}
+			fs.Func(FlagName(s.env), s.help+" (env "+s.env+", default "+strconv.Quote(s.def)+")", s.set)
+			continue
 		}
-		fs.Func(FlagName(s.env), s.help+" (env "+s.env+", default "+strconv.Quote(s.def)+")", s.set)
+		p := &pending{s: s, val: v, file: getenv(s.env + "_FILE")}
+		if p.file != "" && getenv(s.env) != "" {
+			return fmt.Errorf("both %s and %s_FILE are set: set only one", s.env, s.env)
+		}
+		secrets = append(secrets, p)
+		fs.Func(FlagName(s.env), s.help+" (env "+s.env+", a secret: or a file named by "+s.env+"_FILE)", func(v string) error {
+			p.val, p.valSet = v, true
+			return nil
+		})
+		fs.Func(FlagName(s.env+"_FILE"), "file holding "+s.env+", one trailing newline removed (env "+s.env+"_FILE, default none)", func(v string) error {
+			p.file, p.fileSet = v, true
+			return nil
+		})
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	for _, p := range secrets {
+		name := p.s.env
+		switch {
+		case p.valSet && p.fileSet:
+			return fmt.Errorf("both -%s and -%s are given: give only one", FlagName(name), FlagName(name+"_FILE"))
+		case p.valSet:
+			p.file = ""
+		case p.file != "":
+			b, err := os.ReadFile(p.file)
+			if err != nil {
+				return fmt.Errorf("%s_FILE: %w", name, err)
+			}
+			p.val = trimOneNewline(string(b))
+			name += "_FILE " + p.file
+		}
+		if err := p.s.set(p.val); err != nil {
+			return fmt.Errorf("%s: %w", name, err) // never the value: it is a secret
+		}
+	}
 	return nil
+}
+
+// trimOneNewline removes one trailing "\n" or "\r\n", as files written by
+// editors and `echo` end; any other whitespace is part of the secret.
+func trimOneNewline(s string) string {
+	s, _ = strings.CutSuffix(s, "\n")
+	s, _ = strings.CutSuffix(s, "\r")
+	return s
 }

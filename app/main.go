@@ -25,6 +25,7 @@ import (
 
 	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/embedded"
+	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/handlers"
 	"github.com/tapwars/tapwars/live"
 	"github.com/tapwars/tapwars/store"
@@ -44,7 +45,7 @@ type Main struct {
 
 	redisSrv *embedded.Redis
 	kafkaSrv *embedded.Kafka
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	Store    *store.Store
 	producer *stream.Producer
 	consumer *stream.Consumer
@@ -88,6 +89,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	ksec := c.KafkaSecurity()
+	if err := ksec.Validate(); err != nil {
+		return err
+	}
+	if len(c.KafkaBrokers) == 0 && ksec.Enabled() {
+		return game.Errorf(game.EINVALID, "KAFKA_SSL and KAFKA_SASL_MECHANISM apply to an external Kafka: set KAFKA_BROKERS (the embedded broker is plaintext)")
+	}
+	if ksec.SkipVerify {
+		m.Log.Warn("KAFKA_SSL_INSECURE_SKIP_VERIFY is set: the brokers' certificates are not checked, anyone on the path can read and change the taps; use it for development only")
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 
@@ -114,25 +125,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	redis.SetLogger(redisLogger{m.Log})
-	opts, err := redis.ParseURL(redisURL)
+	rc, err := newRedisConn(redisURL, c.RedisCAPath)
 	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
+		return err
 	}
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 3 * time.Second
-	opts.WriteTimeout = 3 * time.Second
-	opts.PoolSize = max(opts.PoolSize, 64)
-	// Fail fast when Redis is down (503s and the pages' "reconnecting" within
-	// a fraction of a second): go-redis would otherwise dial 5 times per
-	// attempt, ~1.7 s per failed command; commands still retry 3 times.
-	opts.DialerRetries = 1
-	m.rdb = redis.NewClient(opts)
+	if c.RedisURL != "" {
+		m.Log.Info("redis", "url", rc.shown)
+	}
+	m.rdb = rc.client
 	m.Store = store.NewWithOptions(m.rdb, m.StoreOptions)
-	if err := m.Store.Ping(ctx); err != nil {
+	if err := rc.explain(m.Store.Ping(ctx)); err != nil {
 		return err
 	}
 
 	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup}
+	if len(c.KafkaBrokers) > 0 {
+		kcfg.Security = ksec
+	}
 	m.producer, err = stream.NewProducer(kcfg)
 	if err != nil {
 		return err
@@ -169,7 +178,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ConsumerLag:         m.consumer.Lag,
 		Context:             runCtx,
 		Ready: map[string]handlers.Checker{
-			"redis":    m.Store.Ping,
+			"redis":    func(ctx context.Context) error { return rc.explain(m.Store.Ping(ctx)) },
 			"kafka":    m.consumer.Ping,
 			"consumer": m.consumer.Applying,
 		},

@@ -197,13 +197,20 @@ func (s *Server) ready(c echo.Context) error {
 	return c.JSON(code, status)
 }
 
+// reasoner is an error that can say its cause in a few words, without
+// addresses or secrets (a dependency's package that knows its failures).
+type reasoner interface{ Reason() string }
+
 // readyReason says in a few words why a dependency is not ready, without
 // addresses, keys or secrets that a raw error may hold.
 func readyReason(err error) string {
 	var ne net.Error
 	var oe *net.OpError
 	var ge *game.Error
+	var r reasoner
 	switch {
+	case errors.As(err, &r):
+		return r.Reason()
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "did not answer within 2 s"
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -46,12 +46,12 @@ const MaxOnlineListed = 100
 
 // Store is the game state in Redis.
 type Store struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	window time.Duration // online window
 }
 
 // New returns a Store on an existing client.
-func New(rdb *redis.Client) *Store { return NewWithOptions(rdb, Options{}) }
+func New(rdb redis.UniversalClient) *Store { return NewWithOptions(rdb, Options{}) }
 
 // Options tune a Store; zero values take the defaults.
 type Options struct {
@@ -61,8 +61,9 @@ type Options struct {
 	OnlineWindow time.Duration
 }
 
-// NewWithOptions returns a Store on an existing client.
-func NewWithOptions(rdb *redis.Client, opt Options) *Store {
+// NewWithOptions returns a Store on an existing client: one server's
+// (*redis.Client) or a Sentinel failover client's.
+func NewWithOptions(rdb redis.UniversalClient, opt Options) *Store {
 	if opt.OnlineWindow <= 0 {
 		opt.OnlineWindow = OnlineWindow
 	}
@@ -71,7 +72,7 @@ func NewWithOptions(rdb *redis.Client, opt Options) *Store {
 }
 
 // Client exposes the client for health checks and tests.
-func (s *Store) Client() *redis.Client { return s.rdb }
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error {

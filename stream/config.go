@@ -24,7 +24,8 @@ type Config struct {
 	Brokers  []string
 	Version  string // Kafka protocol version, e.g. "3.6.0"
 	ClientID string
-	Group    string // consumer group id
+	Group    string   // consumer group id
+	Security Security // TLS and SASL; the zero value is plaintext
 }
 
 // saramaConfig is the one place where sarama is configured.
@@ -90,6 +91,9 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 2 * time.Second
 	cfg.ChannelBufferSize = 4096
+	if err := c.Security.apply(cfg); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka config: %w", err)
 	}

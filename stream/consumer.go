@@ -61,7 +61,7 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 	}
 	client, err := sarama.NewClient(c.Brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client %v: %w", c.Brokers, err)
+		return nil, c.Security.explain(c.Brokers, err)
 	}
 	group, err := sarama.NewConsumerGroupFromClient(c.Group, client)
 	if err != nil {
@@ -344,7 +344,7 @@ func (c *Consumer) Ping(ctx context.Context) error {
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("kafka metadata: %w", err)
+			return c.cfg.Security.explain(c.cfg.Brokers, err)
 		}
 		return nil
 	case <-ctx.Done():

@@ -173,7 +173,7 @@ func NewProducer(c Config) (*Producer, error) {
 	}
 	client, err := sarama.NewClient(c.Brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kafka producer %v: %w", c.Brokers, err)
+		return nil, c.Security.explain(c.Brokers, err)
 	}
 	p := &Producer{
 		client:      client,

@@ -24,7 +24,7 @@ func NewWatermarks(c Config) (*Watermarks, error) {
 	cfg.ClientID += "-admin"
 	client, err := sarama.NewClient(c.Brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client %v: %w", c.Brokers, err)
+		return nil, c.Security.explain(c.Brokers, err)
 	}
 	return &Watermarks{client: client}, nil
 }
