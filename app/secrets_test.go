@@ -162,7 +162,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	k.RestartWith([]kfake.Opt{kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", kafkaUser, "rotated-0000")})
 	testenv.Eventually(t, 15*time.Second, func() string {
 		code, body := readyz(t, base)
-		if code != 503 || !strings.Contains(body["redis"], "could not use Redis") || !strings.Contains(body["kafka"], "KAFKA_PASSWORD") {
+		if code != 503 || !strings.Contains(body["redis"], "REDIS_URL") || !strings.Contains(body["kafka"], "KAFKA_PASSWORD") {
 			return fmt.Sprintf("%d %v", code, body)
 		}
 		seen.WriteString(fmt.Sprint(body))

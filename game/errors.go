@@ -32,7 +32,14 @@ type Error struct {
 	Err        error // the cause, for logs and errors.Is; never shown to users
 }
 
-func (e *Error) Error() string { return e.Message }
+// Error is the message and, for logs, its cause; people are shown
+// ErrorMessage, the message alone.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
 
 // Unwrap lets errors.Is see the cause.
 func (e *Error) Unwrap() error { return e.Err }
