@@ -9,25 +9,27 @@ import (
 	"time"
 
 	"github.com/tapwars/tapwars/handlers"
+	"github.com/tapwars/tapwars/stream"
 )
 
 // Config is everything tapwars reads from flags and the environment. Each
 // setting has a flag and an environment variable of the same name (the flag
 // in lower case with dashes); a flag wins over the variable.
 type Config struct {
-	Addr            string        // ADDR: listen address
-	DataDir         string        // DATA_DIR: embedded broker and store, generated secrets
-	RedisURL        string        // REDIS_URL: external Redis; empty = embedded store
-	KafkaBrokers    []string      // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
-	KafkaVersion    string        // KAFKA_VERSION: protocol version sarama speaks
-	KafkaGroup      string        // KAFKA_GROUP: consumer group id
-	KafkaPartitions int           // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
-	EmbeddedRedis   string        // EMBEDDED_REDIS: auto | redis-server | memory
-	SessionSecret   string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
-	TapTimeout      time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
-	LogFormat       string        // LOG_FORMAT: text | json
-	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
-	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
+	Addr             string        // ADDR: listen address
+	DataDir          string        // DATA_DIR: embedded broker and store, generated secrets
+	RedisURL         string        // REDIS_URL: external Redis; empty = embedded store
+	KafkaBrokers     []string      // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
+	KafkaVersion     string        // KAFKA_VERSION: protocol version sarama speaks
+	KafkaGroup       string        // KAFKA_GROUP: consumer group id
+	KafkaPartitions  int           // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
+	KafkaCompression string        // KAFKA_COMPRESSION: codec of the producer's record batches
+	EmbeddedRedis    string        // EMBEDDED_REDIS: auto | redis-server | memory
+	SessionSecret    string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
+	TapTimeout       time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
+	LogFormat        string        // LOG_FORMAT: text | json
+	LogLevel         string        // LOG_LEVEL: debug | info | warn | error
+	DebugAddr        string        // DEBUG_ADDR: pprof listener; empty = off
 
 	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
 	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
@@ -67,6 +69,13 @@ func (c *Config) settings() []setting {
 				return fmt.Errorf("must be a whole number from 1 to 1000")
 			}
 			c.KafkaPartitions = n
+			return nil
+		}},
+		{"KAFKA_COMPRESSION", "compression of the records tapwars writes: none, lz4, zstd, snappy or gzip", stream.DefaultCompression, func(v string) error {
+			if _, err := stream.ParseCompression(v); err != nil {
+				return fmt.Errorf("must be none, lz4, zstd, snappy or gzip")
+			}
+			c.KafkaCompression = v
 			return nil
 		}},
 		{"EMBEDDED_REDIS", "embedded store: auto (redis-server child when on PATH, else in-process), redis-server or memory", "auto", func(v string) error {

@@ -132,7 +132,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup}
+	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup, Compression: c.KafkaCompression}
 	m.producer, err = stream.NewProducer(kcfg)
 	if err != nil {
 		return err
