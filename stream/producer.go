@@ -317,20 +317,23 @@ func (p *Producer) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 
-	close(p.stop)
-	<-p.renewed // bounded by the client's timeouts; no renewal after this
+	close(p.stop) // a renewal under way now closes what it made (closed is set)
 	p.mu.Lock()
 	p.async.AsyncClose()
 	p.mu.Unlock()
 	drained := make(chan struct{})
 	go func() { p.results.Wait(); close(drained) }()
+	ctx, cancel := context.WithTimeout(context.Background(), closeDrain)
+	defer cancel()
 	var errs []error
-	t := time.NewTimer(closeDrain)
-	defer t.Stop()
 	select {
 	case <-drained:
-	case <-t.C:
+	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("close kafka producer: records still unanswered after %v", closeDrain))
+	}
+	select {
+	case <-p.renewed:
+	case <-ctx.Done(): // a metadata request waits for a broker; it ends with the client
 	}
 	close(p.gone)
 	if err := p.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
