@@ -31,8 +31,10 @@ type Config struct {
 }
 
 // DefaultCompression is the codec of record batches unless
-// KAFKA_COMPRESSION says otherwise.
-const DefaultCompression = "lz4"
+// KAFKA_COMPRESSION says otherwise: zstd keeps the log less than half the
+// size of uncompressed batches for little more CPU than lz4
+// (docs/BENCHMARKS.md).
+const DefaultCompression = "zstd"
 
 // ParseCompression is the sarama codec named by KAFKA_COMPRESSION.
 func ParseCompression(name string) (sarama.CompressionCodec, error) {
