@@ -92,7 +92,7 @@ func TestProduceRecords(t *testing.T) {
 		wg.Go(func() {
 			key := fmt.Sprintf("player-%d", u)
 			for i := range 10 {
-				r := stream.Record{Key: key, Partition: -1, Value: fmt.Appendf(nil, "%d", i)}
+				r := stream.Record{Key: key, Partition: stream.ByKey, Value: fmt.Appendf(nil, "%d", i)}
 				if err := p.Produce(ctx, eventsTopic, r); err != nil {
 					t.Error(err)
 					return
@@ -101,7 +101,7 @@ func TestProduceRecords(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := p.Produce(ctx, eventsTopic, stream.Record{Key: "player-0", Partition: -1}); err != nil { // tombstone
+	if err := p.Produce(ctx, eventsTopic, stream.Record{Key: "player-0", Partition: stream.ByKey}); err != nil { // tombstone
 		t.Fatal(err)
 	}
 
@@ -146,7 +146,7 @@ func TestProduceErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	err := p.Produce(ctx, stream.Topic, stream.Record{Partition: -1, Value: []byte("x")})
+	err := p.Produce(ctx, stream.Topic, stream.Record{Partition: stream.ByKey, Value: []byte("x")})
 	if game.ErrorCode(err) != game.EINVALID {
 		t.Fatalf("record without key or partition: %v", err)
 	}
@@ -164,7 +164,7 @@ func TestProduceErrors(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	err = p.Produce(ctx, stream.Topic, stream.Record{Key: "u", Partition: -1})
+	err = p.Produce(ctx, stream.Topic, stream.Record{Key: "u", Partition: stream.ByKey})
 	if game.ErrorCode(err) != game.EUNAVAILABLE || !errors.Is(err, stream.ErrClosed) || !errors.Is(err, game.ErrUnavailable) {
 		t.Fatalf("produce after Close: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -44,6 +45,7 @@ type Producer struct {
 	// fresh one (with a new producer id); the old one delivers or fails
 	// what it holds and closes.
 	tripped chan struct{} // capacity 1: a breaker opened
+	gen     atomic.Uint64 // counts renewals: which AsyncProducer is in use
 	stop    chan struct{} // closed by Close: renewal ends
 	renewed chan struct{} // closed when the renewal goroutine ended
 
@@ -51,13 +53,17 @@ type Producer struct {
 	gone    chan struct{}  // closed when Close stopped waiting: calls still open fail
 }
 
-// Record is one record to write to a topic.
+// Record is one record to write to a topic. Partition's zero value is
+// partition 0: set it to ByKey for a keyed record.
 type Record struct {
 	Key       string // partitioning key (player id); "" with Partition >= 0
 	Value     []byte // nil writes a tombstone (for compacted topics)
-	Partition int32  // -1: chosen from Key (CRC32, like kcat); >= 0: exactly this partition
+	Partition int32  // ByKey (-1): chosen from Key (CRC32, like kcat); >= 0: exactly this partition
 	Headers   map[string]string
 }
+
+// ByKey as a Record's Partition places it by its key.
+const ByKey int32 = -1
 
 // closeDrain bounds how long Close waits for sarama to deliver or fail what
 // it holds; calls still open then fail with ErrClosed.
@@ -119,14 +125,14 @@ func NewProducer(c Config) (*Producer, error) {
 		renewed: make(chan struct{}),
 		gone:    make(chan struct{}),
 	}
-	p.readResults(async)
+	p.readResults(async, 0)
 	go p.renewLoop()
 	return p, nil
 }
 
 // readResults completes the calls of async's messages as sarama returns
-// them, until async is closed.
-func (p *Producer) readResults(async sarama.AsyncProducer) {
+// them, until async is closed. gen is async's renewal generation.
+func (p *Producer) readResults(async sarama.AsyncProducer, gen uint64) {
 	p.results.Go(func() {
 		for m := range async.Successes() {
 			m.Metadata.(*call).result(nil)
@@ -135,16 +141,26 @@ func (p *Producer) readResults(async sarama.AsyncProducer) {
 	p.results.Go(func() {
 		for e := range async.Errors() {
 			if errors.Is(e.Err, breaker.ErrBreakerOpen) {
-				select {
-				case p.tripped <- struct{}{}:
-				default:
-				}
+				p.trip(gen)
 			}
 			if c, ok := e.Msg.Metadata.(*call); ok {
 				c.result(e.Err)
 			}
 		}
 	})
+}
+
+// trip asks for a renewal when generation gen is still the producer in
+// use (a replaced one's breakers do not matter). It takes no lock: callers
+// drain sarama's results, which a Send holding mu may be waiting for.
+func (p *Producer) trip(gen uint64) {
+	if p.gen.Load() != gen {
+		return
+	}
+	select {
+	case p.tripped <- struct{}{}:
+	default:
+	}
 }
 
 // renewLoop replaces the AsyncProducer after a circuit breaker opened, as
@@ -157,26 +173,27 @@ func (p *Producer) renewLoop() {
 			return
 		case <-p.tripped:
 		}
-		for {
-			if err := p.client.RefreshMetadata(); err == nil {
-				if err := p.renew(); err == nil {
-					break
-				} else {
-					slog.Debug("kafka producer: renewal failed", "err", err)
-				}
-			}
+		for !p.tryRenew() {
 			select {
 			case <-p.stop:
 				return
 			case <-time.After(renewPoll):
 			}
 		}
-		// Errors of the old producer that arrived meanwhile need no renewal.
-		select {
-		case <-p.tripped:
-		default:
-		}
 	}
+}
+
+// tryRenew replaces the AsyncProducer if Kafka answers, and reports whether
+// it did.
+func (p *Producer) tryRenew() bool {
+	if err := p.client.RefreshMetadata(); err != nil {
+		return false
+	}
+	if err := p.renew(); err != nil {
+		slog.Debug("kafka producer: renewal failed", "err", err)
+		return false
+	}
+	return true
 }
 
 // renew swaps in a fresh AsyncProducer and closes the old one.
@@ -195,7 +212,7 @@ func (p *Producer) renew() error {
 	}
 	old := p.async
 	p.async = fresh
-	p.readResults(fresh)
+	p.readResults(fresh, p.gen.Add(1))
 	p.mu.Unlock()
 	old.AsyncClose()
 	slog.Info("kafka producer renewed after an outage")
@@ -210,7 +227,7 @@ func (p *Producer) Send(ctx context.Context, ev game.TapEvent) error {
 	if err != nil {
 		return unavailable("send tap", err)
 	}
-	return p.produce(ctx, "send tap", Topic, Record{Key: ev.UserID, Value: val, Partition: -1})
+	return p.produce(ctx, "send tap", Topic, Record{Key: ev.UserID, Value: val, Partition: ByKey})
 }
 
 // Produce writes recs to topic and returns once Kafka acknowledged all of
