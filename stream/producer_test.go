@@ -438,8 +438,8 @@ func TestProducerClose(t *testing.T) {
 	noProducerGoroutines(t)
 }
 
-// With the broker gone, Sends without a deadline wait, and Close still
-// returns in bounded time, failing them.
+// With the broker gone, Sends without a deadline fail (no partition leader
+// answers) instead of waiting forever, and Close returns in bounded time.
 func TestProducerCloseBrokerGone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: waits for Close's bound")
