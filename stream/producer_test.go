@@ -208,9 +208,11 @@ func TestProducerConcurrentSends(t *testing.T) {
 	if n := checkTopic(t, k.Addrs(), l, 6); n != 20000 {
 		t.Fatalf("%d records in the topic, want 20000", n)
 	}
+	start = time.Now()
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("closed in %v", time.Since(start).Round(time.Millisecond))
 	noProducerGoroutines(t)
 }
 
