@@ -18,13 +18,14 @@ import (
 // setting has a flag and an environment variable of the same name (the flag
 // in lower case with dashes); a flag wins over the variable.
 type Config struct {
-	Addr            string   // ADDR: listen address
-	DataDir         string   // DATA_DIR: embedded broker and store, generated secrets
-	RedisURL        string   // REDIS_URL: external Redis; empty = embedded store
-	KafkaBrokers    []string // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
-	KafkaVersion    string   // KAFKA_VERSION: protocol version sarama speaks
-	KafkaGroup      string   // KAFKA_GROUP: consumer group id
-	KafkaPartitions int      // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
+	Addr             string   // ADDR: listen address
+	DataDir          string   // DATA_DIR: embedded broker and store, generated secrets
+	RedisURL         string   // REDIS_URL: external Redis; empty = embedded store
+	KafkaBrokers     []string // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
+	KafkaVersion     string   // KAFKA_VERSION: protocol version sarama speaks
+	KafkaGroup       string   // KAFKA_GROUP: consumer group id
+	KafkaPartitions  int      // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
+	KafkaCompression string   // KAFKA_COMPRESSION: codec of the producer's record batches
 
 	// Secured Kafka and Redis; the Kafka names are the old game's.
 	KafkaSSL           bool   // KAFKA_SSL: TLS to the brokers
@@ -104,6 +105,13 @@ func (c *Config) settings() []setting {
 				return fmt.Errorf("must be a whole number from 1 to 1000")
 			}
 			c.KafkaPartitions = n
+			return nil
+		}},
+		{"KAFKA_COMPRESSION", "compression of the records tapwars writes: none, lz4, zstd, snappy or gzip", stream.DefaultCompression, func(v string) error {
+			if _, err := stream.ParseCompression(v); err != nil {
+				return fmt.Errorf("must be none, lz4, zstd, snappy or gzip")
+			}
+			c.KafkaCompression = v
 			return nil
 		}},
 		// Secured Kafka and Redis.

@@ -138,7 +138,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup}
+	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup, Compression: c.KafkaCompression}
 	if len(c.KafkaBrokers) > 0 {
 		kcfg.Security = ksec
 	}

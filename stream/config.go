@@ -26,6 +26,27 @@ type Config struct {
 	ClientID string
 	Group    string   // consumer group id
 	Security Security // TLS and SASL; the zero value is plaintext
+	// Compression of the producer's record batches: none, gzip, snappy,
+	// lz4 or zstd; "" is DefaultCompression.
+	Compression string
+}
+
+// DefaultCompression is the codec of record batches unless
+// KAFKA_COMPRESSION says otherwise: zstd keeps the log less than half the
+// size of uncompressed batches for little more CPU than lz4
+// (docs/BENCHMARKS.md).
+const DefaultCompression = "zstd"
+
+// ParseCompression is the sarama codec named by KAFKA_COMPRESSION.
+func ParseCompression(name string) (sarama.CompressionCodec, error) {
+	if name == "" {
+		name = DefaultCompression
+	}
+	var codec sarama.CompressionCodec
+	if err := codec.UnmarshalText([]byte(name)); err != nil {
+		return 0, fmt.Errorf("KAFKA_COMPRESSION %q: must be none, gzip, snappy, lz4 or zstd", name)
+	}
+	return codec, nil
 }
 
 // saramaConfig is the one place where sarama is configured.
@@ -58,20 +79,33 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	cfg.Metadata.Retry.Backoff = 250 * time.Millisecond
 	cfg.Metadata.RefreshFrequency = time.Minute
 
-	// Producer: stream.Producer builds its produce requests itself (see
-	// producer.go) and reads these. Idempotent, acks from all in-sync
-	// replicas, so a resent batch never writes a tap twice and an
-	// acknowledged tap is durable; Validate checks that the version supports
-	// idempotence (Idempotent needs Retry.Max >= 1 and MaxOpenRequests = 1).
+	// Producer (sarama's AsyncProducer, see producer.go): idempotent, acks
+	// from all in-sync replicas, so a resent batch never writes a record
+	// twice and an acknowledged record is durable. Idempotence needs
+	// Retry.Max >= 1 and MaxOpenRequests = 1; Validate checks that the
+	// version supports it.
 	cfg.Producer.Idempotent = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Net.MaxOpenRequests = 1
 	cfg.Producer.Retry.Max = 10
-	cfg.Producer.Retry.Backoff = 100 * time.Millisecond // first pause before a batch is resent
-	cfg.Producer.Timeout = 5 * time.Second              // how long the broker may wait for the in-sync replicas
-	cfg.Producer.Partitioner = sarama.NewConsistentCRCHashPartitioner
-	cfg.Producer.MaxMessageBytes = 1 << 20              // the most one produce request carries
-	cfg.Producer.Flush.Frequency = 2 * time.Millisecond // linger from idle before a request
+	cfg.Producer.Retry.Backoff = 100 * time.Millisecond
+	cfg.Producer.Retry.BackoffFunc = retryBackoff
+	cfg.Producer.Timeout = 5 * time.Second // how long the broker may wait for the in-sync replicas
+	cfg.Producer.Partitioner = newRecordPartitioner
+	cfg.Producer.MaxMessageBytes = 1 << 20 // the most one record batch carries
+	// A request goes when 32 records (or 64 KiB) wait, or 2 ms after the
+	// first: sent as soon as possible, requests carry a few records each
+	// and the server and broker spend far more CPU per record; waiting for
+	// more than 32 holds records back at moderate concurrency. While one
+	// request is on the wire (MaxOpenRequests = 1) the next one fills.
+	cfg.Producer.Flush.Frequency = 2 * time.Millisecond
+	cfg.Producer.Flush.Messages = 32
+	cfg.Producer.Flush.Bytes = 64 << 10
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Return.Errors = true
+	if cfg.Producer.Compression, err = ParseCompression(c.Compression); err != nil {
+		return nil, err
+	}
 
 	// Consumer group: offsets that matter live in Redis (see store.Apply);
 	// the ones committed to Kafka only feed lag monitoring.
@@ -100,10 +134,9 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	return cfg, nil
 }
 
-// producerConfig is saramaConfig for the producer's own client. The
-// producer refreshes metadata in a goroutine of its own and retries with its
-// own backoff, so sarama's retries inside one refresh (3 × 250 ms while a
-// broker is down) would only delay noticing that the broker is back.
+// producerConfig is saramaConfig for the producer's own client. While a
+// broker is down, sarama's retries inside one metadata refresh (3 × 250 ms)
+// would only delay noticing that it is back.
 func producerConfig(c Config) (*sarama.Config, error) {
 	cfg, err := saramaConfig(c)
 	if err != nil {
@@ -112,4 +145,14 @@ func producerConfig(c Config) (*sarama.Config, error) {
 	cfg.Metadata.Retry.Max = 1
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 	return cfg, nil
+}
+
+// retryBackoff is the pause before a message is sent again: none before the
+// first try (a message that finds no leader fails at once instead of
+// holding its partition's queue), then 100, 200, 250, 250… ms.
+func retryBackoff(retries, _ int) time.Duration {
+	if retries == 0 {
+		return 0
+	}
+	return min(100*time.Millisecond<<(retries-1), 250*time.Millisecond)
 }

@@ -25,7 +25,7 @@ import (
 func BenchmarkProducerCPU(b *testing.B) {
 	const perIter, callers = 20000, 64
 	k := testenv.StartKafka(b, 6, stream.Topic)
-	p, err := stream.NewProducer(stream.Config{Brokers: k.Addrs()})
+	p, err := stream.NewProducer(stream.Config{Brokers: k.Addrs(), Compression: "none"}) // codecs: BenchmarkProducerCompression
 	if err != nil {
 		b.Fatal(err)
 	}
