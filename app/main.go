@@ -26,6 +26,7 @@ import (
 	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/embedded"
 	"github.com/tapwars/tapwars/handlers"
+	"github.com/tapwars/tapwars/ledger"
 	"github.com/tapwars/tapwars/live"
 	"github.com/tapwars/tapwars/store"
 	"github.com/tapwars/tapwars/stream"
@@ -47,6 +48,8 @@ type Main struct {
 	rdb      *redis.Client
 	Store    *store.Store
 	producer *stream.Producer
+	records  *stream.SyncRecords // facts' producer (see ledger)
+	Game     *ledger.Game        // the store with every change logged first
 	consumer *stream.Consumer
 	ends     *stream.Watermarks // the admin page's view of Kafka's end offsets
 	Hub      *live.Hub
@@ -137,6 +140,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.records, err = stream.NewSyncRecords(kcfg)
+	if err != nil {
+		return err
+	}
+	m.Game = ledger.New(m.Store, stream.NewFacts(m.records))
 	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, m.ConsumerOptions)
 	if err != nil {
 		return err
@@ -154,7 +162,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
-	e := handlers.New(m.Store, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
+	e := handlers.New(m.Game, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
 		TapTimeout:          c.TapTimeout,
 		TapRateLimit:        c.TapRateLimit,
 		JoinRateLimit:       c.JoinRateLimit,
@@ -162,13 +170,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		IPExtractor:         ipx,
 		AdminToken:          adminToken,
-		Admin:               m.Store,
+		Admin:               m.Game,
 		Kafka:               m.ends,
 		ConsumerLag:         m.consumer.Lag,
 		Context:             runCtx,
 		Ready: map[string]handlers.Checker{
 			"redis": m.Store.Ping,
 			"kafka": m.consumer.Ping,
+			"state": m.consumer.Ready,
 		},
 	})
 	m.srv = &http.Server{
@@ -295,6 +304,9 @@ func (m *Main) Close() error {
 		}
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())
+		}
+		if m.records != nil {
+			errs = append(errs, m.records.Close())
 		}
 		if m.ends != nil {
 			errs = append(errs, m.ends.Close())

@@ -54,16 +54,24 @@ func token(c echo.Context) string {
 }
 
 // player returns the signed-in player of the request, or an error wrapping
-// auth.ErrBadToken or game.ErrUnknownPlayer.
+// auth.ErrBadToken or game.ErrUnknownPlayer. A v2 token carries the player
+// (a valid one is proof of a join), so it works even while Redis does not
+// know the player yet (rebuilding from the log); a v1 token needs Redis.
 func (s *Server) player(c echo.Context) (game.User, error) {
-	id, err := s.signer.Parse(token(c))
+	u, full, err := s.signer.ParseUser(token(c))
 	if err != nil {
 		return game.User{}, err
 	}
-	if s.kicks.has(id) { // kicked on any instance: see admin_kick.go
+	if s.kicks.has(u.ID) { // kicked on any instance: see admin_kick.go
 		return game.User{}, errKicked
 	}
-	return s.users.get(c.Request().Context(), id)
+	if cached, ok := s.users.m.Load(u.ID); ok {
+		return cached.(game.User), nil
+	}
+	if full {
+		return u, nil
+	}
+	return s.users.get(c.Request().Context(), u.ID)
 }
 
 // setSession sets the signed session cookie: HttpOnly, SameSite=Lax,

@@ -1,0 +1,138 @@
+// Package ledger makes every change of the game a fact in the Kafka log
+// before it is answered: joins, kicks, new rounds and imports are logged
+// (acks=all) first, and the Redis projection follows from the log. It wraps
+// the store with the same methods the handlers call, so the handlers do not
+// know whether a change went through the log.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/store"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// Game is the store with its changes logged first.
+type Game struct {
+	*store.Store
+	facts *stream.Facts
+	// Wait bounds how long a kick or an import waits for the consumer to
+	// apply it before answering (default 10 s).
+	Wait time.Duration
+}
+
+// New returns the logged game over st.
+func New(st *store.Store, facts *stream.Facts) *Game {
+	return &Game{Store: st, facts: facts, Wait: 10 * time.Second}
+}
+
+// Join chooses the player's team atomically in Redis (balanced among the
+// players online, across instances), then logs the join with that team,
+// id, name and session. A join Kafka did not acknowledge is undone, and the
+// caller answers 503.
+func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User, error) {
+	u, err := g.Store.Join(ctx, name, now)
+	if err != nil {
+		return game.User{}, err
+	}
+	if err := g.facts.Join(ctx, u); err != nil {
+		if ferr := g.Store.Forget(context.WithoutCancel(ctx), u); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		return game.User{}, fmt.Errorf("%w: %w", game.ErrUnavailable, err)
+	}
+	return u, nil
+}
+
+// Reset logs round current+1 on every partition, then starts it in the
+// projection at once (the consumer applying the markers later changes
+// nothing more). starts is not used: a round starts at its markers; it is
+// kept for the admin handler's signature.
+func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (store.ResetResult, error) {
+	cur, err := g.Store.Round(ctx)
+	if err != nil {
+		return store.ResetResult{}, err
+	}
+	round := cur + 1
+	if err := g.facts.NewRound(ctx, round, now); err != nil {
+		return store.ResetResult{}, err
+	}
+	return g.Store.Reset(ctx, round, now)
+}
+
+// Kick logs a player's kick and waits until the consumer applied it, to
+// answer with the taps it removed.
+func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error) {
+	if _, err := g.Store.User(ctx, id); errors.Is(err, game.ErrUnknownPlayer) {
+		if _, kicked, kerr := g.Store.Kicked(ctx, id); kerr == nil && kicked {
+			return 0, store.ErrAlreadyKicked
+		}
+		return 0, err
+	} else if err != nil {
+		return 0, err
+	}
+	if err := g.facts.Kick(ctx, id, now); err != nil {
+		return 0, err
+	}
+	var removed int64
+	err := g.wait(ctx, func(ctx context.Context) (bool, error) {
+		rec, ok, err := g.Store.Kicked(ctx, id)
+		removed = rec.RemovedTaps
+		return ok, err
+	})
+	return removed, err
+}
+
+// Import logs an import (markers, then its players and kicked players) and
+// waits until the consumer applied it. The round becomes max(current + 1,
+// the file's round). starts is not used (see Reset).
+func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error) {
+	cur, err := g.Store.Round(ctx)
+	if err != nil {
+		return 0, err
+	}
+	round := max(cur+1, ex.Round)
+	kicked := make([]game.Fact, len(ex.Kicked))
+	for i, k := range ex.Kicked {
+		u := k.User
+		kicked[i] = game.Fact{Type: game.FactKicked, User: &u, At: k.KickedAt, RemovedTaps: k.RemovedTaps}
+	}
+	if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
+		return 0, err
+	}
+	err = g.wait(ctx, func(ctx context.Context) (bool, error) {
+		ov, err := g.Store.Overview(ctx, topic, time.Now(), time.Second)
+		if err != nil {
+			return false, err
+		}
+		return ov.Round >= round && ov.Players >= int64(len(ex.Players)) && ov.Kicked >= int64(len(ex.Kicked)), nil
+	})
+	return round, err
+}
+
+// errNotApplied is returned when a logged change was not applied in time:
+// it is safe in the log and will be applied when the consumer gets to it.
+var errNotApplied = errors.New("the change is logged but the consumer has not applied it yet; it will show shortly")
+
+// wait polls done until it reports true, g.Wait passes or ctx ends.
+func (g *Game) wait(ctx context.Context, done func(context.Context) (bool, error)) error {
+	deadline := time.Now().Add(g.Wait)
+	for {
+		ok, err := done(ctx)
+		if err == nil && ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %w", game.ErrUnavailable, errNotApplied)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
