@@ -478,4 +478,3 @@ func jsonKind(k string) string {
 	}
 	return k
 }
-
