@@ -292,6 +292,7 @@ type importResponse struct {
 	Players   int   `json:"players"`
 	Kicked    int   `json:"kicked"`
 	TotalTaps int64 `json:"totalTaps"`
+	Pending   bool  `json:"pending,omitempty"` // logged, not applied yet
 }
 
 // adminImport: POST /admin/import — restores an export: the raw JSON body
@@ -349,6 +350,10 @@ func (s *Server) adminImport(c echo.Context) error {
 		return s.adminFail(c, http.StatusServiceUnavailable, kafkaDownMsg)
 	}
 	round, err := s.opt.Admin.Import(ctx, ex, stream.Topic, ends, time.Now())
+	pending := errors.Is(err, store.ErrNotApplied)
+	if pending {
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", game.ErrUnavailable, err)
 	}
@@ -357,7 +362,11 @@ func (s *Server) adminImport(c echo.Context) error {
 	if wantsHTML(c) {
 		return c.Redirect(http.StatusSeeOther, "/admin?done=import")
 	}
-	return c.JSON(http.StatusOK, importResponse{Round: round, Players: len(ex.Players), Kicked: len(ex.Kicked), TotalTaps: ex.TotalTaps})
+	res := importResponse{Round: round, Players: len(ex.Players), Kicked: len(ex.Kicked), TotalTaps: ex.TotalTaps, Pending: pending}
+	if pending { // logged; the consumer applies it later
+		return c.JSON(http.StatusAccepted, res)
+	}
+	return c.JSON(http.StatusOK, res)
 }
 
 // kickID is the player id of a kick request: the path, else the form/query.
@@ -398,7 +407,8 @@ func (s *Server) adminKickConfirm(c echo.Context) error {
 
 type kickResponse struct {
 	Kicked      string `json:"kicked"`
-	RemovedTaps int64  `json:"removedTaps"`
+	RemovedTaps int64  `json:"removedTaps,omitempty"`
+	Pending     bool   `json:"pending,omitempty"` // logged and in force, not applied yet: removedTaps unknown
 }
 
 // adminKick: POST /admin/kick/:id (or form field id) — removes a player:
@@ -410,6 +420,10 @@ func (s *Server) adminKick(c echo.Context) error {
 		return s.adminFail(c, http.StatusBadRequest, "Give the id of the player to kick.")
 	}
 	removed, err := s.opt.Admin.Kick(c.Request().Context(), id, time.Now())
+	pending := errors.Is(err, store.ErrNotApplied)
+	if pending {
+		err = nil
+	}
 	switch {
 	case errors.Is(err, game.ErrUnknownPlayer):
 		return s.adminFail(c, http.StatusNotFound, "There is no player with id "+id+".")
@@ -426,6 +440,9 @@ func (s *Server) adminKick(c echo.Context) error {
 	s.log.Info("admin: player kicked", "id", id, "removedTaps", removed)
 	if wantsHTML(c) {
 		return c.Redirect(http.StatusSeeOther, "/admin?done=kick")
+	}
+	if pending { // logged and in force; the consumer applies it later
+		return c.JSON(http.StatusAccepted, kickResponse{Kicked: id, Pending: true})
 	}
 	return c.JSON(http.StatusOK, kickResponse{Kicked: id, RemovedTaps: removed})
 }

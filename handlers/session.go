@@ -56,7 +56,9 @@ func token(c echo.Context) string {
 // player returns the signed-in player of the request, or an error wrapping
 // auth.ErrBadToken or game.ErrUnknownPlayer. A v2 token carries the player
 // (a valid one is proof of a join), so it works even while Redis does not
-// know the player yet (rebuilding from the log); a v1 token needs Redis.
+// know the player yet (rebuilding from the log); a v1 token needs Redis, and
+// so does any token until the kicked set was first loaded (the store
+// deletes kicked players).
 func (s *Server) player(c echo.Context) (game.User, error) {
 	u, full, err := s.signer.ParseUser(token(c))
 	if err != nil {
@@ -68,7 +70,7 @@ func (s *Server) player(c echo.Context) (game.User, error) {
 	if cached, ok := s.users.m.Load(u.ID); ok {
 		return cached.(game.User), nil
 	}
-	if full {
+	if full && s.kicks.loaded() {
 		return u, nil
 	}
 	return s.users.get(c.Request().Context(), u.ID)

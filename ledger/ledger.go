@@ -20,14 +20,15 @@ import (
 type Game struct {
 	*store.Store
 	facts *stream.Facts
-	// Wait bounds how long a kick or an import waits for the consumer to
-	// apply it before answering (default 10 s).
-	Wait time.Duration
+	// Wait bounds how long an import waits for the consumer to apply it
+	// before answering store.ErrNotApplied (default 3 s); KickWait the same
+	// for a kick, which is in force at once anyway (default 2 s).
+	Wait, KickWait time.Duration
 }
 
 // New returns the logged game over st.
 func New(st *store.Store, facts *stream.Facts) *Game {
-	return &Game{Store: st, facts: facts, Wait: 10 * time.Second}
+	return &Game{Store: st, facts: facts, Wait: 3 * time.Second, KickWait: 2 * time.Second}
 }
 
 // Join chooses the player's team atomically in Redis (balanced among the
@@ -78,8 +79,11 @@ func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error
 	if err := g.facts.Kick(ctx, id, now); err != nil {
 		return 0, err
 	}
+	if err := g.Store.PendKick(ctx, id, now); err != nil {
+		return 0, err
+	}
 	var removed int64
-	err := g.wait(ctx, func(ctx context.Context) (bool, error) {
+	err := g.wait(ctx, g.KickWait, func(ctx context.Context) (bool, error) {
 		rec, ok, err := g.Store.Kicked(ctx, id)
 		removed = rec.RemovedTaps
 		return ok, err
@@ -104,7 +108,7 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
 		return 0, err
 	}
-	err = g.wait(ctx, func(ctx context.Context) (bool, error) {
+	err = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
 		ov, err := g.Store.Overview(ctx, topic, time.Now(), time.Second)
 		if err != nil {
 			return false, err
@@ -114,20 +118,16 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	return round, err
 }
 
-// errNotApplied is returned when a logged change was not applied in time:
-// it is safe in the log and will be applied when the consumer gets to it.
-var errNotApplied = errors.New("the change is logged but the consumer has not applied it yet; it will show shortly")
-
 // wait polls done until it reports true, g.Wait passes or ctx ends.
-func (g *Game) wait(ctx context.Context, done func(context.Context) (bool, error)) error {
-	deadline := time.Now().Add(g.Wait)
+func (g *Game) wait(ctx context.Context, limit time.Duration, done func(context.Context) (bool, error)) error {
+	deadline := time.Now().Add(limit)
 	for {
 		ok, err := done(ctx)
 		if err == nil && ok {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %w", game.ErrUnavailable, errNotApplied)
+			return store.ErrNotApplied
 		}
 		select {
 		case <-ctx.Done():

@@ -192,6 +192,30 @@ func (s *Store) Round(ctx context.Context) (int64, error) {
 // ErrAlreadyKicked is returned when kicking a player who was kicked before.
 var ErrAlreadyKicked = errors.New("player was already kicked")
 
+// ErrNotApplied is returned when a change (a kick, an import) is logged,
+// so it is safe and will happen, but the consumer has not applied it yet.
+// A logged kick is in force at once: the player's token is refused.
+var ErrNotApplied = errors.New("the change is logged; it shows when the consumer applies it")
+
+// KeyKickPending holds kicks logged but not applied yet (id -> kickedAt):
+// every instance refuses their tokens at once; applying the kick from the
+// log removes the entry.
+const KeyKickPending = "game:kicked:pending"
+
+// PendKick records a logged kick until the consumer applies it, and tells
+// every instance to refuse the player's token.
+func (s *Store) PendKick(ctx context.Context, id string, at time.Time) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, KeyKickPending, id, at.UnixMilli())
+		p.Publish(ctx, ChannelAdmin, "kick")
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record kick of %s: %w", id, err)
+	}
+	return nil
+}
+
 // Kicked returns the kick record of a player, or ok false if they were not
 // kicked (or their kick is not applied yet).
 func (s *Store) Kicked(ctx context.Context, id string) (rec KickRecord, ok bool, err error) {
@@ -224,13 +248,19 @@ func (s *Store) Forget(ctx context.Context, u game.User) error {
 	return nil
 }
 
-// KickedIDs returns the ids of every kicked player.
+// KickedIDs returns the ids of every kicked player, including kicks logged
+// but not applied yet.
 func (s *Store) KickedIDs(ctx context.Context) ([]string, error) {
-	ids, err := s.rdb.HKeys(ctx, KeyKicked).Result()
+	var kicked, pending *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		kicked = p.HKeys(ctx, KeyKicked)
+		pending = p.HKeys(ctx, KeyKickPending)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read kicked players: %w", err)
 	}
-	return ids, nil
+	return append(kicked.Val(), pending.Val()...), nil
 }
 
 // IsKicked reports whether a player was kicked (one Redis round trip).

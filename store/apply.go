@@ -131,6 +131,12 @@ elseif ARGV[4] ~= '1' then
   return {4, 0, 0, 0, -1}
 end
 local now = ARGV[5]
+if not cur then
+  -- The partition starts over from its log's start: its round bookkeeping
+  -- too (the markers in the log set it again).
+  redis.call('HDEL', KEYS[13], field)
+  redis.call('HDEL', KEYS[9], field)
+end
 local round = tonumber(redis.call('GET', KEYS[12]) or '0')
 local pround = tonumber(redis.call('HGET', KEYS[13], field) or '0')
 local iround = tonumber(redis.call('GET', KEYS[15]) or '0')
@@ -198,6 +204,7 @@ end
 -- one round behind takes the taps from the previous round's leaderboard,
 -- so the record is the same whichever partition reached the reset first.
 local function kick(id, at)
+  redis.call('HDEL', 'game:kicked:pending', id)
   local u = redis.call('HGET', KEYS[1], id)
   if not u then return end
   local team = string.match(u, '"team":"(%a+)"')
@@ -232,7 +239,13 @@ while i <= #ARGV do
     if pround < round then
       for k = lo, hi, 2 do old = old + tonumber(ARGV[k + 1]) end
     elseif hi >= lo then
+      -- Scores change now, not at the end: a marker later in the batch
+      -- may zero them.
+      local b0, r0 = blue, red
       count_taps(lo, hi)
+      if blue > b0 then redis.call('INCRBY', KEYS[2], blue - b0) end
+      if red > r0 then redis.call('INCRBY', KEYS[3], red - r0) end
+      if blue + red > b0 + r0 then redis.call('INCRBY', KEYS[4], blue + red - b0 - r0) end
     end
     i = hi + 1
   elseif op == 'J' then
@@ -285,10 +298,7 @@ while i <= #ARGV do
     return redis.error_reply('unknown step ' .. tostring(op))
   end
 end
-if blue > 0 then redis.call('INCRBY', KEYS[2], blue) end
-if red > 0 then redis.call('INCRBY', KEYS[3], red) end
 if blue + red > 0 then
-  redis.call('INCRBY', KEYS[4], blue + red)
   -- taps per second for the admin chart: KEYS[11] is the batch's minute
   local sec = math.floor(tonumber(now) / 1000)
   redis.call('HINCRBY', KEYS[11], string.format('%d', sec), blue + red)
