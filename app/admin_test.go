@@ -28,6 +28,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tapwars/tapwars/app"
+	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/store"
@@ -998,12 +999,13 @@ func TestTokensAndSessionCookie(t *testing.T) {
 	sig := a.Token[strings.LastIndexByte(a.Token, '.')+1:]
 	other := join(t, base, "ben")
 	for name, tok := range map[string]string{
-		"forged":        "v1." + a.User.ID + "." + strings.Repeat("A", len(sig)),
-		"tampered id":   "v1." + other.User.ID + "." + sig,
-		"truncated":     a.Token[:len(a.Token)-1],
-		"another key":   "v1." + a.User.ID + ".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ",
-		"unknown user":  "",
-		"wrong version": "v2" + a.Token[2:],
+		"forged":         "v1." + a.User.ID + "." + strings.Repeat("A", len(sig)),
+		"tampered id":    "v1." + other.User.ID + "." + sig,
+		"truncated":      a.Token[:len(a.Token)-1],
+		"another key":    "v1." + a.User.ID + ".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ",
+		"unknown user":   "",
+		"wrong version":  "v3" + a.Token[2:],
+		"v1 with v2 sig": "v1." + a.User.ID + "." + sig,
 	} {
 		if tok == "" {
 			continue
@@ -1015,6 +1017,13 @@ func TestTokensAndSessionCookie(t *testing.T) {
 		if code, _, _ := admReq(t, nil, "POST", base+"/api/tap", "", map[string]string{"Cookie": "tapwars_session=" + tok}); code != 401 {
 			t.Errorf("%s cookie: %d", name, code)
 		}
+	}
+	// Tokens are v2 (they carry the player); v1 tokens of earlier versions keep working.
+	if !strings.HasPrefix(a.Token, "v2.") {
+		t.Fatalf("token %q is not v2", a.Token)
+	}
+	if code, _, body := call(t, "POST", base+"/api/tap", auth.NewSigner([]byte("test-secret-0123456789")).Sign(a.User.ID), "", nil); code != 202 {
+		t.Fatalf("v1 token: %d %s", code, body)
 	}
 	// The session cookie: HttpOnly, SameSite=Lax, Secure behind TLS only.
 	_, hdr, _ := admReq(t, nil, "POST", base+"/api/join", `{"username":"cy"}`, map[string]string{"Content-Type": "application/json"})
