@@ -149,6 +149,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.Game.Rebuilding = func() bool { return len(m.consumer.Rebuilding()) > 0 }
 	m.ends, err = stream.NewWatermarks(kcfg)
 	if err != nil {
 		return err

@@ -24,7 +24,16 @@ type Game struct {
 	// before answering store.ErrNotApplied (default 3 s); KickWait the same
 	// for a kick, which is in force at once anyway (default 2 s).
 	Wait, KickWait time.Duration
+	// Rebuilding, when set, reports that the projection is being rebuilt
+	// from the log: a reset or an import then waits, as the round it
+	// would choose comes from a projection that is not complete.
+	Rebuilding func() bool
 }
+
+// errRebuilding refuses a reset or an import during a rebuild.
+var errRebuilding = fmt.Errorf("%w: the game state is being rebuilt from the log; try again when /readyz says ready", game.ErrUnavailable)
+
+func (g *Game) rebuilding() bool { return g.Rebuilding != nil && g.Rebuilding() }
 
 // New returns the logged game over st.
 func New(st *store.Store, facts *stream.Facts) *Game {
@@ -54,6 +63,9 @@ func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User,
 // nothing more). starts is not used: a round starts at its markers; it is
 // kept for the admin handler's signature.
 func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (store.ResetResult, error) {
+	if g.rebuilding() {
+		return store.ResetResult{}, errRebuilding
+	}
 	cur, err := g.Store.Round(ctx)
 	if err != nil {
 		return store.ResetResult{}, err
@@ -95,6 +107,9 @@ func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error
 // waits until the consumer applied it. The round becomes max(current + 1,
 // the file's round). starts is not used (see Reset).
 func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error) {
+	if g.rebuilding() {
+		return 0, errRebuilding
+	}
 	cur, err := g.Store.Round(ctx)
 	if err != nil {
 		return 0, err
