@@ -156,7 +156,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.wg.Add(2)
 	go func() { defer m.wg.Done(); _ = m.consumer.Run(runCtx) }()
-	m.Hub = live.NewHub(m.Store, m.Log, m.HubOptions)
+	hubOpt := m.HubOptions
+	if hubOpt.CatchingUp == nil {
+		hubOpt.CatchingUp = func() bool { return len(m.consumer.Rebuilding()) > 0 }
+	}
+	m.Hub = live.NewHub(m.Store, m.Log, hubOpt)
 	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()
 
 	ipx, err := handlers.IPExtractor(c.TrustedProxies)

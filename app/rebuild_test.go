@@ -173,9 +173,16 @@ func TestRebuildAfterRedisLoss(t *testing.T) {
 			base := m.URL()
 			players := history(t, base)
 
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			msgs := sseStream(t, ctx, base+"/events?format=json", "")
 			stop := tapLoad([]string{base}, players, 4)
 			time.Sleep(time.Second)
 			lose(r)
+			// Live pages show "catching up" instead of a half-rebuilt state.
+			waitSSE(t, msgs, 5*time.Second, "catching up", func(m sseMsg) bool {
+				return m.event == "status" && strings.Contains(m.data, "catching up")
+			})
 			sawRebuild := false
 			var late []joined
 			deadline := time.Now().Add(2 * time.Second)

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,7 @@ type Frame struct {
 	// before while Options.BoardInterval holds a change back.
 	board   []game.LeaderboardEntry
 	boardAt time.Time // when board last changed
-	status  string    // "live" or "reconnecting" puts a connection status in front; "" none
+	status  string    // "live", "reconnecting" or "catching up" puts a connection status in front; "" none
 	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
 	prevSeq uint64
 
@@ -131,7 +132,7 @@ func (f *Frame) render() {
 				sseText = "live (SSE)"
 			}
 			span := func(text string) []byte {
-				return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + f.status +
+				return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + strings.ReplaceAll(f.status, " ", "-") +
 					`" role="status">` + text + `</span> `)
 			}
 			status, sseStatus = span(text), span(sseText)
@@ -196,6 +197,10 @@ type Options struct {
 	// published: presence expires silently, and a store outage must show
 	// as "reconnecting" (default 1 s: one small read a second).
 	IdleRefresh time.Duration
+	// CatchingUp, when set, reports that the state is being rebuilt from
+	// the log: pages then keep the numbers they had, marked "catching up",
+	// instead of showing a half-rebuilt state.
+	CatchingUp func() bool
 }
 
 // Hub is the per-instance fan-out.
@@ -205,7 +210,8 @@ type Hub struct {
 	opt  Options
 	seq  atomic.Uint64
 	last atomic.Pointer[Frame]
-	down atomic.Bool // the last read failed: clients show "reconnecting"
+	down     atomic.Bool // the last read failed: clients show "reconnecting"
+	catching atomic.Bool // the state is being rebuilt: clients show "catching up"
 	// boardDue is when a held-back leaderboard change is due (unix ns), 0 none.
 	boardDue atomic.Int64
 	// gap is the time between the last two frames (ns): when pacing spaces
@@ -346,6 +352,10 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	// an older read is never stored over a newer one.
 	h.refreshMu.Lock()
 	defer h.refreshMu.Unlock()
+	catchingUp := h.opt.CatchingUp != nil && h.opt.CatchingUp()
+	if catchingUp && h.catching.Load() && h.last.Load() != nil {
+		return nil // pages show the last numbers, marked "catching up"
+	}
 	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
 	if err != nil {
 		h.setDown(true)
@@ -353,6 +363,20 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	}
 	recovered := h.setDown(false)
 	old := h.last.Load()
+	if catchingUp {
+		h.catching.Store(true)
+		h.log.Info("live updates held: the state is being rebuilt from the log; clients show catching up")
+		f := &Frame{Seq: h.seq.Add(1), Snapshot: snap, board: snap.Leaderboard, boardAt: time.Now(), status: "catching up"}
+		if old != nil {
+			f.Snapshot, f.board, f.boardAt = old.Snapshot, old.board, old.boardAt
+		}
+		h.publish(f)
+		return nil
+	}
+	if h.catching.Swap(false) {
+		h.log.Info("live updates resumed: the state is rebuilt")
+		recovered = true
+	}
 	if skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
 		return nil
 	}
