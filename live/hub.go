@@ -205,11 +205,11 @@ type Options struct {
 
 // Hub is the per-instance fan-out.
 type Hub struct {
-	src  Source
-	log  *slog.Logger
-	opt  Options
-	seq  atomic.Uint64
-	last atomic.Pointer[Frame]
+	src      Source
+	log      *slog.Logger
+	opt      Options
+	seq      atomic.Uint64
+	last     atomic.Pointer[Frame]
 	down     atomic.Bool // the last read failed: clients show "reconnecting"
 	catching atomic.Bool // the state is being rebuilt: clients show "catching up"
 	// boardDue is when a held-back leaderboard change is due (unix ns), 0 none.
