@@ -28,6 +28,7 @@ type Config struct {
 	LogFormat       string        // LOG_FORMAT: text | json
 	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
 	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
+	CheckpointEvery time.Duration // CHECKPOINT_INTERVAL: how often the projection is checkpointed to Kafka; 0 = never
 
 	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
 	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
@@ -84,6 +85,14 @@ func (c *Config) settings() []setting {
 				return fmt.Errorf("must be a positive duration such as 3s")
 			}
 			c.TapTimeout = d
+			return nil
+		}},
+		{"CHECKPOINT_INTERVAL", "how often a checkpoint of the state goes to the game-checkpoints topic, so a rebuild replays only the log after it; 0 = never", "1m", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("must be a duration such as 1m, or 0 for no checkpoints")
+			}
+			c.CheckpointEvery = d
 			return nil
 		}},
 		{"LOG_FORMAT", "log format: text or json", "text", func(v string) error {

@@ -49,6 +49,9 @@ type Main struct {
 	Store    *store.Store
 	producer *stream.Producer
 	records  *stream.SyncRecords // facts' producer (see ledger)
+	cps      *stream.Checkpoints
+	// Checkpoints writes and loads checkpoints of the state (nil before Run).
+	Checkpoints *ledger.Checkpointer
 	Game     *ledger.Game        // the store with every change logged first
 	consumer *stream.Consumer
 	ends     *stream.Watermarks // the admin page's view of Kafka's end offsets
@@ -145,7 +148,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Game = ledger.New(m.Store, stream.NewFacts(m.records))
-	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, m.ConsumerOptions)
+	m.cps, err = stream.NewCheckpoints(kcfg, m.records)
+	if err != nil {
+		return err
+	}
+	m.Checkpoints = ledger.NewCheckpointer(m.Store, m.cps, m.Log)
+	copt := m.ConsumerOptions
+	if copt.Restore == nil {
+		copt.Restore = m.Checkpoints.Restore
+	}
+	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, copt)
 	if err != nil {
 		return err
 	}
@@ -156,6 +168,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.wg.Add(2)
 	go func() { defer m.wg.Done(); _ = m.consumer.Run(runCtx) }()
+	if c.CheckpointEvery > 0 {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			owner := func() bool { _, ok := m.consumer.Lag()[0]; return ok }
+			m.Checkpoints.Run(runCtx, c.CheckpointEvery, owner, m.Game.Rebuilding)
+		}()
+	}
 	hubOpt := m.HubOptions
 	if hubOpt.CatchingUp == nil {
 		hubOpt.CatchingUp = func() bool { return len(m.consumer.Rebuilding()) > 0 }
@@ -309,6 +329,9 @@ func (m *Main) Close() error {
 		}
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())
+		}
+		if m.cps != nil {
+			errs = append(errs, m.cps.Close())
 		}
 		if m.records != nil {
 			errs = append(errs, m.records.Close())

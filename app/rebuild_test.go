@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,4 +235,60 @@ func TestReplayIntoEmptyRedisEqualsLiveState(t *testing.T) {
 	if string(a) != string(b) {
 		t.Fatalf("replayed state differs from the live one:\nlive     %s\nreplayed %s", a, b)
 	}
+}
+
+// With a checkpoint in Kafka, a store that lost everything loads it and
+// replays only the log after it, and ends with exactly the state of the
+// log.
+func TestRebuildFromCheckpoint(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	var (
+		mu        sync.Mutex
+		recording atomic.Bool
+		froms     = map[int32]int64{}
+	)
+	m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0", "CHECKPOINT_INTERVAL": "0"}, func(m *app.Main) {
+		m.ConsumerOptions.BeforeApply = func(b game.Batch) {
+			if recording.Load() {
+				mu.Lock()
+				if f, ok := froms[b.Partition]; !ok || b.From < f {
+					froms[b.Partition] = b.From
+				}
+				mu.Unlock()
+			}
+		}
+	})
+	base := m.URL()
+	players := history(t, base)
+	stop := tapLoad([]string{base}, players, 3)
+	time.Sleep(time.Second)
+	acked, _ := stop()
+	checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
+	ctx := context.Background()
+	if ok, err := m.Checkpoints.Take(ctx); err != nil || !ok {
+		t.Fatalf("checkpoint: %v %v", ok, err)
+	}
+	cp, _, err := m.Store.TakeCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range players[:3] {
+		tapN(t, base, p, 5) // after the checkpoint
+	}
+	recording.Store(true)
+	r.Client().FlushAll(ctx)
+	final := players[0]
+	tapN(t, base, final, 1) // wakes the partition at once
+	checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
+	mu.Lock()
+	defer mu.Unlock()
+	for p, from := range froms {
+		if at := cp.CheckpointOffset(stream.Topic, p); from < at {
+			t.Fatalf("partition %d replayed from %d, before the checkpoint's %d", p, from, at)
+		}
+	}
+	if len(froms) == 0 {
+		t.Fatal("nothing was replayed")
+	}
+	t.Logf("replayed from %v; the checkpoint covers %v", froms, cp.Offsets())
 }

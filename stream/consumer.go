@@ -26,6 +26,10 @@ type ConsumerOptions struct {
 	// CheckEvery is how often an idle partition checks that the store still
 	// holds what was applied (default 1 s).
 	CheckEvery time.Duration
+	// Restore, when set, loads the newest checkpoint into a store that holds
+	// no offsets, before a partition is replayed from the log's start; the
+	// replay then starts at the checkpoint's offsets.
+	Restore func(ctx context.Context) error
 	// BeforeApply, when set, runs before each attempt to apply a batch.
 	// Tests use it to stop a consumer in the middle of a batch.
 	BeforeApply func(game.Batch)
@@ -153,9 +157,7 @@ type groupHandler struct{ c *Consumer }
 // the log).
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	parts := sess.Claims()[Topic]
-	offs, err := retry(sess.Context(), h.c.log, "read offsets", func(ctx context.Context) (map[int32]int64, error) {
-		return h.c.app.Offsets(ctx, Topic, parts)
-	})
+	offs, err := h.c.storedOffsets(sess.Context(), parts)
 	if err != nil {
 		return err
 	}
@@ -364,9 +366,7 @@ func (h *groupHandler) replayStart(ctx context.Context, p int32) (int64, error) 
 		return 0, err
 	}
 	h.c.setOldest(p, oldest)
-	offs, err := retry(ctx, h.c.log, "read offsets", func(ctx context.Context) (map[int32]int64, error) {
-		return h.c.app.Offsets(ctx, Topic, []int32{p})
-	})
+	offs, err := h.c.storedOffsets(ctx, []int32{p})
 	if err != nil {
 		return 0, err
 	}
@@ -485,6 +485,26 @@ func isFact(m *sarama.ConsumerMessage) bool {
 		}
 	}
 	return false
+}
+
+// storedOffsets reads the store's offsets of parts; when some are missing it
+// first loads the newest checkpoint (if the store holds no offsets at all).
+func (c *Consumer) storedOffsets(ctx context.Context, parts []int32) (map[int32]int64, error) {
+	read := func() (map[int32]int64, error) {
+		return retry(ctx, c.log, "read offsets", func(ctx context.Context) (map[int32]int64, error) {
+			return c.app.Offsets(ctx, Topic, parts)
+		})
+	}
+	offs, err := read()
+	if err != nil || len(offs) == len(parts) || c.opt.Restore == nil {
+		return offs, err
+	}
+	if _, err := retry(ctx, c.log, "load checkpoint", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.opt.Restore(ctx)
+	}); err != nil {
+		return nil, err
+	}
+	return read()
 }
 
 // retry calls f until it succeeds or ctx ends, with backoff.
