@@ -52,13 +52,13 @@ type Main struct {
 	cps      *stream.Checkpoints
 	// Checkpoints writes and loads checkpoints of the state (nil before Run).
 	Checkpoints *ledger.Checkpointer
-	Game     *ledger.Game        // the store with every change logged first
-	consumer *stream.Consumer
-	ends     *stream.Watermarks // the admin page's view of Kafka's end offsets
-	Hub      *live.Hub
-	srv      *http.Server
-	ln       net.Listener
-	debug    *http.Server // DEBUG_ADDR's pprof listener, or nil
+	Game        *ledger.Game // the store with every change logged first
+	consumer    *stream.Consumer
+	ends        *stream.Watermarks // the admin page's view of Kafka's end offsets
+	Hub         *live.Hub
+	srv         *http.Server
+	ln          net.Listener
+	debug       *http.Server // DEBUG_ADDR's pprof listener, or nil
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
