@@ -178,7 +178,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	hubOpt := m.HubOptions
 	if hubOpt.CatchingUp == nil {
-		hubOpt.CatchingUp = func() bool { return len(m.consumer.Rebuilding()) > 0 }
+		hubOpt.CatchingUp = m.consumer.CatchingUp
 	}
 	m.Hub = live.NewHub(m.Store, m.Log, hubOpt)
 	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()

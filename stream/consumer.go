@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -47,6 +48,7 @@ type Consumer struct {
 	opt    ConsumerOptions
 
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
+	joined atomic.Bool     // a group session started: its partitions' state is known
 
 	mu         sync.Mutex
 	lag        map[int32]int64
@@ -184,6 +186,7 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		h.c.setLag(p, lag)
 		h.c.log.Debug("partition assigned", "partition", p, "offset", off, "lag", lag)
 	}
+	h.c.joined.Store(true)
 	return nil
 }
 
@@ -594,8 +597,17 @@ func (c *Consumer) Rebuilding() map[int32]int64 {
 	return out
 }
 
-// Ready is /readyz's check of the projection: an error while a rebuild runs.
+// CatchingUp reports whether the state may be behind the log: before the
+// consumer first joined its group (it does not know yet whether Redis holds
+// its partitions), and while a rebuild runs.
+func (c *Consumer) CatchingUp() bool { return !c.joined.Load() || len(c.Rebuilding()) > 0 }
+
+// Ready is /readyz's check of the projection: an error before the consumer
+// joined its group and while a rebuild runs.
 func (c *Consumer) Ready(context.Context) error {
+	if !c.joined.Load() {
+		return errors.New("starting: the consumer has not joined its group yet")
+	}
 	left := c.Rebuilding()
 	if len(left) == 0 {
 		return nil
