@@ -159,7 +159,7 @@ type groupHandler struct{ c *Consumer }
 // the log).
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	parts := sess.Claims()[Topic]
-	offs, err := h.c.storedOffsets(sess.Context(), parts)
+	offs, restored, err := h.c.storedOffsets(sess.Context(), parts)
 	if err != nil {
 		return err
 	}
@@ -179,8 +179,8 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		var lag int64
 		if hw, err := h.c.client.GetOffset(Topic, p, sarama.OffsetNewest); err == nil {
 			lag = max(hw-off, 0)
-			if !ok && hw > off {
-				h.c.startRebuild(p, hw) // a store without this partition: rebuilding from the log
+			if (!ok || restored) && hw > off {
+				h.c.startRebuild(p, hw) // a store without this partition (or just given a checkpoint): rebuilding from the log
 			}
 		}
 		h.c.setLag(p, lag)
@@ -369,7 +369,7 @@ func (h *groupHandler) replayStart(ctx context.Context, p int32) (int64, error) 
 		return 0, err
 	}
 	h.c.setOldest(p, oldest)
-	offs, err := h.c.storedOffsets(ctx, []int32{p})
+	offs, _, err := h.c.storedOffsets(ctx, []int32{p})
 	if err != nil {
 		return 0, err
 	}
@@ -491,23 +491,25 @@ func isFact(m *sarama.ConsumerMessage) bool {
 }
 
 // storedOffsets reads the store's offsets of parts; when some are missing it
-// first loads the newest checkpoint (if the store holds no offsets at all).
-func (c *Consumer) storedOffsets(ctx context.Context, parts []int32) (map[int32]int64, error) {
+// first loads the newest checkpoint (if the store holds no offsets at all),
+// and reports that it tried (restored).
+func (c *Consumer) storedOffsets(ctx context.Context, parts []int32) (offs map[int32]int64, restored bool, err error) {
 	read := func() (map[int32]int64, error) {
 		return retry(ctx, c.log, "read offsets", func(ctx context.Context) (map[int32]int64, error) {
 			return c.app.Offsets(ctx, Topic, parts)
 		})
 	}
-	offs, err := read()
+	offs, err = read()
 	if err != nil || len(offs) == len(parts) || c.opt.Restore == nil {
-		return offs, err
+		return offs, false, err
 	}
 	if _, err := retry(ctx, c.log, "load checkpoint", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, c.opt.Restore(ctx)
 	}); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return read()
+	offs, err = read()
+	return offs, true, err
 }
 
 // retry calls f until it succeeds or ctx ends, with backoff.
