@@ -599,10 +599,9 @@ func (c *Consumer) Rebuilding() map[int32]int64 {
 	return out
 }
 
-// CatchingUp reports whether the state may be behind the log: before the
-// consumer first joined its group (it does not know yet whether Redis holds
-// its partitions), and while a rebuild runs.
-func (c *Consumer) CatchingUp() bool { return !c.joined.Load() || len(c.Rebuilding()) > 0 }
+// CatchingUp reports whether a rebuild from the log runs (a start that does
+// not know yet, before the group join, does not count: pages would flash).
+func (c *Consumer) CatchingUp() bool { return len(c.Rebuilding()) > 0 }
 
 // Ready is /readyz's check of the projection: an error before the consumer
 // joined its group and while a rebuild runs.
