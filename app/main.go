@@ -157,6 +157,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if copt.Restore == nil {
 		copt.Restore = m.Checkpoints.Restore
 	}
+	if copt.Rebuilt == nil {
+		copt.Rebuilt = func() { _ = m.Store.Notify(runCtx) }
+	}
 	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, copt)
 	if err != nil {
 		return err

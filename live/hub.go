@@ -352,10 +352,6 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	// an older read is never stored over a newer one.
 	h.refreshMu.Lock()
 	defer h.refreshMu.Unlock()
-	catchingUp := h.opt.CatchingUp != nil && h.opt.CatchingUp()
-	if catchingUp && h.catching.Load() && h.last.Load() != nil {
-		return nil // pages show the last numbers, marked "catching up"
-	}
 	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
 	if err != nil {
 		h.setDown(true)
@@ -363,13 +359,21 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	}
 	recovered := h.setDown(false)
 	old := h.last.Load()
-	if catchingUp {
-		h.catching.Store(true)
-		h.log.Info("live updates held: the state is being rebuilt from the log; clients show catching up")
-		f := &Frame{Seq: h.seq.Add(1), Snapshot: snap, board: snap.Leaderboard, boardAt: time.Now(), status: "catching up"}
-		if old != nil {
-			f.Snapshot, f.board, f.boardAt = old.Snapshot, old.board, old.boardAt
+	if h.opt.CatchingUp != nil && h.opt.CatchingUp() {
+		// While the state is rebuilt from the log, pages never go back:
+		// a snapshot behind the one shown is held back, and every frame
+		// is marked "catching up".
+		if !h.catching.Swap(true) {
+			h.log.Info("the state is being rebuilt from the log; clients show catching up")
 		}
+		if old != nil && behind(snap.GameState, old.Snapshot.GameState) {
+			if old.status == "catching up" {
+				return nil
+			}
+			snap = old.Snapshot
+		}
+		f := h.next(old, snap, time.Now())
+		f.status, f.prev = "catching up", nil
 		h.publish(f)
 		return nil
 	}
@@ -440,6 +444,12 @@ func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
 		h.boardDue.Store(old.boardAt.Add(hold).UnixNano())
 	}
 	return f
+}
+
+// behind reports whether a shows less of the game than b: an earlier round,
+// or fewer taps of a team.
+func behind(a, b game.State) bool {
+	return a.Round < b.Round || a.BlueScore < b.BlueScore || a.RedScore < b.RedScore
 }
 
 // sameState reports whether two snapshots show the same game. LastUpdated

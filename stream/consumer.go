@@ -27,6 +27,9 @@ type ConsumerOptions struct {
 	// CheckEvery is how often an idle partition checks that the store still
 	// holds what was applied (default 1 s).
 	CheckEvery time.Duration
+	// Rebuilt, when set, is called when the last rebuild of this instance
+	// ended (the app notifies the hubs, which then show the state again).
+	Rebuilt func()
 	// Restore, when set, loads the newest checkpoint into a store that holds
 	// no offsets, before a partition is replayed from the log's start; the
 	// replay then starts at the checkpoint's offsets.
@@ -574,8 +577,10 @@ func (c *Consumer) startRebuild(p int32, upTo int64) {
 // rebuild once that reaches its end.
 func (c *Consumer) caughtUp(p int32, applied int64) {
 	c.mu.Lock()
+	ended := false
 	if r, ok := c.rebuilding[p]; ok && applied >= r.upTo {
 		delete(c.rebuilding, p)
+		ended = len(c.rebuilding) == 0
 	} else if ok {
 		r.at = max(r.at, applied)
 		c.rebuilding[p] = r
@@ -584,6 +589,9 @@ func (c *Consumer) caughtUp(p int32, applied int64) {
 	c.mu.Unlock()
 	if n == 0 {
 		metrics.Rebuilding.Set(0)
+	}
+	if ended && c.opt.Rebuilt != nil {
+		c.opt.Rebuilt()
 	}
 }
 

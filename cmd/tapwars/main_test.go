@@ -47,20 +47,21 @@ func TestMain(m *testing.M) {
 
 // proc is one run of the binary.
 type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	base string
-	log  *bytes.Buffer
-	env  []string
+	t     *testing.T
+	cmd   *exec.Cmd
+	base  string
+	log   *bytes.Buffer
+	logMu *sync.Mutex // guards log
+	env   []string
 }
 
 func start(t *testing.T, port int, env ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, env: env}
+	p := &proc{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, logMu: &sync.Mutex{}, env: env}
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(os.Environ(), append([]string{fmt.Sprintf("ADDR=127.0.0.1:%d", port), "SESSION_SECRET=binary-test-secret-123456"}, env...)...)
 	p.cmd.Stdout = io.Discard
-	var mu sync.Mutex
+	mu := p.logMu
 	p.cmd.Stderr = writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return p.log.Write(b) })
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -503,7 +504,10 @@ func checkCounts(t *testing.T, base string, brokers []string, acked map[string]b
 // brokerAddrs reads the embedded broker's addresses from the binary's log.
 func (p *proc) brokerAddrs() []string {
 	p.t.Helper()
-	for _, l := range strings.Split(p.log.String(), "\n") {
+	p.logMu.Lock()
+	log := p.log.String()
+	p.logMu.Unlock()
+	for _, l := range strings.Split(log, "\n") {
 		if !strings.Contains(l, "embedded broker started") {
 			continue
 		}
@@ -511,7 +515,7 @@ func (p *proc) brokerAddrs() []string {
 		addrs, _, _ := strings.Cut(rest, "]")
 		return strings.Fields(addrs)
 	}
-	p.t.Fatalf("no broker address in the log:\n%s", p.log.String())
+	p.t.Fatalf("no broker address in the log:\n%s", log)
 	return nil
 }
 
