@@ -412,8 +412,9 @@ type kickResponse struct {
 }
 
 // adminKick: POST /admin/kick/:id (or form field id) — removes a player:
-// their token stops working on every instance at once, their taps of this
-// round leave the scores, and taps of theirs still in Kafka are skipped.
+// the kick is logged, their token stops working on every instance at once,
+// and the consumer takes every tap of theirs of this round (also those still
+// in Kafka) out of the scores. 200 once applied, 202 while pending.
 func (s *Server) adminKick(c echo.Context) error {
 	id, err := kickID(c)
 	if err != nil {
