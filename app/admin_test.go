@@ -28,6 +28,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tapwars/tapwars/app"
+	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/store"
@@ -207,8 +208,8 @@ func TestAdminResetAgainstTapsWaitingInKafka(t *testing.T) {
 	for _, o := range rr.RoundStarts {
 		ends += o
 	}
-	if ends != 22 { // 2 + 20 records written so far
-		t.Fatalf("round starts %v do not cover the 22 records in the topic", rr.RoundStarts)
+	if ends != 24 { // 2 joins + 2 + 20 taps written so far
+		t.Fatalf("round starts %v do not cover the 24 records in the topic", rr.RoundStarts)
 	}
 	if gs := state(t, base).GameState; gs.TotalTaps != 0 || gs.BlueScore != 0 || gs.RedScore != 0 || gs.Round != 1 || gs.ActiveUsers != 2 {
 		t.Fatalf("right after the reset: %+v", gs)
@@ -531,7 +532,8 @@ func TestAdminExportImport(t *testing.T) {
 		Players   int   `json:"players"`
 		TotalTaps int64 `json:"totalTaps"`
 	}
-	if code, body := admin(t, "POST", base+"/admin/import", raw, &ir); code != 200 || ir.Round != 1 || ir.Players != 2 || ir.TotalTaps != 10 {
+	// Logged at once; the held consumer applies it later.
+	if code, body := admin(t, "POST", base+"/admin/import", raw, nil); code != 202 || json.Unmarshal([]byte(body), &ir) != nil || ir.Round != 1 || ir.Players != 2 || ir.TotalTaps != 10 {
 		t.Fatalf("import: %d %s", code, body)
 	}
 	g.resume()
@@ -639,8 +641,10 @@ func TestAdminKick(t *testing.T) {
 	var kr struct {
 		Kicked      string `json:"kicked"`
 		RemovedTaps int64  `json:"removedTaps"`
+		Pending     bool   `json:"pending"`
 	}
-	if code, body := admin(t, "POST", m1.URL()+"/admin/kick/"+a.User.ID, "", &kr); code != 200 || kr.RemovedTaps != 15 {
+	// The kick is logged and in force at once; the held consumer applies it later.
+	if code, body := admin(t, "POST", m1.URL()+"/admin/kick/"+a.User.ID, "", &kr); code != 202 || !strings.Contains(body, `"pending":true`) {
 		t.Fatalf("kick: %d %s", code, body)
 	}
 	if code, _, body := call(t, "POST", m1.URL()+"/api/tap", a.Token, "", nil); code != 401 || !strings.Contains(body, "removed") {
@@ -661,6 +665,15 @@ func TestAdminKick(t *testing.T) {
 	g.resume()
 	time.Sleep(500 * time.Millisecond)
 	waitTotals(t, m1.URL(), map[*joined]int64{&b: 2})
+	// The kick removed every tap of ann logged before it: the 15 applied
+	// and the 7 that waited in Kafka.
+	testenv.Eventually(t, 5*time.Second, func() string {
+		rec, ok, err := m1.Store.Kicked(context.Background(), a.User.ID)
+		if err != nil || !ok || rec.RemovedTaps != 22 {
+			return fmt.Sprintf("kick record %+v %v %v", rec, ok, err)
+		}
+		return ""
+	})
 	s := state(t, m1.URL())
 	for _, e := range s.Leaderboard {
 		if e.ID == a.User.ID {
@@ -989,12 +1002,13 @@ func TestTokensAndSessionCookie(t *testing.T) {
 	sig := a.Token[strings.LastIndexByte(a.Token, '.')+1:]
 	other := join(t, base, "ben")
 	for name, tok := range map[string]string{
-		"forged":        "v1." + a.User.ID + "." + strings.Repeat("A", len(sig)),
-		"tampered id":   "v1." + other.User.ID + "." + sig,
-		"truncated":     a.Token[:len(a.Token)-1],
-		"another key":   "v1." + a.User.ID + ".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ",
-		"unknown user":  "",
-		"wrong version": "v2" + a.Token[2:],
+		"forged":         "v1." + a.User.ID + "." + strings.Repeat("A", len(sig)),
+		"tampered id":    "v1." + other.User.ID + "." + sig,
+		"truncated":      a.Token[:len(a.Token)-1],
+		"another key":    "v1." + a.User.ID + ".abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ",
+		"unknown user":   "",
+		"wrong version":  "v3" + a.Token[2:],
+		"v1 with v2 sig": "v1." + a.User.ID + "." + sig,
 	} {
 		if tok == "" {
 			continue
@@ -1006,6 +1020,13 @@ func TestTokensAndSessionCookie(t *testing.T) {
 		if code, _, _ := admReq(t, nil, "POST", base+"/api/tap", "", map[string]string{"Cookie": "tapwars_session=" + tok}); code != 401 {
 			t.Errorf("%s cookie: %d", name, code)
 		}
+	}
+	// Tokens are v2 (they carry the player); v1 tokens of earlier versions keep working.
+	if !strings.HasPrefix(a.Token, "v2.") {
+		t.Fatalf("token %q is not v2", a.Token)
+	}
+	if code, _, body := call(t, "POST", base+"/api/tap", auth.NewSigner([]byte("test-secret-0123456789")).Sign(a.User.ID), "", nil); code != 202 {
+		t.Fatalf("v1 token: %d %s", code, body)
 	}
 	// The session cookie: HttpOnly, SameSite=Lax, Secure behind TLS only.
 	_, hdr, _ := admReq(t, nil, "POST", base+"/api/join", `{"username":"cy"}`, map[string]string{"Content-Type": "application/json"})

@@ -38,13 +38,14 @@ type Config struct {
 	KafkaPassword      string // KAFKA_PASSWORD (or KAFKA_PASSWORD_FILE)
 	RedisCAPath        string // REDIS_TLS_CA_PATH: CA bundle for rediss://; empty = system roots
 
-	EmbeddedRedis string        // EMBEDDED_REDIS: auto | redis-server | memory
-	SessionSecret string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
-	TapTimeout    time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
-	LogFormat     string        // LOG_FORMAT: text | json
-	LogLevel      string        // LOG_LEVEL: debug | info | warn | error
-	DebugAddr     string        // DEBUG_ADDR: pprof listener; empty = off
-	PublicURL     string        // PUBLIC_URL: the address players use (QR code); empty = from each request
+	EmbeddedRedis   string        // EMBEDDED_REDIS: auto | redis-server | memory
+	SessionSecret   string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
+	TapTimeout      time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
+	LogFormat       string        // LOG_FORMAT: text | json
+	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
+	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
+	PublicURL       string        // PUBLIC_URL: the address players use (QR code); empty = from each request
+	CheckpointEvery time.Duration // CHECKPOINT_INTERVAL: how often the projection is checkpointed to Kafka; 0 = never
 
 	AdminToken          string   // ADMIN_TOKEN: admin page token; empty = generated in DATA_DIR/admin.token
 	TapRateLimit        float64  // TAP_RATE_LIMIT: taps per second per player; 0 = no limit
@@ -139,6 +140,14 @@ func (c *Config) settings() []setting {
 				return fmt.Errorf("must be a positive duration such as 3s")
 			}
 			c.TapTimeout = d
+			return nil
+		}},
+		{"CHECKPOINT_INTERVAL", "how often a checkpoint of the state goes to the game-checkpoints topic, so a rebuild replays only the log after it; 0 = never", "1m", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("must be a duration such as 1m, or 0 for no checkpoints")
+			}
+			c.CheckpointEvery = d
 			return nil
 		}},
 		{"LOG_FORMAT", "log format: text or json", "text", func(v string) error {

@@ -27,6 +27,7 @@ import (
 	"github.com/tapwars/tapwars/embedded"
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/handlers"
+	"github.com/tapwars/tapwars/ledger"
 	"github.com/tapwars/tapwars/live"
 	"github.com/tapwars/tapwars/store"
 	"github.com/tapwars/tapwars/stream"
@@ -48,12 +49,16 @@ type Main struct {
 	rdb      redis.UniversalClient
 	Store    *store.Store
 	producer *stream.Producer
-	consumer *stream.Consumer
-	ends     *stream.Watermarks // the admin page's view of Kafka's end offsets
-	Hub      *live.Hub
-	srv      *http.Server
-	ln       net.Listener
-	debug    *http.Server // DEBUG_ADDR's pprof listener, or nil
+	cps      *stream.Checkpoints
+	// Checkpoints writes and loads checkpoints of the state (nil before Run).
+	Checkpoints *ledger.Checkpointer
+	Game        *ledger.Game // the store with every change logged first
+	consumer    *stream.Consumer
+	ends        *stream.Watermarks // the admin page's view of Kafka's end offsets
+	Hub         *live.Hub
+	srv         *http.Server
+	ln          net.Listener
+	debug       *http.Server // DEBUG_ADDR's pprof listener, or nil
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -146,24 +151,50 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, m.ConsumerOptions)
+	m.Game = ledger.New(m.Store, stream.NewFacts(m.producer))
+	m.cps, err = stream.NewCheckpoints(kcfg, m.producer)
 	if err != nil {
 		return err
 	}
+	m.Checkpoints = ledger.NewCheckpointer(m.Store, m.cps, m.Log)
+	copt := m.ConsumerOptions
+	if copt.Restore == nil {
+		copt.Restore = m.Checkpoints.Restore
+	}
+	if copt.Rebuilt == nil {
+		copt.Rebuilt = func() { _ = m.Store.Notify(runCtx) }
+	}
+	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, copt)
+	if err != nil {
+		return err
+	}
+	m.Game.Rebuilding = func() bool { return len(m.consumer.Rebuilding()) > 0 }
 	m.ends, err = stream.NewWatermarks(kcfg)
 	if err != nil {
 		return err
 	}
 	m.wg.Add(2)
 	go func() { defer m.wg.Done(); _ = m.consumer.Run(runCtx) }()
-	m.Hub = live.NewHub(m.Store, m.Log, m.HubOptions)
+	if c.CheckpointEvery > 0 {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			owner := func() bool { _, ok := m.consumer.Lag()[0]; return ok }
+			m.Checkpoints.Run(runCtx, c.CheckpointEvery, owner, m.Game.Rebuilding)
+		}()
+	}
+	hubOpt := m.HubOptions
+	if hubOpt.CatchingUp == nil {
+		hubOpt.CatchingUp = m.consumer.CatchingUp
+	}
+	m.Hub = live.NewHub(m.Store, m.Log, hubOpt)
 	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()
 
 	proxies, err := handlers.ParseProxies(c.TrustedProxies)
 	if err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
-	e := handlers.New(m.Store, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
+	e := handlers.New(m.Game, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
 		TapTimeout:          c.TapTimeout,
 		PublicURL:           c.PublicURL,
 		TapRateLimit:        c.TapRateLimit,
@@ -173,7 +204,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		Proxies:             proxies,
 		AdminToken:          adminToken,
-		Admin:               m.Store,
+		Admin:               m.Game,
 		Kafka:               m.ends,
 		ConsumerLag:         m.consumer.Lag,
 		Context:             runCtx,
@@ -181,6 +212,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			"redis":    func(ctx context.Context) error { return rc.explain(m.Store.Ping(ctx)) },
 			"kafka":    m.consumer.Ping,
 			"consumer": m.consumer.Applying,
+			"state":    m.consumer.Ready,
 		},
 	})
 	m.srv = &http.Server{
@@ -309,6 +341,9 @@ func (m *Main) Close() error {
 		}
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())
+		}
+		if m.cps != nil {
+			errs = append(errs, m.cps.Close())
 		}
 		if m.ends != nil {
 			errs = append(errs, m.ends.Close())

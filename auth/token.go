@@ -4,8 +4,6 @@ package auth
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"strings"
 
 	"github.com/tapwars/tapwars/game"
@@ -45,11 +43,8 @@ func (s *Signer) Parse(token string) (string, error) {
 		return "", ErrBadToken
 	}
 	id, sig := rest[:dot], rest[dot+1:]
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
-			return "", ErrBadToken
-		}
+	if !validID(id) {
+		return "", ErrBadToken
 	}
 	if !hmac.Equal([]byte(sig), []byte(s.sig(id))) {
 		return "", ErrBadToken
@@ -57,8 +52,4 @@ func (s *Signer) Parse(token string) (string, error) {
 	return id, nil
 }
 
-func (s *Signer) sig(id string) string {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(prefix + id))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
+func (s *Signer) sig(id string) string { return s.mac(prefix + id) }

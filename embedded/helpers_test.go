@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +22,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild serves an in-process store until it is killed; the parent test
-// kill -9s it.
+// runChild serves a redis-server child or a broker until it is killed; the
+// parent test kill -9s it.
 func runChild(dir string) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if os.Getenv("EMBEDDED_TEST_CHILD_KIND") == KindRedisServer {
@@ -45,14 +44,8 @@ func runChild(dir string) {
 		fmt.Println("ADDR", k.Addrs()[0])
 		select {}
 	}
-	rewrite, _ := strconv.ParseInt(os.Getenv("EMBEDDED_TEST_REWRITE"), 10, 64)
-	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindMemory, Logger: logger, RewriteBytes: rewrite})
-	if err != nil {
-		fmt.Println("ERR", err)
-		os.Exit(2)
-	}
-	fmt.Println("URL", r.URL())
-	select {}
+	fmt.Println("ERR unknown EMBEDDED_TEST_CHILD_KIND")
+	os.Exit(2)
 }
 
 func quietLogger() *slog.Logger {
@@ -75,9 +68,9 @@ func client(t testing.TB, url string, db int) *redis.Client {
 	return c
 }
 
-func startMem(t testing.TB, dir string, rewrite int64) *Redis {
+func startMem(t testing.TB, dir string) *Redis {
 	t.Helper()
-	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindMemory, Logger: quietLogger(), RewriteBytes: rewrite})
+	r, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindMemory, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +129,20 @@ func dump(t testing.TB, url string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// writeSome writes keys of each type the game uses, through a Lua script too.
+func writeSome(t testing.TB, url string) {
+	t.Helper()
+	ctx := context.Background()
+	c := client(t, url, 0)
+	c.Set(ctx, "game:total:taps", 42, 0)
+	c.HSet(ctx, "game:users", "a", `{"id":"a","tapCount":1}`, "b", `{"id":"b","tapCount":2}`)
+	c.ZAdd(ctx, "game:leaderboard", redis.Z{Score: 2, Member: "b"}, redis.Z{Score: 1, Member: "a"})
+	c.Set(ctx, "ttl", "x", time.Hour)
+	if err := c.Eval(ctx, "redis.call('INCRBY', KEYS[1], ARGV[1]); return redis.call('HSET', KEYS[2], 'f', ARGV[1])", []string{"n", "h"}, 5).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitFor(t testing.TB, what string, d time.Duration, ok func() bool) {

@@ -2,12 +2,13 @@
 // own process, persisted under a data directory, so that `go run
 // ./cmd/tapwars` works on a machine that has only Go:
 //
-//   - a Redis-protocol store: a redis-server child process when one is on
-//     PATH, otherwise miniredis with an append-only log and snapshots;
-//   - a Kafka-protocol broker: franz-go's kfake with its data directory.
-//
-// After Ctrl-C (Close) or kill -9 and a restart, every write that the store
-// acknowledged to a client is there, and nothing else.
+//   - a Redis-protocol store: a redis-server child process with AOF when one
+//     is on PATH, otherwise a plain in-process miniredis that keeps nothing:
+//     the game's state is a projection of the Kafka log, which tapwars
+//     rebuilds by itself on start (from the newest checkpoint and the log
+//     after it);
+//   - a Kafka-protocol broker: franz-go's kfake with its data directory,
+//     which holds the truth.
 package embedded
 
 import (
@@ -19,7 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/alicebob/miniredis/v2"
 )
 
 // Store kinds, as returned by Redis.Kind and accepted as RedisOptions.Mode.
@@ -40,9 +42,6 @@ type RedisOptions struct {
 	// Logger receives warnings and debug information; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// RewriteBytes is the log size after which the in-process store writes
-	// a snapshot and truncates its log; 0 means DefaultRewriteBytes.
-	RewriteBytes int64
 }
 
 // Redis is a running Redis-protocol store.
@@ -50,7 +49,7 @@ type Redis struct {
 	kind string
 	url  string
 
-	mem *durable
+	mem *miniredis.Miniredis
 	srv *redisServer
 
 	closeOnce sync.Once
@@ -64,13 +63,12 @@ func (r *Redis) URL() string { return r.url }
 func (r *Redis) Kind() string { return r.kind }
 
 // Close shuts the store down gracefully: redis-server gets SHUTDOWN (which
-// fsyncs its AOF); the in-process store stops serving, writes a snapshot and
-// fsyncs and closes its log. Safe to call more than once.
+// fsyncs its AOF); the in-process store stops. Safe to call more than once.
 func (r *Redis) Close() error {
 	r.closeOnce.Do(func() {
 		switch {
 		case r.mem != nil:
-			r.closeErr = r.mem.shutdown()
+			r.mem.Close()
 		case r.srv != nil:
 			r.closeErr = r.srv.shutdown()
 		}
@@ -87,12 +85,6 @@ func dirKind(dir string) string {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "appendonlydir")); err == nil {
 		return KindRedisServer
-	}
-	if _, err := os.Stat(filepath.Join(dir, snapName)); err == nil {
-		return KindMemory
-	}
-	if gens, _ := listLogs(dir); len(gens) > 0 {
-		return KindMemory
 	}
 	return ""
 }
@@ -151,16 +143,14 @@ func StartRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
 		}
 	}
 	if kind == KindMemory {
-		d, st, err := startDurable(dir, o.RewriteBytes, logger)
-		if err != nil {
+		// Plain miniredis: the state is rebuilt from the log on every start.
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("embedded redis: %w", err)
 		}
-		r.mem = d
-		r.url = fmt.Sprintf("redis://%s/0", d.m.Addr())
-		logger.Info("embedded redis: in-process store ready",
-			"dir", dir, "addr", d.m.Addr(), "snapshot_keys", st.snapshotKeys,
-			"replayed_records", st.records, "replayed_bytes", st.logBytes,
-			"torn_bytes", st.tornBytes, "elapsed", st.elapsed.Round(time.Millisecond))
+		r.mem = m
+		r.url = fmt.Sprintf("redis://%s/0", m.Addr())
+		logger.Info("embedded redis: in-process store ready (empty: the state is rebuilt from the log)", "addr", m.Addr())
 	}
 	if have != kind {
 		if err := writeFileAtomic(dir, engineFile, []byte(kind+"\n")); err != nil {
@@ -188,4 +178,35 @@ func prepare(kind, dir string, logger *slog.Logger) (string, *slog.Logger, error
 		return "", nil, fmt.Errorf("embedded %s: %w", kind, err)
 	}
 	return abs, logger, nil
+}
+
+// writeFileAtomic writes dir/name through a synced temporary file and a
+// rename, so a crash leaves the old file or the new one.
+func writeFileAtomic(dir, name string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer os.Remove(tmpName) // a no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

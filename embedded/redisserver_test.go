@@ -35,7 +35,7 @@ func TestRedisServerCloseRestart(t *testing.T) {
 	needRedisServer(t)
 	dir := t.TempDir()
 	r := startServer(t, dir)
-	writeEverything(t, r.URL())
+	writeSome(t, r.URL())
 	before := dump(t, r.URL())
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
@@ -64,9 +64,7 @@ func TestRedisServerKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := tapScript.Run(ctx, c, []string{"u", "s", "l"}, "x", 1).Err(); err == nil {
-		t.Fatal("script on a missing user succeeded")
-	}
+	writeSome(t, r.URL())
 	before := dump(t, r.URL())
 	// Crash: SIGKILL the child, then drop our lock as a dead parent would.
 	r.srv.cmd.Process.Signal(syscall.SIGKILL)
@@ -111,7 +109,7 @@ func TestRedisServerStale(t *testing.T) {
 
 func TestRedisKindIsSticky(t *testing.T) {
 	dir := t.TempDir()
-	r := startMem(t, dir, 0)
+	r := startMem(t, dir)
 	r.Close()
 	// auto keeps using the in-process store for this directory, even with
 	// redis-server on PATH.
@@ -127,36 +125,6 @@ func TestRedisKindIsSticky(t *testing.T) {
 		if _, err := StartRedis(context.Background(), RedisOptions{Dir: dir, Mode: KindRedisServer, Logger: quietLogger()}); err == nil {
 			t.Fatal("redis-server accepted a memory directory")
 		}
-	}
-}
-
-// TestParityWithRedisServer runs the same writes against redis-server and
-// the in-process store and compares the results. Random picks (SPOP),
-// stream IDs made from the clock, cjson's key order (miniredis sorts keys,
-// Redis does not) and hash-field TTLs (Redis 7.4+) may differ; for those
-// keys only the type and size are compared.
-func TestParityWithRedisServer(t *testing.T) {
-	needRedisServer(t)
-	mem := startMem(t, t.TempDir(), 0)
-	defer mem.Close()
-	srv := startServer(t, t.TempDir())
-	defer srv.Close()
-	writeEverything(t, mem.URL())
-	writeEverything(t, srv.URL())
-	loose := map[string]bool{"set": true, "set2": true, "stream": true, "game:users": true, "hx": true}
-	norm := func(s string) []string {
-		lines := strings.Split(s, "\n")
-		for i, l := range lines {
-			f := strings.Fields(l)
-			if len(f) >= 3 && loose[f[2]] {
-				lines[i] = strings.Join(f[:3], " ") + " " + strconv.Itoa(strings.Count(l, ","))
-			}
-		}
-		return lines
-	}
-	a, b := norm(dump(t, mem.URL())), norm(dump(t, srv.URL()))
-	if strings.Join(a, "\n") != strings.Join(b, "\n") {
-		t.Fatalf("in-process store and redis-server differ:\nmemory:\n%s\nredis-server:\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
 	}
 }
 

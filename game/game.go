@@ -132,38 +132,42 @@ type PlayerTaps struct {
 	Count  int64
 }
 
-// Batch is a run of consecutive records of one topic partition, aggregated
-// per player, that is applied to the store atomically together with the
-// partition's next offset.
+// Batch is a run of consecutive records of one topic partition that is
+// applied to the store atomically together with the partition's next
+// offset. Its steps are applied in log order; Taps, when set, is a tap run
+// before them.
 type Batch struct {
 	Topic     string
 	Partition int32
 	From      int64 // offset of the first record in the batch
 	Next      int64 // offset after the last record (the offset to resume from)
-	// Seen is the first offset of the current round on this partition as the
-	// consumer knew it when it filtered the batch (-1 if it knew none).
-	Seen int64
-	Taps []PlayerTaps
-	Now  int64 // unix milliseconds, passed in so that scripts are deterministic
+	// Start says that From is where the partition's log begins (or the
+	// first offset still kept), so a projection that holds nothing of the
+	// partition may begin with this batch.
+	Start bool
+	Taps  []PlayerTaps
+	Steps []Step
+	Now   int64 // unix milliseconds, passed in so that scripts are deterministic
 }
 
 // ApplyStatus says what the store did with a batch.
 type ApplyStatus int
 
 const (
-	Applied   ApplyStatus = iota // the batch was counted
-	Duplicate                    // every record was counted before: nothing changed
-	Overlap                      // some records were counted before: refilter from Offset
-	NewRound                     // a reset moved the round start: refilter from RoundStart
+	Applied   ApplyStatus = iota // the batch was applied
+	Duplicate                    // every record was applied before: nothing changed
+	Overlap                      // some records were applied before: refilter from Offset
+	_                            // (was: new round; rounds are log records now)
+	Behind                       // the store lacks records before From (lost, e.g. FLUSHALL): replay from Offset (-1: from the start)
 )
 
 // ApplyResult is the outcome of applying a batch.
 type ApplyResult struct {
-	Status     ApplyStatus
-	Applied    int64 // taps counted
-	Unknown    int64 // taps of players the store does not know
-	Offset     int64 // the partition's stored next offset (Overlap)
-	RoundStart int64 // the partition's round start (NewRound)
+	Status   ApplyStatus
+	Applied  int64 // taps counted
+	Unknown  int64 // taps of players the store does not know
+	OldRound int64 // taps of a round that had ended when they were applied
+	Offset   int64 // the partition's stored next offset (Overlap, Duplicate, Behind; -1: none)
 }
 
 // PlayerStats is a player's taps this round and 1-based rank (0 when not ranked).

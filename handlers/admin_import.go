@@ -19,6 +19,7 @@ type importResponse struct {
 	Players   int   `json:"players"`
 	Kicked    int   `json:"kicked"`
 	TotalTaps int64 `json:"totalTaps"`
+	Pending   bool  `json:"pending,omitempty"` // logged, not applied yet
 }
 
 // adminImport: POST /admin/import — restores an export: the raw JSON body
@@ -67,6 +68,10 @@ func (s *Server) adminImport(c echo.Context) error {
 		return s.adminFail(c, err)
 	}
 	round, err := s.opt.Admin.Import(ctx, ex, stream.Topic, ends, time.Now())
+	pending := errors.Is(err, store.ErrNotApplied)
+	if pending {
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -75,5 +80,9 @@ func (s *Server) adminImport(c echo.Context) error {
 	if wantsHTML(c) {
 		return c.Redirect(http.StatusSeeOther, "/admin?done=import")
 	}
-	return c.JSON(http.StatusOK, importResponse{Round: round, Players: len(ex.Players), Kicked: len(ex.Kicked), TotalTaps: ex.TotalTaps})
+	res := importResponse{Round: round, Players: len(ex.Players), Kicked: len(ex.Kicked), TotalTaps: ex.TotalTaps, Pending: pending}
+	if pending { // logged; the consumer applies it later
+		return c.JSON(http.StatusAccepted, res)
+	}
+	return c.JSON(http.StatusOK, res)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/store"
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -50,18 +51,24 @@ func (s *Server) adminKickConfirm(c echo.Context) error {
 
 type kickResponse struct {
 	Kicked      string `json:"kicked"`
-	RemovedTaps int64  `json:"removedTaps"`
+	RemovedTaps int64  `json:"removedTaps,omitempty"`
+	Pending     bool   `json:"pending,omitempty"` // logged and in force, not applied yet: removedTaps unknown
 }
 
 // adminKick: POST /admin/kick/:id (or form field id) — removes a player:
-// their token stops working on every instance at once, their taps of this
-// round leave the scores, and taps of theirs still in Kafka are skipped.
+// the kick is logged, their token stops working on every instance at once,
+// and the consumer takes every tap of theirs of this round (also those still
+// in Kafka) out of the scores. 200 once applied, 202 while pending.
 func (s *Server) adminKick(c echo.Context) error {
 	id, err := kickID(c)
 	if err != nil {
 		return s.adminFail(c, err)
 	}
 	removed, err := s.opt.Admin.Kick(c.Request().Context(), id, time.Now())
+	pending := errors.Is(err, store.ErrNotApplied)
+	if pending {
+		err = nil
+	}
 	switch {
 	case errors.Is(err, game.ErrUnknownPlayer):
 		return s.adminFail(c, game.Errorf(game.ENOTFOUND, "There is no player with id %s.", id))
@@ -76,6 +83,9 @@ func (s *Server) adminKick(c echo.Context) error {
 	s.log.Info("admin: player kicked", "id", id, "removedTaps", removed)
 	if wantsHTML(c) {
 		return c.Redirect(http.StatusSeeOther, "/admin?done=kick")
+	}
+	if pending { // logged and in force; the consumer applies it later
+		return c.JSON(http.StatusAccepted, kickResponse{Kicked: id, Pending: true})
 	}
 	return c.JSON(http.StatusOK, kickResponse{Kicked: id, RemovedTaps: removed})
 }

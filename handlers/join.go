@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -23,11 +24,16 @@ type joinResponse struct {
 // and taps instead of a new player.
 func (s *Server) join(c echo.Context) error {
 	if u, err := s.player(c); err == nil {
-		u, err = s.store.User(c.Request().Context(), u.ID) // current tap count
-		if err != nil {
+		cur, err := s.store.User(c.Request().Context(), u.ID) // current tap count
+		switch {
+		case err == nil:
+			u = cur
+		case errors.Is(err, game.ErrUnknownPlayer) && u.Team.Valid():
+			// signed in with a v2 token while Redis is rebuilt from the log
+		default:
 			return err
 		}
-		tok := s.signer.Sign(u.ID)
+		tok := s.signer.SignUser(u)
 		s.setSession(c, tok)
 		return c.JSON(http.StatusOK, joinResponse{User: u, Token: tok})
 	}
@@ -55,7 +61,7 @@ func (s *Server) newPlayer(c echo.Context, name string) (game.User, string, erro
 		return game.User{}, "", err
 	}
 	s.users.add(u)
-	tok := s.signer.Sign(u.ID)
+	tok := s.signer.SignUser(u)
 	s.setSession(c, tok)
 	return u, tok, nil
 }

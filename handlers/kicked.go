@@ -28,6 +28,9 @@ type kickSet struct {
 	ids atomic.Pointer[map[string]struct{}]
 }
 
+// loaded reports whether the set was read from the store at least once.
+func (k *kickSet) loaded() bool { return k.ids.Load() != nil }
+
 func (k *kickSet) has(id string) bool {
 	m := k.ids.Load()
 	if m == nil {

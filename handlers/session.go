@@ -67,20 +67,30 @@ func token(c echo.Context) string {
 }
 
 // player returns the signed-in player of the request, or an error wrapping
-// auth.ErrBadToken or game.ErrUnknownPlayer.
+// auth.ErrBadToken or game.ErrUnknownPlayer. A v2 token carries the player
+// (a valid one is proof of a join), so it works even while Redis does not
+// know the player yet (rebuilding from the log); a v1 token needs Redis, and
+// so does any token until the kicked set was first loaded (the store
+// deletes kicked players).
 func (s *Server) player(c echo.Context) (game.User, error) {
-	id, err := s.signer.Parse(token(c))
+	u, full, err := s.signer.ParseUser(token(c))
 	if err != nil {
 		return game.User{}, err
 	}
-	if s.kicks.has(id) { // kicked on any instance: see kicked.go
+	if s.kicks.has(u.ID) { // kicked on any instance: see kicked.go
 		return game.User{}, errKicked
 	}
-	u, err := s.users.get(c.Request().Context(), id)
+	if cached, ok := s.users.lru.Get(u.ID); ok {
+		return cached, nil
+	}
+	if full && s.kicks.loaded() {
+		return u, nil
+	}
+	cur, err := s.users.get(c.Request().Context(), u.ID)
 	if errors.Is(err, game.ErrUnknownPlayer) {
 		return game.User{}, auth.ErrBadToken
 	}
-	return u, err
+	return cur, err
 }
 
 // bearer returns the credentials of an Authorization header with the

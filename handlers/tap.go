@@ -67,6 +67,14 @@ func (s *Server) tap(c echo.Context) error {
 	if n > 1 {
 		ev.Count = n
 	}
+	if s.hub != nil {
+		// The round as this instance last saw it: informational, since a
+		// tap counts in the round of the last round marker before it on
+		// its partition.
+		if f := s.hub.Latest(); f != nil {
+			ev.Round = f.Snapshot.GameState.Round
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.opt.TapTimeout)
 	defer cancel()
 	if err := s.tapper.Send(ctx, ev); err != nil {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,7 @@ type Frame struct {
 	// before while Options.BoardInterval holds a change back.
 	board   []game.LeaderboardEntry
 	boardAt time.Time // when board last changed
-	status  string    // "live" or "reconnecting" puts a connection status in front; "" none
+	status  string    // "live", "reconnecting" or "catching up" puts a connection status in front; "" none
 	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
 	prevSeq uint64
 
@@ -131,7 +132,7 @@ func (f *Frame) render() {
 				sseText = "live (SSE)"
 			}
 			span := func(text string) []byte {
-				return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + f.status +
+				return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + strings.ReplaceAll(f.status, " ", "-") +
 					`" role="status">` + text + `</span> `)
 			}
 			status, sseStatus = span(text), span(sseText)
@@ -196,16 +197,21 @@ type Options struct {
 	// published: presence expires silently, and a store outage must show
 	// as "reconnecting" (default 1 s: one small read a second).
 	IdleRefresh time.Duration
+	// CatchingUp, when set, reports that the state is being rebuilt from
+	// the log: pages then keep the numbers they had, marked "catching up",
+	// instead of showing a half-rebuilt state.
+	CatchingUp func() bool
 }
 
 // Hub is the per-instance fan-out.
 type Hub struct {
-	src  Source
-	log  *slog.Logger
-	opt  Options
-	seq  atomic.Uint64
-	last atomic.Pointer[Frame]
-	down atomic.Bool // the last read failed: clients show "reconnecting"
+	src      Source
+	log      *slog.Logger
+	opt      Options
+	seq      atomic.Uint64
+	last     atomic.Pointer[Frame]
+	down     atomic.Bool // the last read failed: clients show "reconnecting"
+	catching atomic.Bool // the state is being rebuilt: clients show "catching up"
 	// boardDue is when a held-back leaderboard change is due (unix ns), 0 none.
 	boardDue atomic.Int64
 	// gap is the time between the last two frames (ns): when pacing spaces
@@ -353,6 +359,28 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	}
 	recovered := h.setDown(false)
 	old := h.last.Load()
+	if h.opt.CatchingUp != nil && h.opt.CatchingUp() {
+		// While the state is rebuilt from the log, pages never go back:
+		// a snapshot behind the one shown is held back, and every frame
+		// is marked "catching up".
+		if !h.catching.Swap(true) {
+			h.log.Info("the state is being rebuilt from the log; clients show catching up")
+		}
+		if old != nil && behind(snap.GameState, old.Snapshot.GameState) {
+			if old.status == "catching up" {
+				return nil
+			}
+			snap = old.Snapshot
+		}
+		f := h.next(old, snap, time.Now())
+		f.status, f.prev = "catching up", nil
+		h.publish(f)
+		return nil
+	}
+	if h.catching.Swap(false) {
+		h.log.Info("live updates resumed: the state is rebuilt")
+		recovered = true
+	}
 	if skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
 		return nil
 	}
@@ -416,6 +444,12 @@ func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
 		h.boardDue.Store(old.boardAt.Add(hold).UnixNano())
 	}
 	return f
+}
+
+// behind reports whether a shows less of the game than b: an earlier round,
+// or fewer taps of a team.
+func behind(a, b game.State) bool {
+	return a.Round < b.Round || a.BlueScore < b.BlueScore || a.RedScore < b.RedScore
 }
 
 // sameState reports whether two snapshots show the same game. LastUpdated

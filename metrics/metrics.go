@@ -24,6 +24,9 @@ var (
 	ConsumerLag      = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tapwars_consumer_lag", Help: "Records not yet applied, per partition consumed by this instance.",
 	}, []string{"partition"})
+	Rebuilding = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tapwars_rebuilding", Help: "1 while this instance replays the log into a store that lost (or never had) the state of a partition it consumes.",
+	})
 	BatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "tapwars_batch_size", Help: "Records per applied batch.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
@@ -69,7 +72,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		TapsAccepted, TapsApplied, TapsRejected, TapsSkipped, ApplyErrors, DuplicateBatches,
-		ConsumerLag, BatchSize, ApplyLatency, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
+		ConsumerLag, Rebuilding, BatchSize, ApplyLatency, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
 		LimitRefusals, PartitionFailingSince,
 	)
 	for _, v := range Transports {

@@ -140,81 +140,20 @@ func partitionMap(topic string, m map[string]string) map[int32]int64 {
 	return out
 }
 
-// startArgs appends (field, offset) pairs in partition order.
-func startArgs(args []any, topic string, starts map[int32]int64) []any {
-	parts := make([]int32, 0, len(starts))
-	for p := range starts {
-		parts = append(parts, p)
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-	for _, p := range parts {
-		args = append(args, OffsetField(topic, p), starts[p])
-	}
-	return args
-}
-
-// resetScript starts a new round: the round number goes up, every
-// partition's round start moves forward to the given offset (never back),
-// team scores and the total go to zero, the leaderboard is emptied and the
-// tapCount of every player who tapped this round is set to 0. Players,
-// teams, presence and the applied offsets stay. Then every instance is told.
+// resetScript starts round ARGV[1] at once if it is ahead of the current
+// one (see newRoundLua), so every page shows zero without waiting for the
+// consumer to reach the round's markers in the log; applying the markers
+// later changes nothing more. Then every instance is told.
 //
-// Who tapped this round is the leaderboard: every tapwars write keeps
-// "tapCount > 0" and "on the leaderboard" together, so a reset costs the
-// round's active players, not everyone who ever joined. The first reset
-// (round 0 -> 1) checks every player once, for players written by the old
-// game, which had no leaderboard.
-//
-// KEYS: round, round starts, blue, red, total, leaderboard, users, updated
-// ARGV: now, updates channel, then (offset field, start)...
-// Returns {round, players whose tapCount was reset}.
-var resetScript = redis.NewScript(`
-local round = redis.call('INCR', KEYS[1])
-for i = 3, #ARGV, 2 do
-  local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '-1')
-  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+// KEYS: projectionKeys. ARGV: round, now.
+// Returns {round, players whose tapCount was reset (-1: the round had started)}.
+var resetScript = redis.NewScript(newRoundLua + `
+local zeroed = new_round(tonumber(ARGV[1]), false)
+if zeroed >= 0 then
+  redis.call('SET', KEYS[10], ARGV[2])
+  redis.call('PUBLISH', 'game:updates', '1')
 end
-local ids
-if round == 1 then
-  ids = redis.call('HKEYS', KEYS[7])
-else
-  ids = redis.call('ZRANGE', KEYS[6], 0, -1)
-end
-redis.call('SET', KEYS[3], '0')
-redis.call('SET', KEYS[4], '0')
-redis.call('SET', KEYS[5], '0')
-redis.call('DEL', KEYS[6])
-local zeroed = 0
-for lo = 1, #ids, 500 do
-  local part = {}
-  for k = lo, math.min(lo + 499, #ids) do part[#part + 1] = ids[k] end
-  local us = redis.call('HMGET', KEYS[7], unpack(part))
-  local hs = {}
-  for k = 1, #part do
-    local u = us[k]
-    if u and not string.find(u, '"tapCount":0}$') then
-      local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":0}')
-      if hits ~= 1 then
-        local ok, o = pcall(cjson.decode, u)
-        if ok and type(o) == 'table' then
-          o.tapCount = 0
-          patched = cjson.encode(o)
-        else
-          patched = nil
-        end
-      end
-      if patched then
-        hs[#hs + 1] = part[k]
-        hs[#hs + 1] = patched
-        zeroed = zeroed + 1
-      end
-    end
-  end
-  if #hs > 0 then redis.call('HSET', KEYS[7], unpack(hs)) end
-end
-redis.call('SET', KEYS[8], ARGV[1])
-redis.call('PUBLISH', ARGV[2], '1')
-return {round, zeroed}
+return {tonumber(redis.call('GET', KEYS[12]) or '0'), zeroed}
 `)
 
 // ResetResult says what a reset did.
@@ -223,82 +162,105 @@ type ResetResult struct {
 	Zeroed int64 `json:"zeroed"` // players whose count went back to 0
 }
 
-// Reset starts a new round. starts holds, per partition of topic, the
-// offset from which taps count in the new round: the partition's high
-// watermark read from Kafka just before, so that every tap Kafka
-// acknowledged before the reset lies below it and is skipped by the
-// consumer's apply script (which compares each batch with the round start).
-// Round starts only ever move forward; game:offsets is never touched.
-func (s *Store) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (ResetResult, error) {
-	args := startArgs([]any{now.UnixMilli(), ChannelUpdates}, topic, starts)
-	res, err := resetScript.Run(ctx, s.rdb, []string{KeyRound, KeyRoundStarts, KeyBlueScore, KeyRedScore,
-		KeyTotalTaps, KeyLeaderboard, KeyUsers, KeyUpdatedAt}, args...).Int64Slice()
+// Reset starts round at once in the projection: team scores and the total
+// go to zero, the leaderboard is emptied and the tapCount of every player
+// who tapped this round is set to 0; players, teams and presence stay. The
+// round's markers must have been logged on every partition before (see
+// stream.Facts.NewRound): taps before a partition's marker are skipped by the
+// consumer, so taps accepted before the reset never count in the new round.
+// A round that is not ahead of the current one changes nothing.
+func (s *Store) Reset(ctx context.Context, round int64, now time.Time) (ResetResult, error) {
+	res, err := resetScript.Run(ctx, s.rdb, projKeys(now.UnixMilli()), round, now.UnixMilli()).Int64Slice()
 	if err != nil {
 		return ResetResult{}, fmt.Errorf("reset: %w", err)
 	}
-	return ResetResult{Round: res[0], Zeroed: res[1]}, nil
+	return ResetResult{Round: res[0], Zeroed: max(res[1], 0)}, nil
 }
 
-// kickScript removes a player: their taps of this round leave their team's
-// score, the total and the leaderboard, they leave presence and game:users
-// (so taps of theirs still waiting in Kafka are skipped as unknown), and a
-// kick record is kept in game:kicked.
-//
-// KEYS: users, leaderboard, blue, red, total, online blue, online red, kicked, updated
-// ARGV: id, now, updates channel, admin channel
-// Returns {status (0 unknown, 1 already kicked, 2 kicked), taps removed}.
-var kickScript = redis.NewScript(`
-local u = redis.call('HGET', KEYS[1], ARGV[1])
-if not u then
-  if redis.call('HEXISTS', KEYS[8], ARGV[1]) == 1 then return {1, 0} end
-  return {0, 0}
-end
-local n = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0')
-local team = string.match(u, '"team":"(%a+)"')
-if n > 0 then
-  if team == 'blue' then redis.call('DECRBY', KEYS[3], n) else redis.call('DECRBY', KEYS[4], n) end
-  redis.call('DECRBY', KEYS[5], n)
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
-redis.call('ZREM', KEYS[7], ARGV[1])
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[8], ARGV[1], '{"user":' .. u .. ',"kickedAt":' .. ARGV[2] .. ',"removedTaps":' .. string.format('%d', n) .. '}')
-redis.call('SET', KEYS[9], ARGV[2])
-redis.call('PUBLISH', ARGV[3], '1')
-redis.call('PUBLISH', ARGV[4], 'kick')
-return {2, n}
-`)
+// Round is the current round (0 before any reset).
+func (s *Store) Round(ctx context.Context) (int64, error) {
+	n, err := s.rdb.Get(ctx, KeyRound).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read round: %w", err)
+	}
+	return n, nil
+}
 
 // ErrAlreadyKicked is returned when kicking a player who was kicked before.
 var ErrAlreadyKicked = game.Errorf(game.ECONFLICT, "That player was already kicked.")
 
-// Kick removes a player for good and returns how many taps of theirs left
-// the scores. Their token stops working on every instance (handlers check
-// the kicked set); taps of theirs still in Kafka are skipped.
-func (s *Store) Kick(ctx context.Context, id string, now time.Time) (int64, error) {
-	res, err := kickScript.Run(ctx, s.rdb, []string{KeyUsers, KeyLeaderboard, KeyBlueScore, KeyRedScore,
-		KeyTotalTaps, KeyOnlineBlue, KeyOnlineRed, KeyKicked, KeyUpdatedAt},
-		id, now.UnixMilli(), ChannelUpdates, ChannelAdmin).Int64Slice()
+// ErrNotApplied is returned when a change (a kick, an import) is logged,
+// so it is safe and will happen, but the consumer has not applied it yet.
+// A logged kick is in force at once: the player's token is refused.
+var ErrNotApplied = errors.New("the change is logged; it shows when the consumer applies it")
+
+// KeyKickPending holds kicks logged but not applied yet (id -> kickedAt):
+// every instance refuses their tokens at once; applying the kick from the
+// log removes the entry.
+const KeyKickPending = "game:kicked:pending"
+
+// PendKick records a logged kick until the consumer applies it, and tells
+// every instance to refuse the player's token.
+func (s *Store) PendKick(ctx context.Context, id string, at time.Time) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, KeyKickPending, id, at.UnixMilli())
+		p.Publish(ctx, ChannelAdmin, "kick")
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("kick %s: %w", id, err)
+		return fmt.Errorf("record kick of %s: %w", id, err)
 	}
-	switch res[0] {
-	case 0:
-		return 0, game.ErrUnknownPlayer
-	case 1:
-		return 0, ErrAlreadyKicked
-	}
-	return res[1], nil
+	return nil
 }
 
-// KickedIDs returns the ids of every kicked player.
+// Kicked returns the kick record of a player, or ok false if they were not
+// kicked (or their kick is not applied yet).
+func (s *Store) Kicked(ctx context.Context, id string) (rec KickRecord, ok bool, err error) {
+	raw, err := s.rdb.HGet(ctx, KeyKicked, id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return KickRecord{}, false, nil
+	}
+	if err != nil {
+		return KickRecord{}, false, fmt.Errorf("read kick record %s: %w", id, err)
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return KickRecord{}, false, fmt.Errorf("kick record %s is damaged: %w", id, err)
+	}
+	return rec, true, nil
+}
+
+// Forget removes a player whose join could not be logged (the request
+// failed, so nobody holds their token), so the projection keeps only
+// players the log knows.
+func (s *Store) Forget(ctx context.Context, u game.User) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, KeyUsers, u.ID)
+		p.ZRem(ctx, KeyOnlineBlue, u.ID)
+		p.ZRem(ctx, KeyOnlineRed, u.ID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("forget player %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// KickedIDs returns the ids of every kicked player, including kicks logged
+// but not applied yet.
 func (s *Store) KickedIDs(ctx context.Context) ([]string, error) {
-	ids, err := s.rdb.HKeys(ctx, KeyKicked).Result()
+	var kicked, pending *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		kicked = p.HKeys(ctx, KeyKicked)
+		pending = p.HKeys(ctx, KeyKickPending)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read kicked players: %w", err)
 	}
-	return ids, nil
+	return append(kicked.Val(), pending.Val()...), nil
 }
 
 // IsKicked reports whether a player was kicked (one Redis round trip).
@@ -580,112 +542,4 @@ func jsonKind(k string) string {
 		return "an object"
 	}
 	return k
-}
-
-// importScript replaces the state with an import: players (game:users),
-// scores, total, leaderboard and kicked players; presence keeps only
-// players that still exist, on their (possibly new) team. The round number
-// becomes max(current + 1, imported) and every round start moves forward to
-// the given offsets, so that taps already in Kafka never count on top of
-// the imported counts. game:offsets is not touched.
-//
-// KEYS: users, blue, red, total, leaderboard, online blue, online red, round,
-//
-//	round starts, updated, kicked
-//
-// ARGV: now, updates channel, admin channel, round, blue, red, total,
-//
-//	nStarts, (field, start)*nStarts, nPlayers, (id, json, count)*nPlayers,
-//	nKicked, (id, json)*nKicked
-var importScript = redis.NewScript(`
-local i = 8
-local nstarts = tonumber(ARGV[i]); i = i + 1
-for k = 1, nstarts do
-  local cur = tonumber(redis.call('HGET', KEYS[9], ARGV[i]) or '-1')
-  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[9], ARGV[i], ARGV[i + 1]) end
-  i = i + 2
-end
-local round = tonumber(redis.call('GET', KEYS[8]) or '0') + 1
-if tonumber(ARGV[4]) > round then round = tonumber(ARGV[4]) end
-redis.call('SET', KEYS[8], string.format('%d', round))
-redis.call('DEL', KEYS[1], KEYS[5], KEYS[11])
-local np = tonumber(ARGV[i]); i = i + 1
-local hs, lb = {}, {}
-for k = 1, np do
-  hs[#hs + 1] = ARGV[i]; hs[#hs + 1] = ARGV[i + 1]
-  if ARGV[i + 2] ~= '0' then lb[#lb + 1] = ARGV[i + 2]; lb[#lb + 1] = ARGV[i] end
-  i = i + 3
-  if #hs >= 1000 then redis.call('HSET', KEYS[1], unpack(hs)); hs = {} end
-  if #lb >= 1000 then redis.call('ZADD', KEYS[5], unpack(lb)); lb = {} end
-end
-if #hs > 0 then redis.call('HSET', KEYS[1], unpack(hs)) end
-if #lb > 0 then redis.call('ZADD', KEYS[5], unpack(lb)) end
-local nk = tonumber(ARGV[i]); i = i + 1
-for k = 1, nk do
-  redis.call('HSET', KEYS[11], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-redis.call('SET', KEYS[2], ARGV[5])
-redis.call('SET', KEYS[3], ARGV[6])
-redis.call('SET', KEYS[4], ARGV[7])
-for s = 6, 7 do
-  local members = redis.call('ZRANGE', KEYS[s], 0, -1, 'WITHSCORES')
-  for m = 1, #members, 2 do
-    local id = members[m]
-    local u = redis.call('HGET', KEYS[1], id)
-    local team = u and string.match(u, '"team":"(%a+)"')
-    if not u then
-      redis.call('ZREM', KEYS[s], id)
-    elseif s == 6 and team ~= 'blue' then
-      redis.call('ZREM', KEYS[6], id)
-      redis.call('ZADD', KEYS[7], members[m + 1], id)
-    elseif s == 7 and team == 'blue' then
-      redis.call('ZREM', KEYS[7], id)
-      redis.call('ZADD', KEYS[6], members[m + 1], id)
-    end
-  end
-end
-redis.call('SET', KEYS[10], ARGV[1])
-redis.call('PUBLISH', ARGV[2], '1')
-redis.call('PUBLISH', ARGV[3], 'import')
-return round
-`)
-
-// Import replaces the game state with a validated export (see ParseExport)
-// in one atomic step, and returns the new round number.
-//
-// The imported counts become the truth as of now: like a reset, the import
-// moves every round start forward to starts (the partitions' high
-// watermarks, read from Kafka just before), so no tap already in Kafka is
-// counted on top of them, and taps accepted after the import count on top.
-// The file's roundStarts and offsets are informational and not restored:
-// they describe a position in a log that may no longer exist, and
-// game:offsets must never go back (that would count taps twice). The round
-// number becomes max(current round + 1, the file's round).
-func (s *Store) Import(ctx context.Context, ex Export, topic string, starts map[int32]int64, now time.Time) (int64, error) {
-	args := make([]any, 0, 16+2*len(starts)+3*len(ex.Players)+2*len(ex.Kicked))
-	args = append(args, now.UnixMilli(), ChannelUpdates, ChannelAdmin, ex.Round, ex.BlueScore, ex.RedScore, ex.TotalTaps, len(starts))
-	args = startArgs(args, topic, starts)
-	args = append(args, len(ex.Players))
-	for _, u := range ex.Players {
-		raw, err := json.Marshal(u)
-		if err != nil {
-			return 0, fmt.Errorf("import: encode player: %w", err)
-		}
-		args = append(args, u.ID, string(raw), strconv.FormatInt(u.TapCount, 10))
-	}
-	args = append(args, len(ex.Kicked))
-	for _, k := range ex.Kicked {
-		raw, err := json.Marshal(k)
-		if err != nil {
-			return 0, fmt.Errorf("import: encode kick record: %w", err)
-		}
-		args = append(args, k.User.ID, string(raw))
-	}
-	round, err := importScript.Run(ctx, s.rdb, []string{KeyUsers, KeyBlueScore, KeyRedScore, KeyTotalTaps,
-		KeyLeaderboard, KeyOnlineBlue, KeyOnlineRed, KeyRound, KeyRoundStarts, KeyUpdatedAt, KeyKicked}, args...).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("import: %w", err)
-	}
-	return round, nil
 }

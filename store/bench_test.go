@@ -135,7 +135,7 @@ func benchApply(b *testing.B, players, rate, partitions, maxBatch int) {
 						n += t.Count
 					}
 					from := next[p]
-					res, err := st.Apply(ctx, game.Batch{Topic: "game-taps", Partition: int32(p), From: from, Next: from + n, Seen: -1, Taps: taps, Now: time.Now().UnixMilli()})
+					res, err := st.Apply(ctx, game.Batch{Topic: "game-taps", Partition: int32(p), From: from, Next: from + n, Start: true, Taps: taps, Now: time.Now().UnixMilli()})
 					if err != nil || res.Status != game.Applied || res.Applied != n {
 						b.Errorf("apply: %+v %v", res, err)
 						return

@@ -150,7 +150,7 @@ func BenchmarkNaive(b *testing.B) {
 					taps = append(taps, game.PlayerTaps{UserID: id, Count: 1})
 				}
 			}
-			res, err := st.Apply(ctx, game.Batch{Topic: "game-taps", Partition: 0, From: offset, Next: offset + batch, Seen: -1, Taps: taps, Now: time.Now().UnixMilli()})
+			res, err := st.Apply(ctx, game.Batch{Topic: "game-taps", Partition: 0, From: offset, Next: offset + batch, Start: true, Taps: taps, Now: time.Now().UnixMilli()})
 			if err != nil || res.Applied != batch {
 				b.Fatalf("apply %+v %v", res, err)
 			}

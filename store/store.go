@@ -402,18 +402,6 @@ func (s *Store) Offsets(ctx context.Context, topic string, partitions []int32) (
 	return out, nil
 }
 
-// RoundStart is the first offset of the current round for a partition, or -1.
-func (s *Store) RoundStart(ctx context.Context, topic string, partition int32) (int64, error) {
-	v, err := s.rdb.HGet(ctx, KeyRoundStarts, OffsetField(topic, partition)).Int64()
-	if errors.Is(err, redis.Nil) {
-		return -1, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read round start: %w", err)
-	}
-	return v, nil
-}
-
 func atoi(v any) int64 {
 	s, ok := v.(string)
 	if !ok {

@@ -74,7 +74,7 @@ func TestJoinRejectsBadNames(t *testing.T) {
 // apply is a helper applying taps for a partition range.
 func apply(t *testing.T, st *store.Store, p int32, from, next int64, taps ...game.PlayerTaps) game.ApplyResult {
 	t.Helper()
-	res, err := st.Apply(context.Background(), game.Batch{Topic: "game-taps", Partition: p, From: from, Next: next, Seen: -1, Taps: taps, Now: time.Now().UnixMilli()})
+	res, err := st.Apply(context.Background(), game.Batch{Topic: "game-taps", Partition: p, From: from, Next: next, Start: true, Taps: taps, Now: time.Now().UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -18,13 +19,21 @@ import (
 type Applier interface {
 	Apply(ctx context.Context, b game.Batch) (game.ApplyResult, error)
 	Offsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error)
-	RoundStart(ctx context.Context, topic string, partition int32) (int64, error)
-	Notify(ctx context.Context) error
 }
 
 // ConsumerOptions tune the consumer; zero values take the defaults.
 type ConsumerOptions struct {
 	MaxBatch int // records per applied batch (default 5000)
+	// CheckEvery is how often an idle partition checks that the store still
+	// holds what was applied (default 1 s).
+	CheckEvery time.Duration
+	// Rebuilt, when set, is called when the last rebuild of this instance
+	// ended (the app notifies the hubs, which then show the state again).
+	Rebuilt func()
+	// Restore, when set, loads the newest checkpoint into a store that holds
+	// no offsets, before a partition is replayed from the log's start; the
+	// replay then starts at the checkpoint's offsets.
+	Restore func(ctx context.Context) error
 	// BeforeApply, when set, runs before each attempt to apply a batch.
 	// Tests use it to stop a consumer in the middle of a batch.
 	BeforeApply func(game.Batch)
@@ -43,9 +52,18 @@ type Consumer struct {
 
 	stuck *stuckPartitions
 
-	mu  sync.Mutex
-	lag map[int32]int64
+	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
+	joined atomic.Bool     // a group session started: its partitions' state is known
+
+	mu         sync.Mutex
+	lag        map[int32]int64
+	oldest     map[int32]int64 // first offset Kafka keeps, per partition
+	rebuilding map[int32]rebuild
 }
+
+// rebuild is a partition being replayed into a store that lost it (or that
+// started empty): at is how far the replay got, upTo where it ends.
+type rebuild struct{ at, upTo int64 }
 
 // NewConsumer joins the group cfg.Group (default "tapwars-applier").
 func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (*Consumer, error) {
@@ -54,6 +72,9 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 	}
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 5000
+	}
+	if opt.CheckEvery <= 0 {
+		opt.CheckEvery = time.Second
 	}
 	cfg, err := saramaConfig(c)
 	if err != nil {
@@ -68,8 +89,14 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 		_ = client.Close()
 		return nil, fmt.Errorf("kafka consumer group %s: %w", c.Group, err)
 	}
-	return &Consumer{cfg: c, client: client, group: group, app: app, log: log, opt: opt, lag: map[int32]int64{},
-		stuck: newStuckPartitions(log)}, nil
+	reader, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		_ = group.Close()
+		_ = client.Close()
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	return &Consumer{cfg: c, client: client, group: group, reader: reader, app: app, log: log, opt: opt,
+		lag: map[int32]int64{}, oldest: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
 }
 
 // Run consumes until ctx ends, rejoining the group after each rebalance and
@@ -99,6 +126,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 // Close leaves the group; a batch being applied is finished first.
 func (c *Consumer) Close() error {
 	err := c.group.Close()
+	if rerr := c.reader.Close(); rerr != nil && err == nil {
+		err = rerr
+	}
 	if cerr := c.client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) && err == nil {
 		err = cerr
 	}
@@ -134,19 +164,19 @@ type groupHandler struct{ c *Consumer }
 // the log).
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	parts := sess.Claims()[Topic]
-	offs, err := retry(sess.Context(), h.c.log, "read offsets", func(ctx context.Context) (map[int32]int64, error) {
-		return h.c.app.Offsets(ctx, Topic, parts)
-	})
+	offs, restored, err := h.c.storedOffsets(sess.Context(), parts)
 	if err != nil {
 		return err
 	}
 	for _, p := range parts {
+		oldest, err := h.c.client.GetOffset(Topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return fmt.Errorf("oldest offset of %s/%d: %w", Topic, p, err)
+		}
+		h.c.setOldest(p, oldest)
 		off, ok := offs[p]
-		if !ok {
-			off, err = h.c.client.GetOffset(Topic, p, sarama.OffsetOldest)
-			if err != nil {
-				return fmt.Errorf("oldest offset of %s/%d: %w", Topic, p, err)
-			}
+		if !ok || off < oldest {
+			off = oldest
 		}
 		sess.ResetOffset(Topic, p, off, "")
 		// Lag from the start, so the lag map and metric list every claimed
@@ -154,10 +184,14 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		var lag int64
 		if hw, err := h.c.client.GetOffset(Topic, p, sarama.OffsetNewest); err == nil {
 			lag = max(hw-off, 0)
+			if (!ok || restored) && hw > off {
+				h.c.startRebuild(p, hw) // a store without this partition (or just given a checkpoint): rebuilding from the log
+			}
 		}
 		h.c.setLag(p, lag)
 		h.c.log.Debug("partition assigned", "partition", p, "offset", off, "lag", lag)
 	}
+	h.c.joined.Store(true)
 	return nil
 }
 
@@ -165,6 +199,7 @@ func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	h.c.mu.Lock()
 	for _, p := range sess.Claims()[Topic] {
 		delete(h.c.lag, p)
+		delete(h.c.rebuilding, p)
 		metrics.ConsumerLag.DeleteLabelValues(fmt.Sprint(p))
 	}
 	h.c.mu.Unlock()
@@ -176,17 +211,16 @@ func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 
 // ConsumeClaim applies the partition's records in batches: it takes what is
 // waiting (at most MaxBatch), applies it, and repeats. Under load batches
-// grow by themselves while the previous one is applied. It returns as soon
-// as the session ends.
+// grow by themselves while the previous one is applied. Every CheckEvery it
+// also checks that the store still holds what was applied (a FLUSHALL or a
+// Redis restarted without its data while no taps flow) and replays the log
+// if not. It returns as soon as the session ends.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
 	p := claim.Partition()
-	seen, err := retry(ctx, h.c.log, "read round start", func(ctx context.Context) (int64, error) {
-		return h.c.app.RoundStart(ctx, Topic, p)
-	})
-	if err != nil {
-		return nil // session over
-	}
+	check := time.NewTicker(h.c.opt.CheckEvery)
+	defer check.Stop()
+	applied := int64(-1) // offset after the last record this claim applied
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
 	for {
 		msgs = msgs[:0]
@@ -196,6 +230,13 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				return nil
 			}
 			msgs = append(msgs, m)
+		case <-check.C:
+			if applied >= 0 {
+				if err := h.verify(ctx, p, applied); err != nil {
+					return nil // session over
+				}
+			}
+			continue
 		case <-ctx.Done():
 			return nil
 		}
@@ -211,20 +252,53 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				break drain
 			}
 		}
-		if err := h.flush(ctx, sess, p, msgs, &seen); err != nil {
+		if err := h.flush(ctx, p, msgs); err != nil {
 			return nil // session over; the next owner resumes from Redis
 		}
-		h.c.setLag(p, claim.HighWaterMarkOffset()-msgs[len(msgs)-1].Offset-1)
+		applied = msgs[len(msgs)-1].Offset + 1
+		sess.MarkOffset(Topic, p, applied, "")
+		h.c.setLag(p, claim.HighWaterMarkOffset()-applied)
+		h.c.caughtUp(p, applied)
 	}
 }
 
+// verify replays the log into the store if the store no longer holds the
+// partition up to applied (the offset after what this consumer applied).
+func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error {
+	offs, err := h.c.app.Offsets(ctx, Topic, []int32{p})
+	if err != nil {
+		return nil // Redis down: the next check or batch retries
+	}
+	if off, ok := offs[p]; ok && off >= applied {
+		return nil
+	}
+	h.c.log.Warn("the store lost applied records of a partition: rebuilding it from the log", "partition", p, "stored", offs[p], "applied", applied)
+	return h.catchUp(ctx, p, applied)
+}
+
 // flush applies msgs (consecutive records of partition p) atomically with
-// their offsets, retrying until it succeeds or the session ends.
-func (h *groupHandler) flush(ctx context.Context, sess sarama.ConsumerGroupSession, p int32, msgs []*sarama.ConsumerMessage, seen *int64) error {
+// their offsets, retrying until it succeeds or the session ends. When the
+// store lacks the records before them, it replays those first.
+func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage) error {
+	for {
+		behind, err := h.apply(ctx, p, msgs)
+		if err != nil || !behind {
+			return err
+		}
+		h.c.log.Warn("the store is behind the log: rebuilding the partition from the log", "partition", p, "upTo", msgs[0].Offset)
+		if err := h.catchUp(ctx, p, msgs[0].Offset); err != nil {
+			return err
+		}
+	}
+}
+
+// apply applies msgs once (retrying store errors); behind reports that the
+// store lacks records before them, and nothing was applied.
+func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage) (behind bool, err error) {
 	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
 	backoff := 100 * time.Millisecond
 	for {
-		b, skipped := h.batch(p, msgs, from, next, *seen)
+		b, skipped := h.batch(p, msgs, from, next)
 		if h.c.opt.BeforeApply != nil {
 			h.c.opt.BeforeApply(b)
 		}
@@ -240,7 +314,7 @@ func (h *groupHandler) flush(ctx context.Context, sess sarama.ConsumerGroupSessi
 			h.c.log.Warn("apply batch failed, retrying", "partition", p, "from", from, "next", next, "backoff", backoff, "err", err)
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return false, ctx.Err()
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 5*time.Second)
@@ -251,10 +325,8 @@ func (h *groupHandler) flush(ctx context.Context, sess sarama.ConsumerGroupSessi
 			h.c.log.Info("batch partly applied before, skipping the applied part", "partition", p, "from", from, "stored", res.Offset)
 			from = res.Offset
 			continue
-		case game.NewRound:
-			h.c.log.Info("new round started, skipping taps of the old round", "partition", p, "roundStart", res.RoundStart)
-			*seen = res.RoundStart
-			continue
+		case game.Behind:
+			return true, nil
 		case game.Duplicate:
 			metrics.DuplicateBatches.Inc()
 		case game.Applied:
@@ -267,51 +339,187 @@ func (h *groupHandler) flush(ctx context.Context, sess sarama.ConsumerGroupSessi
 			if res.Unknown > 0 {
 				metrics.TapsSkipped.WithLabelValues(SkipUnknown).Add(float64(res.Unknown))
 			}
-			if res.Applied > 0 {
-				if err := h.c.app.Notify(ctx); err != nil {
-					h.c.log.Warn("notify", "err", err)
-				}
+			if res.OldRound > 0 {
+				metrics.TapsSkipped.WithLabelValues(SkipOldRound).Add(float64(res.OldRound))
 			}
 		}
 		h.c.stuck.applied(p)
-		sess.MarkOffset(Topic, p, next, "")
-		return nil
+		return false, nil
 	}
 }
 
-// batch aggregates the valid taps of msgs[from:next) per player, skipping
-// poison and taps of an earlier round, which it counts by reason.
-func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next, seen int64) (game.Batch, map[string]int) {
-	b := game.Batch{Topic: Topic, Partition: p, From: from, Next: next, Seen: seen, Now: time.Now().UnixMilli()}
+// catchUp replays partition p from what the store holds (or the start of
+// the log) up to upTo, with a partition consumer of its own, while the
+// claim waits. It starts over if the store loses records again meanwhile.
+func (h *groupHandler) catchUp(ctx context.Context, p int32, upTo int64) error {
+	h.c.startRebuild(p, upTo)
+	defer h.c.caughtUp(p, upTo)
+	for {
+		start, err := h.replayStart(ctx, p)
+		if err != nil {
+			return err
+		}
+		if start >= upTo {
+			return nil
+		}
+		behind, err := h.replay(ctx, p, start, upTo)
+		if err != nil || !behind {
+			return err
+		}
+	}
+}
+
+// replayStart is where a replay of p begins: the store's offset, or the
+// oldest record Kafka keeps when the store has none (or an older one).
+func (h *groupHandler) replayStart(ctx context.Context, p int32) (int64, error) {
+	oldest, err := retry(ctx, h.c.log, "read oldest offset", func(context.Context) (int64, error) {
+		return h.c.client.GetOffset(Topic, p, sarama.OffsetOldest)
+	})
+	if err != nil {
+		return 0, err
+	}
+	h.c.setOldest(p, oldest)
+	offs, _, err := h.c.storedOffsets(ctx, []int32{p})
+	if err != nil {
+		return 0, err
+	}
+	if off, ok := offs[p]; ok && off >= oldest {
+		return off, nil
+	}
+	if ok := len(offs) > 0; ok {
+		h.c.log.Error("records the store never applied were deleted by Kafka's retention: they are lost", "partition", p, "stored", offs[p], "oldest", oldest)
+	}
+	return oldest, nil
+}
+
+// replay applies [start, upTo) of p; behind reports that the store lost
+// records meanwhile.
+func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (behind bool, err error) {
+	pc, err := h.c.reader.ConsumePartition(Topic, p, start)
+	if err != nil {
+		return false, fmt.Errorf("replay %s/%d from %d: %w", Topic, p, start, err)
+	}
+	defer pc.Close()
+	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
+	for next := start; next < upTo; {
+		msgs = msgs[:0]
+		select {
+		case m := <-pc.Messages():
+			msgs = append(msgs, m)
+		case err := <-pc.Errors():
+			return false, fmt.Errorf("replay %s/%d: %w", Topic, p, err)
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	drain:
+		for len(msgs) < h.c.opt.MaxBatch && msgs[len(msgs)-1].Offset+1 < upTo {
+			select {
+			case m := <-pc.Messages():
+				msgs = append(msgs, m)
+			default:
+				break drain
+			}
+		}
+		for len(msgs) > 0 && msgs[len(msgs)-1].Offset >= upTo {
+			msgs = msgs[:len(msgs)-1] // the claim delivers these
+		}
+		if len(msgs) == 0 {
+			return false, nil
+		}
+		if behind, err := h.apply(ctx, p, msgs); err != nil || behind {
+			return behind, err
+		}
+		next = msgs[len(msgs)-1].Offset + 1
+		h.c.caughtUp(p, next)
+	}
+	return false, nil
+}
+
+// batch turns msgs[from:next) into steps: runs of taps aggregated per
+// player, and facts in between, in log order. Poison records are skipped
+// and counted by reason.
+func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64) (game.Batch, map[string]int) {
+	b := game.Batch{Topic: Topic, Partition: p, From: from, Next: next, Start: from <= h.c.oldestOf(p), Now: time.Now().UnixMilli()}
 	skipped := map[string]int{}
-	idx := make(map[string]int, len(msgs))
+	skip := func(m *sarama.ConsumerMessage, err error) {
+		var de *DecodeError
+		reason := SkipMalformed
+		if errors.As(err, &de) {
+			reason = de.Reason
+		}
+		skipped[reason]++
+		h.c.log.Debug("skipping poison record", "partition", p, "offset", m.Offset, "err", err)
+	}
+	var run []game.PlayerTaps
+	idx := map[string]int{}
+	endRun := func() {
+		if len(run) > 0 {
+			b.Steps = append(b.Steps, game.Step{Taps: run})
+			run, idx = nil, map[string]int{}
+		}
+	}
 	for _, m := range msgs {
 		if m.Offset < from {
 			continue
 		}
-		ev, err := DecodeEvent(m.Value)
-		if err != nil {
-			var de *DecodeError
-			reason := SkipMalformed
-			if errors.As(err, &de) {
-				reason = de.Reason
+		if !isFact(m) {
+			ev, err := DecodeEvent(m.Value)
+			if err == nil {
+				if i, ok := idx[ev.UserID]; ok {
+					run[i].Count += int64(ev.Taps())
+				} else {
+					idx[ev.UserID] = len(run)
+					run = append(run, game.PlayerTaps{UserID: ev.UserID, Count: int64(ev.Taps())})
+				}
+				continue
 			}
-			skipped[reason]++
-			h.c.log.Debug("skipping poison record", "partition", p, "offset", m.Offset, "err", err)
+			if !errors.Is(err, errIsFact) {
+				skip(m, err)
+				continue
+			}
+		}
+		f, err := DecodeFact(m.Value)
+		if err != nil {
+			skip(m, err)
 			continue
 		}
-		if seen >= 0 && m.Offset < seen {
-			skipped[SkipOldRound] += ev.Taps()
-			continue
-		}
-		if i, ok := idx[ev.UserID]; ok {
-			b.Taps[i].Count += int64(ev.Taps())
-		} else {
-			idx[ev.UserID] = len(b.Taps)
-			b.Taps = append(b.Taps, game.PlayerTaps{UserID: ev.UserID, Count: int64(ev.Taps())})
+		endRun()
+		b.Steps = append(b.Steps, game.Step{Fact: &f, Offset: m.Offset})
+	}
+	endRun()
+	return b, skipped
+}
+
+// isFact reports whether a record carries a fact's type header.
+func isFact(m *sarama.ConsumerMessage) bool {
+	for _, h := range m.Headers {
+		if h != nil && string(h.Key) == TypeHeader && len(h.Value) > 0 {
+			return true
 		}
 	}
-	return b, skipped
+	return false
+}
+
+// storedOffsets reads the store's offsets of parts; when some are missing it
+// first loads the newest checkpoint (if the store holds no offsets at all),
+// and reports that it tried (restored).
+func (c *Consumer) storedOffsets(ctx context.Context, parts []int32) (offs map[int32]int64, restored bool, err error) {
+	read := func() (map[int32]int64, error) {
+		return retry(ctx, c.log, "read offsets", func(ctx context.Context) (map[int32]int64, error) {
+			return c.app.Offsets(ctx, Topic, parts)
+		})
+	}
+	offs, err = read()
+	if err != nil || len(offs) == len(parts) || c.opt.Restore == nil {
+		return offs, false, err
+	}
+	if _, err := retry(ctx, c.log, "load checkpoint", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.opt.Restore(ctx)
+	}); err != nil {
+		return nil, false, err
+	}
+	offs, err = read()
+	return offs, true, err
 }
 
 // retry calls f until it succeeds or ctx ends, with backoff.
@@ -350,4 +558,83 @@ func (c *Consumer) Ping(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("kafka metadata: %w", ctx.Err())
 	}
+}
+
+func (c *Consumer) setOldest(p int32, off int64) {
+	c.mu.Lock()
+	c.oldest[p] = off
+	c.mu.Unlock()
+}
+
+func (c *Consumer) oldestOf(p int32) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if off, ok := c.oldest[p]; ok {
+		return off
+	}
+	return 0
+}
+
+func (c *Consumer) startRebuild(p int32, upTo int64) {
+	c.mu.Lock()
+	if r, ok := c.rebuilding[p]; !ok || r.upTo < upTo {
+		c.rebuilding[p] = rebuild{upTo: upTo}
+	}
+	c.mu.Unlock()
+	metrics.Rebuilding.Set(1)
+}
+
+// caughtUp records that the store holds p up to applied, and ends p's
+// rebuild once that reaches its end.
+func (c *Consumer) caughtUp(p int32, applied int64) {
+	c.mu.Lock()
+	ended := false
+	if r, ok := c.rebuilding[p]; ok && applied >= r.upTo {
+		delete(c.rebuilding, p)
+		ended = len(c.rebuilding) == 0
+	} else if ok {
+		r.at = max(r.at, applied)
+		c.rebuilding[p] = r
+	}
+	n := len(c.rebuilding)
+	c.mu.Unlock()
+	if n == 0 {
+		metrics.Rebuilding.Set(0)
+	}
+	if ended && c.opt.Rebuilt != nil {
+		c.opt.Rebuilt()
+	}
+}
+
+// Rebuilding returns, per partition this instance is replaying into a store
+// that lost it (or started empty), the records still to replay.
+func (c *Consumer) Rebuilding() map[int32]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[int32]int64, len(c.rebuilding))
+	for p, r := range c.rebuilding {
+		out[p] = max(r.upTo-r.at, 0)
+	}
+	return out
+}
+
+// CatchingUp reports whether a rebuild from the log runs (a start that does
+// not know yet, before the group join, does not count: pages would flash).
+func (c *Consumer) CatchingUp() bool { return len(c.Rebuilding()) > 0 }
+
+// Ready is /readyz's check of the projection: an error before the consumer
+// joined its group and while a rebuild runs.
+func (c *Consumer) Ready(context.Context) error {
+	if !c.joined.Load() {
+		return errors.New("starting: the consumer has not joined its group yet")
+	}
+	left := c.Rebuilding()
+	if len(left) == 0 {
+		return nil
+	}
+	var n int64
+	for _, l := range left {
+		n += l
+	}
+	return fmt.Errorf("rebuilding: replaying the log into Redis (%d partitions, about %d records to go)", len(left), n)
 }

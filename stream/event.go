@@ -36,6 +36,9 @@ func init() {
 	}
 }
 
+// errIsFact says that a record without a type header is a fact after all.
+var errIsFact = errors.New("the record is a fact, not a tap")
+
 // DecodeError says why an event value is not a valid tap event.
 type DecodeError struct {
 	Reason string
@@ -57,11 +60,15 @@ func DecodeEvent(value []byte) (game.TapEvent, error) {
 	var raw struct {
 		game.TapEvent
 		Count *json.Number `json:"count"`
+		Type  string       `json:"type"`
 	}
 	if err := json.Unmarshal(value, &raw); err != nil {
 		return ev, &DecodeError{SkipMalformed, err}
 	}
 	ev = raw.TapEvent
+	if raw.Type != "" {
+		return ev, errIsFact
+	}
 	if ev.UserID == "" || len(ev.UserID) > 64 {
 		return ev, &DecodeError{SkipNoUser, errors.New("userId missing or longer than 64 bytes")}
 	}
@@ -81,6 +88,52 @@ func EncodeEvent(ev game.TapEvent) ([]byte, error) {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode tap event: %w", err)
+	}
+	return b, nil
+}
+
+// TypeHeader is the record header that names a fact's type (the JSON value
+// carries it too); a record without it and without a "type" field is a tap.
+const TypeHeader = "type"
+
+// DecodeFact parses and validates a fact value (see game.Fact). Like taps,
+// a bad fact is poison: skipped and counted, never stalling the partition.
+func DecodeFact(value []byte) (game.Fact, error) {
+	var f game.Fact
+	if len(value) > MaxEventBytes {
+		return f, &DecodeError{SkipTooLarge, fmt.Errorf("%d bytes (limit %d)", len(value), MaxEventBytes)}
+	}
+	if err := json.Unmarshal(value, &f); err != nil {
+		return f, &DecodeError{SkipMalformed, err}
+	}
+	bad := func(format string, a ...any) (game.Fact, error) {
+		return f, &DecodeError{SkipMalformed, fmt.Errorf("%s fact: "+format, append([]any{f.Type}, a...)...)}
+	}
+	switch f.Type {
+	case game.FactJoin, game.FactPlayer, game.FactKicked:
+		u := f.User
+		if u == nil || u.ID == "" || len(u.ID) > 64 || !u.Team.Valid() || u.Username == "" || u.TapCount < 0 {
+			return bad("user with id, username and team required")
+		}
+	case game.FactKick:
+		if f.UserID == "" || len(f.UserID) > 64 {
+			return bad("userId missing or longer than 64 bytes")
+		}
+	case game.FactRound, game.FactImport:
+		if f.Round < 1 {
+			return bad("round must be at least 1")
+		}
+	default:
+		return bad("unknown type")
+	}
+	return f, nil
+}
+
+// EncodeFact is the JSON value of a fact.
+func EncodeFact(f game.Fact) ([]byte, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s fact: %w", f.Type, err)
 	}
 	return b, nil
 }

@@ -47,20 +47,21 @@ func TestMain(m *testing.M) {
 
 // proc is one run of the binary.
 type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	base string
-	log  *bytes.Buffer
-	env  []string
+	t     *testing.T
+	cmd   *exec.Cmd
+	base  string
+	log   *bytes.Buffer
+	logMu *sync.Mutex // guards log
+	env   []string
 }
 
 func start(t *testing.T, port int, env ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, env: env}
+	p := &proc{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, logMu: &sync.Mutex{}, env: env}
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(os.Environ(), append([]string{fmt.Sprintf("ADDR=127.0.0.1:%d", port), "SESSION_SECRET=binary-test-secret-123456"}, env...)...)
 	p.cmd.Stdout = io.Discard
-	var mu sync.Mutex
+	mu := p.logMu
 	p.cmd.Stderr = writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return p.log.Write(b) })
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -498,4 +499,122 @@ func checkCounts(t *testing.T, base string, brokers []string, acked map[string]b
 	return testenv.CheckAgainstTopic(t, brokers, maps.Keys(acked),
 		func() game.State { return gameState(t, base).GameState }, ids,
 		func(id string) int64 { return userTaps(t, base, byID[id]) })
+}
+
+// brokerAddrs reads the embedded broker's addresses from the binary's log.
+func (p *proc) brokerAddrs() []string {
+	p.t.Helper()
+	p.logMu.Lock()
+	log := p.log.String()
+	p.logMu.Unlock()
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, "embedded broker started") {
+			continue
+		}
+		_, rest, _ := strings.Cut(l, "addrs=[")
+		addrs, _, _ := strings.Cut(rest, "]")
+		return strings.Fields(addrs)
+	}
+	p.t.Fatalf("no broker address in the log:\n%s", log)
+	return nil
+}
+
+// The embedded binary killed -9 under load, after a kick and a new round,
+// and restarted (with the in-process store it rebuilds everything from the
+// log): every acknowledged tap is in the log, each player's count is what
+// the log holds for this round, every player who got 201 is there with
+// their team, and the round and the kick are as they were.
+func TestEmbeddedKill9UnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	for _, mode := range []string{"memory", "redis-server"} {
+		t.Run(mode, func(t *testing.T) {
+			if _, err := exec.LookPath("redis-server"); err != nil && mode == "redis-server" {
+				t.Skip("redis-server not installed")
+			}
+			const admin = "Bearer admin-token-for-binary-tests"
+			port := testenv.FreePort(t)
+			env := []string{"DATA_DIR=" + t.TempDir(), "EMBEDDED_REDIS=" + mode, "KAFKA_PARTITIONS=3",
+				"ADMIN_TOKEN=admin-token-for-binary-tests", "TAP_RATE_LIMIT=0"}
+			p := start(t, port, env...)
+			var players []joined
+			for i := range 5 {
+				players = append(players, join(t, p.base, fmt.Sprintf("k9p%d", i)))
+			}
+			cy := join(t, p.base, "cy")
+			for range 4 {
+				if code, body, err := post(p.base, "/api/tap", cy.Token, ""); err != nil || code != 202 {
+					t.Fatalf("tap: %d %s %v", code, body, err)
+				}
+			}
+			adminPost := func(path string) {
+				req, _ := http.NewRequest("POST", p.base+path, nil)
+				req.Header.Set("Authorization", admin)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil || res.StatusCode != 200 {
+					t.Fatalf("%s: %v %v", path, res, err)
+				}
+				res.Body.Close()
+			}
+			adminPost("/admin/kick/" + cy.User.ID)
+			adminPost("/admin/reset")
+
+			stop := make(chan struct{})
+			acked := load(p.base, players, stop)
+			time.Sleep(1500 * time.Millisecond)
+			p.kill()
+			close(stop)
+			ackedIDs := acked()
+			if len(ackedIDs) < 50 {
+				t.Fatalf("only %d taps acknowledged", len(ackedIDs))
+			}
+			p = start(t, port, env...)
+
+			// This round's taps per player, from the log: those after the
+			// last round marker of their partition.
+			byPart := map[int32]map[string]int64{}
+			inLog := map[string]bool{}
+			for _, r := range testenv.TopicRecords(t, p.brokerAddrs()) {
+				if byPart[r.Partition] == nil {
+					byPart[r.Partition] = map[string]int64{}
+				}
+				if ev, err := stream.DecodeEvent(r.Value); err == nil {
+					inLog[ev.ID] = true
+					byPart[r.Partition][ev.UserID] += int64(ev.Taps())
+				} else if f, err := stream.DecodeFact(r.Value); err == nil && f.Type == game.FactRound {
+					byPart[r.Partition] = map[string]int64{}
+				}
+			}
+			for id := range ackedIDs {
+				if !inLog[id] {
+					t.Fatalf("acknowledged tap %s is not in the log", id)
+				}
+			}
+			want := map[string]int64{}
+			var total int64
+			for _, m := range byPart {
+				for id, n := range m {
+					want[id] += n
+					total += n
+				}
+			}
+			testenv.Eventually(t, 15*time.Second, func() string {
+				if gs := gameState(t, p.base).GameState; gs.TotalTaps != total || gs.BlueScore+gs.RedScore != total || gs.Round != 1 {
+					return fmt.Sprintf("state %+v, the log holds %d taps this round (round 1)", gs, total)
+				}
+				return ""
+			})
+			for _, j := range players {
+				if got := userTaps(t, p.base, j); got != want[j.User.ID] { // also checks id and team
+					t.Fatalf("%s: %d taps, the log has %d", j.User.Username, got, want[j.User.ID])
+				}
+			}
+			if code, _, _ := post(p.base, "/api/tap", cy.Token, ""); code != 401 {
+				t.Fatalf("the kicked player's token after kill -9: %d", code)
+			}
+			t.Logf("%d acknowledged under load, %d taps this round in the log, all counted once", len(ackedIDs), total)
+			p.term()
+		})
+	}
 }

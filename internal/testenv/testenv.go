@@ -129,6 +129,20 @@ func (r *Redis) Stop() {
 	r.cmd = nil
 }
 
+// RestartEmpty kills the server and starts it again without its data, like
+// a Redis run without persistence that restarted.
+func (r *Redis) RestartEmpty() {
+	r.t.Helper()
+	r.Kill()
+	entries, _ := os.ReadDir(r.Dir)
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(r.Dir, e.Name())); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.Start()
+}
+
 // Kill stops the server with SIGKILL, like a crash.
 func (r *Redis) Kill() {
 	if r.cmd == nil || r.cmd.Process == nil {

@@ -1,0 +1,294 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tapwars/tapwars/app"
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/store"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// history makes a game with several rounds, a kick and an import in its
+// log, and returns the players still in the game (the kicked one is not).
+func history(t *testing.T, base string) []joined {
+	t.Helper()
+	var players []joined
+	for i := range 7 {
+		players = append(players, join(t, base, fmt.Sprintf("p%d", i)))
+	}
+	for i, p := range players {
+		tapN(t, base, p, i+1)
+	}
+	kicked := players[6]
+	players = players[:6]
+	if code, body := admin(t, "POST", base+"/admin/kick/"+kicked.User.ID, "", nil); code != 200 {
+		t.Fatalf("kick: %d %s", code, body)
+	}
+	if code, body := admin(t, "POST", base+"/admin/reset", "", nil); code != 200 {
+		t.Fatalf("reset: %d %s", code, body)
+	}
+	for _, p := range players {
+		tapN(t, base, p, 3)
+	}
+	waitRound(t, base, 1, 18)
+	code, _, raw := admReq(t, nil, "GET", base+"/admin/export", "", bearer)
+	if code != 200 {
+		t.Fatalf("export: %d", code)
+	}
+	tapN(t, base, players[0], 9) // undone by the import
+	if code, body := admin(t, "POST", base+"/admin/import", raw, nil); code != 200 {
+		t.Fatalf("import: %d %s", code, body)
+	}
+	waitRound(t, base, 2, 18)
+	for _, p := range players {
+		tapN(t, base, p, 2)
+	}
+	waitRound(t, base, 2, 30)
+	if code, body := admin(t, "POST", base+"/admin/reset", "", nil); code != 200 {
+		t.Fatalf("second reset: %d %s", code, body)
+	}
+	waitRound(t, base, 3, 0)
+	return players
+}
+
+func waitRound(t *testing.T, base string, round, total int64) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if gs := state(t, base).GameState; gs.Round != round || gs.TotalTaps != total {
+			return fmt.Sprintf("state %+v, want round %d with %d taps", gs, round, total)
+		}
+		return ""
+	})
+}
+
+// roundTaps reads the topic: taps per player after the last round or
+// import marker of their partition (this round's), and the acknowledged
+// ids missing from it.
+func roundTaps(t *testing.T, brokers []string, acked map[string]string) map[string]int64 {
+	t.Helper()
+	taps := map[string]int64{}
+	byPart := map[int32]map[string]int64{}
+	ids := map[string]bool{}
+	for _, r := range testenv.TopicRecords(t, brokers) {
+		if byPart[r.Partition] == nil {
+			byPart[r.Partition] = map[string]int64{}
+		}
+		if ev, err := stream.DecodeEvent(r.Value); err == nil {
+			ids[ev.ID] = true
+			byPart[r.Partition][ev.UserID] += int64(ev.Taps())
+			continue
+		}
+		if f, err := stream.DecodeFact(r.Value); err == nil && (f.Type == game.FactRound || f.Type == game.FactImport) {
+			byPart[r.Partition] = map[string]int64{}
+		}
+	}
+	for id := range acked {
+		if !ids[id] {
+			t.Fatalf("acknowledged tap %s is not in the topic", id)
+		}
+	}
+	for _, m := range byPart {
+		for id, n := range m {
+			taps[id] += n
+		}
+	}
+	return taps
+}
+
+// checkProjection waits until the instance is ready (not rebuilding) and
+// its state equals the log: every player who got 201 exists with their
+// team and this round's taps, team scores and total are their sums, the
+// round and the kicked player are as they were.
+func checkProjection(t *testing.T, base string, brokers []string, acked map[string]string, players []joined, round int64, kicked int) store.Export {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if code, body := readyz(t, base); code != 200 {
+			return fmt.Sprintf("readyz %d %v", code, body)
+		}
+		return ""
+	})
+	want := roundTaps(t, brokers, acked)
+	var ex store.Export
+	testenv.Eventually(t, 20*time.Second, func() string {
+		code, _, raw := admReq(t, nil, "GET", base+"/admin/export", "", bearer)
+		if code != 200 {
+			return fmt.Sprintf("export %d", code)
+		}
+		ex = store.Export{}
+		if err := json.Unmarshal([]byte(raw), &ex); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]game.User{}
+		for _, u := range ex.Players {
+			got[u.ID] = u
+		}
+		sums := map[game.Team]int64{}
+		for _, p := range players {
+			u, ok := got[p.User.ID]
+			if !ok || u.Team != p.User.Team || u.Username != p.User.Username {
+				return fmt.Sprintf("player %s (%s): got %+v", p.User.Username, p.User.Team, u)
+			}
+			if u.TapCount != want[p.User.ID] {
+				return fmt.Sprintf("player %s: %d taps, the log has %d this round", p.User.Username, u.TapCount, want[p.User.ID])
+			}
+			sums[u.Team] += u.TapCount
+		}
+		if ex.BlueScore != sums[game.Blue] || ex.RedScore != sums[game.Red] || ex.TotalTaps != sums[game.Blue]+sums[game.Red] {
+			return fmt.Sprintf("scores %d/%d/%d, players' sums %v", ex.BlueScore, ex.RedScore, ex.TotalTaps, sums)
+		}
+		if ex.Round != round || len(ex.Kicked) != kicked {
+			return fmt.Sprintf("round %d, %d kicked; want %d, %d", ex.Round, len(ex.Kicked), round, kicked)
+		}
+		return ""
+	})
+	return ex
+}
+
+// Redis loses everything while taps flow (FLUSHALL; a Redis without
+// persistence killed and restarted): the instance notices, says so on
+// /readyz, keeps accepting joins and taps, replays the log into Redis by
+// itself, and ends with exactly the state the log gives: every acknowledged
+// tap counted once, every joined player with their team, the round and the
+// kick as they were.
+func TestRebuildAfterRedisLoss(t *testing.T) {
+	for name, lose := range map[string]func(r *testenv.Redis){
+		"FLUSHALL":             func(r *testenv.Redis) { r.Client().FlushAll(context.Background()) },
+		"restart-without-data": func(r *testenv.Redis) { r.RestartEmpty() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+			m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0"}, func(m *app.Main) {
+				// Small, slowed batches: the rebuild lasts long enough to be seen.
+				m.ConsumerOptions.MaxBatch = 50
+				m.ConsumerOptions.BeforeApply = func(game.Batch) { time.Sleep(2 * time.Millisecond) }
+			})
+			base := m.URL()
+			players := history(t, base)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			msgs := sseStream(t, ctx, base+"/events?format=json", "")
+			stop := tapLoad([]string{base}, players, 4)
+			time.Sleep(time.Second)
+			lose(r)
+			// Live pages show "catching up" instead of a half-rebuilt state.
+			waitSSE(t, msgs, 5*time.Second, "catching up", func(m sseMsg) bool {
+				return m.event == "status" && strings.Contains(m.data, "catching up")
+			})
+			sawRebuild := false
+			var late []joined
+			deadline := time.Now().Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				if code, body := readyz(t, base); code == http.StatusServiceUnavailable && strings.HasPrefix(body["state"], "unavailable: rebuilding") {
+					sawRebuild = true
+				}
+				if len(late) < 3 { // joins keep working during the rebuild
+					var j joined
+					if code, _, _ := call(t, "POST", base+"/api/join", "", fmt.Sprintf(`{"username":"late%d"}`, len(late)), &j); code == 201 {
+						late = append(late, j)
+						tapN(t, base, j, 2)
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			acked, _ := stop()
+			t.Logf("%d taps acknowledged under load, rebuild seen on /readyz: %v, %d joins during it", len(acked), sawRebuild, len(late))
+			if len(late) == 0 || !sawRebuild {
+				t.Fatalf("joins during the rebuild: %d; /readyz said rebuilding: %v", len(late), sawRebuild)
+			}
+			checkProjection(t, base, k.Addrs(), acked, append(players, late...), 3, 1)
+		})
+	}
+}
+
+// A replay of the whole log into an empty Redis gives exactly the live
+// state (export minus its time), with rounds, a kick and an import in the
+// history and taps of several rounds.
+func TestReplayIntoEmptyRedisEqualsLiveState(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	m := admInstance(t, r, k, nil, nil)
+	base := m.URL()
+	players := history(t, base)
+	stop := tapLoad([]string{base}, players, 3)
+	time.Sleep(time.Second)
+	acked, _ := stop()
+	live := checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
+
+	r2 := testenv.StartRedis(t)
+	m2 := admInstance(t, r2, k, map[string]string{"KAFKA_GROUP": "replay"}, func(m *app.Main) {
+		m.ConsumerOptions.MaxBatch = 7 // other batch boundaries than the live run's
+	})
+	replayed := checkProjection(t, m2.URL(), k.Addrs(), acked, players, 3, 1)
+	live.ExportedAt, replayed.ExportedAt = 0, 0
+	a, _ := json.Marshal(live)
+	b, _ := json.Marshal(replayed)
+	if string(a) != string(b) {
+		t.Fatalf("replayed state differs from the live one:\nlive     %s\nreplayed %s", a, b)
+	}
+}
+
+// With a checkpoint in Kafka, a store that lost everything loads it and
+// replays only the log after it, and ends with exactly the state of the
+// log.
+func TestRebuildFromCheckpoint(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	var (
+		mu        sync.Mutex
+		recording atomic.Bool
+		froms     = map[int32]int64{}
+	)
+	m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0", "CHECKPOINT_INTERVAL": "0"}, func(m *app.Main) {
+		m.ConsumerOptions.BeforeApply = func(b game.Batch) {
+			if recording.Load() {
+				mu.Lock()
+				if f, ok := froms[b.Partition]; !ok || b.From < f {
+					froms[b.Partition] = b.From
+				}
+				mu.Unlock()
+			}
+		}
+	})
+	base := m.URL()
+	players := history(t, base)
+	stop := tapLoad([]string{base}, players, 3)
+	time.Sleep(time.Second)
+	acked, _ := stop()
+	checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
+	ctx := context.Background()
+	if ok, err := m.Checkpoints.Take(ctx); err != nil || !ok {
+		t.Fatalf("checkpoint: %v %v", ok, err)
+	}
+	cp, _, err := m.Store.TakeCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range players[:3] {
+		tapN(t, base, p, 5) // after the checkpoint
+	}
+	recording.Store(true)
+	r.Client().FlushAll(ctx)
+	final := players[0]
+	tapN(t, base, final, 1) // wakes the partition at once
+	checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
+	mu.Lock()
+	defer mu.Unlock()
+	for p, from := range froms {
+		if at := cp.CheckpointOffset(stream.Topic, p); from < at {
+			t.Fatalf("partition %d replayed from %d, before the checkpoint's %d", p, from, at)
+		}
+	}
+	if len(froms) == 0 {
+		t.Fatal("nothing was replayed")
+	}
+	t.Logf("replayed from %v; the checkpoint covers %v", froms, cp.Offsets())
+}

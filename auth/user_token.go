@@ -1,0 +1,91 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// User tokens ("v2.<claims>.<signature>") carry what a tap needs besides the
+// id: name, team, session and join time. A valid one is proof of a join, so
+// a tap is accepted (and counted once the log's join is applied) even while
+// Redis is being rebuilt from the log and does not know the player yet.
+// v1 tokens (id only) keep working while Redis knows their player.
+
+const (
+	prefixV2 = "v2."
+	// maxClaims bounds the encoded claims: a 64-byte id and session, a
+	// 24-character name (≤ 96 bytes of UTF-8, escaped) and the rest.
+	maxClaims = 1024
+	// MaxUserSize is the longest token ParseUser reads.
+	MaxUserSize = len(prefixV2) + maxClaims + 1 + sigLen
+)
+
+// claims is a v2 token's JSON; short names keep tokens small.
+type claims struct {
+	ID       string    `json:"i"`
+	Name     string    `json:"n"`
+	Team     game.Team `json:"t"`
+	Session  string    `json:"s"`
+	JoinedAt int64     `json:"j"`
+}
+
+// SignUser returns the v2 token of a player.
+func (s *Signer) SignUser(u game.User) string {
+	raw, _ := json.Marshal(claims{ID: u.ID, Name: u.Username, Team: u.Team, Session: u.SessionID, JoinedAt: u.JoinedAt}) // cannot fail
+	body := prefixV2 + base64.RawURLEncoding.EncodeToString(raw)
+	return body + "." + s.mac(body)
+}
+
+// ParseUser checks a v1 or v2 token. For v2 it returns the player as
+// signed (tapCount 0) and full true; for v1 only the id, full false.
+func (s *Signer) ParseUser(token string) (u game.User, full bool, err error) {
+	if !strings.HasPrefix(token, prefixV2) {
+		id, err := s.Parse(token)
+		return game.User{ID: id}, false, err
+	}
+	if len(token) > MaxUserSize {
+		return game.User{}, false, ErrBadToken
+	}
+	dot := strings.LastIndexByte(token, '.')
+	if dot <= len(prefixV2) || len(token)-dot-1 != sigLen {
+		return game.User{}, false, ErrBadToken
+	}
+	body, sig := token[:dot], token[dot+1:]
+	if !hmac.Equal([]byte(sig), []byte(s.mac(body))) {
+		return game.User{}, false, ErrBadToken
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body[len(prefixV2):])
+	if err != nil {
+		return game.User{}, false, ErrBadToken
+	}
+	var c claims
+	if err := json.Unmarshal(raw, &c); err != nil || !validID(c.ID) || !c.Team.Valid() || c.Name == "" {
+		return game.User{}, false, ErrBadToken
+	}
+	return game.User{ID: c.ID, Username: c.Name, Team: c.Team, SessionID: c.Session, JoinedAt: c.JoinedAt}, true, nil
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > maxID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// mac signs a whole token body (v2 signs its prefix and claims).
+func (s *Signer) mac(body string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}

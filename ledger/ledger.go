@@ -1,0 +1,153 @@
+// Package ledger makes every change of the game a fact in the Kafka log
+// before it is answered: joins, kicks, new rounds and imports are logged
+// (acks=all) first, and the Redis projection follows from the log. It wraps
+// the store with the same methods the handlers call, so the handlers do not
+// know whether a change went through the log.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/store"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// Game is the store with its changes logged first.
+type Game struct {
+	*store.Store
+	facts *stream.Facts
+	// Wait bounds how long an import waits for the consumer to apply it
+	// before answering store.ErrNotApplied (default 3 s); KickWait the same
+	// for a kick, which is in force at once anyway (default 2 s).
+	Wait, KickWait time.Duration
+	// Rebuilding, when set, reports that the projection is being rebuilt
+	// from the log: a reset or an import then waits, as the round it
+	// would choose comes from a projection that is not complete.
+	Rebuilding func() bool
+}
+
+// errRebuilding refuses a reset or an import during a rebuild.
+var errRebuilding = fmt.Errorf("%w: the game state is being rebuilt from the log; try again when /readyz says ready", game.ErrUnavailable)
+
+func (g *Game) rebuilding() bool { return g.Rebuilding != nil && g.Rebuilding() }
+
+// New returns the logged game over st.
+func New(st *store.Store, facts *stream.Facts) *Game {
+	return &Game{Store: st, facts: facts, Wait: 3 * time.Second, KickWait: 2 * time.Second}
+}
+
+// Join chooses the player's team atomically in Redis (balanced among the
+// players online, across instances), then logs the join with that team,
+// id, name and session. A join Kafka did not acknowledge is undone, and the
+// caller answers 503.
+func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User, error) {
+	u, err := g.Store.Join(ctx, name, now)
+	if err != nil {
+		return game.User{}, err
+	}
+	if err := g.facts.Join(ctx, u); err != nil {
+		if ferr := g.Store.Forget(context.WithoutCancel(ctx), u); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		return game.User{}, fmt.Errorf("%w: %w", game.ErrUnavailable, err)
+	}
+	return u, nil
+}
+
+// Reset logs round current+1 on every partition, then starts it in the
+// projection at once (the consumer applying the markers later changes
+// nothing more). starts is not used: a round starts at its markers; it is
+// kept for the admin handler's signature.
+func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (store.ResetResult, error) {
+	if g.rebuilding() {
+		return store.ResetResult{}, errRebuilding
+	}
+	cur, err := g.Store.Round(ctx)
+	if err != nil {
+		return store.ResetResult{}, err
+	}
+	round := cur + 1
+	if err := g.facts.NewRound(ctx, round, now); err != nil {
+		return store.ResetResult{}, err
+	}
+	return g.Store.Reset(ctx, round, now)
+}
+
+// Kick logs a player's kick and waits until the consumer applied it, to
+// answer with the taps it removed.
+func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error) {
+	if _, err := g.Store.User(ctx, id); errors.Is(err, game.ErrUnknownPlayer) {
+		if _, kicked, kerr := g.Store.Kicked(ctx, id); kerr == nil && kicked {
+			return 0, store.ErrAlreadyKicked
+		}
+		return 0, err
+	} else if err != nil {
+		return 0, err
+	}
+	if err := g.facts.Kick(ctx, id, now); err != nil {
+		return 0, err
+	}
+	if err := g.Store.PendKick(ctx, id, now); err != nil {
+		return 0, err
+	}
+	var removed int64
+	err := g.wait(ctx, g.KickWait, func(ctx context.Context) (bool, error) {
+		rec, ok, err := g.Store.Kicked(ctx, id)
+		removed = rec.RemovedTaps
+		return ok, err
+	})
+	return removed, err
+}
+
+// Import logs an import (markers, then its players and kicked players) and
+// waits until the consumer applied it. The round becomes max(current + 1,
+// the file's round). starts is not used (see Reset).
+func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error) {
+	if g.rebuilding() {
+		return 0, errRebuilding
+	}
+	cur, err := g.Store.Round(ctx)
+	if err != nil {
+		return 0, err
+	}
+	round := max(cur+1, ex.Round)
+	kicked := make([]game.Fact, len(ex.Kicked))
+	for i, k := range ex.Kicked {
+		u := k.User
+		kicked[i] = game.Fact{Type: game.FactKicked, User: &u, At: k.KickedAt, RemovedTaps: k.RemovedTaps}
+	}
+	if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
+		return 0, err
+	}
+	err = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
+		ov, err := g.Store.Overview(ctx, topic, time.Now(), time.Second)
+		if err != nil {
+			return false, err
+		}
+		return ov.Round >= round && ov.Players >= int64(len(ex.Players)) && ov.Kicked >= int64(len(ex.Kicked)), nil
+	})
+	return round, err
+}
+
+// wait polls done until it reports true, g.Wait passes or ctx ends.
+func (g *Game) wait(ctx context.Context, limit time.Duration, done func(context.Context) (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := done(ctx)
+		if err == nil && ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return store.ErrNotApplied
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
