@@ -56,24 +56,29 @@ func (s *Server) tap(c echo.Context) error {
 	if err := s.allowTap(c, u.ID, n); err != nil { // TAP_RATE_LIMIT
 		return err
 	}
+	now := time.Now().UnixMilli()
+	sc, round, err := s.currentSchedule(c.Request().Context())
+	if err == nil {
+		err = roundRule(sc, now)
+	}
+	if err != nil {
+		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
+		return err
+	}
 	ev := game.TapEvent{
 		ID:        eventID(),
 		UserID:    u.ID,
 		Username:  u.Username,
 		Team:      u.Team,
-		Timestamp: time.Now().UnixMilli(),
+		Timestamp: now,
 		SessionID: u.SessionID,
+		// The round as this instance knows it. In open play a tap counts
+		// in the round of the last round marker before it on its
+		// partition; in a timed round only if Timestamp is inside it.
+		Round: round,
 	}
 	if n > 1 {
 		ev.Count = n
-	}
-	if s.hub != nil {
-		// The round as this instance last saw it: informational, since a
-		// tap counts in the round of the last round marker before it on
-		// its partition.
-		if f := s.hub.Latest(); f != nil {
-			ev.Round = f.Snapshot.GameState.Round
-		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.opt.TapTimeout)
 	defer cancel()

@@ -151,3 +151,41 @@ func (g *Game) wait(ctx context.Context, limit time.Duration, done func(context.
 		}
 	}
 }
+
+// StartTimedRound logs timed round current+1 with sc's durations on every
+// partition, then starts it in the projection at once. sc.Number is filled
+// in; its times must be absolute (unix ms).
+func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error) {
+	if g.rebuilding() {
+		return game.RoundSchedule{}, errRebuilding
+	}
+	cur, err := g.Store.Round(ctx)
+	if err != nil {
+		return game.RoundSchedule{}, err
+	}
+	sc.Number, sc.Mode = cur+1, game.ModeTimed
+	if err := g.facts.NewTimedRound(ctx, sc, now); err != nil {
+		return game.RoundSchedule{}, err
+	}
+	if _, err := g.Store.StartRound(ctx, sc, now); err != nil {
+		return game.RoundSchedule{}, err
+	}
+	return sc, nil
+}
+
+// ContinueRounds logs the next round of a repeating schedule (sc.Next())
+// if the projection is still at sc's round. Its markers depend on sc
+// alone, so two instances writing them at once write the same round.
+func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+	next := sc.Next()
+	if err := g.facts.NewTimedRound(ctx, next, now); err != nil {
+		return err
+	}
+	_, err := g.Store.StartRound(ctx, next, now)
+	return err
+}
+
+// LogResult logs a timed round's final result.
+func (g *Game) LogResult(ctx context.Context, res game.RoundResult) error {
+	return g.facts.Result(ctx, res)
+}

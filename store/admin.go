@@ -145,11 +145,12 @@ func partitionMap(topic string, m map[string]string) map[int32]int64 {
 // consumer to reach the round's markers in the log; applying the markers
 // later changes nothing more. Then every instance is told.
 //
-// KEYS: projectionKeys. ARGV: round, now.
+// KEYS: projectionKeys. ARGV: round, now, schedule (JSON; '' in open play).
 // Returns {round, players whose tapCount was reset (-1: the round had started)}.
 var resetScript = redis.NewScript(newRoundLua + `
 local zeroed = new_round(tonumber(ARGV[1]), false)
 if zeroed >= 0 then
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[18], ARGV[3]) else redis.call('DEL', KEYS[18]) end
   redis.call('SET', KEYS[10], ARGV[2])
   redis.call('PUBLISH', 'game:updates', '1')
 end
@@ -170,7 +171,21 @@ type ResetResult struct {
 // consumer, so taps accepted before the reset never count in the new round.
 // A round that is not ahead of the current one changes nothing.
 func (s *Store) Reset(ctx context.Context, round int64, now time.Time) (ResetResult, error) {
-	res, err := resetScript.Run(ctx, s.rdb, projKeys(now.UnixMilli()), round, now.UnixMilli()).Int64Slice()
+	return s.StartRound(ctx, game.RoundSchedule{Number: round, Mode: game.ModeOpen}, now)
+}
+
+// StartRound is Reset for a round of either mode: a timed round's schedule
+// becomes the current one with it.
+func (s *Store) StartRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (ResetResult, error) {
+	sched := ""
+	if sc.Timed() {
+		raw, err := json.Marshal(sc)
+		if err != nil {
+			return ResetResult{}, fmt.Errorf("encode schedule: %w", err)
+		}
+		sched = string(raw)
+	}
+	res, err := resetScript.Run(ctx, s.rdb, projKeys(now.UnixMilli()), sc.Number, now.UnixMilli(), sched).Int64Slice()
 	if err != nil {
 		return ResetResult{}, fmt.Errorf("reset: %w", err)
 	}

@@ -21,6 +21,13 @@ type Applier interface {
 	Offsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error)
 }
 
+// RoundReader is implemented by an Applier that keeps timed rounds
+// (store.Store): the consumer counts a partition's taps with the schedule
+// of the partition's round.
+type RoundReader interface {
+	PartitionSchedule(ctx context.Context, topic string, partition int32) (game.RoundSchedule, error)
+}
+
 // ConsumerOptions tune the consumer; zero values take the defaults.
 type ConsumerOptions struct {
 	MaxBatch int // records per applied batch (default 5000)
@@ -298,7 +305,20 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
 	backoff := 100 * time.Millisecond
 	for {
-		b, skipped := h.batch(p, msgs, from, next)
+		var sched game.RoundSchedule
+		if rr, ok := h.c.app.(RoundReader); ok {
+			var err error
+			if sched, err = rr.PartitionSchedule(ctx, Topic, p); err != nil {
+				h.c.log.Warn("read round schedule failed, retrying", "partition", p, "err", err)
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-time.After(backoff):
+				}
+				continue
+			}
+		}
+		b, skipped := h.batch(p, msgs, from, next, sched)
 		if h.c.opt.BeforeApply != nil {
 			h.c.opt.BeforeApply(b)
 		}
@@ -437,8 +457,10 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 
 // batch turns msgs[from:next) into steps: runs of taps aggregated per
 // player, and facts in between, in log order. Poison records are skipped
-// and counted by reason.
-func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64) (game.Batch, map[string]int) {
+// and counted by reason. sched is the schedule of the partition's round at
+// from: a timed round's taps count only inside it (game.RoundSchedule.Counts),
+// the same rule the tap handler answered them by.
+func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64, sched game.RoundSchedule) (game.Batch, map[string]int) {
 	b := game.Batch{Topic: Topic, Partition: p, From: from, Next: next, Start: from <= h.c.oldestOf(p), Now: time.Now().UnixMilli()}
 	skipped := map[string]int{}
 	skip := func(m *sarama.ConsumerMessage, err error) {
@@ -464,6 +486,10 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 		}
 		if !isFact(m) {
 			ev, err := DecodeEvent(m.Value)
+			if err == nil && !sched.Counts(ev.Timestamp) {
+				skipped[SkipOffRound] += ev.Taps()
+				continue
+			}
 			if err == nil {
 				if i, ok := idx[ev.UserID]; ok {
 					run[i].Count += int64(ev.Taps())
@@ -482,6 +508,13 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 		if err != nil {
 			skip(m, err)
 			continue
+		}
+		if (f.Type == game.FactRound || f.Type == game.FactImport) && f.Round > sched.Number {
+			// the apply script moves the partition to this round too
+			sched = game.RoundSchedule{Number: f.Round, Mode: game.ModeOpen}
+			if f.Schedule != nil {
+				sched = *f.Schedule
+			}
 		}
 		endRun()
 		b.Steps = append(b.Steps, game.Step{Fact: &f, Offset: m.Offset})

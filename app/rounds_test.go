@@ -1,0 +1,202 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapwars/tapwars/app"
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// tapAnswer is one answered tap of roundLoad.
+type tapAnswer struct {
+	code int
+	ev   game.TapEvent // set on 202
+	at   time.Time     // when the answer arrived
+}
+
+// roundLoad taps from workers goroutines over bases until stop is called,
+// which returns every answer.
+func roundLoad(bases []string, players []joined, workers int) (stop func() []tapAnswer) {
+	var (
+		mu     sync.Mutex
+		out    []tapAnswer
+		wg     sync.WaitGroup
+		done   = make(chan struct{})
+		client = &http.Client{Timeout: 10 * time.Second}
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				p := players[(w+n*workers)%len(players)]
+				req, _ := http.NewRequest("POST", bases[(w+n)%len(bases)]+"/api/tap", nil)
+				req.Header.Set("Authorization", "Bearer "+p.Token)
+				res, err := client.Do(req)
+				if err != nil {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				a := tapAnswer{code: res.StatusCode, at: time.Now()}
+				var tr struct {
+					TapEvent game.TapEvent `json:"tapEvent"`
+				}
+				if err := json.NewDecoder(res.Body).Decode(&tr); err == nil {
+					a.ev = tr.TapEvent
+				}
+				res.Body.Close()
+				mu.Lock()
+				out = append(out, a)
+				mu.Unlock()
+				if a.code != http.StatusAccepted {
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return func() []tapAnswer {
+		close(done)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return out
+	}
+}
+
+// startRound starts a timed round through base's admin API.
+func startRound(t *testing.T, base, body string) game.RoundState {
+	t.Helper()
+	code, _, b := admReq(t, nil, "POST", base+"/admin/rounds", body, overlay(bearer, map[string]string{"Content-Type": "application/json"}))
+	if code != http.StatusCreated {
+		t.Fatalf("POST /admin/rounds: %d %s", code, b)
+	}
+	var res struct {
+		Round game.RoundState `json:"round"`
+	}
+	if err := json.Unmarshal([]byte(b), &res); err != nil {
+		t.Fatal(err)
+	}
+	return res.Round
+}
+
+// finalRound waits until base's game state shows round n's final result.
+func finalRound(t *testing.T, base string, n int64, within time.Duration) game.RoundState {
+	t.Helper()
+	var rs game.RoundState
+	testenv.Eventually(t, within, func() string {
+		rs = state(t, base).Round
+		if rs.Number != n || !rs.Final {
+			return fmt.Sprintf("round %+v, want round %d final", rs, n)
+		}
+		return ""
+	})
+	return rs
+}
+
+// checkRoundExact fails unless round rs's final scores are exactly the
+// taps per team answered 202 for it, each stamped inside its play, and no
+// tap of an earlier round was accepted after its start.
+func checkRoundExact(t *testing.T, rs game.RoundState, answers []tapAnswer) {
+	t.Helper()
+	team := map[game.Team]int64{}
+	codes := map[int]int{}
+	for _, a := range answers {
+		codes[a.code]++
+		if a.code != http.StatusAccepted {
+			continue
+		}
+		switch {
+		case a.ev.Round == rs.Number:
+			if a.ev.Timestamp < rs.StartsAt || a.ev.Timestamp >= rs.EndsAt {
+				t.Errorf("tap %s accepted for round %d stamped %d, outside [%d, %d)", a.ev.ID, rs.Number, a.ev.Timestamp, rs.StartsAt, rs.EndsAt)
+			}
+			team[a.ev.Team] += int64(a.ev.Taps())
+		case a.ev.Round > rs.Number:
+			t.Errorf("tap of round %d during round %d's test", a.ev.Round, rs.Number)
+		case a.ev.Timestamp >= rs.StartsAt:
+			t.Errorf("tap %s accepted in open play round %d at %d, after round %d started", a.ev.ID, a.ev.Round, a.ev.Timestamp, rs.Number)
+		}
+	}
+	t.Logf("answers %v; 202 in the round: blue %d, red %d; result %+v", codes, team[game.Blue], team[game.Red], rs)
+	if rs.Blue != team[game.Blue] || rs.Red != team[game.Red] {
+		t.Fatalf("final scores blue %d red %d, but 202 taps of the round: blue %d red %d", rs.Blue, rs.Red, team[game.Blue], team[game.Red])
+	}
+	if rs.Winner == nil || *rs.Winner != game.Winner(rs.Blue, rs.Red) {
+		t.Fatalf("winner %v for blue %d red %d", rs.Winner, rs.Blue, rs.Red)
+	}
+	if codes[http.StatusConflict] == 0 {
+		t.Fatal("no tap was refused with 409 during the countdown or after the bell")
+	}
+	if team[game.Blue]+team[game.Red] == 0 {
+		t.Fatal("no tap counted in the round")
+	}
+}
+
+// Two instances share one timed round: many workers tap on both across
+// the countdown, the start and the bell; the final per-team scores are
+// exactly the taps answered 202 for the round, every tap during the
+// countdown and after the bell got 409, and the result is the same on both
+// instances and stays after a restart of both.
+func TestTimedRoundExactAtTheBell(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "TAP_TIMEOUT": "1s"}
+	n1, n2 := startApp(t, r, k, env, nil), startApp(t, r, k, env, nil)
+	bases := []string{n1.URL(), n2.URL()}
+	players := make([]joined, 20)
+	for i := range players {
+		players[i] = join(t, bases[i%2], fmt.Sprintf("bell%d", i))
+	}
+	// Open play first: taps count as they do today.
+	tapN(t, bases[0], players[0], 3)
+
+	stop := roundLoad(bases, players, 12)
+	time.Sleep(300 * time.Millisecond)
+	rs := startRound(t, bases[0], `{"seconds": 3, "countdown": 1}`)
+	if rs.Mode != game.ModeTimed || rs.Status != game.StatusCountdown || rs.EndsAt-rs.StartsAt != 3000 {
+		t.Fatalf("round %+v", rs)
+	}
+	// Every instance shows the countdown.
+	for _, b := range bases {
+		if st := state(t, b).Round; st.Number != rs.Number || st.Status == "" {
+			t.Fatalf("%s: round %+v", b, st)
+		}
+	}
+	time.Sleep(time.Until(time.UnixMilli(rs.EndsAt).Add(700 * time.Millisecond)))
+	answers := stop()
+
+	final := finalRound(t, bases[1], rs.Number, 20*time.Second)
+	checkRoundExact(t, final, answers)
+	if other := finalRound(t, bases[0], rs.Number, 5*time.Second); other.Blue != final.Blue || other.Red != final.Red {
+		t.Fatalf("instances disagree: %+v vs %+v", other, final)
+	}
+	// After the bell a tap is refused with a message a person understands.
+	code, _, body := call(t, "POST", bases[0]+"/api/tap", players[1].Token, "", nil)
+	if code != http.StatusConflict || !json.Valid([]byte(body)) {
+		t.Fatalf("tap after the bell: %d %s", code, body)
+	}
+	t.Logf("after the bell: %s", body)
+
+	// Both instances restart: the result is the same.
+	_ = n1.Close()
+	_ = n2.Close()
+	n3 := startApp(t, r, k, env, nil)
+	if again := finalRound(t, n3.URL(), rs.Number, 20*time.Second); again.Blue != final.Blue || again.Red != final.Red || *again.Winner != *final.Winner {
+		t.Fatalf("after a restart: %+v, was %+v", again, final)
+	}
+	_ = app.Main{}
+}
