@@ -145,7 +145,7 @@ func partitionMap(topic string, m map[string]string) map[int32]int64 {
 // consumer to reach the round's markers in the log; applying the markers
 // later changes nothing more. Then every instance is told.
 //
-// KEYS: projectionKeys. ARGV: round, now, schedule (JSON; ” in open play).
+// KEYS: projectionKeys. ARGV: round, now, schedule (JSON; empty in open play).
 // Returns {round, players whose tapCount was reset (-1: the round had started)}.
 var resetScript = redis.NewScript(newRoundLua + `
 local zeroed = new_round(tonumber(ARGV[1]), false)
