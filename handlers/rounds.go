@@ -8,24 +8,26 @@ import (
 
 // scheduleReader reads the current round's schedule (store.Store).
 type scheduleReader interface {
-	RoundSchedule(ctx context.Context) (*game.RoundSchedule, error)
+	CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error)
 }
 
-// currentSchedule is the round as this instance knows it: the live hub's
-// last frame, or the store before the hub has one. nil is open play.
+// currentSchedule is the current round's schedule (nil: open play) and
+// number, read from the store on every tap: a timed round is announced in
+// the store before its markers are logged, so from the moment the operator's
+// request returns no instance accepts a tap for the countdown; a cached
+// copy could still say open play. Without a schedule reader (tests of the
+// handlers alone) it is the live hub's last frame.
 func (s *Server) currentSchedule(ctx context.Context) (*game.RoundSchedule, int64, error) {
-	if s.hub != nil {
-		if f := s.hub.Latest(); f != nil {
-			return f.Snapshot.Schedule, f.Snapshot.GameState.Round, nil
-		}
-	}
 	if r, ok := s.store.(scheduleReader); ok {
-		sc, err := r.RoundSchedule(ctx)
+		sc, round, err := r.CurrentRound(ctx)
 		if err != nil {
 			return nil, 0, game.Wrap(err, game.EUNAVAILABLE, "the round cannot be read; try again")
 		}
-		if sc != nil {
-			return sc, sc.Number, nil
+		return sc, round, nil
+	}
+	if s.hub != nil {
+		if f := s.hub.Latest(); f != nil {
+			return f.Snapshot.Schedule, f.Snapshot.GameState.Round, nil
 		}
 	}
 	return nil, 0, nil

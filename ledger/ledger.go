@@ -164,7 +164,13 @@ func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 		return game.RoundSchedule{}, err
 	}
 	sc.Number, sc.Mode = cur+1, game.ModeTimed
+	if err := g.Store.AnnounceRound(ctx, sc); err != nil {
+		return game.RoundSchedule{}, err
+	}
 	if err := g.facts.NewTimedRound(ctx, sc, now); err != nil {
+		if werr := g.Store.WithdrawRound(context.WithoutCancel(ctx), sc); werr != nil {
+			err = errors.Join(err, werr)
+		}
 		return game.RoundSchedule{}, err
 	}
 	if _, err := g.Store.StartRound(ctx, sc, now); err != nil {
@@ -173,11 +179,14 @@ func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 	return sc, nil
 }
 
-// ContinueRounds logs the next round of a repeating schedule (sc.Next())
-// if the projection is still at sc's round. Its markers depend on sc
-// alone, so two instances writing them at once write the same round.
+// ContinueRounds logs the next round of a repeating schedule (sc.Next());
+// the caller checks that sc is still the current round. Its markers depend
+// on sc alone, so two instances writing them at once write the same round.
 func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
 	next := sc.Next()
+	if err := g.Store.AnnounceRound(ctx, next); err != nil {
+		return err
+	}
 	if err := g.facts.NewTimedRound(ctx, next, now); err != nil {
 		return err
 	}

@@ -32,6 +32,49 @@ func getString(ctx context.Context, cmd *redis.StringCmd) (string, error) {
 	return v, err
 }
 
+// AnnounceRound makes sc the current schedule before its markers are
+// logged, so that from now on every instance refuses taps for the countdown
+// (the tap rule reads the schedule on every tap); StartRound follows.
+func (s *Store) AnnounceRound(ctx context.Context, sc game.RoundSchedule) error {
+	raw, err := json.Marshal(sc)
+	if err != nil {
+		return fmt.Errorf("encode schedule: %w", err)
+	}
+	if err := s.rdb.Set(ctx, KeyRoundSchedule, raw, 0).Err(); err != nil {
+		return fmt.Errorf("announce round %d: %w", sc.Number, err)
+	}
+	return nil
+}
+
+// WithdrawRound undoes AnnounceRound when the round's markers could not be
+// logged (the round never started), unless the schedule changed since.
+func (s *Store) WithdrawRound(ctx context.Context, sc game.RoundSchedule) error {
+	cur, err := s.RoundSchedule(ctx)
+	if err != nil || cur == nil || *cur != sc {
+		return err
+	}
+	return s.rdb.Del(ctx, KeyRoundSchedule).Err()
+}
+
+// CurrentRound is the round a tap now is for: the current (or announced)
+// timed round's schedule and number, or nil and the open round's number.
+func (s *Store) CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error) {
+	vals, err := s.rdb.MGet(ctx, KeyRound, KeyRoundSchedule).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read round: %w", err)
+	}
+	str, _ := vals[1].(string)
+	sc, err := decodeSchedule(str)
+	if err != nil || sc != nil {
+		n := int64(0)
+		if sc != nil {
+			n = sc.Number
+		}
+		return sc, n, err
+	}
+	return nil, atoi(vals[0]), nil
+}
+
 // RoundSchedule is the current round's schedule, nil in open play.
 func (s *Store) RoundSchedule(ctx context.Context) (*game.RoundSchedule, error) {
 	raw, err := getString(ctx, s.rdb.Get(ctx, KeyRoundSchedule))
