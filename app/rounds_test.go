@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,4 +199,108 @@ func TestTimedRoundExactAtTheBell(t *testing.T) {
 	if again := finalRound(t, n3.URL(), rs.Number, 20*time.Second); again.Blue != final.Blue || again.Red != final.Red || *again.Winner != *final.Winner {
 		t.Fatalf("after a restart: %+v, was %+v", again, final)
 	}
+}
+
+// rounds is GET /api/rounds with query q.
+func rounds(t *testing.T, base, q string) (int, struct {
+	Rounds []game.RoundResult `json:"rounds"`
+	Total  int64              `json:"total"`
+}, string) {
+	t.Helper()
+	var out struct {
+		Rounds []game.RoundResult `json:"rounds"`
+		Total  int64              `json:"total"`
+	}
+	code, _, body := call(t, "GET", base+"/api/rounds"+q, "", "", &out)
+	return code, out, body
+}
+
+// Repeating rounds follow each other on their own, their results make the
+// history (/api/rounds, /rounds, the export), and DELETE /admin/rounds goes
+// back to open play. Bad settings are refused with what is wrong.
+func TestTimedRoundsRepeatHistoryAndStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
+	n := startApp(t, r, k, map[string]string{"ADMIN_TOKEN": admToken, "TAP_TIMEOUT": "1s"}, nil)
+	base := n.URL()
+	jsonHdr := overlay(bearer, map[string]string{"Content-Type": "application/json"})
+	for body, want := range map[string]string{
+		`{}`:                              "seconds is required",
+		`{"seconds": 0}`:                  "seconds must be 1 to 3600",
+		`{"seconds": 5, "countdown": 99}`: "countdown must be 0 to 60",
+		`{"seconds": "five"}`:             "seconds\\\" must be a whole number",
+	} {
+		if code, _, b := admReq(t, nil, "POST", base+"/admin/rounds", body, jsonHdr); code != http.StatusBadRequest || !strings.Contains(b, want) {
+			t.Errorf("POST /admin/rounds %s: %d %s, want 400 %q", body, code, b, want)
+		}
+	}
+	if code, _, b := admReq(t, nil, "POST", base+"/admin/rounds", `{"seconds": 5}`, map[string]string{"Content-Type": "application/json"}); code != http.StatusUnauthorized {
+		t.Errorf("without the admin token: %d %s", code, b)
+	}
+
+	a, b := join(t, base, "rep-a"), join(t, base, "rep-b")
+	rs := startRound(t, base, `{"seconds": 2, "countdown": 1, "repeat": true, "intermission": 4}`)
+	if rs.NextStartsAt != rs.EndsAt+4000 {
+		t.Fatalf("round %+v: next start should be 4 s after the bell", rs)
+	}
+	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", nil); code != http.StatusConflict || !strings.Contains(body, "has not started yet") {
+		t.Fatalf("tap in the countdown: %d %s", code, body)
+	}
+	time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(100 * time.Millisecond)))
+	tapN(t, base, a, 5)
+	tapN(t, base, b, 2)
+	if st := state(t, base).Round; st.Status != game.StatusRunning {
+		t.Fatalf("round %+v, want running", st)
+	}
+	time.Sleep(time.Until(time.UnixMilli(rs.EndsAt)))
+	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", nil); code != http.StatusConflict || !strings.Contains(body, "the next one starts in") {
+		t.Fatalf("tap after the bell: %d %s", code, body)
+	}
+	final := finalRound(t, base, rs.Number, 15*time.Second)
+	wantA := map[game.Team]int64{}
+	wantA[a.User.Team] += 5
+	wantA[b.User.Team] += 2
+	if final.Blue != wantA[game.Blue] || final.Red != wantA[game.Red] || final.TopTapper == nil || final.TopTapper.ID != a.User.ID || final.TopTapper.TapCount != 5 {
+		t.Fatalf("final %+v (top %+v), want %v with %s on top", final, final.TopTapper, wantA, a.User.Username)
+	}
+	// The next round follows by itself, on the schedule.
+	testenv.Eventually(t, 15*time.Second, func() string {
+		if st := state(t, base).Round; st.Number != rs.Number+1 || st.StartsAt != rs.EndsAt+4000 || st.EndsAt != st.StartsAt+2000 {
+			return fmt.Sprintf("round %+v, want round %d starting at %d", st, rs.Number+1, rs.EndsAt+4000)
+		}
+		return ""
+	})
+	code, page, body := rounds(t, base, "")
+	if code != 200 || page.Total != 1 || len(page.Rounds) != 1 || page.Rounds[0].Blue != final.Blue || page.Rounds[0].Winner != *final.Winner {
+		t.Fatalf("/api/rounds: %d %s", code, body)
+	}
+	finalRound(t, base, rs.Number+1, 20*time.Second) // nobody tapped: a tie, 0 to 0
+	code, page, body = rounds(t, base, "?limit=1&page=2")
+	if code != 200 || page.Total < 2 || len(page.Rounds) != 1 || page.Rounds[0].Round != rs.Number {
+		t.Fatalf("/api/rounds page 2: %d %s", code, body)
+	}
+	if code, _, body := call(t, "GET", base+"/api/rounds?limit=0", "", "", nil); code != 400 || !strings.Contains(body, "limit must be") {
+		t.Fatalf("/api/rounds?limit=0: %d %s", code, body)
+	}
+	if code, _, html := admReq(t, nil, "GET", base+"/rounds", "", nil); code != 200 || !strings.Contains(html, a.User.Username+" (5)") {
+		t.Fatalf("/rounds: %d %.500s", code, html)
+	}
+	_, _, ex := admReq(t, nil, "GET", base+"/admin/export", "", bearer)
+	if !strings.Contains(ex, `"rounds": [`) || !strings.Contains(ex, `"topTapper"`) {
+		t.Fatalf("export without the history: %.300s", ex)
+	}
+
+	// Back to open play: taps count again.
+	if code, _, body := admReq(t, nil, "DELETE", base+"/admin/rounds", "", bearer); code != 200 || !strings.Contains(body, `"mode":"open"`) {
+		t.Fatalf("DELETE /admin/rounds: %d %s", code, body)
+	}
+	tapN(t, base, a, 3)
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if s := state(t, base); s.Round.Mode != game.ModeOpen || s.GameState.TotalTaps != 3 {
+			return fmt.Sprintf("state %+v round %+v", s.GameState, s.Round)
+		}
+		return ""
+	})
 }

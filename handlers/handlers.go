@@ -133,6 +133,8 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.POST("/api/join", s.join, s.joinLimit)
 	e.POST("/api/tap", s.tap)
 	e.GET("/api/game-state", s.gameState)
+	e.GET("/api/rounds", s.apiRounds)
+	e.GET("/rounds", s.roundsHistoryPage)
 	e.GET("/events", s.events)
 	e.GET("/ws", s.ws)
 	if opt.AdminToken != "" && opt.Admin != nil {

@@ -123,6 +123,13 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
 		return 0, err
 	}
+	for _, r := range ex.Rounds {
+		// the history keeps the first result of a round: imported
+		// rounds fill gaps and never change a final result
+		if err := g.facts.Result(ctx, r); err != nil {
+			return 0, err
+		}
+	}
 	err = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
 		ov, err := g.Store.Overview(ctx, topic, time.Now(), time.Second)
 		if err != nil {

@@ -313,6 +313,9 @@ type Export struct {
 	Kicked      []KickRecord     `json:"kicked"`
 	RoundStarts map[string]int64 `json:"roundStarts"` // "game-taps/<partition>" -> first offset of the round
 	Offsets     map[string]int64 `json:"offsets"`     // "game-taps/<partition>" -> next offset to apply
+	// Rounds is the history of timed rounds, newest first (absent in
+	// files of earlier versions). Import adds the rounds the history lacks.
+	Rounds []game.RoundResult `json:"rounds,omitempty"`
 }
 
 // KickRecord is a kicked player as kept in game:kicked.
@@ -325,10 +328,11 @@ type KickRecord struct {
 // Export reads the whole state at one point in time (MULTI/EXEC).
 func (s *Store) Export(ctx context.Context, now time.Time) (Export, error) {
 	var (
-		users, starts, offsets, kicked *redis.MapStringStringCmd
-		vals                           *redis.SliceCmd
+		users, starts, offsets, kicked, results *redis.MapStringStringCmd
+		vals                                    *redis.SliceCmd
 	)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		results = p.HGetAll(ctx, KeyRoundResults)
 		users = p.HGetAll(ctx, KeyUsers)
 		vals = p.MGet(ctx, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound)
 		starts = p.HGetAll(ctx, KeyRoundStarts)
@@ -361,6 +365,14 @@ func (s *Store) Export(ctx context.Context, now time.Time) (Export, error) {
 		}
 		return a.ID < b.ID
 	})
+	for n, raw := range results.Val() {
+		var r game.RoundResult
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			return Export{}, fmt.Errorf("export: result of round %s is damaged: %w", n, err)
+		}
+		ex.Rounds = append(ex.Rounds, r)
+	}
+	sort.Slice(ex.Rounds, func(i, j int) bool { return ex.Rounds[i].Round > ex.Rounds[j].Round })
 	for id, raw := range kicked.Val() {
 		var k KickRecord
 		if err := json.Unmarshal([]byte(raw), &k); err != nil {
@@ -418,7 +430,7 @@ func ParseExport(data []byte) (Export, error) {
 		case errors.As(err, &te) && te.Field == "":
 			return Export{}, importErr("the file must be a JSON object (a tapwars export), not %s", te.Value)
 		case errors.As(err, &te):
-			return Export{}, importErr("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+			return Export{}, importErr("field %q must be %s, not %s", te.Field, JSONKind(te.Type.Kind().String()), te.Value)
 		case errors.Is(err, io.EOF):
 			return Export{}, importErr("the file is empty")
 		case errors.Is(err, io.ErrUnexpectedEOF):
@@ -437,6 +449,11 @@ func ParseExport(data []byte) (Export, error) {
 	}
 	if err := inRange("round", ex.Round); err != nil {
 		return Export{}, err
+	}
+	for i, r := range ex.Rounds {
+		if r.Round < 1 || r.Blue < 0 || r.Red < 0 || r.Players < 0 || r.Winner != game.Winner(r.Blue, r.Red) {
+			return Export{}, importErr("rounds[%d]: a round needs a number from 1, scores from 0 and the winner they give", i)
+		}
 	}
 	for name, n := range map[string]int64{"blueScore": ex.BlueScore, "redScore": ex.RedScore, "totalTaps": ex.TotalTaps, "exportedAt": ex.ExportedAt} {
 		if err := inRange(name, n); err != nil {
@@ -545,8 +562,11 @@ func validOffsetField(f string) bool {
 	return ok && err == nil && n >= 0 && strconv.FormatInt(n, 10) == p
 }
 
-func jsonKind(k string) string {
+// JSONKind names a Go kind as a person reading a JSON error knows it.
+func JSONKind(k string) string {
 	switch k {
+	case "bool":
+		return "true or false"
 	case "int64", "int", "int32":
 		return "a whole number"
 	case "string":
