@@ -83,7 +83,9 @@ func TestTimedRoundInTheBrowser(t *testing.T) {
 
 	// Play: the buttons come back; Ann taps 6, Bob 4.
 	for _, p := range []*player{ann, bob} {
-		p.waitRound(3*time.Second, "play", func(v roundView) bool { return !v.Disabled && (v.Clock == "TAP!" || strings.HasSuffix(v.Clock, "left")) })
+		p.waitRound(3*time.Second, "play", func(v roundView) bool {
+			return !v.Disabled && (v.Clock == "TAP!" || strings.HasSuffix(v.Clock, "left"))
+		})
 	}
 	ann.tap(6)
 	bob.tap(4)
