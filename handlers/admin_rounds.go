@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -39,6 +41,42 @@ func (r roundsRequest) schedule(now time.Time) (game.RoundSchedule, error) {
 	return sc, nil
 }
 
+// readRoundsRequest reads the JSON body, or the admin page's form, whose
+// body the CSRF check has already read into PostForm.
+func (s *Server) readRoundsRequest(c echo.Context, req *roundsRequest) error {
+	r := c.Request()
+	if r.PostForm == nil {
+		return s.decodeBody(c, req)
+	}
+	num := func(name string) (int64, error) {
+		v := strings.TrimSpace(r.PostFormValue(name))
+		if v == "" {
+			return 0, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, game.Errorf(game.EINVALID, "%s must be a whole number of seconds", name)
+		}
+		return n, nil
+	}
+	var err error
+	if v := strings.TrimSpace(r.PostFormValue("seconds")); v != "" {
+		n, perr := num("seconds")
+		if perr != nil {
+			return perr
+		}
+		req.Seconds = &n
+	}
+	if req.Countdown, err = num("countdown"); err != nil {
+		return err
+	}
+	if req.Intermission, err = num("intermission"); err != nil {
+		return err
+	}
+	req.Repeat = r.PostFormValue("repeat") != ""
+	return nil
+}
+
 type roundsResponse struct {
 	Round game.RoundState `json:"round"`
 }
@@ -47,7 +85,7 @@ type roundsResponse struct {
 // the ones after it) starts its countdown now.
 func (s *Server) adminStartRounds(c echo.Context) error {
 	var req roundsRequest
-	if err := s.decodeBody(c, &req); err != nil {
+	if err := s.readRoundsRequest(c, &req); err != nil {
 		return s.adminFail(c, err)
 	}
 	now := time.Now()
