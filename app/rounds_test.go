@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -303,4 +306,43 @@ func TestTimedRoundsRepeatHistoryAndStop(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// The admin page's forms start timed rounds and go back to open play, with
+// the session cookie and the CSRF token like every admin form; without the
+// token they are refused.
+func TestTimedRoundsFromTheAdminPage(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
+	base := startApp(t, r, k, map[string]string{"ADMIN_TOKEN": admToken}, nil).URL()
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	formHdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+	admReq(t, browser, "POST", base+"/admin/login", url.Values{"token": {admToken}}.Encode(), formHdr)
+	_, _, page := admReq(t, browser, "GET", base+"/admin", "", map[string]string{"Accept": "text/html"})
+	if !strings.Contains(page, `action="/admin/rounds"`) || !strings.Contains(page, `action="/admin/rounds/stop"`) {
+		t.Fatalf("no timed-round forms on the admin page: %.300s", page)
+	}
+	csrf := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	start := url.Values{"seconds": {"30"}, "countdown": {"5"}, "intermission": {"10"}, "repeat": {"yes"}}
+	if code, _, _ := admReq(t, browser, "POST", base+"/admin/rounds", start.Encode(), formHdr); code != http.StatusForbidden {
+		t.Fatalf("without the CSRF token: %d", code)
+	}
+	start.Set("_csrf", csrf)
+	if code, hdr, body := admReq(t, browser, "POST", base+"/admin/rounds", start.Encode(), formHdr); code != http.StatusSeeOther || hdr.Get("Location") != "/admin?done=rounds" {
+		t.Fatalf("start from the form: %d %v %.200s", code, hdr, body)
+	}
+	rs := state(t, base).Round
+	if rs.Mode != game.ModeTimed || rs.Status != game.StatusCountdown || rs.EndsAt-rs.StartsAt != 30000 || rs.NextStartsAt != rs.EndsAt+10000 {
+		t.Fatalf("round %+v", rs)
+	}
+	bad := url.Values{"seconds": {"lots"}, "_csrf": {csrf}}
+	if code, _, body := admReq(t, browser, "POST", base+"/admin/rounds", bad.Encode(), formHdr); code != http.StatusBadRequest || !strings.Contains(body, "seconds must be a whole number") {
+		t.Fatalf("bad form: %d %.300s", code, body)
+	}
+	if code, hdr, _ := admReq(t, browser, "POST", base+"/admin/rounds/stop", url.Values{"_csrf": {csrf}}.Encode(), formHdr); code != http.StatusSeeOther || hdr.Get("Location") != "/admin?done=open" {
+		t.Fatalf("stop from the form: %d %v", code, hdr)
+	}
+	if rs := state(t, base).Round; rs.Mode != game.ModeOpen || rs.Number != 2 {
+		t.Fatalf("after stop: %+v", rs)
+	}
 }
