@@ -109,8 +109,8 @@ func TestSecuredKafka(t *testing.T) {
 					}
 					end += p.End
 				}
-				if len(st.Partitions) != 3 || end != 6 { // six tap records
-					return fmt.Sprintf("partitions %+v, want 3 with 6 records in all", st.Partitions)
+				if len(st.Partitions) != 3 || end != 8 { // two joins and six taps
+					return fmt.Sprintf("partitions %+v, want 3 with 8 records in all", st.Partitions)
 				}
 				return ""
 			})
@@ -224,9 +224,12 @@ func TestKafkaMisconfigurationFailsFast(t *testing.T) {
 func TestReadyzNamesKafkaAuthFailure(t *testing.T) {
 	sk := startSecuredKafka(t, "SCRAM-SHA-512", nil, false)
 	m := startApp(t, testenv.StartRedis(t), sk.k, sk.env, nil)
-	if code, body := readyz(t, m.URL()); code != 200 {
-		t.Fatalf("readyz %d %v", code, body)
-	}
+	testenv.Eventually(t, 10*time.Second, func() string { // ready once the consumer joined its group
+		if code, body := readyz(t, m.URL()); code != 200 {
+			return fmt.Sprintf("readyz %d %v", code, body)
+		}
+		return ""
+	})
 	// kfake keeps its SCRAM users in its data dir: forget them, as a
 	// password change would.
 	sk.k.Stop()

@@ -189,7 +189,7 @@ func TestRebuildAfterRedisLoss(t *testing.T) {
 			var late []joined
 			deadline := time.Now().Add(2 * time.Second)
 			for time.Now().Before(deadline) {
-				if code, body := readyz(t, base); code == http.StatusServiceUnavailable && strings.HasPrefix(body["state"], "unavailable: rebuilding") {
+				if code, body := readyz(t, base); code == http.StatusServiceUnavailable && strings.HasPrefix(body["state"], "rebuilding") {
 					sawRebuild = true
 				}
 				if len(late) < 3 { // joins keep working during the rebuild

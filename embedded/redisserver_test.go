@@ -66,6 +66,14 @@ func TestRedisServerKill9(t *testing.T) {
 	}
 	writeSome(t, r.URL())
 	before := dump(t, r.URL())
+	// With appendfsync everysec, Redis may answer before it writes its AOF
+	// buffer while a slow fsync is under way (it delays the write up to
+	// 2 s): what it promises is that the buffer reaches the file, so wait
+	// for that (tapwars does not depend on it: the log rebuilds the store).
+	waitFor(t, "the AOF buffer written", 5*time.Second, func() bool {
+		info := c.Info(ctx, "persistence").Val()
+		return strings.Contains(info, "aof_buffer_length:0\r\n")
+	})
 	// Crash: SIGKILL the child, then drop our lock as a dead parent would.
 	r.srv.cmd.Process.Signal(syscall.SIGKILL)
 	<-r.srv.done

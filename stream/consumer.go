@@ -659,7 +659,7 @@ func (c *Consumer) CatchingUp() bool { return len(c.Rebuilding()) > 0 }
 // joined its group and while a rebuild runs.
 func (c *Consumer) Ready(context.Context) error {
 	if !c.joined.Load() {
-		return errors.New("starting: the consumer has not joined its group yet")
+		return game.Errorf(game.EUNAVAILABLE, "starting: the consumer has not joined its group yet")
 	}
 	left := c.Rebuilding()
 	if len(left) == 0 {
@@ -669,5 +669,5 @@ func (c *Consumer) Ready(context.Context) error {
 	for _, l := range left {
 		n += l
 	}
-	return fmt.Errorf("rebuilding: replaying the log into Redis (%d partitions, about %d records to go)", len(left), n)
+	return game.Errorf(game.EUNAVAILABLE, "rebuilding: replaying the log into Redis (%d partitions, about %d records to go)", len(left), n)
 }
