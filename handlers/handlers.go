@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,9 +80,11 @@ type Server struct {
 	tapper Tapper
 	hub    *live.Hub
 	signer *auth.Signer
-	log    *slog.Logger
-	opt    Options
-	users  *userCache
+	// lastRound is the round last read for the tap rule (see currentSchedule).
+	lastRound atomic.Pointer[knownRound]
+	log       *slog.Logger
+	opt       Options
+	users     *userCache
 
 	admin       *adminAuth    // nil without an admin page
 	kicks       kickSet       // kicked player ids (admin_kick.go)

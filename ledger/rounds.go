@@ -42,13 +42,31 @@ func NewRoundKeeper(g *Game, ends func(context.Context) (map[int32]int64, error)
 func (k *RoundKeeper) Run(ctx context.Context, tick time.Duration) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	// After an error (Redis or Kafka down) it retries every second and
+	// says so once, not every tick.
+	var (
+		failing bool
+		retryAt time.Time
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := k.Step(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				k.Log.Warn("timed rounds: will retry", "err", err)
+			now := time.Now()
+			if now.Before(retryAt) {
+				continue
+			}
+			err := k.Step(ctx, now)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				if !failing {
+					k.Log.Warn("timed rounds: will retry every second", "err", err)
+				}
+				failing, retryAt = true, now.Add(time.Second)
+			case err == nil && failing:
+				k.Log.Info("timed rounds: working again")
+				failing = false
 			}
 		}
 	}

@@ -309,12 +309,16 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 		if rr, ok := h.c.app.(RoundReader); ok {
 			var err error
 			if sched, err = rr.PartitionSchedule(ctx, Topic, p); err != nil {
-				h.c.log.Warn("read round schedule failed, retrying", "partition", p, "err", err)
+				// the batch cannot be applied without it: an apply error
+				metrics.ApplyErrors.Inc()
+				h.c.stuck.failed(p, err, time.Now())
+				h.c.log.Warn("read round schedule failed, retrying", "partition", p, "backoff", backoff, "err", err)
 				select {
 				case <-ctx.Done():
 					return false, ctx.Err()
 				case <-time.After(backoff):
 				}
+				backoff = min(backoff*2, 5*time.Second)
 				continue
 			}
 		}
