@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -201,6 +202,25 @@ func TestTimedRoundExactAtTheBell(t *testing.T) {
 	n3 := startApp(t, r, k, env, nil)
 	if again := finalRound(t, n3.URL(), rs.Number, 20*time.Second); again.Blue != final.Blue || again.Red != final.Red || *again.Winner != *final.Winner {
 		t.Fatalf("after a restart: %+v, was %+v", again, final)
+	}
+	// Redis loses everything: the rebuild from the log gives the same
+	// final result and history.
+	r.Client().FlushAll(context.Background())
+	if again := finalRound(t, n3.URL(), rs.Number, 30*time.Second); again.Blue != final.Blue || again.Red != final.Red || *again.Winner != *final.Winner {
+		t.Fatalf("after a rebuild: %+v, was %+v", again, final)
+	}
+	testenv.Eventually(t, 30*time.Second, func() string {
+		gs := state(t, n3.URL()).GameState
+		if gs.BlueScore > final.Blue || gs.RedScore > final.Red {
+			t.Fatalf("the rebuilt scores are blue %d red %d, above the result blue %d red %d", gs.BlueScore, gs.RedScore, final.Blue, final.Red)
+		}
+		if gs.BlueScore != final.Blue || gs.RedScore != final.Red {
+			return fmt.Sprintf("rebuilt scores blue %d red %d, result blue %d red %d", gs.BlueScore, gs.RedScore, final.Blue, final.Red)
+		}
+		return ""
+	})
+	if code, page, body := rounds(t, n3.URL(), ""); code != 200 || page.Total != 1 || page.Rounds[0].Blue != final.Blue || page.Rounds[0].Red != final.Red {
+		t.Fatalf("history after a rebuild: %d %s", code, body)
 	}
 }
 
