@@ -204,7 +204,14 @@ func TestTimedRoundExactAtTheBell(t *testing.T) {
 		t.Fatalf("after a restart: %+v, was %+v", again, final)
 	}
 	// Redis loses everything: the rebuild from the log gives the same
-	// final result and history.
+	// final result and history. (The consumer notices once it owns the
+	// partitions.)
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if own, ok := owned(4, n3); !ok {
+			return fmt.Sprintf("the new instance owns %v", own)
+		}
+		return ""
+	})
 	r.Client().FlushAll(context.Background())
 	if again := finalRound(t, n3.URL(), rs.Number, 30*time.Second); again.Blue != final.Blue || again.Red != final.Red || *again.Winner != *final.Winner {
 		t.Fatalf("after a rebuild: %+v, was %+v", again, final)

@@ -62,9 +62,12 @@ type Consumer struct {
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
 
-	mu         sync.Mutex
-	lag        map[int32]int64
-	oldest     map[int32]int64 // first offset Kafka keeps, per partition
+	mu     sync.Mutex
+	lag    map[int32]int64
+	oldest map[int32]int64 // first offset Kafka keeps, per partition
+	// resumed is the offset the store held for a partition when this
+	// session claimed it: an idle claim checks the store still holds it.
+	resumed    map[int32]int64
 	rebuilding map[int32]rebuild
 }
 
@@ -103,7 +106,7 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
 	return &Consumer{cfg: c, client: client, group: group, reader: reader, app: app, log: log, opt: opt,
-		lag: map[int32]int64{}, oldest: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
+		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
 }
 
 // Run consumes until ctx ends, rejoining the group after each rebalance and
@@ -186,6 +189,12 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 			off = oldest
 		}
 		sess.ResetOffset(Topic, p, off, "")
+		h.c.mu.Lock()
+		delete(h.c.resumed, p)
+		if ok && !restored && off > oldest {
+			h.c.resumed[p] = off
+		}
+		h.c.mu.Unlock()
 		// Lag from the start, so the lag map and metric list every claimed
 		// partition even before its first batch.
 		var lag int64
@@ -227,7 +236,15 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	p := claim.Partition()
 	check := time.NewTicker(h.c.opt.CheckEvery)
 	defer check.Stop()
-	applied := int64(-1) // offset after the last record this claim applied
+	// applied is the offset after the last record this claim applied, or
+	// the one the store held when the claim started: a store that loses it
+	// while no taps flow (FLUSHALL just after a restart) is noticed too.
+	applied := int64(-1)
+	h.c.mu.Lock()
+	if off, ok := h.c.resumed[p]; ok {
+		applied = off
+	}
+	h.c.mu.Unlock()
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
 	for {
 		msgs = msgs[:0]
