@@ -14,32 +14,44 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/live"
 )
 
 // ws: GET /ws — the same updates as /events over WebSocket: each message is
 // HTML fragments that the htmx ws extension swaps by id (?format=json: the
 // game-state JSON; ?page=leaderboard: the leaderboard page's fragments).
-// Cross-origin upgrades are refused; clients may not send messages.
+// Clients send their player's taps over it (ws_taps.go). Cross-origin
+// upgrades are refused.
 func (s *Server) ws(c echo.Context) error {
 	release, err := s.liveSlot(c)
 	if err != nil {
 		return err
 	}
 	format, user := s.liveRequest(c, live.WSJSON, live.WSGame, live.WSBoard)
+	tapper, authErr := s.socketPlayer(c, user)
 	sr := &smallReads{ResponseWriter: c.Response()}
 	conn, err := websocket.Accept(sr, c.Request(), &websocket.AcceptOptions{})
 	if err != nil {
 		release()
 		return nil // Accept has written the error response
 	}
-	conn.SetReadLimit(4096)
-	// As with SSE, the socket lives on in its own goroutine and the request
-	// ends, freeing what the HTTP server held for it.
+	// As with SSE, the socket lives on in its own goroutines and the
+	// request ends, freeing what the HTTP server held for it: one writes
+	// the hub's frames, one reads the client's taps; the socket ends when
+	// either does.
 	go func() {
 		defer release()
-		ctx := conn.CloseRead(s.opt.Context)
+		ctx, cancel := context.WithCancel(s.opt.Context)
+		defer cancel()
 		wc := &wsConn{c: conn, nc: sr.nc}
+		taps := newSocketTaps(s, wc, format != live.WSJSON, tapper, authErr)
+		go func() {
+			defer cancel()
+			if err := taps.run(ctx); !live.IsGone(err) {
+				s.log.Debug("ws client stopped sending", "err", err)
+			}
+		}()
 		err := s.hub.Serve(ctx, wc, format, user, s.serveOptions())
 		switch {
 		case errors.Is(err, live.ErrClosing):
@@ -54,9 +66,23 @@ func (s *Server) ws(c echo.Context) error {
 	return nil
 }
 
+// socketPlayer is the player whose taps a socket carries: the page's
+// viewer, or for ?format=json the one the request authenticates (cookie or
+// bearer token). Without one, the error a tap then gets.
+func (s *Server) socketPlayer(c echo.Context, viewer *game.User) (*game.User, error) {
+	if viewer != nil {
+		return viewer, nil
+	}
+	u, err := s.player(c)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
 // smallReads gives the WebSocket a 512-byte read buffer in place of
-// net/http's 4 KiB one: clients of a live socket send nothing but control
-// frames (at most 125 bytes of payload), and thousands of sockets stay open.
+// net/http's 4 KiB one: clients of a live socket send small taps and control
+// frames, and thousands of sockets stay open.
 // The 4 KiB write buffer stays: a game-page frame then goes out in one
 // write call. It keeps the connection, whose write deadline bounds writes.
 type smallReads struct {

@@ -139,7 +139,9 @@ func (f *Frame) render() {
 			js = append([]byte(`{"status":"`+f.status+`",`), js[1:]...)
 		}
 		f.full[SSEJSON] = append(f.full[SSEJSON], sseEvent("state", js)...)
-		f.full[WSJSON] = js
+		// A JSON socket also carries answers to taps: its state frames say
+		// what they are.
+		f.full[WSJSON] = append([]byte(`{"type":"state",`), js[1:]...)
 		// A whole frame is a new client's first view: it shows the newest
 		// leaderboard even while deltas hold a change back (deltas then
 		// skip it or bring a newer one; a page never goes back).
