@@ -96,12 +96,20 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	s.nc = nc
-	var r io.Reader = nc
-	if n := brw.Reader.Buffered(); n > 0 { // sent right after the handshake
-		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), brw.Writer), nil
 	}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(r, 512), brw.Writer), nil
+	// The client's first frames can arrive before the hijack (net/http
+	// sends the 101 at WriteHeader). They must sit in the new reader's
+	// buffer: websocket.Accept keeps what is buffered and resets the reader
+	// to read the connection.
+	b, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc), max(512, n))
+	if _, err := br.Peek(n); err != nil {
+		return nil, nil, err
+	}
+	return nc, bufio.NewReadWriter(br, brw.Writer), nil
 }
 
 func (s *smallReads) Unwrap() http.ResponseWriter { return s.ResponseWriter }
