@@ -137,7 +137,15 @@ func (t *socketTaps) ack(seq json.RawMessage, n int) {
 		t.writeHTML(views.TapAck(seqText(seq), n))
 		return
 	}
-	t.writeJSON(tapReply{Type: "ack", Seq: seq, Count: n})
+	// As writeJSON(tapReply{Type: "ack", Seq: seq, Count: n}) would: one
+	// per tap message, so without reflection.
+	b := make([]byte, 0, 40+len(seq))
+	b = append(b, `{"type":"ack",`...)
+	if len(seq) > 0 {
+		b = append(append(append(b, `"seq":`...), seq...), ',')
+	}
+	b = append(strconv.AppendInt(append(b, `"count":`...), int64(n), 10), '}')
+	t.write(b)
 }
 
 // refuse answers a refused tap. Refusals the client brings on itself

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -106,16 +107,19 @@ func (w *wsTaps) close() {
 // state frames skipped.
 func (w *wsTaps) read(s *tapSocket) {
 	statePrefix := []byte(`{"type":"state"`)
+	buf := make([]byte, 256) // answers are ~40 bytes; state frames are skipped unread
 	for {
-		_, b, err := s.c.Read(context.Background())
+		_, r, err := s.c.Reader(context.Background())
 		if err != nil {
 			return
 		}
-		if bytes.HasPrefix(b, statePrefix) {
+		n, err := io.ReadFull(r, buf)
+		if bytes.HasPrefix(buf[:n], statePrefix) || err == nil {
+			_, _ = io.Copy(io.Discard, r)
 			continue
 		}
 		var a wsAnswer
-		if json.Unmarshal(b, &a) != nil {
+		if json.Unmarshal(buf[:n], &a) != nil {
 			continue
 		}
 		s.mu.Lock()
