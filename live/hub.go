@@ -131,8 +131,11 @@ func (f *Frame) render() {
 				sseText = "live (SSE)"
 			}
 			span := func(text string) []byte {
-				return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + f.status +
-					`" role="status">` + text + `</span> `)
+				b, err := renderLine(views.ConnectionStatus(f.status, text, true))
+				if err != nil {
+					return nil
+				}
+				return append(b, ' ')
 			}
 			status, sseStatus = span(text), span(sseText)
 			f.full[SSEJSON] = sseEvent("status", []byte(`{"status":"`+f.status+`"}`))

@@ -60,7 +60,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.url, "url", "", "base URL of a running tapwars; empty starts one in-process (embedded broker and store in a temp DATA_DIR, limits off)")
 	flag.IntVar(&o.players, "players", 1000, "players to join")
-	flag.StringVar(&o.mode, "mode", "http", "how players tap: http (POST /api/tap over -workers keep-alive connections) or ws (each player over its own WebSocket, /ws?format=json; acks awaited)")
+	flag.StringVar(&o.mode, "mode", "http", "how players tap: http (POST /api/tap over -workers keep-alive connections) or ws (each player over its own WebSocket, the page's or with -format json the API's; acks awaited)")
 	flag.IntVar(&o.window, "window", 4, "-mode ws at the maximal rate: tap messages of one socket that may await their ack (1: each waits for the last one's)")
 	flag.IntVar(&o.workers, "workers", 64, "concurrent tap connections (keep-alive) of -mode http and of the do-nothing baseline")
 	flag.Float64Var(&o.rate, "rate", 0, "tap requests per second in total; 0 = as fast as the server answers")
@@ -342,7 +342,7 @@ func bench(ctx context.Context, o options) error {
 	}
 	var ws *wsTaps
 	if o.mode == "ws" {
-		if ws, err = openTapSockets(ctx, t, base); err != nil {
+		if ws, err = openTapSockets(ctx, t, base, o.format); err != nil {
 			return err
 		}
 		defer ws.close()

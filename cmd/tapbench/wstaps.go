@@ -1,9 +1,11 @@
 package main
 
-// -mode ws: every player taps over its own WebSocket (/ws?format=json), one
-// message {"count": n, "seq": s} per tap request, and each counts once the
-// server's {"type":"ack"} for its seq arrived (Kafka has it), as a 202 does
-// over HTTP. The sockets also receive the game's state frames, as pages do.
+// -mode ws: every player taps over its own WebSocket, one message
+// {"count": n, "seq": s} per tap request, and each counts once the server's
+// answer acknowledged its seq (Kafka has it), as a 202 does over HTTP. With
+// -format html the sockets are the game page's (/ws: state fragments,
+// personal updates, #tap-ack), with json the API's (/ws?format=json: the
+// whole state JSON in every frame, {"type":"ack"}).
 
 import (
 	"bytes"
@@ -57,9 +59,12 @@ type wsAnswer struct {
 
 // openTapSockets connects one socket per player (64 dials at a time) and
 // starts reading each.
-func openTapSockets(ctx context.Context, t *tapper, base string) (*wsTaps, error) {
+func openTapSockets(ctx context.Context, t *tapper, base, format string) (*wsTaps, error) {
 	w := &wsTaps{t: t, sockets: make([]*tapSocket, len(t.players)), errs: map[string]int64{}}
-	u := "ws" + strings.TrimPrefix(base, "http") + "/ws?format=json"
+	u := "ws" + strings.TrimPrefix(base, "http") + "/ws"
+	if format == "json" {
+		u += "?format=json"
+	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	start := time.Now()
 	sem := make(chan struct{}, 64)
@@ -104,22 +109,21 @@ func (w *wsTaps) close() {
 }
 
 // read handles one socket's frames until it closes: answers are recorded,
-// state frames skipped.
+// state frames and personal updates skipped unread.
 func (w *wsTaps) read(s *tapSocket) {
-	statePrefix := []byte(`{"type":"state"`)
-	buf := make([]byte, 256) // answers are ~40 bytes; state frames are skipped unread
+	buf := make([]byte, 256) // answers are under 200 bytes
 	for {
 		_, r, err := s.c.Reader(context.Background())
 		if err != nil {
 			return
 		}
 		n, err := io.ReadFull(r, buf)
-		if bytes.HasPrefix(buf[:n], statePrefix) || err == nil {
+		if err == nil { // longer than any answer
 			_, _ = io.Copy(io.Discard, r)
 			continue
 		}
-		var a wsAnswer
-		if json.Unmarshal(buf[:n], &a) != nil {
+		a, ok := parseAnswer(buf[:n])
+		if !ok {
 			continue
 		}
 		s.mu.Lock()
@@ -135,6 +139,40 @@ func (w *wsTaps) read(s *tapSocket) {
 		default:
 		}
 	}
+}
+
+// parseAnswer reads an answer to a tap: {"type":"ack"|"error",...} on a
+// JSON socket, the #tap-ack or #tap-error fragment on a page's socket.
+func parseAnswer(b []byte) (wsAnswer, bool) {
+	var a wsAnswer
+	switch {
+	case bytes.HasPrefix(b, []byte(`{"type":"ack"`)), bytes.HasPrefix(b, []byte(`{"type":"error"`)):
+		return a, json.Unmarshal(b, &a) == nil
+	case bytes.HasPrefix(b, []byte(`<span id="tap-ack"`)):
+		a.Type = "ack"
+	case bytes.HasPrefix(b, []byte(`<p id="tap-error"`)):
+		a.Type = "error"
+		a.Status = int(attrInt(b, "data-status"))
+	default:
+		return a, false
+	}
+	a.Seq = attrInt(b, "data-seq")
+	a.Count = int(attrInt(b, "data-count"))
+	return a, true
+}
+
+// attrInt is the number in attribute name="123" of b, or 0.
+func attrInt(b []byte, name string) int64 {
+	i := bytes.Index(b, []byte(name+`="`))
+	if i < 0 {
+		return 0
+	}
+	b = b[i+len(name)+2:]
+	if j := bytes.IndexByte(b, '"'); j >= 0 {
+		n, _ := strconv.ParseInt(string(b[:j]), 10, 64)
+		return n
+	}
+	return 0
 }
 
 func (w *wsTaps) answer(s *tapSocket, a wsAnswer, sentAt time.Time) {
