@@ -307,3 +307,32 @@ func TestWebSocketTapRightAfterHandshake(t *testing.T) {
 	}
 	waitTotals(t, base, map[*joined]int64{&ann: sockets})
 }
+
+// Many taps of one socket in flight at once: every one is answered exactly
+// once, and the answers (written together when Kafka acknowledges them
+// together) and the hub's state frames arrive as whole, valid frames.
+func TestWebSocketTapsInFlightTogether(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0"}, nil)
+	base := m.URL()
+	ann := join(t, base, "ann")
+	s := dialTaps(t, base, "?format=json", bearerHeader(ann.Token))
+	const taps = 600
+	go func() {
+		for i := range taps {
+			if s.c.Write(s.ctx, websocket.MessageText, fmt.Appendf(nil, `{"count":2,"seq":%d}`, i)) != nil {
+				return
+			}
+		}
+	}()
+	seen := make([]bool, taps)
+	for range taps {
+		f := s.nextJSON() // fails on a frame that is not valid JSON
+		var seq int
+		if f.Type != "ack" || f.Count != 2 || json.Unmarshal(f.Seq, &seq) != nil || seq < 0 || seq >= taps || seen[seq] {
+			t.Fatalf("answer %+v (seq %s)", f, f.Seq)
+		}
+		seen[seq] = true
+	}
+	waitTotals(t, base, map[*joined]int64{&ann: 2 * taps})
+}

@@ -14,7 +14,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -71,6 +74,21 @@ type socketTaps struct {
 	timeout time.Duration
 	slots   chan struct{}
 	strikes *rate.Limiter
+
+	// Answers waiting to be written; the goroutine that finds none being
+	// written writes them all, and those that come meanwhile (see send).
+	outMu   sync.Mutex
+	out     []answer
+	writing bool
+	closing atomic.Bool // the socket is being closed for its refusals
+}
+
+// answer is a message to write, or the close that ends the socket after
+// the answers before it.
+type answer struct {
+	msg    []byte
+	close  websocket.StatusCode // not 0: close with this code and reason
+	reason string
 }
 
 func newSocketTaps(s *Server, conn *wsConn, html bool, user *game.User, authErr error) *socketTaps {
@@ -165,8 +183,8 @@ func (t *socketTaps) refuse(seq json.RawMessage, err error) {
 	}
 	switch game.ErrorCode(err) {
 	case game.EINVALID, game.ETOOMANY, game.EUNAUTHORIZED:
-		if !t.strikes.Allow() {
-			_ = t.conn.close(CloseCode(err), closeReason(err))
+		if !t.strikes.Allow() && t.closing.CompareAndSwap(false, true) {
+			t.send(answer{close: CloseCode(err), reason: closeReason(err)})
 		}
 	}
 }
@@ -190,8 +208,52 @@ func (t *socketTaps) writeHTML(c templ.Component) {
 // write sends an answer. coder/websocket writes each message whole, one at
 // a time, so answers and the hub's frames never interleave; a failed write
 // is the hub's to notice (its next write fails too and ends the socket).
-func (t *socketTaps) write(b []byte) {
-	_ = t.conn.Write(time.Now().Add(t.timeout), b)
+func (t *socketTaps) write(b []byte) { t.send(answer{msg: b}) }
+
+// send queues a. The goroutine that finds no answers being written writes
+// the queue, in order, until it is empty; first it lets the goroutines of
+// taps acknowledged together (one Kafka batch wakes them all) add theirs,
+// and writes several corked: one write to the connection for all.
+func (t *socketTaps) send(a answer) {
+	t.outMu.Lock()
+	t.out = append(t.out, a)
+	if t.writing {
+		t.outMu.Unlock()
+		return // the writing goroutine takes it
+	}
+	t.writing = true
+	t.outMu.Unlock()
+	runtime.Gosched()
+	for {
+		t.outMu.Lock()
+		batch := t.out
+		t.out = nil
+		if len(batch) == 0 {
+			t.writing = false
+			t.outMu.Unlock()
+			return
+		}
+		t.outMu.Unlock()
+		deadline := time.Now().Add(t.timeout)
+		corked := len(batch) > 1
+		if corked {
+			t.conn.cork.cork()
+		}
+		for _, a := range batch {
+			if a.close != 0 {
+				if corked {
+					_ = t.conn.cork.uncork(deadline)
+					corked = false
+				}
+				_ = t.conn.close(a.close, a.reason)
+				continue
+			}
+			_ = t.conn.Write(deadline, a.msg)
+		}
+		if corked {
+			_ = t.conn.cork.uncork(deadline)
+		}
+	}
 }
 
 // seqText is seq as a page's data-seq attribute: a JSON string unquoted,
