@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tapwars/tapwars/internal/testenv"
 )
 
 // socketTaps is what the page sent over its WebSocket and what the server
@@ -132,6 +134,14 @@ func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 	watchSocket(ann)
 	watchMyTaps(ann)
 	ann.tapFast(15)
+	// Kill it as soon as the first message is on its way (its answer may
+	// or may not have come back).
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if !eval[bool](ann, `!!window.e2eWS.socket`) {
+			return "no tap message sent yet"
+		}
+		return ""
+	})
 	eval[bool](ann, `(() => { window.e2eWS.socket.close(); return true; })()`)
 	killed := sentOverSocket(ann)
 	ann.tapFast(15)
