@@ -142,7 +142,10 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 	}
 	go func() {
 		defer func() { <-t.slots }()
-		if _, err := t.s.acceptTap(ctx, *t.user, n); err != nil {
+		// A tap the server has read goes on to Kafka (within TAP_TIMEOUT)
+		// even when its socket closes meanwhile: the player made it, and a
+		// page that closes its socket never sends it again.
+		if _, err := t.s.acceptTap(context.WithoutCancel(ctx), *t.user, n); err != nil {
 			t.refuse(m.Seq, err)
 			return
 		}
