@@ -159,6 +159,8 @@ func TestWebSocketTapFrames(t *testing.T) {
 		{`{"count":51,"seq":6}`, `6`, "count must be a whole number from 1 to 50", 400},
 		{`{"count":2.5,"seq":7}`, `7`, "count must be a whole number from 1 to 50", 400},
 		{`not json`, ``, "must be a tap", 400},
+		{`null`, ``, "must be a tap", 400},
+		{`[{"count":1}]`, ``, "must be a tap", 400},
 	} {
 		js.send(c.msg)
 		f := js.nextJSON()

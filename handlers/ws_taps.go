@@ -118,7 +118,8 @@ func (t *socketTaps) run(ctx context.Context) error {
 // else from its own goroutine once acceptTap returns.
 func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg []byte) {
 	var m tapMessage
-	if typ != websocket.MessageText || json.Unmarshal(msg, &m) != nil {
+	isObject := bytes.HasPrefix(bytes.TrimSpace(msg), []byte("{"))
+	if typ != websocket.MessageText || !isObject || json.Unmarshal(msg, &m) != nil {
 		t.refuse(m.Seq, errNotATap)
 		return
 	}

@@ -70,11 +70,7 @@ type Frame struct {
 	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
 	prevSeq uint64
 
-	// Delivery, for pacing: drained closes when all but straggle of the
-	// clients woken for the frame have handled it (nil: not tracked).
-	drained  chan struct{}
-	waiting  atomic.Int64
-	straggle int64
+	delivery // how many of its clients have it, for pacing (pacing.go)
 
 	once     sync.Once
 	rendered atomic.Bool
@@ -315,22 +311,15 @@ func (h *Hub) Run(ctx context.Context) {
 				statsDue.Reset(wait)
 			}
 		}
-		// Pace to the clients: the next frame waits until this one has
-		// reached (nearly) every client, and then as long again as half
-		// that took. With thousands of clients on a busy machine, frames
-		// come less often instead of queueing behind each other, and taps
-		// keep their share of the CPU.
+		// Pace to the clients (pacing.go).
 		gap := h.opt.MinInterval
 		if f := h.Latest(); f != nil && f.drained != nil {
-			select {
-			case <-ctx.Done():
+			var took time.Duration
+			took, gap = f.gapAfter(ctx, start, gap)
+			if ctx.Err() != nil {
 				return
-			case <-f.drained:
-			case <-time.After(250 * time.Millisecond): // stuck clients do not hold the others
 			}
-			took := time.Since(start)
 			metrics.BroadcastSeconds.Observe(took.Seconds())
-			gap = max(gap, took+took/2)
 		}
 		h.gap.Store(int64(gap))
 		select {
@@ -378,25 +367,6 @@ func (h *Hub) publish(f *Frame) {
 	h.last.Store(f)
 	for c := range h.clients {
 		c.wake()
-	}
-}
-
-// expect sets up drained for n woken clients: it closes once all but 1%
-// of them (at least one: a single stuck client never holds the others)
-// have handled the frame (see written).
-func (f *Frame) expect(n int) {
-	f.drained = make(chan struct{})
-	f.straggle = int64(max(1, n/100))
-	f.waiting.Store(int64(n))
-	if int64(n) <= f.straggle {
-		close(f.drained)
-	}
-}
-
-// written tells the frame that a woken client has handled it.
-func (f *Frame) written() {
-	if f.drained != nil && f.waiting.Add(-1) == f.straggle {
-		close(f.drained)
 	}
 }
 
