@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -215,9 +214,9 @@ func (t *socketTaps) writeHTML(c templ.Component) {
 func (t *socketTaps) write(b []byte) { t.send(answer{msg: b}) }
 
 // send queues a. The goroutine that finds no answers being written writes
-// the queue, in order, until it is empty; first it lets the goroutines of
-// taps acknowledged together (one Kafka batch wakes them all) add theirs,
-// and writes several corked: one write to the connection for all.
+// the queue, in order, until it is empty: answers that come while it writes
+// (taps acknowledged by one Kafka batch come together) go next, corked: one
+// write to the connection for all.
 func (t *socketTaps) send(a answer) {
 	t.outMu.Lock()
 	t.out = append(t.out, a)
@@ -227,7 +226,6 @@ func (t *socketTaps) send(a answer) {
 	}
 	t.writing = true
 	t.outMu.Unlock()
-	runtime.Gosched()
 	for {
 		t.outMu.Lock()
 		batch := t.out
