@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -45,7 +44,7 @@ func (s *Server) ws(c echo.Context) error {
 		defer release()
 		ctx, cancel := context.WithCancel(s.opt.Context)
 		defer cancel()
-		wc := &wsConn{c: conn, nc: sr.nc, cork: sr.cork}
+		wc := &wsConn{c: conn, nc: sr.nc}
 		taps := newSocketTaps(s, wc, format != live.WSJSON, tapper, authErr)
 		go func() {
 			defer cancel()
@@ -88,8 +87,7 @@ func (s *Server) socketPlayer(c echo.Context, viewer *game.User) (*game.User, er
 // write call. It keeps the connection, whose write deadline bounds writes.
 type smallReads struct {
 	http.ResponseWriter
-	nc   net.Conn
-	cork *corkWriter // under the socket's write buffer
+	nc net.Conn
 }
 
 func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -98,11 +96,9 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	s.nc = nc
-	s.cork = &corkWriter{nc: nc}
-	bw := bufio.NewWriterSize(s.cork, 4096) // as net/http's; nothing is buffered in it yet
 	n := brw.Reader.Buffered()
 	if n == 0 {
-		return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), bw), nil
+		return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), brw.Writer), nil
 	}
 	// The client's first frames can arrive before the hijack (net/http
 	// sends the 101 at WriteHeader). They must sit in the new reader's
@@ -113,59 +109,14 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if _, err := br.Peek(n); err != nil {
 		return nil, nil, err
 	}
-	return nc, bufio.NewReadWriter(br, bw), nil
+	return nc, bufio.NewReadWriter(br, brw.Writer), nil
 }
-
-// corkWriter is what the socket's write buffer flushes into: the
-// connection, or while corked a buffer that uncork writes in one call.
-// coder/websocket flushes every message; answers to taps that are ready
-// together are written corked, so they leave in one write instead of one
-// each. Bytes reach the connection in the order they were written.
-type corkWriter struct {
-	nc     net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    []byte
-}
-
-func (w *corkWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.corked {
-		w.buf = append(w.buf, p...)
-		return len(p), nil
-	}
-	return w.nc.Write(p)
-}
-
-func (w *corkWriter) cork() {
-	w.mu.Lock()
-	w.corked = true
-	w.mu.Unlock()
-}
-
-// uncork writes what was held back, by the deadline.
-func (w *corkWriter) uncork(deadline time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.corked = false
-	if len(w.buf) == 0 {
-		return nil
-	}
-	_ = w.nc.SetWriteDeadline(deadline)
-	_, err := w.nc.Write(w.buf)
-	w.buf = nil // idle sockets keep no buffer
-	return err
-}
-
-func (s *smallReads) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // wsConn writes with the connection's write deadline rather than a context
 // per message (see live.Conn); every write sets it first.
 type wsConn struct {
-	c    *websocket.Conn
-	nc   net.Conn
-	cork *corkWriter
+	c  *websocket.Conn
+	nc net.Conn
 }
 
 func (w *wsConn) Write(deadline time.Time, msg []byte) error {

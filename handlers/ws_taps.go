@@ -214,9 +214,9 @@ func (t *socketTaps) writeHTML(c templ.Component) {
 func (t *socketTaps) write(b []byte) { t.send(answer{msg: b}) }
 
 // send queues a. The goroutine that finds no answers being written writes
-// the queue, in order, until it is empty: answers that come while it writes
-// (taps acknowledged by one Kafka batch come together) go next, corked: one
-// write to the connection for all.
+// the queue, in order, until it is empty; the others return at once, so a
+// tap's goroutine never waits for a slow socket, and the close for too many
+// refusals comes after the refusals queued before it.
 func (t *socketTaps) send(a answer) {
 	t.outMu.Lock()
 	t.out = append(t.out, a)
@@ -236,24 +236,12 @@ func (t *socketTaps) send(a answer) {
 			return
 		}
 		t.outMu.Unlock()
-		deadline := time.Now().Add(t.timeout)
-		corked := len(batch) > 1
-		if corked {
-			t.conn.cork.cork()
-		}
 		for _, a := range batch {
 			if a.close != 0 {
-				if corked {
-					_ = t.conn.cork.uncork(deadline)
-					corked = false
-				}
 				_ = t.conn.close(a.close, a.reason)
 				continue
 			}
-			_ = t.conn.Write(deadline, a.msg)
-		}
-		if corked {
-			_ = t.conn.cork.uncork(deadline)
+			_ = t.conn.Write(time.Now().Add(t.timeout), a.msg)
 		}
 	}
 }
