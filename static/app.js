@@ -72,6 +72,7 @@
     if (fellBack || !live) return;
     fellBack = true;
     clearTimeout(wsRetryTimer);
+    socketClosed(); // its close event will not reach us once it is swapped out
     setStatus('reconnecting', 'reconnecting');
     // An innerHTML swap through htmx runs its cleanup on the old container,
     // which makes htmx-ext-ws close the socket, and processes the new markup.
