@@ -14,7 +14,7 @@
 //	go run ./cmd/tapbench -broker 127.0.0.1:9092 -data-dir /tmp/kfake   # a kfake broker as a process
 //	go run ./cmd/tapbench -url ... -tokens-out tokens.txt -duration 0   # players for wrk (cmd/tapbench/wrk/tap.lua)
 //
-// Against a running server, start it with TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0
+// Against a running server, start it with TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 JOINS_PER_SECOND=0
 // MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0: every player and live client
 // comes from one address here. Exactness assumes no other traffic.
 package main
@@ -666,7 +666,7 @@ func startInProcess(ctx context.Context) (*app.Main, string, error) {
 	}
 	vars := map[string]string{
 		"ADDR": "127.0.0.1:0", "DATA_DIR": filepath.Join(dir, "data"), "LOG_LEVEL": "warn",
-		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0",
+		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "JOINS_PER_SECOND": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0",
 	}
 	m := app.NewMain()
 	getenv := func(k string) string {
