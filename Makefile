@@ -37,9 +37,9 @@ lint: ## go vet, plus staticcheck from the Go module proxy
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER) $(PKGS)
 
-bench: ## go benchmarks (store apply, consumer, handlers, hub), then a short load run when cmd/tapbench exists
+bench: ## go benchmarks (store apply, consumer, handlers, hub), then short load runs: taps over HTTP, then over the players' WebSockets
 	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./store ./stream ./handlers ./live
-	@if [ -d cmd/tapbench ]; then $(GO) run ./cmd/tapbench -duration 10s; fi
+	@if [ -d cmd/tapbench ]; then $(GO) run ./cmd/tapbench -duration 10s && $(GO) run ./cmd/tapbench -mode ws -format html -duration 10s; fi
 
 compose-config: ## validate docker-compose.dev.yml
 	$(COMPOSE) -f $(COMPOSE_FILE) config -q

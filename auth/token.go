@@ -16,7 +16,7 @@ var ErrBadToken = game.Errorf(game.EUNAUTHORIZED,
 const (
 	prefix  = "v1."
 	sigLen  = 43 // base64url without padding of a 32-byte HMAC-SHA256
-	maxID   = 64
+	maxID   = game.MaxIDLen
 	MaxSize = len(prefix) + maxID + 1 + sigLen
 )
 
@@ -43,7 +43,7 @@ func (s *Signer) Parse(token string) (string, error) {
 		return "", ErrBadToken
 	}
 	id, sig := rest[:dot], rest[dot+1:]
-	if !validID(id) {
+	if !game.ValidID(id) {
 		return "", ErrBadToken
 	}
 	if !hmac.Equal([]byte(sig), []byte(s.sig(id))) {

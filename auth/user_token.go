@@ -64,23 +64,10 @@ func (s *Signer) ParseUser(token string) (u game.User, full bool, err error) {
 		return game.User{}, false, ErrBadToken
 	}
 	var c claims
-	if err := json.Unmarshal(raw, &c); err != nil || !validID(c.ID) || !c.Team.Valid() || c.Name == "" {
+	if err := json.Unmarshal(raw, &c); err != nil || !game.ValidID(c.ID) || !c.Team.Valid() || c.Name == "" {
 		return game.User{}, false, ErrBadToken
 	}
 	return game.User{ID: c.ID, Username: c.Name, Team: c.Team, SessionID: c.Session, JoinedAt: c.JoinedAt}, true, nil
-}
-
-func validID(id string) bool {
-	if id == "" || len(id) > maxID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // mac signs a whole token body (v2 signs its prefix and claims).

@@ -53,6 +53,24 @@ type TapEvent struct {
 // MaxBurst is the largest count one tap request (and one event) may carry.
 const MaxBurst = 50
 
+// MaxIDLen is the longest player (and session) id: the token format's limit.
+const MaxIDLen = 64
+
+// ValidID reports whether id is a player or session id: 1 to MaxIDLen
+// characters of a-z, A-Z, 0-9, '-' or '_' (safe in tokens, keys and URLs).
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // MaxCount is the largest count the game stores: 2^53, the largest whole
 // number that the leaderboard (a Redis sorted set of doubles) holds exactly.
 const MaxCount = 1 << 53

@@ -141,12 +141,11 @@ func tooMany(wait time.Duration, msg string) *game.Error {
 }
 
 // allowTap applies TAP_RATE_LIMIT to a tap of n taps by player id.
-func (s *Server) allowTap(c echo.Context, id string, n int) error {
+func (s *Server) allowTap(id string, n int) error {
 	ok, wait := s.tapLimit.take(id, n, time.Now())
 	if ok {
 		return nil
 	}
-	metrics.TapsRejected.WithLabelValues(game.ETOOMANY).Inc()
 	metrics.LimitRefusals.WithLabelValues("taps_per_player").Inc()
 	return tooMany(wait, fmt.Sprintf("too many taps: at most %s per second per player, bursts up to %d (TAP_RATE_LIMIT)",
 		strconv.FormatFloat(s.opt.TapRateLimit, 'f', -1, 64), s.tapLimit.burst))

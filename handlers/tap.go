@@ -48,24 +48,44 @@ func (s *Server) tap(c echo.Context) error {
 	n := 1
 	if req.Count != nil {
 		n = *req.Count
-		if n < 1 || n > game.MaxBurst {
-			metrics.TapsRejected.WithLabelValues(game.EINVALID).Inc()
-			return game.ErrInvalidCount
-		}
 	}
-	if err := s.allowTap(c, u.ID, n); err != nil { // TAP_RATE_LIMIT
+	ev, err := s.acceptTap(c.Request().Context(), u, n)
+	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusAccepted, tapResponse{Success: true, TapEvent: ev})
+}
+
+// acceptTap holds the tap rules, for POST /api/tap and taps over a
+// WebSocket alike: the player may tap (not kicked), n is 1..MaxBurst, the
+// player is within TAP_RATE_LIMIT; then the event goes to Kafka, and the tap
+// is accepted once Kafka acknowledged it (within TAP_TIMEOUT).
+func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.TapEvent, err error) {
+	defer func() {
+		if err != nil {
+			metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
+		}
+	}()
+	if s.kicks.has(u.ID) { // a socket's player may have been kicked since it connected
+		return ev, errKicked
+	}
+	if n < 1 || n > game.MaxBurst {
+		return ev, game.ErrInvalidCount
+	}
+	// The round rule (409 outside a timed round's play) comes before the
+	// rate limit, so a refused tap takes nothing from the player's budget.
 	now := time.Now().UnixMilli()
-	sc, round, err := s.currentSchedule(c.Request().Context())
+	sc, round, err := s.currentSchedule(ctx)
 	if err == nil {
 		err = roundRule(sc, now)
 	}
 	if err != nil {
-		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
-		return err
+		return ev, err
 	}
-	ev := game.TapEvent{
+	if err := s.allowTap(u.ID, n); err != nil { // TAP_RATE_LIMIT
+		return ev, err
+	}
+	ev = game.TapEvent{
 		ID:        eventID(),
 		UserID:    u.ID,
 		Username:  u.Username,
@@ -80,14 +100,13 @@ func (s *Server) tap(c echo.Context) error {
 	if n > 1 {
 		ev.Count = n
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.opt.TapTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opt.TapTimeout)
 	defer cancel()
 	if err := s.tapper.Send(ctx, ev); err != nil {
-		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
-		return err
+		return game.TapEvent{}, err
 	}
 	metrics.TapsAccepted.Add(float64(n))
-	return c.JSON(http.StatusAccepted, tapResponse{Success: true, TapEvent: ev})
+	return ev, nil
 }
 
 // mismatch returns why the body's identity fields disagree with the token's

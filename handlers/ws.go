@@ -14,32 +14,44 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/live"
 )
 
 // ws: GET /ws — the same updates as /events over WebSocket: each message is
 // HTML fragments that the htmx ws extension swaps by id (?format=json: the
 // game-state JSON; ?page=leaderboard: the leaderboard page's fragments).
-// Cross-origin upgrades are refused; clients may not send messages.
+// Clients send their player's taps over it (ws_taps.go). Cross-origin
+// upgrades are refused.
 func (s *Server) ws(c echo.Context) error {
 	release, err := s.liveSlot(c)
 	if err != nil {
 		return err
 	}
 	format, user := s.liveRequest(c, live.WSJSON, live.WSGame, live.WSBoard)
+	tapper, authErr := s.socketPlayer(c, user)
 	sr := &smallReads{ResponseWriter: c.Response()}
 	conn, err := websocket.Accept(sr, c.Request(), &websocket.AcceptOptions{})
 	if err != nil {
 		release()
 		return nil // Accept has written the error response
 	}
-	conn.SetReadLimit(4096)
-	// As with SSE, the socket lives on in its own goroutine and the request
-	// ends, freeing what the HTTP server held for it.
+	// As with SSE, the socket lives on in its own goroutines and the
+	// request ends, freeing what the HTTP server held for it: one writes
+	// the hub's frames, one reads the client's taps; the socket ends when
+	// either does.
 	go func() {
 		defer release()
-		ctx := conn.CloseRead(s.opt.Context)
+		ctx, cancel := context.WithCancel(s.opt.Context)
+		defer cancel()
 		wc := &wsConn{c: conn, nc: sr.nc}
+		taps := newSocketTaps(s, wc, format != live.WSJSON, tapper, authErr)
+		go func() {
+			defer cancel()
+			if err := taps.run(ctx); !live.IsGone(err) {
+				s.log.Debug("ws client stopped sending", "err", err)
+			}
+		}()
 		err := s.hub.Serve(ctx, wc, format, user, s.serveOptions())
 		switch {
 		case errors.Is(err, live.ErrClosing):
@@ -54,9 +66,23 @@ func (s *Server) ws(c echo.Context) error {
 	return nil
 }
 
+// socketPlayer is the player whose taps a socket carries: the page's
+// viewer, or for ?format=json the one the request authenticates (cookie or
+// bearer token). Without one, the error a tap then gets.
+func (s *Server) socketPlayer(c echo.Context, viewer *game.User) (*game.User, error) {
+	if viewer != nil {
+		return viewer, nil
+	}
+	u, err := s.player(c)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
 // smallReads gives the WebSocket a 512-byte read buffer in place of
-// net/http's 4 KiB one: clients of a live socket send nothing but control
-// frames (at most 125 bytes of payload), and thousands of sockets stay open.
+// net/http's 4 KiB one: clients of a live socket send small taps and control
+// frames, and thousands of sockets stay open.
 // The 4 KiB write buffer stays: a game-page frame then goes out in one
 // write call. It keeps the connection, whose write deadline bounds writes.
 type smallReads struct {
@@ -70,15 +96,21 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	s.nc = nc
-	var r io.Reader = nc
-	if n := brw.Reader.Buffered(); n > 0 { // sent right after the handshake
-		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc)
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), brw.Writer), nil
 	}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(r, 512), brw.Writer), nil
+	// The client's first frames can arrive before the hijack (net/http
+	// sends the 101 at WriteHeader). They must sit in the new reader's
+	// buffer: websocket.Accept keeps what is buffered and resets the reader
+	// to read the connection.
+	b, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), nc), max(512, n))
+	if _, err := br.Peek(n); err != nil {
+		return nil, nil, err
+	}
+	return nc, bufio.NewReadWriter(br, brw.Writer), nil
 }
-
-func (s *smallReads) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // wsConn writes with the connection's write deadline rather than a context
 // per message (see live.Conn); every write sets it first.

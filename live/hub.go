@@ -71,11 +71,7 @@ type Frame struct {
 	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
 	prevSeq uint64
 
-	// Delivery, for pacing: drained closes when all but straggle of the
-	// clients woken for the frame have handled it (nil: not tracked).
-	drained  chan struct{}
-	waiting  atomic.Int64
-	straggle int64
+	delivery // how many of its clients have it, for pacing (pacing.go)
 
 	once     sync.Once
 	rendered atomic.Bool
@@ -132,15 +128,20 @@ func (f *Frame) render() {
 				sseText = "live (SSE)"
 			}
 			span := func(text string) []byte {
-				return []byte(`<span id="connection-status" hx-swap-oob="true" class="conn" data-state="` + strings.ReplaceAll(f.status, " ", "-") +
-					`" role="status">` + text + `</span> `)
+				b, err := renderLine(views.ConnectionStatus(strings.ReplaceAll(f.status, " ", "-"), text, true))
+				if err != nil {
+					return nil
+				}
+				return append(b, ' ')
 			}
 			status, sseStatus = span(text), span(sseText)
 			f.full[SSEJSON] = sseEvent("status", []byte(`{"status":"`+f.status+`"}`))
 			js = append([]byte(`{"status":"`+f.status+`",`), js[1:]...)
 		}
 		f.full[SSEJSON] = append(f.full[SSEJSON], sseEvent("state", js)...)
-		f.full[WSJSON] = js
+		// A JSON socket also carries answers to taps: its state frames say
+		// what they are.
+		f.full[WSJSON] = append([]byte(`{"type":"state",`), js[1:]...)
 		// A whole frame is a new client's first view: it shows the newest
 		// leaderboard even while deltas hold a change back (deltas then
 		// skip it or bring a newer one; a page never goes back).
@@ -316,22 +317,15 @@ func (h *Hub) Run(ctx context.Context) {
 				statsDue.Reset(wait)
 			}
 		}
-		// Pace to the clients: the next frame waits until this one has
-		// reached (nearly) every client, and then as long again as half
-		// that took. With thousands of clients on a busy machine, frames
-		// come less often instead of queueing behind each other, and taps
-		// keep their share of the CPU.
+		// Pace to the clients (pacing.go).
 		gap := h.opt.MinInterval
 		if f := h.Latest(); f != nil && f.drained != nil {
-			select {
-			case <-ctx.Done():
+			var took time.Duration
+			took, gap = f.gapAfter(ctx, start, gap)
+			if ctx.Err() != nil {
 				return
-			case <-f.drained:
-			case <-time.After(250 * time.Millisecond): // stuck clients do not hold the others
 			}
-			took := time.Since(start)
 			metrics.BroadcastSeconds.Observe(took.Seconds())
-			gap = max(gap, took+took/2)
 		}
 		h.gap.Store(int64(gap))
 		select {
@@ -401,25 +395,6 @@ func (h *Hub) publish(f *Frame) {
 	h.last.Store(f)
 	for c := range h.clients {
 		c.wake()
-	}
-}
-
-// expect sets up drained for n woken clients: it closes once all but 1%
-// of them (at least one: a single stuck client never holds the others)
-// have handled the frame (see written).
-func (f *Frame) expect(n int) {
-	f.drained = make(chan struct{})
-	f.straggle = int64(max(1, n/100))
-	f.waiting.Store(int64(n))
-	if int64(n) <= f.straggle {
-		close(f.drained)
-	}
-}
-
-// written tells the frame that a woken client has handled it.
-func (f *Frame) written() {
-	if f.drained != nil && f.waiting.Add(-1) == f.straggle {
-		close(f.drained)
 	}
 }
 

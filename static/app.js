@@ -5,11 +5,13 @@
  *   2. the WebSocket -> SSE fallback for data-transport="auto",
  *   3. an optimistic count of your own taps (#my-taps) that never goes back,
  *   4. Space / Enter to tap, and a short error note on refused taps,
- *   5. highlighting your own leaderboard row after live updates.
+ *   5. highlighting your own leaderboard row after live updates,
+ *   6. taps over the open WebSocket (POST /api/tap when there is none).
  * Loaded with `defer` after htmx and its extensions; needs nothing else.
  * htmx 2.0.11 event names used: htmx:wsOpen, htmx:wsClose, htmx:wsError
  * (htmx-ext-ws 2.0.4), htmx:sseOpen, htmx:sseError (htmx-ext-sse 2.2.4),
- * htmx:afterRequest, htmx:oobBeforeSwap, htmx:oobAfterSwap, htmx:afterSwap.
+ * htmx:confirm, htmx:afterRequest, htmx:oobBeforeSwap, htmx:oobAfterSwap,
+ * htmx:afterSwap; htmx.createWebSocket (htmx-ext-ws opens its socket with it).
  */
 (function () {
   'use strict';
@@ -22,6 +24,8 @@
   var WS_EXT_RETRY_CODES = [1006, 1011, 1012, 1013]; // htmx-ext-ws reconnects only on these
   var KEY_REPEAT_MS = 90;          // held-down key: at most ~11 taps per second
   var ERROR_SHOW_MS = 2500;
+  var TAP_BATCH_MS = 75;           // taps within this window go as one message
+  var MAX_BURST = 50;              // most taps one message (or request) may carry
 
   var body = document.body;
   var byId = function (id) { return document.getElementById(id); };
@@ -68,6 +72,7 @@
     if (fellBack || !live) return;
     fellBack = true;
     clearTimeout(wsRetryTimer);
+    socketClosed(); // its close event will not reach us once it is swapped out
     setStatus('reconnecting', 'reconnecting');
     // An innerHTML swap through htmx runs its cleanup on the old container,
     // which makes htmx-ext-ws close the socket, and processes the new markup.
@@ -79,18 +84,21 @@
     setTimeout(function () {
       if (!wsEverOpened) fallBackToSSE();
     }, WS_OPEN_TIMEOUT_MS);
+  }
 
-    // The ws extension may still have a reconnect timer pending when we swap
-    // it out; any socket it opens after the fallback is closed at once (it
-    // then sees its element is gone and stops for good).
-    var createWebSocket = htmx.createWebSocket;
-    if (createWebSocket) {
-      htmx.createWebSocket = function (url) {
-        var socket = createWebSocket(url);
-        if (fellBack) socket.close();
-        return socket;
-      };
-    }
+  // Keep the page's socket to send taps on (6). The ws extension may still
+  // have a reconnect timer pending when the page falls back to SSE; any
+  // socket it opens after the fallback is closed at once (it then sees its
+  // element is gone and stops for good).
+  var pageSocket = null;
+  var createWebSocket = htmx.createWebSocket;
+  if (createWebSocket) {
+    htmx.createWebSocket = function (url) {
+      var socket = createWebSocket(url);
+      if (fellBack) socket.close();
+      else pageSocket = socket;
+      return socket;
+    };
   }
 
   body.addEventListener('htmx:wsOpen', function (e) {
@@ -105,7 +113,9 @@
   });
 
   body.addEventListener('htmx:wsClose', function (e) {
-    if (!attached(e) || fellBack) return;
+    if (!attached(e)) return;
+    socketClosed();
+    if (fellBack) return;
     setStatus('reconnecting', 'reconnecting');
     var healthy = wsOpenedAt && Date.now() - wsOpenedAt >= WS_HEALTHY_MS;
     wsOpenedAt = 0;
@@ -263,6 +273,8 @@
     var id = e.target && e.target.id;
     if (id === 'my-taps') renderMyTaps();
     else if (id === 'leaderboard' || id === 'leaderboard-full') markMyRows();
+    else if (id === 'tap-ack') tapAnswered(e.target, true);
+    else if (id === 'tap-error') tapAnswered(e.target, false);
   }
   body.addEventListener('htmx:oobAfterSwap', afterSwap);
   body.addEventListener('htmx:afterSwap', afterSwap);
@@ -314,6 +326,104 @@
   }
 
   /* ---------------------------------------------------------------- 6 ---- */
+
+  // While the page's WebSocket is open, a tap is not a POST: taps within
+  // TAP_BATCH_MS go as one message {"count": n, "seq": s}, and the server
+  // answers each with a #tap-ack (Kafka has it) or #tap-error fragment
+  // echoing seq. Nothing is queued while the socket is down: taps then go
+  // as POST /api/tap, as on SSE. Taps the socket took but never answered
+  // may or may not count; they are never sent again (no double count), and
+  // the live #my-taps shows them if they counted.
+  var tapSeq = 0;
+  var unanswered = {};   // seq -> taps sent over the socket, no answer yet
+  var batched = 0;       // taps waiting for the batch window
+  var batchTimer = 0;
+
+  function socketOpen() {
+    return !fellBack && wsOpenedAt > 0 && pageSocket && pageSocket.readyState === 1;
+  }
+
+  // htmx fires htmx:confirm on every trigger, before the request is queued
+  // or sent; preventDefault() drops the request.
+  body.addEventListener('htmx:confirm', function (e) {
+    if (!tapButton || e.target !== tapButton || !socketOpen()) return;
+    e.preventDefault();
+    batched++;
+    inflight++;
+    if (!batchTimer) batchTimer = setTimeout(flushTaps, TAP_BATCH_MS);
+  });
+
+  function flushTaps() {
+    clearTimeout(batchTimer);
+    batchTimer = 0;
+    var n = batched;
+    batched = 0;
+    if (n === 0) return;
+    if (!socketOpen()) {
+      postTaps(n);
+      return;
+    }
+    while (n > 0) {
+      var count = Math.min(n, MAX_BURST);
+      n -= count;
+      tapSeq++;
+      unanswered[tapSeq] = count;
+      pageSocket.send(JSON.stringify({ count: count, seq: tapSeq }));
+    }
+  }
+
+  // postTaps sends taps that were meant for a socket that closed meanwhile.
+  function postTaps(n) {
+    var count = Math.min(n, MAX_BURST);
+    fetch('/api/tap', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ count: count })
+    }).then(function (r) {
+      inflight = Math.max(0, inflight - count);
+      if (r.ok) {
+        acked += count;
+        renderMyTaps();
+        return;
+      }
+      return r.json().then(function (j) {
+        showTapError(j && typeof j.error === 'string' ? j.error : 'Tap not counted (' + r.status + ').');
+      }, function () { showTapError('Tap not counted (' + r.status + ').'); });
+    }, function () {
+      inflight = Math.max(0, inflight - count);
+      showTapError('No connection. Tap again in a moment.');
+    });
+    if (n > count) postTaps(n - count);
+  }
+
+  // tapAnswered handles a swapped-in #tap-ack or #tap-error.
+  function tapAnswered(el, ok) {
+    var seq = el.getAttribute('data-seq');
+    var count = seq ? unanswered[seq] : undefined;
+    if (count !== undefined) {
+      delete unanswered[seq];
+      inflight = Math.max(0, inflight - count);
+      if (ok) acked += count;
+      renderMyTaps();
+    }
+    if (!ok) showTapError(el.textContent);
+  }
+
+  // The socket closed: taps still waiting for the window go by POST; taps
+  // sent without an answer are given up (not resent: they may have counted).
+  function socketClosed() {
+    var lost = 0;
+    for (var seq in unanswered) {
+      if (Object.prototype.hasOwnProperty.call(unanswered, seq)) lost += unanswered[seq];
+    }
+    unanswered = {};
+    inflight = Math.max(0, inflight - lost);
+    if (batched > 0) flushTaps();
+    if (lost > 0) showTapError('Connection lost: ' + lost + (lost === 1 ? ' tap' : ' taps') + ' may not have counted.');
+    renderMyTaps();
+  }
+
+  /* ---------------------------------------------------------------- 7 ---- */
 
   // Timed rounds. #round carries the schedule (unix ms in data attributes);
   // the page counts down by itself every ROUND_TICK_MS, and the live stream

@@ -396,22 +396,6 @@ func importErr(format string, a ...any) error {
 	return game.Errorf(game.EINVALID, "import refused: "+format, a...)
 }
 
-// maxIDLen is the longest player id (the token format's limit).
-const maxIDLen = 64
-
-func validID(id string) bool {
-	if id == "" || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // ParseExport decodes and validates an export file. Unknown fields, a wrong
 // format or version, invalid ids, names or teams, negative counts, duplicate
 // players, team scores that are not the sums of their players' counts and a
@@ -521,8 +505,8 @@ func ParseExport(data []byte) (Export, error) {
 }
 
 func validUser(u game.User, where string) error {
-	if !validID(u.ID) {
-		return importErr("%s: id %q must be 1 to %d characters of a-z, A-Z, 0-9, '-' or '_'", where, u.ID, maxIDLen)
+	if !game.ValidID(u.ID) {
+		return importErr("%s: id %q must be 1 to %d characters of a-z, A-Z, 0-9, '-' or '_'", where, u.ID, game.MaxIDLen)
 	}
 	name, err := game.NormalizeName(u.Username)
 	if err != nil {
@@ -537,8 +521,8 @@ func validUser(u game.User, where string) error {
 	if err := inRange(where+".joinedAt", u.JoinedAt); err != nil {
 		return err
 	}
-	if u.SessionID != "" && !validID(u.SessionID) {
-		return importErr("%s (%s): sessionId %q must be 1 to %d characters of a-z, A-Z, 0-9, '-' or '_'", where, u.Username, u.SessionID, maxIDLen)
+	if u.SessionID != "" && !game.ValidID(u.SessionID) {
+		return importErr("%s (%s): sessionId %q must be 1 to %d characters of a-z, A-Z, 0-9, '-' or '_'", where, u.Username, u.SessionID, game.MaxIDLen)
 	}
 	return nil
 }

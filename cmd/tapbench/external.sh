@@ -32,7 +32,7 @@ up() {
   echo $! > "$D/kafka.pid"
   for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && grep -q "broker on" "$D/kafka.log" && break; sleep 0.1; done
   REDIS_URL="redis://127.0.0.1:$RP/0" KAFKA_BROKERS="127.0.0.1:$KP" ADDR="127.0.0.1:$AP" DATA_DIR="$D/data" \
-    LOG_LEVEL=${LOG_LEVEL:-warn} TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 \
+    LOG_LEVEL=${LOG_LEVEL:-warn} TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 JOINS_PER_SECOND=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 \
     SESSION_SECRET=tapbench-secret-0123456789 "$BIN" 2> "$D/tapwars.log" &
   echo $! > "$D/tapwars.pid"
   "$WORK/tapbench" -noop-server "127.0.0.1:$NP" 2> "$D/noop.log" &

@@ -237,7 +237,7 @@ func join(ctx context.Context, hc *http.Client, base string, n int, prefix strin
 		bad += e
 	}
 	if bad > 0 {
-		return nil, errs, fmt.Errorf("%d of %d joins failed %v (is JOIN_RATE_LIMIT=0 set on the server?)", bad, n, errs)
+		return nil, errs, fmt.Errorf("%d of %d joins failed %v (are JOIN_RATE_LIMIT=0 and JOINS_PER_SECOND=0 set on the server?)", bad, n, errs)
 	}
 	return players, nil, nil
 }

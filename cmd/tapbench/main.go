@@ -9,11 +9,12 @@
 //	go run ./cmd/tapbench -duration 10s                  # starts tapwars in-process (embedded, temp DATA_DIR)
 //	go run ./cmd/tapbench -url http://127.0.0.1:8080 -rate 1000 -sse 500 -ws 500 [-format html]
 //	go run ./cmd/tapbench -url http://127.0.0.1:8080 -baseline-url http://127.0.0.1:9999 -pairs 5
+//	go run ./cmd/tapbench -mode ws -baseline -pairs 5               # every player taps over its own WebSocket
 //	go run ./cmd/tapbench -noop-server 127.0.0.1:9999    # a do-nothing POST /api/tap (202) to compare with
 //	go run ./cmd/tapbench -broker 127.0.0.1:9092 -data-dir /tmp/kfake   # a kfake broker as a process
 //	go run ./cmd/tapbench -url ... -tokens-out tokens.txt -duration 0   # players for wrk (cmd/tapbench/wrk/tap.lua)
 //
-// Against a running server, start it with TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0
+// Against a running server, start it with TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 JOINS_PER_SECOND=0
 // MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0: every player and live client
 // comes from one address here. Exactness assumes no other traffic.
 package main
@@ -47,19 +48,21 @@ import (
 )
 
 type options struct {
-	url, baselineURL, noopAddr, brokerAddr, dataDir, tokensOut, serverPID, cpuPids, format string
-	players, workers, count, sse, ws, trackClients, pairs, partitions                      int
-	rate                                                                                   float64
-	duration, warmup, settle                                                               time.Duration
-	baseline, verifyPlayers                                                                bool
-	taps                                                                                   int64
+	url, baselineURL, noopAddr, brokerAddr, dataDir, tokensOut, serverPID, cpuPids, format, mode string
+	players, workers, count, sse, ws, trackClients, pairs, partitions, window                    int
+	rate                                                                                         float64
+	duration, warmup, settle                                                                     time.Duration
+	baseline, verifyPlayers                                                                      bool
+	taps                                                                                         int64
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.url, "url", "", "base URL of a running tapwars; empty starts one in-process (embedded broker and store in a temp DATA_DIR, limits off)")
 	flag.IntVar(&o.players, "players", 1000, "players to join")
-	flag.IntVar(&o.workers, "workers", 64, "concurrent tap connections (keep-alive)")
+	flag.StringVar(&o.mode, "mode", "http", "how players tap: http (POST /api/tap over -workers keep-alive connections) or ws (each player over its own WebSocket, the page's or with -format json the API's; acks awaited)")
+	flag.IntVar(&o.window, "window", 4, "-mode ws at the maximal rate: tap messages of one socket that may await their ack (1: each waits for the last one's)")
+	flag.IntVar(&o.workers, "workers", 64, "concurrent tap connections (keep-alive) of -mode http and of the do-nothing baseline")
 	flag.Float64Var(&o.rate, "rate", 0, "tap requests per second in total; 0 = as fast as the server answers")
 	flag.IntVar(&o.count, "count", 1, "taps per request (1 sends no body; 2..50 send {\"count\":n})")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured tap phase (0: only join, e.g. with -tokens-out)")
@@ -168,6 +171,7 @@ type Result struct {
 	Date     string  `json:"date"`
 	Machine  string  `json:"machine"`
 	Target   string  `json:"target"`
+	Mode     string  `json:"mode"` // how players tapped: http or ws
 	Players  int     `json:"players"`
 	Workers  int     `json:"workers"`
 	Rate     float64 `json:"rate_target"`
@@ -237,6 +241,9 @@ func bench(ctx context.Context, o options) error {
 	}
 	if o.format != "json" && o.format != "html" {
 		return errors.New("-format must be json or html")
+	}
+	if o.mode != "http" && o.mode != "ws" {
+		return errors.New("-mode must be http or ws")
 	}
 	res := &Result{Date: time.Now().UTC().Format(time.RFC3339), Players: o.players, Workers: o.workers, Rate: o.rate, Count: o.count, Duration: o.duration.Seconds()}
 	res.Machine = fmt.Sprintf("%d CPUs, %s, %s/%s", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
@@ -329,9 +336,25 @@ func bench(ctx context.Context, o options) error {
 	}
 	res.Verify.StartTotal = start
 
+	// One phase of taps against tapwars, over HTTP or the players' sockets.
+	tapPhase := func(d time.Duration) phase {
+		return t.run(ctx, base+"/api/tap", d, o.workers, o.rate, true, "tapwars")
+	}
+	var ws *wsTaps
+	if o.mode == "ws" {
+		if ws, err = openTapSockets(ctx, t, base, o.format); err != nil {
+			return err
+		}
+		defer ws.close()
+		tapPhase = func(d time.Duration) phase { return ws.run(ctx, d, o.rate, max(1, o.window), "tapwars") }
+		res.Mode = "ws"
+	} else {
+		res.Mode = "http"
+	}
+
 	// Warm-up: counted for exactness, not measured.
 	if o.warmup > 0 {
-		t.run(ctx, base+"/api/tap", o.warmup, o.workers, o.rate, true, "tapwars")
+		tapPhase(o.warmup)
 	}
 	t.mu.Lock()
 	warmAcks := len(t.acks)
@@ -362,7 +385,7 @@ func bench(ctx context.Context, o options) error {
 			noopRates = append(noopRates, noop.ReqRate)
 		}
 		measuring.Store(true)
-		ph := t.run(ctx, base+"/api/tap", o.duration, o.workers, o.rate, true, "tapwars")
+		ph := tapPhase(o.duration)
 		measuring.Store(false)
 		liveSecs += ph.Seconds
 		res.Phases = append(res.Phases, ph)
@@ -394,6 +417,9 @@ func bench(ctx context.Context, o options) error {
 	}
 
 	// Exactness: wait until the server counted exactly what it acknowledged.
+	if ws != nil {
+		ws.giveUp()
+	}
 	t.mu.Lock()
 	acked, maybe := t.acked, t.maybe
 	acks := append([]ack(nil), t.acks...)
@@ -640,7 +666,7 @@ func startInProcess(ctx context.Context) (*app.Main, string, error) {
 	}
 	vars := map[string]string{
 		"ADDR": "127.0.0.1:0", "DATA_DIR": filepath.Join(dir, "data"), "LOG_LEVEL": "warn",
-		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0",
+		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "JOINS_PER_SECOND": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0",
 	}
 	m := app.NewMain()
 	getenv := func(k string) string {
@@ -661,7 +687,11 @@ func startInProcess(ctx context.Context) (*app.Main, string, error) {
 }
 
 func printSummary(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "\ntapbench against %s — %d players, %d workers, rate %s, %d tap(s)/request\n", r.Target, r.Players, r.Workers, rateStr(r.Rate), r.Count)
+	conns := fmt.Sprintf("%d workers", r.Workers)
+	if r.Mode == "ws" {
+		conns = fmt.Sprintf("a WebSocket each (baseline: %d workers)", r.Workers)
+	}
+	fmt.Fprintf(w, "\ntapbench against %s — %d players, %s, rate %s, %d tap(s)/request (%s)\n", r.Target, r.Players, conns, rateStr(r.Rate), r.Count, r.Mode)
 	fmt.Fprintf(w, "  ingest     %.0f taps/s (%.0f req/s), latency p50 %.1f ms p99 %.1f ms, errors %v\n", r.TapRate, r.ReqRate, r.TapLatency.P50, r.TapLatency.P99, r.Errors)
 	if b := r.Baseline; b != nil {
 		fmt.Fprintf(w, "  baseline   do-nothing handler %.0f req/s; ratio %.3f (median of %v)\n", b.NoopReqRate, b.Ratio, b.Ratios)

@@ -21,7 +21,7 @@ AP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); prin
 URL="http://127.0.0.1:$AP"
 ms() { date +%s%3N; }
 start() {
-  EMBEDDED_REDIS=$MODE DATA_DIR="$DATA" ADDR="127.0.0.1:$AP" LOG_LEVEL=warn TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 \
+  EMBEDDED_REDIS=$MODE DATA_DIR="$DATA" ADDR="127.0.0.1:$AP" LOG_LEVEL=warn TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 JOINS_PER_SECOND=0 \
     MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 "$WORK/tapwars" 2>> "$WORK/restart-$MODE.log" &
   PID=$!
 }

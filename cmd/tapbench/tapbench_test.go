@@ -60,3 +60,24 @@ func TestFreshness(t *testing.T) {
 		t.Fatalf("max %v", h.max)
 	}
 }
+
+// Answers to taps, as the page's and the API's sockets carry them.
+func TestParseAnswer(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want wsAnswer
+		ok   bool
+	}{
+		{`{"type":"ack","seq":12,"count":3}`, wsAnswer{Type: "ack", Seq: 12, Count: 3}, true},
+		{`{"type":"error","seq":7,"status":429,"error":"too many taps"}`, wsAnswer{Type: "error", Seq: 7, Status: 429}, true},
+		{`<span id="tap-ack" hx-swap-oob="true" hidden data-seq="12" data-count="3"></span>`, wsAnswer{Type: "ack", Seq: 12, Count: 3}, true},
+		{`<p id="tap-error" class="tap-error" role="status" hx-swap-oob="true" data-seq="9" data-status="503">Kafka is down</p>`, wsAnswer{Type: "error", Seq: 9, Status: 503}, true},
+		{`<span id="my-taps" class="num" data-applied="4" hx-swap-oob="true">4</span>`, wsAnswer{}, false},
+		{`{"type":"state","gameState":{}}`, wsAnswer{}, false},
+	} {
+		got, ok := parseAnswer([]byte(c.in))
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("%s: %+v %v, want %+v %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -24,6 +24,18 @@ type Record struct {
 // partition and offset order (at most 30 s per partition).
 func TopicRecords(t testing.TB, brokers []string) []Record {
 	t.Helper()
+	var out []Record
+	for _, m := range TopicMessages(t, brokers, stream.Topic) {
+		out = append(out, Record{Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Value: m.Value})
+	}
+	return out
+}
+
+// TopicMessages reads every record of topic, headers included, with a
+// client of its own, in partition and offset order (at most 30 s per
+// partition).
+func TopicMessages(t testing.TB, brokers []string, topic string) []*sarama.ConsumerMessage {
+	t.Helper()
 	client, err := sarama.NewClient(brokers, sarama.NewConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -34,20 +46,20 @@ func TopicRecords(t testing.TB, brokers []string) []Record {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	parts, err := client.Partitions(stream.Topic)
+	parts, err := client.Partitions(topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []Record
+	var out []*sarama.ConsumerMessage
 	for _, p := range parts {
-		hw, err := client.GetOffset(stream.Topic, p, sarama.OffsetNewest)
+		hw, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if hw == 0 {
 			continue
 		}
-		pc, err := c.ConsumePartition(stream.Topic, p, sarama.OffsetOldest)
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +68,7 @@ func TopicRecords(t testing.TB, brokers []string) []Record {
 		for {
 			select {
 			case m := <-pc.Messages():
-				out = append(out, Record{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value})
+				out = append(out, m)
 				if m.Offset >= hw-1 {
 					break read
 				}

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tapwars/tapwars/internal/testenv"
+)
+
+// socketTaps is what the page sent over its WebSocket and what the server
+// acknowledged there (recorded by watchSocket).
+type socketTaps struct {
+	Messages int // tap messages sent
+	Taps     int // taps they carried
+	Acked    int // taps the server acknowledged (#tap-ack)
+}
+
+// watchSocket records, in window.e2eWS, the tap messages the page sends over
+// its WebSocket and the acknowledgements it gets, and keeps the socket (to
+// kill it). WebSocket.prototype.send is looked up at each call, so the
+// page's open socket is watched too.
+func watchSocket(p *player) {
+	p.t.Helper()
+	eval[bool](p, `(() => {
+		window.e2eWS = {Messages: 0, Taps: 0, Acked: 0, socket: null};
+		const send = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) {
+			const w = window.e2eWS;
+			if (w.socket !== this) {
+				w.socket = this;
+				this.addEventListener('message', (ev) => {
+					const m = /id="tap-ack"[^>]*data-count="(\d+)"/.exec(ev.data);
+					if (m) w.Acked += parseInt(m[1], 10);
+				});
+			}
+			const m = JSON.parse(data);
+			w.Messages++;
+			w.Taps += m.count;
+			return send.call(this, data);
+		};
+		return true;
+	})()`)
+}
+
+func sentOverSocket(p *player) socketTaps {
+	p.t.Helper()
+	return eval[socketTaps](p, `({Messages: window.e2eWS.Messages, Taps: window.e2eWS.Taps, Acked: window.e2eWS.Acked})`)
+}
+
+// postedTaps is the number of POST /api/tap requests the instance answered.
+func postedTaps(e *env) int {
+	e.t.Helper()
+	res, err := http.Get(e.m.URL() + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	n := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, "tapwars_http_requests_total{") && strings.Contains(line, `route="/api/tap"`) {
+			f, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			n += int(f)
+		}
+	}
+	return n
+}
+
+// While the page's WebSocket is open, taps go over it, several to a
+// message: 30 fast clicks are all counted, once, without a single POST;
+// on forced SSE the same 30 clicks are 30 POSTs.
+func TestTapsGoOverTheWebSocket(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	ann, bob := twoPlayers(t, e, browser, "/", "live")
+	e.liveCount(map[string]int{"ws": 2})
+	watchSocket(ann)
+	watchMyTaps(ann)
+	posts := postedTaps(e)
+	start := time.Now()
+	ann.tapFast(30)
+	ann.waitView(5*time.Second, "my taps 30", func(v view) bool { return v.MyTaps == "30" })
+	bob.waitView(5*time.Second, "total 30", func(v view) bool { return v.Total == "30" && v.row(ann) == 30 })
+	t.Logf("30 clicks counted everywhere %v after the first", time.Since(start).Round(time.Millisecond))
+	sent := sentOverSocket(ann)
+	if sent.Taps != 30 || sent.Acked != 30 || sent.Messages >= 30 || sent.Messages < 1 {
+		t.Fatalf("over the socket: %+v, want 30 taps in fewer messages, all acknowledged", sent)
+	}
+	if n := postedTaps(e) - posts; n != 0 {
+		t.Fatalf("%d POST /api/tap while the socket was open", n)
+	}
+	t.Logf("30 taps went as %d messages", sent.Messages)
+	if s := e.state(); s.GameState.TotalTaps != 30 {
+		t.Fatalf("server counted %+v", s.GameState)
+	}
+	if max := eval[int](ann, `window.e2eMax`); max != 30 {
+		t.Fatalf("Ann's own count showed up to %d for 30 taps", max)
+	}
+
+	// Forced SSE: no socket, so every click is a POST.
+	ann.do(chromedp.Navigate(e.base + "/?transport=sse"))
+	ann.waitConnected(10*time.Second, "live")
+	watchMyTaps(ann)
+	posts = postedTaps(e)
+	ann.tapFast(30)
+	ann.waitView(5*time.Second, "my taps 60", func(v view) bool { return v.MyTaps == "60" })
+	bob.waitView(5*time.Second, "total 60", func(v view) bool { return v.Total == "60" })
+	if n := postedTaps(e) - posts; n != 30 {
+		t.Fatalf("%d POST /api/tap on SSE for 30 clicks", n)
+	}
+	if max := eval[int](ann, `window.e2eMax`); max != 60 {
+		t.Fatalf("Ann's own count showed up to %d for 60 taps", max)
+	}
+}
+
+// The socket dies in the middle of a burst: taps it acknowledged are
+// counted, nothing is counted twice (taps sent without an answer are not
+// sent again), taps after it go by POST or the new socket, and the page's
+// own count ends on the server's, never above it.
+func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Ann")
+	ann.join(e.base, "/")
+	ann.waitConnected(10*time.Second, "live")
+	e.liveCount(map[string]int{"ws": 1})
+	watchSocket(ann)
+	watchMyTaps(ann)
+	ann.tapFast(15)
+	// Kill it as soon as the first message is on its way (its answer may
+	// or may not have come back).
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if !eval[bool](ann, `!!window.e2eWS.socket`) {
+			return "no tap message sent yet"
+		}
+		return ""
+	})
+	eval[bool](ann, `(() => { window.e2eWS.socket.close(); return true; })()`)
+	killed := sentOverSocket(ann)
+	ann.tapFast(15)
+	var total int64
+	ann.waitView(10*time.Second, "the server's count", func(v view) bool {
+		total = e.state().GameState.TotalTaps
+		return v.MyTaps == fmt.Sprint(total) && total >= 15
+	})
+	time.Sleep(500 * time.Millisecond) // anything late shows now
+	total = e.state().GameState.TotalTaps
+	after := sentOverSocket(ann)
+	t.Logf("killed after %+v; at the end %+v; server counted %d of 30", killed, after, total)
+	if total > 30 {
+		t.Fatalf("server counted %d taps for 30 clicks", total)
+	}
+	if total < int64(after.Acked) {
+		t.Fatalf("server counted %d, but acknowledged %d over the socket", total, after.Acked)
+	}
+	// Every click after the kill was sent one way or the other and
+	// acknowledged: at most the taps in flight at the kill may be missing.
+	if inFlight := killed.Taps - killed.Acked; total < int64(30-inFlight) && total < 30 {
+		t.Fatalf("server counted %d; only %d taps were in flight when the socket died", total, inFlight)
+	}
+	if v := ann.view(); v.MyTaps != fmt.Sprint(total) {
+		t.Fatalf("Ann's page settled on %s, server %d", v.MyTaps, total)
+	}
+	if max := eval[int](ann, `window.e2eMax`); int64(max) > total {
+		t.Fatalf("Ann's own count showed %d, server counted %d", max, total)
+	}
+	ann.waitConnected(15*time.Second, "live") // and the page reconnects
+}

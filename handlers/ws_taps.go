@@ -1,0 +1,271 @@
+package handlers
+
+// Taps over the open WebSocket: the reading side of /ws. A client text
+// message {"count": n, "seq": s} is a tap of n (default 1) by the player
+// signed in at the upgrade, under the rules of POST /api/tap (acceptTap).
+// Each one is answered once Kafka acknowledged it, or refused with the
+// status the same tap would get over HTTP: JSON sockets get
+// {"type":"ack"|"error", ...}, page sockets the #tap-ack / #tap-error
+// fragments. Taps of one socket wait for Kafka side by side, so answers may
+// come out of order; seq is echoed as sent.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/a-h/templ"
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/views"
+)
+
+const (
+	// wsReadLimit bounds one client message: a tap is ~30 bytes, htmx's
+	// ws-send adds its HEADERS object and the form's values.
+	wsReadLimit = 4096
+	// wsTapsInFlight is how many taps of one socket may wait for Kafka at
+	// once; beyond, the socket is not read until one is answered.
+	wsTapsInFlight = 16
+	// A socket may have wsStrikes refused messages (garbage, over the rate
+	// limit, nobody signed in) in a row, and earns one back per second;
+	// the next one closes it with 1008.
+	wsStrikes     = 10
+	wsStrikesRate = 1
+)
+
+// errNotATap refuses a message that is not a tap.
+var errNotATap = game.Errorf(game.EINVALID, `a WebSocket message must be a tap: text JSON like {"count": 1, "seq": 1}`)
+
+// tapMessage is a client message; other fields (htmx's HEADERS, form
+// values) are ignored. Count may be a number or a string holding one, as
+// htmx sends form values.
+type tapMessage struct {
+	Count json.Number     `json:"count"`
+	Seq   json.RawMessage `json:"seq"`
+}
+
+// tapReply answers a tap message on a JSON socket.
+type tapReply struct {
+	Type       string          `json:"type"` // "ack" or "error"
+	Seq        json.RawMessage `json:"seq,omitempty"`
+	Count      int             `json:"count,omitempty"`
+	Status     int             `json:"status,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	RetryAfter int             `json:"retryAfter,omitempty"` // seconds, with 429
+}
+
+// socketTaps reads the tap messages of one socket and answers them.
+type socketTaps struct {
+	s       *Server
+	conn    *wsConn
+	html    bool       // a page's socket: answers are fragments
+	user    *game.User // nil: nobody was signed in at the upgrade
+	authErr error      // why nobody: the answer to every tap then
+	timeout time.Duration
+	slots   chan struct{}
+	strikes *rate.Limiter
+
+	// Answers waiting to be written; the goroutine that finds none being
+	// written writes them all, and those that come meanwhile (see send).
+	outMu   sync.Mutex
+	out     []answer
+	writing bool
+	closing atomic.Bool // the socket is being closed for its refusals
+}
+
+// answer is a message to write, or the close that ends the socket after
+// the answers before it.
+type answer struct {
+	msg    []byte
+	close  websocket.StatusCode // not 0: close with this code and reason
+	reason string
+}
+
+func newSocketTaps(s *Server, conn *wsConn, html bool, user *game.User, authErr error) *socketTaps {
+	timeout := s.opt.WriteTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second // as live.ServeOptions
+	}
+	return &socketTaps{s: s, conn: conn, html: html, user: user, authErr: authErr,
+		timeout: timeout, slots: make(chan struct{}, wsTapsInFlight),
+		strikes: rate.NewLimiter(wsStrikesRate, wsStrikes)}
+}
+
+// run reads messages until the socket fails or closes (its error) or ctx
+// ends. Pings and the closing handshake are answered while reading.
+func (t *socketTaps) run(ctx context.Context) error {
+	t.conn.c.SetReadLimit(wsReadLimit)
+	for {
+		typ, msg, err := t.conn.c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		t.handle(ctx, typ, msg)
+	}
+}
+
+// handle answers one message: at once when it is refused before Kafka,
+// else from its own goroutine once acceptTap returns.
+func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg []byte) {
+	var m tapMessage
+	isObject := bytes.HasPrefix(bytes.TrimSpace(msg), []byte("{"))
+	if typ != websocket.MessageText || !isObject || json.Unmarshal(msg, &m) != nil {
+		t.refuse(m.Seq, errNotATap)
+		return
+	}
+	n := 1
+	if m.Count != "" {
+		c, err := strconv.Atoi(m.Count.String())
+		if err != nil {
+			t.refuse(m.Seq, game.ErrInvalidCount)
+			return
+		}
+		n = c
+	}
+	if t.user == nil {
+		t.refuse(m.Seq, t.authErr)
+		return
+	}
+	select {
+	case t.slots <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	go func() {
+		defer func() { <-t.slots }()
+		// A tap the server has read goes on to Kafka (within TAP_TIMEOUT)
+		// even when its socket closes meanwhile: the player made it, and a
+		// page that closes its socket never sends it again.
+		if _, err := t.s.acceptTap(context.WithoutCancel(ctx), *t.user, n); err != nil {
+			t.refuse(m.Seq, err)
+			return
+		}
+		t.ack(m.Seq, n)
+	}()
+}
+
+func (t *socketTaps) ack(seq json.RawMessage, n int) {
+	if t.html {
+		t.writeHTML(views.TapAck(seqText(seq), n))
+		return
+	}
+	// As writeJSON(tapReply{Type: "ack", Seq: seq, Count: n}) would: one
+	// per tap message, so without reflection.
+	b := make([]byte, 0, 40+len(seq))
+	b = append(b, `{"type":"ack",`...)
+	if len(seq) > 0 {
+		b = append(append(append(b, `"seq":`...), seq...), ',')
+	}
+	b = append(strconv.AppendInt(append(b, `"count":`...), int64(n), 10), '}')
+	t.write(b)
+}
+
+// refuse answers a refused tap. Refusals the client brings on itself
+// (garbage, too fast, not signed in) are strikes; one too many closes the
+// socket with the error's close code (1008). Other sockets never notice.
+func (t *socketTaps) refuse(seq json.RawMessage, err error) {
+	status := HTTPStatus(err)
+	if t.html {
+		t.writeHTML(views.TapError(seqText(seq), status, game.ErrorMessage(err)))
+	} else {
+		r := tapReply{Type: "error", Seq: seq, Status: status, Error: game.ErrorMessage(err)}
+		var ge *game.Error
+		if errors.As(err, &ge) {
+			r.RetryAfter = ge.RetryAfter
+		}
+		t.writeJSON(r)
+	}
+	switch game.ErrorCode(err) {
+	case game.EINVALID, game.ETOOMANY, game.EUNAUTHORIZED:
+		if !t.strikes.Allow() && t.closing.CompareAndSwap(false, true) {
+			t.send(answer{close: CloseCode(err), reason: closeReason(err)})
+		}
+	}
+}
+
+func (t *socketTaps) writeJSON(r tapReply) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	t.write(b)
+}
+
+func (t *socketTaps) writeHTML(c templ.Component) {
+	var buf bytes.Buffer
+	if err := c.Render(context.Background(), &buf); err != nil {
+		return
+	}
+	t.write(buf.Bytes())
+}
+
+// write sends an answer. coder/websocket writes each message whole, one at
+// a time, so answers and the hub's frames never interleave; a failed write
+// is the hub's to notice (its next write fails too and ends the socket).
+func (t *socketTaps) write(b []byte) { t.send(answer{msg: b}) }
+
+// send queues a. The goroutine that finds no answers being written writes
+// the queue, in order, until it is empty; the others return at once, so a
+// tap's goroutine never waits for a slow socket, and the close for too many
+// refusals comes after the refusals queued before it.
+func (t *socketTaps) send(a answer) {
+	t.outMu.Lock()
+	t.out = append(t.out, a)
+	if t.writing {
+		t.outMu.Unlock()
+		return // the writing goroutine takes it
+	}
+	t.writing = true
+	t.outMu.Unlock()
+	for {
+		t.outMu.Lock()
+		batch := t.out
+		t.out = nil
+		if len(batch) == 0 {
+			t.writing = false
+			t.outMu.Unlock()
+			return
+		}
+		t.outMu.Unlock()
+		for _, a := range batch {
+			if a.close != 0 {
+				_ = t.conn.close(a.close, a.reason)
+				continue
+			}
+			_ = t.conn.Write(time.Now().Add(t.timeout), a.msg)
+		}
+	}
+}
+
+// seqText is seq as a page's data-seq attribute: a JSON string unquoted,
+// anything else as sent.
+func seqText(seq json.RawMessage) string {
+	var s string
+	if json.Unmarshal(seq, &s) == nil {
+		return s
+	}
+	return string(seq)
+}
+
+// closeReason is err's message cut to what a close frame may carry (123
+// bytes), on a UTF-8 boundary.
+func closeReason(err error) string {
+	msg := game.ErrorMessage(err)
+	if len(msg) <= 123 {
+		return msg
+	}
+	msg = msg[:123]
+	for len(msg) > 0 && !utf8.ValidString(msg) {
+		msg = msg[:len(msg)-1]
+	}
+	return msg
+}
