@@ -278,6 +278,12 @@ func TestTimedRoundsRepeatHistoryAndStop(t *testing.T) {
 	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", nil); code != http.StatusConflict || !strings.Contains(body, "has not started yet") {
 		t.Fatalf("tap in the countdown: %d %s", code, body)
 	}
+	// The same rule over the WebSocket (one tap rule for both).
+	ws := dialTaps(t, base, "?format=json", bearerHeader(b.Token))
+	ws.send(`{"count":1,"seq":1}`)
+	if f := ws.nextJSON(); f.Type != "error" || f.Status != http.StatusConflict || !strings.Contains(f.Error, "has not started yet") {
+		t.Fatalf("socket tap in the countdown: %+v", f)
+	}
 	time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(100 * time.Millisecond)))
 	tapN(t, base, a, 5)
 	tapN(t, base, b, 2)
