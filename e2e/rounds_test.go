@@ -80,6 +80,7 @@ func TestTimedRoundInTheBrowser(t *testing.T) {
 		}
 	}
 	screen.waitRound(1500*time.Millisecond, "countdown on the screen", counting)
+	screen.screenshot("round-screen-countdown", 1920, 1080, false)
 
 	// Play: the buttons come back; Ann taps 6, Bob 4.
 	for _, p := range []*player{ann, bob} {
