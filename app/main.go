@@ -183,6 +183,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Checkpoints.Run(runCtx, c.CheckpointEvery, owner, m.Game.Rebuilding)
 		}()
 	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		// A tap stamped before the bell is acknowledged or refused within
+		// the tap timeout; the margin covers the broker's append.
+		settle := c.TapTimeout + time.Second
+		if c.TapTimeout <= 0 {
+			settle = 4 * time.Second // the handlers' default tap timeout, plus the margin
+		}
+		ledger.NewRoundKeeper(m.Game, m.ends.HighWatermarks, settle, m.Log).Run(runCtx, 100*time.Millisecond)
+	}()
 	hubOpt := m.HubOptions
 	if hubOpt.CatchingUp == nil {
 		hubOpt.CatchingUp = m.consumer.CatchingUp

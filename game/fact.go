@@ -16,6 +16,7 @@ const (
 	FactImport FactType = "import" // an import replaced the state: one marker on every partition, then its players
 	FactPlayer FactType = "player" // a player of an import, with their tapCount
 	FactKicked FactType = "kicked" // a kicked player of an import
+	FactResult FactType = "result" // the final result of a timed round (keyed, one record)
 )
 
 // Fact is a non-tap record of the log. Which fields are set depends on Type.
@@ -31,6 +32,10 @@ type Fact struct {
 	At int64 `json:"at,omitempty"`
 	// RemovedTaps: kicked (as the import file says).
 	RemovedTaps int64 `json:"removedTaps,omitempty"`
+	// Schedule: round markers of a timed round (absent: open play).
+	Schedule *RoundSchedule `json:"schedule,omitempty"`
+	// Result: result.
+	Result *RoundResult `json:"result,omitempty"`
 }
 
 // Step is one step of a batch, applied in log order: either a run of

@@ -123,6 +123,10 @@ type Snapshot struct {
 	GameState   State              `json:"gameState"`
 	Users       []Player           `json:"users"`
 	Leaderboard []LeaderboardEntry `json:"leaderboard"`
+	Round       RoundState         `json:"round"`
+	// Schedule is the current round's plan (nil: open play), for the tap
+	// rule; pages and clients read Round.
+	Schedule *RoundSchedule `json:"-"`
 }
 
 // BlueShare is blue's share of all taps in percent (50 when nobody tapped).

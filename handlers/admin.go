@@ -24,6 +24,7 @@ type AdminStore interface {
 	Export(ctx context.Context, now time.Time) (store.Export, error)
 	Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error)
 	SubscribeAdmin(ctx context.Context) <-chan struct{}
+	StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error)
 }
 
 // KafkaInfo reads the end of the tap log (stream.Watermarks).
@@ -48,6 +49,9 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 	g.GET("/stats", s.adminStats)
 	g.GET("/reset", s.adminResetConfirm)
 	g.POST("/reset", s.adminReset)
+	g.POST("/rounds", s.adminStartRounds)
+	g.DELETE("/rounds", s.adminStopRounds)
+	g.POST("/rounds/stop", s.adminStopRounds) // the admin page's form (HTML forms cannot DELETE)
 	g.GET("/export", s.adminExport)
 	g.POST("/import", s.adminImport) // body limit: MaxImportBytes (see New)
 	g.GET("/kick", s.adminKickConfirm)

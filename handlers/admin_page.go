@@ -29,6 +29,10 @@ func (s *Server) adminPage(c echo.Context) error {
 		d.Flash = fmt.Sprintf("Round %d started: every score is zero.", d.Stats.Round)
 	case "import":
 		d.Flash = fmt.Sprintf("State imported (now round %d).", d.Stats.Round)
+	case "rounds":
+		d.Flash = fmt.Sprintf("Timed round %d: the countdown is on.", d.Stats.Round)
+	case "open":
+		d.Flash = fmt.Sprintf("Back to open play (round %d).", d.Stats.Round)
 	case "kick":
 		d.Flash = "Player kicked."
 	case "login":

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/store"
 )
 
 // Body types a request may carry: what the page's own forms send and JSON.
@@ -52,7 +53,7 @@ func (s *Server) decodeBody(c echo.Context, v any) error {
 		if err := json.Unmarshal(data, v); err != nil {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
-				return game.Errorf(game.EINVALID, "request body: field %q must be a %s", te.Field, te.Type.Kind())
+				return game.Errorf(game.EINVALID, "request body: field %q must be %s", te.Field, store.JSONKind(te.Type.Kind().String()))
 			}
 			return game.Errorf(game.EINVALID, "request body is not valid JSON")
 		}

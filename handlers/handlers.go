@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,9 +80,11 @@ type Server struct {
 	tapper Tapper
 	hub    *live.Hub
 	signer *auth.Signer
-	log    *slog.Logger
-	opt    Options
-	users  *userCache
+	// lastRound is the round last read for the tap rule (see currentSchedule).
+	lastRound atomic.Pointer[knownRound]
+	log       *slog.Logger
+	opt       Options
+	users     *userCache
 
 	admin       *adminAuth    // nil without an admin page
 	kicks       kickSet       // kicked player ids (admin_kick.go)
@@ -133,6 +136,8 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.POST("/api/join", s.join, s.joinLimit)
 	e.POST("/api/tap", s.tap)
 	e.GET("/api/game-state", s.gameState)
+	e.GET("/api/rounds", s.apiRounds)
+	e.GET("/rounds", s.roundsHistoryPage)
 	e.GET("/events", s.events)
 	e.GET("/ws", s.ws)
 	if opt.AdminToken != "" && opt.Admin != nil {

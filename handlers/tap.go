@@ -72,8 +72,16 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 	if n < 1 || n > game.MaxBurst {
 		return ev, game.ErrInvalidCount
 	}
-	// Round rules go here: a tap outside a running round is refused with
-	// game.ECONFLICT (409) before it takes from the player's rate limit.
+	// The round rule (409 outside a timed round's play) comes before the
+	// rate limit, so a refused tap takes nothing from the player's budget.
+	now := time.Now().UnixMilli()
+	sc, round, err := s.currentSchedule(ctx)
+	if err == nil {
+		err = roundRule(sc, now)
+	}
+	if err != nil {
+		return ev, err
+	}
 	if err := s.allowTap(u.ID, n); err != nil { // TAP_RATE_LIMIT
 		return ev, err
 	}
@@ -82,19 +90,15 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 		UserID:    u.ID,
 		Username:  u.Username,
 		Team:      u.Team,
-		Timestamp: time.Now().UnixMilli(),
+		Timestamp: now,
 		SessionID: u.SessionID,
+		// The round as this instance knows it. In open play a tap counts
+		// in the round of the last round marker before it on its
+		// partition; in a timed round only if Timestamp is inside it.
+		Round: round,
 	}
 	if n > 1 {
 		ev.Count = n
-	}
-	if s.hub != nil {
-		// The round as this instance last saw it: informational, since a
-		// tap counts in the round of the last round marker before it on
-		// its partition.
-		if f := s.hub.Latest(); f != nil {
-			ev.Round = f.Snapshot.GameState.Round
-		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opt.TapTimeout)
 	defer cancel()

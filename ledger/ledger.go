@@ -123,6 +123,13 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
 		return 0, err
 	}
+	for _, r := range ex.Rounds {
+		// the history keeps the first result of a round: imported
+		// rounds fill gaps and never change a final result
+		if err := g.facts.Result(ctx, r); err != nil {
+			return 0, err
+		}
+	}
 	err = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
 		ov, err := g.Store.Overview(ctx, topic, time.Now(), time.Second)
 		if err != nil {
@@ -150,4 +157,51 @@ func (g *Game) wait(ctx context.Context, limit time.Duration, done func(context.
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// StartTimedRound logs timed round current+1 with sc's durations on every
+// partition, then starts it in the projection at once. sc.Number is filled
+// in; its times must be absolute (unix ms).
+func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error) {
+	if g.rebuilding() {
+		return game.RoundSchedule{}, errRebuilding
+	}
+	cur, err := g.Store.Round(ctx)
+	if err != nil {
+		return game.RoundSchedule{}, err
+	}
+	sc.Number, sc.Mode = cur+1, game.ModeTimed
+	if err := g.Store.AnnounceRound(ctx, sc); err != nil {
+		return game.RoundSchedule{}, err
+	}
+	if err := g.facts.NewTimedRound(ctx, sc, now); err != nil {
+		if werr := g.Store.WithdrawRound(context.WithoutCancel(ctx), sc); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		return game.RoundSchedule{}, err
+	}
+	if _, err := g.Store.StartRound(ctx, sc, now); err != nil {
+		return game.RoundSchedule{}, err
+	}
+	return sc, nil
+}
+
+// ContinueRounds logs the next round of a repeating schedule (sc.Next());
+// the caller checks that sc is still the current round. Its markers depend
+// on sc alone, so two instances writing them at once write the same round.
+func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+	next := sc.Next()
+	if err := g.Store.AnnounceRound(ctx, next); err != nil {
+		return err
+	}
+	if err := g.facts.NewTimedRound(ctx, next, now); err != nil {
+		return err
+	}
+	_, err := g.Store.StartRound(ctx, next, now)
+	return err
+}
+
+// LogResult logs a timed round's final result.
+func (g *Game) LogResult(ctx context.Context, res game.RoundResult) error {
+	return g.facts.Result(ctx, res)
 }

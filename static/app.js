@@ -423,6 +423,86 @@
     renderMyTaps();
   }
 
+  /* ---------------------------------------------------------------- 7 ---- */
+
+  // Timed rounds. #round carries the schedule (unix ms in data attributes);
+  // the page counts down by itself every ROUND_TICK_MS, and the live stream
+  // replaces #round when the status changes (start, bell, final result).
+  // The tap button is disabled outside play with the reason beside it; the
+  // polite region #round-announce says when a countdown starts and the
+  // result, never every tick.
+  var ROUND_TICK_MS = 200;
+  var announced = '';
+
+  function num(el, name) {
+    var v = parseInt(el.getAttribute(name), 10);
+    return isNaN(v) ? 0 : v;
+  }
+
+  function clock(ms) {
+    var s = Math.max(0, Math.ceil(ms / 1000));
+    var m = Math.floor(s / 60);
+    s = s % 60;
+    return m + ':' + (s < 10 ? '0' : '') + s;
+  }
+
+  function announce(key, text) {
+    var el = byId('round-announce');
+    if (!el || announced === key) return;
+    announced = key;
+    el.textContent = text;
+  }
+
+  function setText(el, text) {
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function renderRound() {
+    var r = byId('round');
+    var why = byId('round-why');
+    var playing = true, reason = '';
+    if (r && r.getAttribute('data-mode') === 'timed') {
+      var now = Date.now();
+      var n = r.getAttribute('data-number');
+      var starts = num(r, 'data-starts-at'), ends = num(r, 'data-ends-at');
+      var next = num(r, 'data-next-starts-at');
+      var final = r.getAttribute('data-final') === 'true';
+      var text, nextText = '';
+      if (now < starts) {
+        var left = Math.ceil((starts - now) / 1000);
+        text = left > 3 ? 'Starts in ' + clock(starts - now) : left + '…';
+        playing = false;
+        reason = 'The round starts in ' + left + ' s.';
+        announce('c' + n, 'Round ' + n + ' starts in ' + left + ' seconds.');
+      } else if (now < ends) {
+        text = now - starts < 1000 ? 'TAP!' : clock(ends - now) + ' left';
+      } else {
+        playing = false;
+        text = final ? 'Round over' : 'Time! Counting the last taps…';
+        reason = 'The round is over.';
+        if (next > now) {
+          nextText = 'Next round in ' + clock(next - now);
+          reason = 'The round is over; the next one starts in ' + Math.ceil((next - now) / 1000) + ' s.';
+        }
+        if (final) announce('r' + n, 'Round ' + n + ' is over. ' + (r.getAttribute('data-result') || ''));
+      }
+      setText(r.querySelector('[data-round-clock]'), text);
+      setText(r.querySelector('[data-round-next]'), nextText);
+      r.setAttribute('data-live-status', now < starts ? 'countdown' : now < ends ? 'running' : 'over');
+    }
+    if (tapButton) tapButton.disabled = !playing;
+    if (why) {
+      setText(why, reason);
+      why.hidden = playing;
+    }
+  }
+
+  setInterval(renderRound, ROUND_TICK_MS);
+  body.addEventListener('htmx:oobAfterSwap', function (e) {
+    if (e.target && e.target.id === 'round') renderRound();
+  });
+
+  renderRound();
   renderMyTaps();
   markMyRows();
 })();

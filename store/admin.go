@@ -145,11 +145,12 @@ func partitionMap(topic string, m map[string]string) map[int32]int64 {
 // consumer to reach the round's markers in the log; applying the markers
 // later changes nothing more. Then every instance is told.
 //
-// KEYS: projectionKeys. ARGV: round, now.
+// KEYS: projectionKeys. ARGV: round, now, schedule (JSON; empty in open play).
 // Returns {round, players whose tapCount was reset (-1: the round had started)}.
 var resetScript = redis.NewScript(newRoundLua + `
 local zeroed = new_round(tonumber(ARGV[1]), false)
 if zeroed >= 0 then
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[18], ARGV[3]) else redis.call('DEL', KEYS[18]) end
   redis.call('SET', KEYS[10], ARGV[2])
   redis.call('PUBLISH', 'game:updates', '1')
 end
@@ -170,7 +171,21 @@ type ResetResult struct {
 // consumer, so taps accepted before the reset never count in the new round.
 // A round that is not ahead of the current one changes nothing.
 func (s *Store) Reset(ctx context.Context, round int64, now time.Time) (ResetResult, error) {
-	res, err := resetScript.Run(ctx, s.rdb, projKeys(now.UnixMilli()), round, now.UnixMilli()).Int64Slice()
+	return s.StartRound(ctx, game.RoundSchedule{Number: round, Mode: game.ModeOpen}, now)
+}
+
+// StartRound is Reset for a round of either mode: a timed round's schedule
+// becomes the current one with it.
+func (s *Store) StartRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (ResetResult, error) {
+	sched := ""
+	if sc.Timed() {
+		raw, err := json.Marshal(sc)
+		if err != nil {
+			return ResetResult{}, fmt.Errorf("encode schedule: %w", err)
+		}
+		sched = string(raw)
+	}
+	res, err := resetScript.Run(ctx, s.rdb, projKeys(now.UnixMilli()), sc.Number, now.UnixMilli(), sched).Int64Slice()
 	if err != nil {
 		return ResetResult{}, fmt.Errorf("reset: %w", err)
 	}
@@ -298,6 +313,9 @@ type Export struct {
 	Kicked      []KickRecord     `json:"kicked"`
 	RoundStarts map[string]int64 `json:"roundStarts"` // "game-taps/<partition>" -> first offset of the round
 	Offsets     map[string]int64 `json:"offsets"`     // "game-taps/<partition>" -> next offset to apply
+	// Rounds is the history of timed rounds, newest first (absent in
+	// files of earlier versions). Import adds the rounds the history lacks.
+	Rounds []game.RoundResult `json:"rounds,omitempty"`
 }
 
 // KickRecord is a kicked player as kept in game:kicked.
@@ -310,10 +328,11 @@ type KickRecord struct {
 // Export reads the whole state at one point in time (MULTI/EXEC).
 func (s *Store) Export(ctx context.Context, now time.Time) (Export, error) {
 	var (
-		users, starts, offsets, kicked *redis.MapStringStringCmd
-		vals                           *redis.SliceCmd
+		users, starts, offsets, kicked, results *redis.MapStringStringCmd
+		vals                                    *redis.SliceCmd
 	)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		results = p.HGetAll(ctx, KeyRoundResults)
 		users = p.HGetAll(ctx, KeyUsers)
 		vals = p.MGet(ctx, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound)
 		starts = p.HGetAll(ctx, KeyRoundStarts)
@@ -346,6 +365,14 @@ func (s *Store) Export(ctx context.Context, now time.Time) (Export, error) {
 		}
 		return a.ID < b.ID
 	})
+	for n, raw := range results.Val() {
+		var r game.RoundResult
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			return Export{}, fmt.Errorf("export: result of round %s is damaged: %w", n, err)
+		}
+		ex.Rounds = append(ex.Rounds, r)
+	}
+	sort.Slice(ex.Rounds, func(i, j int) bool { return ex.Rounds[i].Round > ex.Rounds[j].Round })
 	for id, raw := range kicked.Val() {
 		var k KickRecord
 		if err := json.Unmarshal([]byte(raw), &k); err != nil {
@@ -387,7 +414,7 @@ func ParseExport(data []byte) (Export, error) {
 		case errors.As(err, &te) && te.Field == "":
 			return Export{}, importErr("the file must be a JSON object (a tapwars export), not %s", te.Value)
 		case errors.As(err, &te):
-			return Export{}, importErr("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+			return Export{}, importErr("field %q must be %s, not %s", te.Field, JSONKind(te.Type.Kind().String()), te.Value)
 		case errors.Is(err, io.EOF):
 			return Export{}, importErr("the file is empty")
 		case errors.Is(err, io.ErrUnexpectedEOF):
@@ -406,6 +433,11 @@ func ParseExport(data []byte) (Export, error) {
 	}
 	if err := inRange("round", ex.Round); err != nil {
 		return Export{}, err
+	}
+	for i, r := range ex.Rounds {
+		if r.Round < 1 || r.Blue < 0 || r.Red < 0 || r.Players < 0 || r.Winner != game.Winner(r.Blue, r.Red) {
+			return Export{}, importErr("rounds[%d]: a round needs a number from 1, scores from 0 and the winner they give", i)
+		}
 	}
 	for name, n := range map[string]int64{"blueScore": ex.BlueScore, "redScore": ex.RedScore, "totalTaps": ex.TotalTaps, "exportedAt": ex.ExportedAt} {
 		if err := inRange(name, n); err != nil {
@@ -514,8 +546,11 @@ func validOffsetField(f string) bool {
 	return ok && err == nil && n >= 0 && strconv.FormatInt(n, 10) == p
 }
 
-func jsonKind(k string) string {
+// JSONKind names a Go kind as a person reading a JSON error knows it.
+func JSONKind(k string) string {
 	switch k {
+	case "bool":
+		return "true or false"
 	case "int64", "int", "int32":
 		return "a whole number"
 	case "string":

@@ -26,6 +26,18 @@ const (
 	// KeyLeaderboardPrev is the previous round's leaderboard, so that a kick
 	// logged just before a reset removes the same taps in any replay order.
 	KeyLeaderboardPrev = "game:leaderboard:prev"
+	// KeyRoundSchedule is the current round's schedule (JSON
+	// game.RoundSchedule); absent in open play.
+	KeyRoundSchedule = "game:round:schedule"
+	// KeyRoundPartSchedules: "topic/partition" -> the schedule of the
+	// partition's round (absent: open play), which decides which of the
+	// partition's taps count (game.RoundSchedule.Counts).
+	KeyRoundPartSchedules = "game:round:parts:schedule"
+	// KeyRoundResults: round -> its final result (JSON game.RoundResult);
+	// the first result logged for a round stays.
+	KeyRoundResults = "game:rounds:results"
+	// KeyRounds indexes the results: a sorted set of round numbers.
+	KeyRounds = "game:rounds"
 )
 
 // projectionKeys are the KEYS of every script that changes the projection
@@ -33,7 +45,8 @@ const (
 // as KEYS[11].
 var projectionKeys = []string{KeyUsers, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyLeaderboard,
 	KeyOffsets, KeyOnlineBlue, KeyOnlineRed, KeyRoundStarts, KeyUpdatedAt, "", KeyRound,
-	KeyRoundParts, KeyKicked, KeyImportRound, KeyLeaderboardPrev}
+	KeyRoundParts, KeyKicked, KeyImportRound, KeyLeaderboardPrev,
+	KeyRoundPartSchedules, KeyRoundSchedule, KeyRoundResults, KeyRounds}
 
 func projKeys(nowMs int64) []string {
 	keys := append([]string(nil), projectionKeys...)
@@ -110,7 +123,8 @@ end
 //	'T', n, (id, count)*n   taps, aggregated per player
 //	'J', id, user, team, joinedAt   join
 //	'K', id, at             kick
-//	'R', round, offset      round marker
+//	'R', round, offset, schedule   round marker (schedule: JSON, '' in open play)
+//	'W', round, result      result of a timed round
 //	'I', round, offset      import marker
 //	'P', id, user, team, tapCount   player of an import
 //	'X', id, kick record    kicked player of an import
@@ -138,7 +152,7 @@ for _, k in ipairs({KEYS[2], KEYS[3], KEYS[4], KEYS[12]}) do
     return redis.error_reply('ERR ' .. k .. ' is not a whole number ("' .. string.sub(v, 1, 20) .. '"): nothing of the batch was applied')
   end
 end
-for k, want in pairs({[1] = 'hash', [5] = 'zset', [7] = 'zset', [8] = 'zset', [9] = 'hash', [11] = 'hash', [13] = 'hash', [14] = 'hash', [16] = 'zset'}) do
+for k, want in pairs({[1] = 'hash', [5] = 'zset', [7] = 'zset', [8] = 'zset', [9] = 'hash', [11] = 'hash', [13] = 'hash', [14] = 'hash', [16] = 'zset', [17] = 'hash', [19] = 'hash', [20] = 'zset'}) do
   local t = redis.call('TYPE', KEYS[k]).ok
   if t ~= 'none' and t ~= want then
     return redis.error_reply('ERR ' .. KEYS[k] .. ' is a ' .. t .. ', not a ' .. want .. ': nothing of the batch was applied')
@@ -150,6 +164,7 @@ if not cur then
   -- too (the markers in the log set it again).
   redis.call('HDEL', KEYS[13], field)
   redis.call('HDEL', KEYS[9], field)
+  redis.call('HDEL', KEYS[17], field)
 end
 local round = tonumber(redis.call('GET', KEYS[12]) or '0')
 local pround = tonumber(redis.call('HGET', KEYS[13], field) or '0')
@@ -274,15 +289,27 @@ while i <= #ARGV do
     i = i + 3
   elseif op == 'R' or op == 'I' then
     local R = tonumber(ARGV[i + 1])
+    local sched, width = '', 3
+    if op == 'R' then sched, width = ARGV[i + 3], 4 end
     if new_round(R, op == 'I') >= 0 then
       round = R
       if op == 'I' then iround = R; admin = 'import' end
       changed = true
     end
+    if R == round then
+      if sched ~= '' then redis.call('SET', KEYS[18], sched) else redis.call('DEL', KEYS[18]) end
+    end
     if R > pround then
       pround = R
       redis.call('HSET', KEYS[13], field, ARGV[i + 1])
       redis.call('HSET', KEYS[9], field, ARGV[i + 2])
+      if sched ~= '' then redis.call('HSET', KEYS[17], field, sched) else redis.call('HDEL', KEYS[17], field) end
+    end
+    i = i + width
+  elseif op == 'W' then
+    if redis.call('HSETNX', KEYS[19], ARGV[i + 1], ARGV[i + 2]) == 1 then
+      redis.call('ZADD', KEYS[20], ARGV[i + 1], ARGV[i + 1])
+      changed = true
     end
     i = i + 3
   elseif op == 'P' then
@@ -396,7 +423,21 @@ func appendStep(args []any, st game.Step) ([]any, error) {
 	case game.FactKick:
 		return append(args, "K", f.UserID, f.At), nil
 	case game.FactRound:
-		return append(args, "R", f.Round, st.Offset), nil
+		sched := ""
+		if f.Schedule != nil {
+			raw, err := json.Marshal(f.Schedule)
+			if err != nil {
+				return nil, fmt.Errorf("encode schedule: %w", err)
+			}
+			sched = string(raw)
+		}
+		return append(args, "R", f.Round, st.Offset, sched), nil
+	case game.FactResult:
+		raw, err := json.Marshal(f.Result)
+		if err != nil {
+			return nil, fmt.Errorf("encode result: %w", err)
+		}
+		return append(args, "W", f.Result.Round, string(raw)), nil
 	case game.FactImport:
 		return append(args, "I", f.Round, st.Offset), nil
 	case game.FactKicked:

@@ -26,9 +26,9 @@ type Checkpoint struct {
 const CheckpointVersion = 1
 
 var (
-	checkpointHashes  = []string{KeyUsers, KeyKicked, KeyOffsets, KeyRoundStarts, KeyRoundParts}
-	checkpointStrings = []string{KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyImportRound, KeyUpdatedAt}
-	checkpointSorted  = []string{KeyLeaderboard, KeyLeaderboardPrev}
+	checkpointHashes  = []string{KeyUsers, KeyKicked, KeyOffsets, KeyRoundStarts, KeyRoundParts, KeyRoundPartSchedules, KeyRoundResults}
+	checkpointStrings = []string{KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyImportRound, KeyUpdatedAt, KeyRoundSchedule}
+	checkpointSorted  = []string{KeyLeaderboard, KeyLeaderboardPrev, KeyRounds}
 )
 
 // Offsets of a checkpoint, per "topic/partition" field.

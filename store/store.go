@@ -222,7 +222,7 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 		blueList, redList *redis.ZSliceCmd
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		vals = p.MGet(ctx, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyUpdatedAt)
+		vals = p.MGet(ctx, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyUpdatedAt, KeyRoundSchedule)
 		lb = p.ZRevRangeWithScores(ctx, KeyLeaderboard, 0, int64(top-1))
 		blueN = p.ZCount(ctx, KeyOnlineBlue, stale, "+inf")
 		redN = p.ZCount(ctx, KeyOnlineRed, stale, "+inf")
@@ -261,6 +261,9 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 		return game.Snapshot{}, err
 	}
 	snap := game.Snapshot{GameState: st, Users: []game.Player{}, Leaderboard: []game.LeaderboardEntry{}}
+	if err := s.roundState(ctx, &snap, v[5], now); err != nil {
+		return game.Snapshot{}, err
+	}
 	for i, z := range lb.Val() {
 		id := z.Member.(string)
 		u, ok := users[id]
@@ -277,6 +280,30 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 		}
 	}
 	return snap, nil
+}
+
+// roundState fills the snapshot's round from the stored schedule raw (a
+// string, or nil in open play) and the round's result.
+func (s *Store) roundState(ctx context.Context, snap *game.Snapshot, raw any, now time.Time) error {
+	str, _ := raw.(string)
+	sc, err := decodeSchedule(str)
+	if err != nil {
+		return err
+	}
+	if sc == nil || sc.Number != snap.GameState.Round {
+		// open play (or a schedule behind the round an import started)
+		snap.Round = (&game.RoundSchedule{Number: snap.GameState.Round, Mode: game.ModeOpen}).State(0, nil)
+		return nil
+	}
+	var res *game.RoundResult
+	if sc.Status(now.UnixMilli()) == game.StatusOver {
+		if res, err = s.RoundResult(ctx, sc.Number); err != nil {
+			return err
+		}
+	}
+	snap.Schedule = sc
+	snap.Round = sc.State(now.UnixMilli(), res)
+	return nil
 }
 
 func (s *Store) users(ctx context.Context, ids []string) (map[string]game.User, error) {

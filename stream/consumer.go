@@ -21,6 +21,13 @@ type Applier interface {
 	Offsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error)
 }
 
+// RoundReader is implemented by an Applier that keeps timed rounds
+// (store.Store): the consumer counts a partition's taps with the schedule
+// of the partition's round.
+type RoundReader interface {
+	PartitionSchedule(ctx context.Context, topic string, partition int32) (game.RoundSchedule, error)
+}
+
 // ConsumerOptions tune the consumer; zero values take the defaults.
 type ConsumerOptions struct {
 	MaxBatch int // records per applied batch (default 5000)
@@ -55,9 +62,12 @@ type Consumer struct {
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
 
-	mu         sync.Mutex
-	lag        map[int32]int64
-	oldest     map[int32]int64 // first offset Kafka keeps, per partition
+	mu     sync.Mutex
+	lag    map[int32]int64
+	oldest map[int32]int64 // first offset Kafka keeps, per partition
+	// resumed is the offset the store held for a partition when this
+	// session claimed it: an idle claim checks the store still holds it.
+	resumed    map[int32]int64
 	rebuilding map[int32]rebuild
 }
 
@@ -96,7 +106,7 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
 	return &Consumer{cfg: c, client: client, group: group, reader: reader, app: app, log: log, opt: opt,
-		lag: map[int32]int64{}, oldest: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
+		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
 }
 
 // Run consumes until ctx ends, rejoining the group after each rebalance and
@@ -179,6 +189,12 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 			off = oldest
 		}
 		sess.ResetOffset(Topic, p, off, "")
+		h.c.mu.Lock()
+		delete(h.c.resumed, p)
+		if ok && !restored && off > oldest {
+			h.c.resumed[p] = off
+		}
+		h.c.mu.Unlock()
 		// Lag from the start, so the lag map and metric list every claimed
 		// partition even before its first batch.
 		var lag int64
@@ -220,7 +236,15 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	p := claim.Partition()
 	check := time.NewTicker(h.c.opt.CheckEvery)
 	defer check.Stop()
-	applied := int64(-1) // offset after the last record this claim applied
+	// applied is the offset after the last record this claim applied, or
+	// the one the store held when the claim started: a store that loses it
+	// while no taps flow (FLUSHALL just after a restart) is noticed too.
+	applied := int64(-1)
+	h.c.mu.Lock()
+	if off, ok := h.c.resumed[p]; ok {
+		applied = off
+	}
+	h.c.mu.Unlock()
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
 	for {
 		msgs = msgs[:0]
@@ -298,7 +322,24 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
 	backoff := 100 * time.Millisecond
 	for {
-		b, skipped := h.batch(p, msgs, from, next)
+		var sched game.RoundSchedule
+		if rr, ok := h.c.app.(RoundReader); ok {
+			var err error
+			if sched, err = rr.PartitionSchedule(ctx, Topic, p); err != nil {
+				// the batch cannot be applied without it: an apply error
+				metrics.ApplyErrors.Inc()
+				h.c.stuck.failed(p, err, time.Now())
+				h.c.log.Warn("read round schedule failed, retrying", "partition", p, "backoff", backoff, "err", err)
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, 5*time.Second)
+				continue
+			}
+		}
+		b, skipped := h.batch(p, msgs, from, next, sched)
 		if h.c.opt.BeforeApply != nil {
 			h.c.opt.BeforeApply(b)
 		}
@@ -437,8 +478,10 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 
 // batch turns msgs[from:next) into steps: runs of taps aggregated per
 // player, and facts in between, in log order. Poison records are skipped
-// and counted by reason.
-func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64) (game.Batch, map[string]int) {
+// and counted by reason. sched is the schedule of the partition's round at
+// from: a timed round's taps count only inside it (game.RoundSchedule.Counts),
+// the same rule the tap handler answered them by.
+func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64, sched game.RoundSchedule) (game.Batch, map[string]int) {
 	b := game.Batch{Topic: Topic, Partition: p, From: from, Next: next, Start: from <= h.c.oldestOf(p), Now: time.Now().UnixMilli()}
 	skipped := map[string]int{}
 	skip := func(m *sarama.ConsumerMessage, err error) {
@@ -464,6 +507,10 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 		}
 		if !isFact(m) {
 			ev, err := DecodeEvent(m.Value)
+			if err == nil && !sched.Counts(ev.Timestamp) {
+				skipped[SkipOffRound] += ev.Taps()
+				continue
+			}
 			if err == nil {
 				if i, ok := idx[ev.UserID]; ok {
 					run[i].Count += int64(ev.Taps())
@@ -482,6 +529,13 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 		if err != nil {
 			skip(m, err)
 			continue
+		}
+		if (f.Type == game.FactRound || f.Type == game.FactImport) && f.Round > sched.Number {
+			// the apply script moves the partition to this round too
+			sched = game.RoundSchedule{Number: f.Round, Mode: game.ModeOpen}
+			if f.Schedule != nil {
+				sched = *f.Schedule
+			}
 		}
 		endRun()
 		b.Steps = append(b.Steps, game.Step{Fact: &f, Offset: m.Offset})

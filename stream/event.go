@@ -28,6 +28,7 @@ const (
 	SkipBadCount  = "bad_count"
 	SkipUnknown   = "unknown_player"
 	SkipOldRound  = "old_round"
+	SkipOffRound  = "outside_round" // a timed round's tap stamped before its start or after its bell
 )
 
 func init() {
@@ -122,6 +123,14 @@ func DecodeFact(value []byte) (game.Fact, error) {
 	case game.FactRound, game.FactImport:
 		if f.Round < 1 {
 			return bad("round must be at least 1")
+		}
+		if sc := f.Schedule; sc != nil && (sc.Number != f.Round || sc.Mode != game.ModeTimed ||
+			sc.CountdownAt > sc.StartsAt || sc.StartsAt >= sc.EndsAt || sc.Intermission < 0) {
+			return bad("schedule must be a timed round's, of this round, with countdownAt <= startsAt < endsAt")
+		}
+	case game.FactResult:
+		if r := f.Result; r == nil || r.Round < 1 || r.Blue < 0 || r.Red < 0 || r.Winner != game.Winner(r.Blue, r.Red) {
+			return bad("result with round, scores and the winner they give required")
 		}
 	default:
 		return bad("unknown type")

@@ -95,6 +95,19 @@ func (fs *Facts) NewRound(ctx context.Context, round int64, at time.Time) error 
 	return fs.markers(ctx, game.Fact{Type: game.FactRound, Round: round, At: at.UnixMilli()})
 }
 
+// NewTimedRound logs the start of a timed round on every partition, with
+// its schedule: the consumer counts its taps only inside the schedule.
+func (fs *Facts) NewTimedRound(ctx context.Context, sc game.RoundSchedule, at time.Time) error {
+	return fs.markers(ctx, game.Fact{Type: game.FactRound, Round: sc.Number, At: at.UnixMilli(), Schedule: &sc})
+}
+
+// Result logs the final result of a timed round: one record keyed by
+// "round-results", so every result is on one partition and the first for a
+// round is the same in every replay.
+func (fs *Facts) Result(ctx context.Context, res game.RoundResult) error {
+	return fs.keyed(ctx, []game.Fact{{Type: game.FactResult, Round: res.Round, Result: &res}}, func(game.Fact) string { return "round-results" })
+}
+
 // Import logs an import that starts round: its markers on every partition,
 // then its players (with their tapCount) and kicked players. The state
 // before the markers is replaced by these records.

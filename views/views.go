@@ -32,18 +32,18 @@ const GameTop = 10
 // leaderboard is last (PartLeaderboard): the hub sends a client only the
 // parts that changed since its previous frame.
 func StateParts(s game.Snapshot, top int) []templ.Component {
-	return append(scoreParts(s.GameState), leaderboardList("leaderboard", s.Leaderboard, top, "", true))
+	return append(scoreParts(s.GameState), roundPanel(s.Round, true), leaderboardList("leaderboard", s.Leaderboard, top, "", true))
 }
 
 // LeaderboardParts are the elements of LeaderboardFragments one by one, in
 // order, the leaderboard last (PartLeaderboard).
 func LeaderboardParts(s game.Snapshot) []templ.Component {
-	return append(scoreParts(s.GameState), leaderboardList("leaderboard-full", s.Leaderboard, FullTop, "", true))
+	return append(scoreParts(s.GameState), roundPanel(s.Round, true), leaderboardList("leaderboard-full", s.Leaderboard, FullTop, "", true))
 }
 
 // PartLeaderboard is the index of the leaderboard in StateParts and
 // LeaderboardParts.
-const PartLeaderboard = 6
+const PartLeaderboard = 7
 
 // scoreParts are the scoreboard's live elements, shared by both pages.
 func scoreParts(s game.State) []templ.Component {

@@ -103,7 +103,7 @@ func attr(n *html.Node, key string) (string, bool) {
 	return "", false
 }
 
-var liveIDs = []string{"blue-score", "red-score", "total-taps", "blue-online", "red-online", "tug-bar", "leaderboard"}
+var liveIDs = []string{"blue-score", "red-score", "total-taps", "blue-online", "red-online", "tug-bar", "round", "leaderboard"}
 
 func TestJoinPage(t *testing.T) {
 	doc := render(t, JoinPage("", ""))

@@ -1,0 +1,133 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/stream"
+)
+
+// answered is one answered tap.
+type answered struct {
+	code int
+	ev   game.TapEvent
+}
+
+// roundTaps taps as every player from 8 goroutines until stop closes and
+// returns every answer (requests that got none are left out).
+func roundTaps(base string, players []joined, stop <-chan struct{}) func() []answered {
+	var (
+		mu  sync.Mutex
+		out []answered
+		wg  sync.WaitGroup
+	)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, b, err := post(base, "/api/tap", players[(i+n)%len(players)].Token, "")
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				a := answered{code: code}
+				var r struct {
+					TapEvent game.TapEvent `json:"tapEvent"`
+				}
+				if json.Unmarshal(b, &r) == nil {
+					a.ev = r.TapEvent
+				}
+				mu.Lock()
+				out = append(out, a)
+				mu.Unlock()
+				if code != http.StatusAccepted {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return func() []answered { wg.Wait(); mu.Lock(); defer mu.Unlock(); return out }
+}
+
+// kill -9 of the binary in the middle of a timed round: the restarted
+// instance goes on with the round from the log, ends it at its planned
+// time, and its final scores are exactly the taps answered 202 for it.
+func TestKill9DuringTimedRound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	port := testenv.FreePort(t)
+	const token = "round-admin-token-0123456789"
+	env := []string{"REDIS_URL=" + r.URL(), "KAFKA_BROKERS=" + strings.Join(k.Addrs(), ","), "DATA_DIR=" + t.TempDir(),
+		"ADMIN_TOKEN=" + token, "TAP_TIMEOUT=1s", "TAP_RATE_LIMIT=0"}
+	p := start(t, port, env...)
+	var players []joined
+	for i := range 6 {
+		players = append(players, join(t, p.base, fmt.Sprintf("round%d", i)))
+	}
+	code, b, err := post(p.base, "/admin/rounds", token, `{"seconds": 15, "countdown": 1}`)
+	var started struct {
+		Round game.RoundState `json:"round"`
+	}
+	if err != nil || code != http.StatusCreated || json.Unmarshal(b, &started) != nil {
+		t.Fatalf("POST /admin/rounds: %d %s %v", code, b, err)
+	}
+	rs := started.Round
+	stop := make(chan struct{})
+	answers := roundTaps(p.base, players, stop)
+	time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(2 * time.Second)))
+	p.kill()
+	killed := time.Now()
+	p = start(t, port, env...)
+	t.Logf("restarted in %v", time.Since(killed).Round(time.Millisecond))
+	if again := gameState(t, p.base).Round; again.Number != rs.Number || again.EndsAt != rs.EndsAt ||
+		(time.Now().UnixMilli() < rs.EndsAt-100 && again.Status != game.StatusRunning) {
+		t.Fatalf("after kill -9 the round is %+v, want round %d running until %d", again, rs.Number, rs.EndsAt)
+	}
+	time.Sleep(time.Until(time.UnixMilli(rs.EndsAt).Add(700 * time.Millisecond)))
+	close(stop)
+	all := answers()
+
+	var final game.RoundState
+	testenv.Eventually(t, 20*time.Second, func() string {
+		final = gameState(t, p.base).Round
+		if !final.Final {
+			return fmt.Sprintf("round %+v not final", final)
+		}
+		return ""
+	})
+	team := map[game.Team]int64{}
+	codes := map[int]int{}
+	for _, a := range all {
+		codes[a.code]++
+		if a.code != http.StatusAccepted {
+			continue
+		}
+		if a.ev.Round != rs.Number || a.ev.Timestamp < rs.StartsAt || a.ev.Timestamp >= rs.EndsAt {
+			t.Errorf("tap %+v accepted outside round %d [%d, %d)", a.ev, rs.Number, rs.StartsAt, rs.EndsAt)
+		}
+		team[a.ev.Team]++
+	}
+	t.Logf("answers %v; result %+v", codes, final)
+	if final.Blue != team[game.Blue] || final.Red != team[game.Red] {
+		t.Fatalf("final blue %d red %d, but 202 taps: blue %d red %d", final.Blue, final.Red, team[game.Blue], team[game.Red])
+	}
+	if codes[http.StatusConflict] == 0 || team[game.Blue]+team[game.Red] == 0 {
+		t.Fatalf("answers %v: want taps counted and taps refused after the bell", codes)
+	}
+	p.term()
+}
