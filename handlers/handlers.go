@@ -81,10 +81,11 @@ type Server struct {
 	hub    *live.Hub
 	signer *auth.Signer
 	// lastRound is the round last read for the tap rule (see currentSchedule).
-	lastRound atomic.Pointer[knownRound]
-	log       *slog.Logger
-	opt       Options
-	users     *userCache
+	lastRound  atomic.Pointer[knownRound]
+	roundReads *roundReads // nil without a schedule reader
+	log        *slog.Logger
+	opt        Options
+	users      *userCache
 
 	admin       *adminAuth    // nil without an admin page
 	kicks       kickSet       // kicked player ids (admin_kick.go)
@@ -109,6 +110,9 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 		opt.Context = context.Background()
 	}
 	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st, userCacheSize)}
+	if r, ok := st.(scheduleReader); ok {
+		s.roundReads = newRoundReads(r.CurrentRound)
+	}
 	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
 	s.joinLimiter = newKeyedLimiter(float64(opt.JoinRateLimit)/60, opt.JoinRateLimit)
 	s.joinTotal = newKeyedLimiter(float64(opt.JoinsPerSecond), 10*opt.JoinsPerSecond)

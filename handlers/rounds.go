@@ -24,7 +24,8 @@ type knownRound struct {
 const roundRetry = 500 * time.Millisecond
 
 // currentSchedule is the current round's schedule (nil: open play) and
-// number, read from the store on every tap: a timed round is announced in
+// number, read from the store for every tap (reads that start after the
+// tap arrived are shared, see roundReads): a timed round is announced in
 // the store before its markers are logged, so from the moment the operator's
 // request returns no instance accepts a tap for the countdown; a cached
 // copy could still say open play. While the store cannot be read, taps are
@@ -33,13 +34,13 @@ const roundRetry = 500 * time.Millisecond
 // schedule reader (tests of the handlers alone) it is the live hub's last
 // frame.
 func (s *Server) currentSchedule(ctx context.Context) (*game.RoundSchedule, int64, error) {
-	if r, ok := s.store.(scheduleReader); ok {
+	if s.roundReads != nil {
 		k := s.lastRound.Load()
 		if k != nil && time.Since(k.failed) < roundRetry {
 			// Redis failed a moment ago: do not make every tap dial it
 			return k.sc, k.round, nil
 		}
-		sc, round, err := r.CurrentRound(ctx)
+		sc, round, err := s.roundReads.get(ctx)
 		if err == nil {
 			s.lastRound.Store(&knownRound{sc: sc, round: round})
 			return sc, round, nil
