@@ -69,7 +69,7 @@ func (s *Server) domainError(err error, c echo.Context) error {
 		return err
 	}
 	msg, _ := he.Message.(string)
-	if msg == "" || msg == http.StatusText(he.Code) {
+	if msg == "" {
 		msg = http.StatusText(he.Code)
 	}
 	code := game.EINTERNAL

@@ -5,6 +5,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tapwars/tapwars/game"
 )
 
 // Registry holds tapwars' metrics plus the Go and process collectors.
@@ -58,9 +59,11 @@ var (
 // created by package stream, which names them) when the process starts so that
 // dashboards show 0 rather than "no data" and absent() alerts stay quiet.
 var (
-	Transports    = []string{"ws", "sse"}
-	Limits        = []string{"taps_per_player", "joins_per_address", "joins_total", "connections_per_address", "connections_total", "admin_logins"}
-	RejectReasons = []string{"invalid", "unauthorized", "forbidden", "too_many", "unavailable", "media_type", "too_large", "timeout", "conflict"}
+	Transports = []string{"ws", "sse"}
+	Limits     = []string{"taps_per_player", "joins_per_address", "joins_total", "connections_per_address", "connections_total", "admin_logins"}
+	// RejectReasons are the error codes a tap can be refused with.
+	RejectReasons = []string{game.EINVALID, game.EUNAUTHORIZED, game.EFORBIDDEN, game.ETOOMANY, game.EUNAVAILABLE,
+		game.EMEDIATYPE, game.ETOOLARGE, game.ETIMEOUT, game.ECONFLICT}
 )
 
 func counter(name, help string) prometheus.Counter {

@@ -321,21 +321,29 @@ func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.Consum
 func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage) (behind bool, err error) {
 	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
 	backoff := 100 * time.Millisecond
+	// failed counts a failed attempt and waits before the next; false when
+	// the session ended meanwhile.
+	failed := func(what string, err error) bool {
+		metrics.ApplyErrors.Inc()
+		h.c.stuck.failed(p, err, time.Now())
+		h.c.log.Warn(what+" failed, retrying", "partition", p, "from", from, "next", next, "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		return true
+	}
 	for {
 		var sched game.RoundSchedule
 		if rr, ok := h.c.app.(RoundReader); ok {
 			var err error
 			if sched, err = rr.PartitionSchedule(ctx, Topic, p); err != nil {
 				// the batch cannot be applied without it: an apply error
-				metrics.ApplyErrors.Inc()
-				h.c.stuck.failed(p, err, time.Now())
-				h.c.log.Warn("read round schedule failed, retrying", "partition", p, "backoff", backoff, "err", err)
-				select {
-				case <-ctx.Done():
+				if !failed("read round schedule", err) {
 					return false, ctx.Err()
-				case <-time.After(backoff):
 				}
-				backoff = min(backoff*2, 5*time.Second)
 				continue
 			}
 		}
@@ -350,15 +358,9 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 		res, err := h.c.app.Apply(actx, b)
 		cancel()
 		if err != nil {
-			metrics.ApplyErrors.Inc()
-			h.c.stuck.failed(p, err, time.Now())
-			h.c.log.Warn("apply batch failed, retrying", "partition", p, "from", from, "next", next, "backoff", backoff, "err", err)
-			select {
-			case <-ctx.Done():
+			if !failed("apply batch", err) {
 				return false, ctx.Err()
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
 		switch res.Status {
