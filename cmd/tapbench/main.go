@@ -103,9 +103,24 @@ func main() {
 	}
 }
 
+// Baseline compares ingest with the do-nothing server's, pair by pair.
+type Baseline struct {
+	NoopReqRate float64   `json:"noop_requests_per_s"`
+	Ratios      []float64 `json:"ratios"`
+	Ratio       float64   `json:"ratio_median"`
+	// -mode ws: the do-nothing server's sockets against its HTTP handler,
+	// the most any server of the socket contract could reach.
+	WSCeilings []float64 `json:"noop_ws_ratios,omitempty"`
+	WSCeiling  float64   `json:"noop_ws_ratio_median,omitempty"`
+}
+
 // noopHandler is the do-nothing Go handler ingest is compared with.
 func noopHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ws" {
+			noopSocket(w, r)
+			return
+		}
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.Method != http.MethodPost || r.URL.Path != "/api/tap" {
 			w.WriteHeader(http.StatusNotFound)
@@ -184,11 +199,7 @@ type Result struct {
 	TapLatency Latency          `json:"tap_latency"`
 	Phases     []phase          `json:"phases"`
 
-	Baseline *struct {
-		NoopReqRate float64   `json:"noop_requests_per_s"`
-		Ratios      []float64 `json:"ratios"`
-		Ratio       float64   `json:"ratio_median"`
-	} `json:"baseline,omitempty"`
+	Baseline *Baseline `json:"baseline,omitempty"`
 
 	Live *LiveResult `json:"live,omitempty"`
 
@@ -373,7 +384,17 @@ func bench(ctx context.Context, o options) error {
 		fmt.Fprintln(os.Stderr, "tapbench: warning: a baseline ratio means little at a fixed -rate; use -rate 0")
 	}
 	var tapSecs, noopRates []float64
-	var ratios []float64
+	var ratios, ceilings []float64
+	// With -mode ws, the do-nothing server's sockets (one ack per message,
+	// nothing else) show the most any server of the contract could reach.
+	var noopWS *wsTaps
+	if ws != nil && baseURL != "" {
+		if noopWS, err = openTapSockets(ctx, t, baseURL, "json"); err != nil {
+			return err
+		}
+		noopWS.noop = true
+		defer noopWS.close()
+	}
 	var okReq int64
 	res.Errors = map[string]int64{}
 	var liveSecs float64
@@ -397,6 +418,11 @@ func bench(ctx context.Context, o options) error {
 		if baseURL != "" && noop.ReqRate > 0 {
 			ratios = append(ratios, ph.ReqRate/noop.ReqRate)
 		}
+		if noopWS != nil && noop.ReqRate > 0 {
+			nw := noopWS.run(ctx, o.duration, o.rate, max(1, o.window), "noop-ws")
+			res.Phases = append(res.Phases, nw)
+			ceilings = append(ceilings, nw.ReqRate/noop.ReqRate)
+		}
 		if baseURL == "" {
 			break
 		}
@@ -409,11 +435,8 @@ func bench(ctx context.Context, o options) error {
 	res.TapRate = res.ReqRate * float64(o.count)
 	res.TapLatency = t.lat.summary()
 	if len(ratios) > 0 {
-		res.Baseline = &struct {
-			NoopReqRate float64   `json:"noop_requests_per_s"`
-			Ratios      []float64 `json:"ratios"`
-			Ratio       float64   `json:"ratio_median"`
-		}{NoopReqRate: median(noopRates), Ratios: roundAll(ratios), Ratio: round3(median(ratios))}
+		res.Baseline = &Baseline{NoopReqRate: median(noopRates), Ratios: roundAll(ratios), Ratio: round3(median(ratios)),
+			WSCeilings: roundAll(ceilings), WSCeiling: round3(median(ceilings))}
 	}
 
 	// Exactness: wait until the server counted exactly what it acknowledged.
@@ -695,6 +718,9 @@ func printSummary(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "  ingest     %.0f taps/s (%.0f req/s), latency p50 %.1f ms p99 %.1f ms, errors %v\n", r.TapRate, r.ReqRate, r.TapLatency.P50, r.TapLatency.P99, r.Errors)
 	if b := r.Baseline; b != nil {
 		fmt.Fprintf(w, "  baseline   do-nothing handler %.0f req/s; ratio %.3f (median of %v)\n", b.NoopReqRate, b.Ratio, b.Ratios)
+		if len(b.WSCeilings) > 0 {
+			fmt.Fprintf(w, "  ceiling    do-nothing WebSocket (an ack per message, nothing else) / do-nothing handler: %.3f (median of %v)\n", b.WSCeiling, b.WSCeilings)
+		}
 	}
 	for _, target := range []string{"tapwars", "noop"} {
 		cpu := map[string]float64{}

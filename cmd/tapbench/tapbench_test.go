@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // scan finds every totalTaps, also when the key or the number is cut
@@ -78,6 +82,32 @@ func TestParseAnswer(t *testing.T) {
 		got, ok := parseAnswer([]byte(c.in))
 		if ok != c.ok || (ok && got != c.want) {
 			t.Errorf("%s: %+v %v, want %+v %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// The do-nothing socket answers each message with an ack of its seq.
+func TestNoopSocketAcks(t *testing.T) {
+	srv := httptest.NewServer(noopHandler())
+	defer srv.Close()
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for _, seq := range []int64{1, 2, 30} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"count":1,"seq":`+strconv.FormatInt(seq, 10)+`}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, seq := range []int64{1, 2, 30} {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, ok := parseAnswer(msg); !ok || a != (wsAnswer{Type: "ack", Seq: seq, Count: 1}) {
+			t.Fatalf("answer %s: %+v %v, want the ack of %d", msg, a, ok, seq)
 		}
 	}
 }

@@ -48,6 +48,9 @@ type wsTaps struct {
 	errs    map[string]int64 // refusals during the current phase, by status
 	// stop ends the current phase early (-taps reached).
 	stop atomic.Pointer[context.CancelFunc]
+	// noop: the sockets are the do-nothing server's; acks are counted for
+	// the rate only, never as taps.
+	noop bool
 }
 
 type wsAnswer struct {
@@ -190,6 +193,9 @@ func (w *wsTaps) answer(s *tapSocket, a wsAnswer, sentAt time.Time) {
 		return
 	}
 	w.ok.Add(1)
+	if w.noop {
+		return
+	}
 	t.lat.add(now.Sub(sentAt))
 	t.mu.Lock()
 	t.acked += int64(a.Count)
@@ -320,5 +326,33 @@ func (w *wsTaps) giveUp() {
 		w.t.mu.Lock()
 		w.t.maybe += int64(n * w.t.count)
 		w.t.mu.Unlock()
+	}
+}
+
+// noopSocket is the do-nothing WebSocket: it answers every message with an
+// ack of its seq and sends nothing else. It is the least any server of the
+// socket contract does per tap: the ceiling of -mode ws.
+func noopSocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		_, msg, err := c.Read(context.Background())
+		if err != nil {
+			return
+		}
+		seq := []byte("0")
+		if i := bytes.Index(msg, []byte(`"seq":`)); i >= 0 {
+			seq = msg[i+6:]
+			if j := bytes.IndexAny(seq, ",}"); j >= 0 {
+				seq = seq[:j]
+			}
+		}
+		ack := append(append([]byte(`{"type":"ack","seq":`), seq...), `,"count":1}`...)
+		if err := c.Write(context.Background(), websocket.MessageText, ack); err != nil {
+			return
+		}
 	}
 }
