@@ -71,8 +71,8 @@ func (s *Server) serveOptions() live.ServeOptions {
 
 // sseConn is an event stream on a connection taken over from net/http.
 // Thousands of these stay open, so each one holds as little as possible:
-// no buffers (every frame is already encoded, once for all clients, and is
-// written with one write call), and no chunked encoding (the stream ends
+// no buffers (every frame is already encoded, once for all clients, and
+// what is due is written with one write call), and no chunked encoding (the stream ends
 // when the connection closes, as `Connection: close` announces).
 type sseConn struct {
 	nc     net.Conn
@@ -131,9 +131,10 @@ func (s *sseConn) close() {
 	_ = s.nc.Close()
 }
 
-func (s *sseConn) Write(deadline time.Time, msg []byte) error {
+func (s *sseConn) Write(deadline time.Time, msgs ...[]byte) error {
 	_ = s.nc.SetWriteDeadline(deadline)
-	if _, err := s.nc.Write(msg); err != nil {
+	bufs := net.Buffers(msgs) // one writev for all of them
+	if _, err := bufs.WriteTo(s.nc); err != nil {
 		return fmt.Errorf("sse write: %w", err)
 	}
 	return nil

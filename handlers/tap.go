@@ -102,9 +102,11 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opt.TapTimeout)
 	defer cancel()
+	sent := time.Now()
 	if err := s.tapper.Send(ctx, ev); err != nil {
 		return game.TapEvent{}, err
 	}
+	metrics.TapAckSeconds.Observe(time.Since(sent).Seconds())
 	metrics.TapsAccepted.Add(float64(n))
 	return ev, nil
 }

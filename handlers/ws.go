@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,7 +45,7 @@ func (s *Server) ws(c echo.Context) error {
 		defer release()
 		ctx, cancel := context.WithCancel(s.opt.Context)
 		defer cancel()
-		wc := &wsConn{c: conn, nc: sr.nc}
+		wc := &wsConn{c: conn, nc: sr.nc, held: sr.held}
 		taps := newSocketTaps(s, wc, format != live.WSJSON, tapper, authErr)
 		go func() {
 			defer cancel()
@@ -83,11 +84,13 @@ func (s *Server) socketPlayer(c echo.Context, viewer *game.User) (*game.User, er
 // smallReads gives the WebSocket a 512-byte read buffer in place of
 // net/http's 4 KiB one: clients of a live socket send small taps and control
 // frames, and thousands of sockets stay open.
-// The 4 KiB write buffer stays: a game-page frame then goes out in one
-// write call. It keeps the connection, whose write deadline bounds writes.
+// The write buffer is 4 KiB, as net/http's: a game-page frame then goes out
+// in one write call; below it, writes can be held (heldWrites). It keeps
+// the connection, whose write deadline bounds writes.
 type smallReads struct {
 	http.ResponseWriter
-	nc net.Conn
+	nc   net.Conn
+	held *heldWrites
 }
 
 func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -96,9 +99,17 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	s.nc = nc
+	if brw.Writer.Buffered() > 0 { // the 101, unless net/http sent it already
+		if err := brw.Writer.Flush(); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	s.held = &heldWrites{nc: nc}
+	bw := bufio.NewWriterSize(s.held, 4096)
 	n := brw.Reader.Buffered()
 	if n == 0 {
-		return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), brw.Writer), nil
+		return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), bw), nil
 	}
 	// The client's first frames can arrive before the hijack (net/http
 	// sends the 101 at WriteHeader). They must sit in the new reader's
@@ -109,20 +120,88 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if _, err := br.Peek(n); err != nil {
 		return nil, nil, err
 	}
-	return nc, bufio.NewReadWriter(br, brw.Writer), nil
+	return nc, bufio.NewReadWriter(br, bw), nil
+}
+
+// heldWrites is the connection below coder/websocket's write buffer, which
+// is flushed at the end of every message: while writes are held, those
+// flushes collect here, and release writes them together. So messages due
+// together (a frame and a personal update, answers to taps) cost one
+// system call, not one each. A failed write fails every later one.
+type heldWrites struct {
+	nc net.Conn
+
+	mu   sync.Mutex
+	held int // holds not yet released
+	buf  []byte
+	err  error
+}
+
+// heldCap is the most a released buffer keeps for the next hold: thousands
+// of sockets stay open.
+const heldCap = 4096
+
+func (h *heldWrites) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err != nil {
+		return 0, h.err
+	}
+	if h.held > 0 {
+		h.buf = append(h.buf, p...)
+		return len(p), nil
+	}
+	n, err := h.nc.Write(p)
+	h.err = err
+	return n, err
+}
+
+func (h *heldWrites) hold() {
+	h.mu.Lock()
+	h.held++
+	h.mu.Unlock()
+}
+
+// release ends a hold; the last one writes what was held.
+func (h *heldWrites) release() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held--
+	if h.held > 0 || len(h.buf) == 0 || h.err != nil {
+		return h.err
+	}
+	_, h.err = h.nc.Write(h.buf)
+	if cap(h.buf) > heldCap {
+		h.buf = nil
+	} else {
+		h.buf = h.buf[:0]
+	}
+	return h.err
 }
 
 // wsConn writes with the connection's write deadline rather than a context
 // per message (see live.Conn); every write sets it first.
 type wsConn struct {
-	c  *websocket.Conn
-	nc net.Conn
+	c    *websocket.Conn
+	nc   net.Conn
+	held *heldWrites
 }
 
-func (w *wsConn) Write(deadline time.Time, msg []byte) error {
+// Write sends each of msgs as a text message; several go out in one write.
+func (w *wsConn) Write(deadline time.Time, msgs ...[]byte) (err error) {
 	_ = w.nc.SetWriteDeadline(deadline)
-	if err := w.c.Write(context.Background(), websocket.MessageText, msg); err != nil {
-		return fmt.Errorf("ws write: %w", err)
+	if len(msgs) > 1 {
+		w.held.hold()
+		defer func() {
+			if rerr := w.held.release(); err == nil && rerr != nil {
+				err = fmt.Errorf("ws write: %w", rerr)
+			}
+		}()
+	}
+	for _, msg := range msgs {
+		if err := w.c.Write(context.Background(), websocket.MessageText, msg); err != nil {
+			return fmt.Errorf("ws write: %w", err)
+		}
 	}
 	return nil
 }

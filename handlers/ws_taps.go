@@ -236,13 +236,27 @@ func (t *socketTaps) send(a answer) {
 			return
 		}
 		t.outMu.Unlock()
-		for _, a := range batch {
-			if a.close != 0 {
-				_ = t.conn.close(a.close, a.reason)
-				continue
-			}
-			_ = t.conn.Write(time.Now().Add(t.timeout), a.msg)
+		t.writeAll(batch)
+	}
+}
+
+// writeAll writes answers in order: the messages before a close in one
+// write call, then the close.
+func (t *socketTaps) writeAll(batch []answer) {
+	msgs := make([][]byte, 0, len(batch))
+	for _, a := range batch {
+		if a.close == 0 {
+			msgs = append(msgs, a.msg)
+			continue
 		}
+		if len(msgs) > 0 {
+			_ = t.conn.Write(time.Now().Add(t.timeout), msgs...)
+			msgs = msgs[:0]
+		}
+		_ = t.conn.close(a.close, a.reason)
+	}
+	if len(msgs) > 0 {
+		_ = t.conn.Write(time.Now().Add(t.timeout), msgs...)
 	}
 }
 

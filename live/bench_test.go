@@ -69,14 +69,15 @@ type countConn struct {
 	w net.Conn
 }
 
-func (c *countConn) Write(deadline time.Time, msg []byte) error {
+func (c *countConn) Write(deadline time.Time, msgs ...[]byte) error {
 	if c.w != nil {
 		_ = c.w.SetWriteDeadline(deadline)
-		if _, err := c.w.Write(msg); err != nil {
+		bufs := net.Buffers(msgs)
+		if _, err := bufs.WriteTo(c.w); err != nil {
 			return err
 		}
 	}
-	c.n.Add(1)
+	c.n.Add(int64(len(msgs)))
 	return nil
 }
 func (c *countConn) Heartbeat(ctx context.Context) error { return nil }

@@ -30,13 +30,13 @@ func (g *gateConn) shut() chan struct{} {
 	return ch
 }
 
-func (g *gateConn) Write(deadline time.Time, msg []byte) error {
+func (g *gateConn) Write(deadline time.Time, msgs ...[]byte) error {
 	select {
 	case <-*g.open.Load():
 	case <-time.After(time.Until(deadline)):
 		return os.ErrDeadlineExceeded
 	}
-	return g.recConn.Write(deadline, msg)
+	return g.recConn.Write(deadline, msgs...)
 }
 
 var boardRowsRE = regexp.MustCompile(`class="board__taps">(\d+)<`)

@@ -272,11 +272,15 @@ func (h *Hub) Run(ctx context.Context) {
 	statsDue := time.NewTimer(time.Hour)
 	statsDue.Stop()
 	defer statsDue.Stop()
-	sendStats := func() {
+	// stats stores the personal updates that changed and returns their
+	// clients; wake wakes them (else a frame's wake follows).
+	stats := func(wake bool) []*Client {
 		lastStats = time.Now()
-		if err := h.refreshStats(ctx); err != nil {
+		cs, err := h.refreshStats(ctx, wake)
+		if err != nil {
 			h.log.Warn("live personal update failed", "err", err)
 		}
+		return cs
 	}
 	for {
 		select {
@@ -297,11 +301,21 @@ func (h *Hub) Run(ctx context.Context) {
 			h.touchAll(ctx)
 			continue
 		case <-statsDue.C:
-			sendStats()
+			stats(true)
 			continue
 		}
 		start := time.Now()
+		// Personal updates that are due go out with the frame: stored
+		// first, they are written with it, in one write call.
+		var staged []*Client
+		statsNow := time.Since(lastStats) >= h.opt.StatsInterval
+		if statsNow {
+			staged = stats(false)
+		}
 		if err := h.Refresh(ctx); err != nil {
+			for _, c := range staged {
+				c.signal()
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -311,10 +325,8 @@ func (h *Hub) Run(ctx context.Context) {
 			if due := h.boardDue.Load(); due != 0 {
 				board.Reset(time.Until(time.Unix(0, due)))
 			}
-			if wait := h.opt.StatsInterval - time.Since(lastStats); wait <= 0 {
-				sendStats()
-			} else {
-				statsDue.Reset(wait)
+			if !statsNow {
+				statsDue.Reset(h.opt.StatsInterval - time.Since(lastStats))
 			}
 		}
 		// Pace to the clients (pacing.go).
@@ -522,9 +534,10 @@ func Personal(st game.PlayerStats, f Format) ([]byte, error) {
 	return nil, nil // JSON clients get no personal fragments
 }
 
-// refreshStats sends each connected player their taps and rank when they
-// changed since the last time.
-func (h *Hub) refreshStats(ctx context.Context) error {
+// refreshStats gives each connected player their taps and rank when they
+// changed since the last time, and returns the clients that got them; wake
+// wakes those clients to write them.
+func (h *Hub) refreshStats(ctx context.Context, wake bool) ([]*Client, error) {
 	h.mu.Lock()
 	byUser := map[string][]*Client{}
 	for c := range h.clients {
@@ -534,7 +547,7 @@ func (h *Hub) refreshStats(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	if len(byUser) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]string, 0, len(byUser))
 	for id := range byUser {
@@ -542,8 +555,9 @@ func (h *Hub) refreshStats(ctx context.Context) error {
 	}
 	stats, err := h.src.Stats(ctx, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var got []*Client
 	for id, cs := range byUser {
 		st := stats[id]
 		h.mu.Lock()
@@ -556,11 +570,14 @@ func (h *Hub) refreshStats(ctx context.Context) error {
 		for _, c := range cs {
 			if b, err := Personal(st, c.format); err == nil && b != nil {
 				c.personal.Store(&b)
-				c.wake()
+				got = append(got, c)
+				if wake {
+					c.signal()
+				}
 			}
 		}
 	}
-	return nil
+	return got, nil
 }
 
 func (h *Hub) touchAll(ctx context.Context) {

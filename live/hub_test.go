@@ -87,7 +87,16 @@ func newRecConn() *recConn { return &recConn{signal: make(chan struct{}, 1)} }
 
 var totalRE = regexp.MustCompile(`id="total-taps"[^>]*>(\d+)<`)
 
-func (c *recConn) Write(deadline time.Time, msg []byte) error {
+func (c *recConn) Write(deadline time.Time, msgs ...[]byte) error {
+	for _, msg := range msgs {
+		if err := c.write(deadline, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *recConn) write(deadline time.Time, msg []byte) error {
 	if time.Now().After(deadline) {
 		return os.ErrDeadlineExceeded
 	}
@@ -140,7 +149,7 @@ type stuckConn struct {
 	blocked time.Time // when the first blocked write started
 }
 
-func (c *stuckConn) Write(deadline time.Time, msg []byte) error {
+func (c *stuckConn) Write(deadline time.Time, _ ...[]byte) error {
 	c.mu.Lock()
 	c.writes++
 	first := c.writes == 1

@@ -39,6 +39,10 @@ var (
 	LiveConnections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tapwars_live_connections", Help: "Open live connections on this instance, by transport.",
 	}, []string{"transport"})
+	TapAckSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "tapwars_tap_ack_seconds", Help: "Time from a tap's arrival (after its rules) until Kafka acknowledged it, over HTTP and WebSocket alike.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
 	BroadcastSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "tapwars_broadcast_seconds", Help: "Time from reading a state update until it was written to (all but 1% of) the live clients.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -75,7 +79,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		TapsAccepted, TapsApplied, TapsRejected, TapsSkipped, ApplyErrors, DuplicateBatches,
-		ConsumerLag, Rebuilding, BatchSize, ApplyLatency, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
+		ConsumerLag, Rebuilding, BatchSize, ApplyLatency, TapAckSeconds, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
 		LimitRefusals, PartitionFailingSince,
 	)
 	for _, v := range Transports {

@@ -34,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,7 +85,19 @@ func main() {
 	flag.StringVar(&o.brokerAddr, "broker", "", "only run a kfake Kafka broker on this address (host:port), until interrupted")
 	flag.StringVar(&o.dataDir, "data-dir", "", "with -broker: its data directory (default: a temp dir)")
 	flag.IntVar(&o.partitions, "partitions", 6, "with -broker: partitions of game-taps")
+	cpuProfile := flag.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tapbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
