@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -234,6 +235,23 @@ func TestWebSocketTapLimits(t *testing.T) {
 	code, _, body := call(t, "POST", base+"/api/tap", ann.Token, `{"count":5}`, nil)
 	if code != 429 || !strings.Contains(body, f.Error[:20]) {
 		t.Fatalf("the same over HTTP: %d %s", code, body)
+	}
+	// A page's socket gets the refusal as its #tap-error, with when to try
+	// again (the page holds its taps until then).
+	page := dialTaps(t, base, "", bearerHeader(ann.Token))
+	page.send(`{"count":5,"seq":7}`)
+	refusal := regexp.MustCompile(`<p id="tap-error"[^>]*data-seq="7" data-status="429" data-retry-after="[1-9][0-9]*"`)
+	for {
+		_, b, err := page.c.Read(page.ctx)
+		if err != nil {
+			t.Fatalf("page socket: %v", err)
+		}
+		if refusal.Match(b) {
+			break
+		}
+		if strings.Contains(string(b), `id="tap-error"`) || strings.Contains(string(b), `id="tap-ack"`) {
+			t.Fatalf("page socket answered %s", b)
+		}
 	}
 	// Keeping on: each message is refused, then the socket is closed with
 	// 1008. The other player's socket never notices.

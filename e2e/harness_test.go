@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -42,13 +43,20 @@ type env struct {
 	kafka *testenv.Kafka
 	log   *logSink
 	m     *app.Main
-	addr  string // host:port the instance listens on
-	base  string // URL the browsers open: the instance, or a proxy in front of it
+	addr  string            // host:port the instance listens on
+	base  string            // URL the browsers open: the instance, or a proxy in front of it
+	vars  map[string]string // settings on top of the defaults
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, redis: testenv.StartRedis(t), kafka: testenv.StartKafka(t, 3, stream.Topic), log: &logSink{t: t}}
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with these settings (environment names) on top.
+func newEnvWith(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	e := &env{t: t, redis: testenv.StartRedis(t), kafka: testenv.StartKafka(t, 3, stream.Topic), log: &logSink{t: t}, vars: vars}
 	t.Cleanup(e.log.stop) // runs last: the instance may log while it closes
 	e.start("127.0.0.1:0")
 	e.base = e.m.URL()
@@ -64,6 +72,7 @@ func (e *env) start(addr string) {
 		"KAFKA_BROKERS": strings.Join(e.kafka.Addrs(), ","), "SESSION_SECRET": "e2e-secret-0123456789abcdef",
 		"LOG_LEVEL": "warn",
 	}
+	maps.Copy(vars, e.vars)
 	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
 		e.t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ type socketTaps struct {
 	Messages int // tap messages sent
 	Taps     int // taps they carried
 	Acked    int // taps the server acknowledged (#tap-ack)
+	TooFast  int // messages the server refused with 429 (#tap-error)
 }
 
 // watchSocket records, in window.e2eWS, the tap messages the page sends over
@@ -29,7 +30,7 @@ type socketTaps struct {
 func watchSocket(p *player) {
 	p.t.Helper()
 	eval[bool](p, `(() => {
-		window.e2eWS = {Messages: 0, Taps: 0, Acked: 0, socket: null};
+		window.e2eWS = {Messages: 0, Taps: 0, Acked: 0, TooFast: 0, socket: null};
 		const send = WebSocket.prototype.send;
 		WebSocket.prototype.send = function (data) {
 			const w = window.e2eWS;
@@ -38,6 +39,7 @@ func watchSocket(p *player) {
 				this.addEventListener('message', (ev) => {
 					const m = /id="tap-ack"[^>]*data-count="(\d+)"/.exec(ev.data);
 					if (m) w.Acked += parseInt(m[1], 10);
+					if (/id="tap-error"[^>]*data-status="429"/.test(ev.data)) w.TooFast++;
 				});
 			}
 			const m = JSON.parse(data);
@@ -51,7 +53,7 @@ func watchSocket(p *player) {
 
 func sentOverSocket(p *player) socketTaps {
 	p.t.Helper()
-	return eval[socketTaps](p, `({Messages: window.e2eWS.Messages, Taps: window.e2eWS.Taps, Acked: window.e2eWS.Acked})`)
+	return eval[socketTaps](p, `({Messages: window.e2eWS.Messages, Taps: window.e2eWS.Taps, Acked: window.e2eWS.Acked, TooFast: window.e2eWS.TooFast})`)
 }
 
 // postedTaps is the number of POST /api/tap requests the instance answered.
@@ -172,4 +174,51 @@ func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("Ann's own count showed %d, server counted %d", max, total)
 	}
 	ann.waitConnected(15*time.Second, "live") // and the page reconnects
+}
+
+// A player faster than TAP_RATE_LIMIT: once the server answers 429, the
+// page stops sending for the Retry-After it gave and says why, instead of
+// sending on until the server closes the socket for its refusals (1008
+// after ~10 in a row). The socket stays open, and the page's own count is
+// what the server counted.
+func TestRateLimitedPageBacksOff(t *testing.T) {
+	e := newEnvWith(t, map[string]string{"TAP_RATE_LIMIT": "2"}) // bursts of 50
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Ann")
+	ann.join(e.base, "/")
+	ann.waitConnected(10*time.Second, "live")
+	e.liveCount(map[string]int{"ws": 1})
+	watchSocket(ann)
+	watchMyTaps(ann)
+	sawMessage := false
+	for range 40 { // 160 clicks in about 4 s: far over the burst of 50
+		ann.tapFast(4)
+		if strings.Contains(eval[string](ann, `document.getElementById('tap-error').textContent`), "try again") {
+			sawMessage = true
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	var total int64
+	ann.waitView(10*time.Second, "the server's count", func(v view) bool {
+		total = e.state().GameState.TotalTaps
+		return v.MyTaps == fmt.Sprint(total)
+	})
+	sent := sentOverSocket(ann)
+	t.Logf("160 clicks: %+v; the server counted %d", sent, total)
+	if total < 50 || total >= 160 {
+		t.Fatalf("server counted %d of 160 taps at 2/s with bursts of 50", total)
+	}
+	if !sawMessage {
+		t.Error("the page never said the taps were too fast")
+	}
+	if sent.TooFast == 0 || sent.TooFast > 6 {
+		t.Errorf("%d tap messages refused with 429: the page should stop after the first ones", sent.TooFast)
+	}
+	if !eval[bool](ann, `window.e2eWS.socket.readyState === WebSocket.OPEN`) {
+		t.Fatal("the page's socket was closed")
+	}
+	e.liveCount(map[string]int{"ws": 1})
+	if max := eval[int](ann, `window.e2eMax`); int64(max) > total {
+		t.Fatalf("Ann's own count showed %d, the server counted %d", max, total)
+	}
 }

@@ -174,15 +174,15 @@ func (t *socketTaps) ack(seq json.RawMessage, n int) {
 // socket with the error's close code (1008). Other sockets never notice.
 func (t *socketTaps) refuse(seq json.RawMessage, err error) {
 	status := HTTPStatus(err)
+	retryAfter := 0
+	var ge *game.Error
+	if errors.As(err, &ge) {
+		retryAfter = ge.RetryAfter
+	}
 	if t.html {
-		t.writeHTML(views.TapError(seqText(seq), status, game.ErrorMessage(err)))
+		t.writeHTML(views.TapError(seqText(seq), status, retryAfter, game.ErrorMessage(err)))
 	} else {
-		r := tapReply{Type: "error", Seq: seq, Status: status, Error: game.ErrorMessage(err)}
-		var ge *game.Error
-		if errors.As(err, &ge) {
-			r.RetryAfter = ge.RetryAfter
-		}
-		t.writeJSON(r)
+		t.writeJSON(tapReply{Type: "error", Seq: seq, Status: status, Error: game.ErrorMessage(err), RetryAfter: retryAfter})
 	}
 	switch game.ErrorCode(err) {
 	case game.EINVALID, game.ETOOMANY, game.EUNAUTHORIZED:

@@ -197,6 +197,21 @@
     errorTimer = setTimeout(function () { el.textContent = ''; }, ERROR_SHOW_MS);
   }
 
+  // After a 429 the page sends no taps for the Retry-After the server gave
+  // (at least 1 s): taps meanwhile are refused here with the server's
+  // message, as the server would refuse them. A page that sent on would
+  // count nothing more, and its socket would be closed for its refusals.
+  var tooFastUntil = 0;
+  var tooFastMessage = '';
+
+  function tooFast(retryAfter, message) {
+    var secs = parseInt(retryAfter, 10);
+    tooFastUntil = Date.now() + Math.max(1, isNaN(secs) ? 1 : secs) * 1000;
+    tooFastMessage = message || 'Too fast! Slow down a little.';
+  }
+
+  function holdingTaps() { return Date.now() < tooFastUntil; }
+
   function parseJSON(text) {
     try { return JSON.parse(text); } catch (_) { return null; }
   }
@@ -226,6 +241,7 @@
       var msg = json && typeof json.error === 'string' && json.error;
       if (!msg) msg = status === 429 ? 'Too fast! Slow down a little.' :
         status === 503 ? 'Server busy, try again.' : 'Tap not counted (' + status + ').';
+      if (status === 429) tooFast(d.xhr.getResponseHeader('Retry-After'), msg);
       showTapError(msg);
     }
   });
@@ -346,7 +362,13 @@
   // htmx fires htmx:confirm on every trigger, before the request is queued
   // or sent; preventDefault() drops the request.
   body.addEventListener('htmx:confirm', function (e) {
-    if (!tapButton || e.target !== tapButton || !socketOpen()) return;
+    if (!tapButton || e.target !== tapButton) return;
+    if (holdingTaps()) {
+      e.preventDefault();
+      showTapError(tooFastMessage);
+      return;
+    }
+    if (!socketOpen()) return;
     e.preventDefault();
     batched++;
     inflight++;
@@ -359,6 +381,12 @@
     var n = batched;
     batched = 0;
     if (n === 0) return;
+    if (holdingTaps()) { // a 429 came while these waited for the window
+      inflight = Math.max(0, inflight - n);
+      showTapError(tooFastMessage);
+      renderMyTaps();
+      return;
+    }
     if (!socketOpen()) {
       postTaps(n);
       return;
@@ -387,7 +415,9 @@
         return;
       }
       return r.json().then(function (j) {
-        showTapError(j && typeof j.error === 'string' ? j.error : 'Tap not counted (' + r.status + ').');
+        var msg = j && typeof j.error === 'string' ? j.error : 'Tap not counted (' + r.status + ').';
+        if (r.status === 429) tooFast(r.headers.get('Retry-After'), msg);
+        showTapError(msg);
       }, function () { showTapError('Tap not counted (' + r.status + ').'); });
     }, function () {
       inflight = Math.max(0, inflight - count);
@@ -406,7 +436,10 @@
       if (ok) acked += count;
       renderMyTaps();
     }
-    if (!ok) showTapError(el.textContent);
+    if (!ok) {
+      if (el.getAttribute('data-status') === '429') tooFast(el.getAttribute('data-retry-after'), el.textContent);
+      showTapError(el.textContent);
+    }
   }
 
   // The socket closed: taps still waiting for the window go by POST; taps
