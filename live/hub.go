@@ -312,10 +312,14 @@ func (h *Hub) Run(ctx context.Context) {
 		if statsNow {
 			staged = stats(false)
 		}
-		if err := h.Refresh(ctx); err != nil {
+		before := h.Latest()
+		err := h.Refresh(ctx)
+		if h.Latest() == before { // no frame woke them (a failed or held-back read)
 			for _, c := range staged {
 				c.signal()
 			}
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}

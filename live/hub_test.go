@@ -81,6 +81,7 @@ type recConn struct {
 	at     []time.Time
 	totals []int64 // total taps of each JSON state message, in order
 	signal chan struct{}
+	calls  [][]byte // what each Write call carried
 }
 
 func newRecConn() *recConn { return &recConn{signal: make(chan struct{}, 1)} }
@@ -88,6 +89,9 @@ func newRecConn() *recConn { return &recConn{signal: make(chan struct{}, 1)} }
 var totalRE = regexp.MustCompile(`id="total-taps"[^>]*>(\d+)<`)
 
 func (c *recConn) Write(deadline time.Time, msgs ...[]byte) error {
+	c.mu.Lock()
+	c.calls = append(c.calls, bytes.Join(msgs, nil))
+	c.mu.Unlock()
 	for _, msg := range msgs {
 		if err := c.write(deadline, msg); err != nil {
 			return err
@@ -446,6 +450,16 @@ func TestPersonalFragmentsStayPersonal(t *testing.T) {
 		}
 		return ""
 	})
+	// Her update fell due with the frame of the change: one write has both.
+	annWS.mu.Lock()
+	together := false
+	for _, call := range annWS.calls {
+		together = together || (mine.Match(call) && totalRE.Match(call))
+	}
+	annWS.mu.Unlock()
+	if !together {
+		t.Error("ann's personal update and the frame it came with were not written together")
+	}
 	msgs, _, _ := bobWS.snapshot()
 	if mine.Match(bytes.Join(msgs, nil)) {
 		t.Fatal("bob got ann's personal fragment")
