@@ -243,7 +243,7 @@ func TestBrokerOutage(t *testing.T) {
 	})
 	t.Logf("taps accepted again %v after the broker came back", time.Since(back).Round(time.Millisecond))
 	time.Sleep(500 * time.Millisecond)
-	acked, _ := stopLoad()
+	acked := ackedIDs(stopLoad())
 	if code, body := readyz(t, base); code != 200 {
 		t.Fatalf("readyz after the broker came back: %d %v", code, body)
 	}

@@ -168,12 +168,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.Game.Rebuilding = func() bool { return len(m.consumer.Rebuilding()) > 0 }
+	m.Game.Rebuilding = m.consumer.CatchingUp
 	m.ends, err = stream.NewWatermarks(kcfg)
 	if err != nil {
 		return err
 	}
-	m.wg.Add(2)
+	m.wg.Add(1)
 	go func() { defer m.wg.Done(); _ = m.consumer.Run(runCtx) }()
 	if c.CheckpointEvery > 0 {
 		m.wg.Add(1)
@@ -190,7 +190,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// the tap timeout; the margin covers the broker's append.
 		settle := c.TapTimeout + time.Second
 		if c.TapTimeout <= 0 {
-			settle = 4 * time.Second // the handlers' default tap timeout, plus the margin
+			settle = handlers.DefaultTapTimeout + time.Second
 		}
 		ledger.NewRoundKeeper(m.Game, m.ends.HighWatermarks, settle, m.Log).Run(runCtx, 100*time.Millisecond)
 	}()
@@ -199,6 +199,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		hubOpt.CatchingUp = m.consumer.CatchingUp
 	}
 	m.Hub = live.NewHub(m.Store, m.Log, hubOpt)
+	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()
 
 	proxies, err := handlers.ParseProxies(c.TrustedProxies)

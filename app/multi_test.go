@@ -117,14 +117,20 @@ func stateIs(t *testing.T, ok func(game.Snapshot) bool) func(sseMsg) bool {
 	}
 }
 
+// tapAnswer is one answered tap of tapLoad.
+type tapAnswer struct {
+	code int
+	ev   game.TapEvent // set on 202
+	at   time.Time     // when the answer arrived
+}
+
 // tapLoad taps from workers goroutines, spreading players over bases,
-// until stop is called, which returns the acknowledged event ids (id ->
-// player id) and how many requests got no answer at all.
-func tapLoad(bases []string, players []joined, workers int) (stop func() (acked map[string]string, lost int)) {
+// until stop is called, which returns every answer (requests that got none
+// are left out).
+func tapLoad(bases []string, players []joined, workers int) (stop func() []tapAnswer) {
 	var (
 		mu     sync.Mutex
-		ids    = map[string]string{}
-		errs   int
+		out    []tapAnswer
 		wg     sync.WaitGroup
 		done   = make(chan struct{})
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -140,39 +146,48 @@ func tapLoad(bases []string, players []joined, workers int) (stop func() (acked 
 				default:
 				}
 				p := players[(w+n*workers)%len(players)]
-				base := bases[(w+n)%len(bases)]
-				req, _ := http.NewRequest("POST", base+"/api/tap", nil)
+				req, _ := http.NewRequest("POST", bases[(w+n)%len(bases)]+"/api/tap", nil)
 				req.Header.Set("Authorization", "Bearer "+p.Token)
 				res, err := client.Do(req)
 				if err != nil {
-					mu.Lock()
-					errs++
-					mu.Unlock()
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}
+				a := tapAnswer{code: res.StatusCode, at: time.Now()}
 				var tr struct {
 					TapEvent game.TapEvent `json:"tapEvent"`
 				}
-				err = json.NewDecoder(res.Body).Decode(&tr)
-				res.Body.Close()
-				if res.StatusCode != http.StatusAccepted || err != nil {
-					time.Sleep(5 * time.Millisecond)
-					continue
+				if err := json.NewDecoder(res.Body).Decode(&tr); err == nil {
+					a.ev = tr.TapEvent
 				}
+				res.Body.Close()
 				mu.Lock()
-				ids[tr.TapEvent.ID] = tr.TapEvent.UserID
+				out = append(out, a)
 				mu.Unlock()
+				if a.code != http.StatusAccepted {
+					time.Sleep(2 * time.Millisecond)
+				}
 			}
 		}()
 	}
-	return func() (map[string]string, int) {
+	return func() []tapAnswer {
 		close(done)
 		wg.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		return ids, errs
+		return out
 	}
+}
+
+// ackedIDs are the events of the 202 answers among answers (id -> player id).
+func ackedIDs(answers []tapAnswer) map[string]string {
+	ids := map[string]string{}
+	for _, a := range answers {
+		if a.code == http.StatusAccepted && a.ev.ID != "" {
+			ids[a.ev.ID] = a.ev.UserID
+		}
+	}
+	return ids
 }
 
 // checkExact fails unless every acknowledged tap is in the topic and the
@@ -335,7 +350,7 @@ func TestThreeInstances(t *testing.T) {
 	t.Logf("partitions %v after instance 2 left (%v)", own, time.Since(closed).Round(time.Millisecond))
 	// Taps on the survivors are still counted.
 	time.Sleep(500 * time.Millisecond)
-	acked, _ := stopLoad()
+	acked := ackedIDs(stopLoad())
 	stopped := time.Now()
 	if len(acked) < 50 {
 		t.Fatalf("only %d taps acknowledged", len(acked))

@@ -201,7 +201,7 @@ func TestRebuildAfterRedisLoss(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			acked, _ := stop()
+			acked := ackedIDs(stop())
 			t.Logf("%d taps acknowledged under load, rebuild seen on /readyz: %v, %d joins during it", len(acked), sawRebuild, len(late))
 			if len(late) == 0 || !sawRebuild {
 				t.Fatalf("joins during the rebuild: %d; /readyz said rebuilding: %v", len(late), sawRebuild)
@@ -221,7 +221,7 @@ func TestReplayIntoEmptyRedisEqualsLiveState(t *testing.T) {
 	players := history(t, base)
 	stop := tapLoad([]string{base}, players, 3)
 	time.Sleep(time.Second)
-	acked, _ := stop()
+	acked := ackedIDs(stop())
 	live := checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
 
 	r2 := testenv.StartRedis(t)
@@ -262,7 +262,7 @@ func TestRebuildFromCheckpoint(t *testing.T) {
 	players := history(t, base)
 	stop := tapLoad([]string{base}, players, 3)
 	time.Sleep(time.Second)
-	acked, _ := stop()
+	acked := ackedIDs(stop())
 	checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
 	ctx := context.Background()
 	if ok, err := m.Checkpoints.Take(ctx); err != nil || !ok {

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,67 +16,6 @@ import (
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/stream"
 )
-
-// tapAnswer is one answered tap of roundLoad.
-type tapAnswer struct {
-	code int
-	ev   game.TapEvent // set on 202
-	at   time.Time     // when the answer arrived
-}
-
-// roundLoad taps from workers goroutines over bases until stop is called,
-// which returns every answer.
-func roundLoad(bases []string, players []joined, workers int) (stop func() []tapAnswer) {
-	var (
-		mu     sync.Mutex
-		out    []tapAnswer
-		wg     sync.WaitGroup
-		done   = make(chan struct{})
-		client = &http.Client{Timeout: 10 * time.Second}
-	)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				p := players[(w+n*workers)%len(players)]
-				req, _ := http.NewRequest("POST", bases[(w+n)%len(bases)]+"/api/tap", nil)
-				req.Header.Set("Authorization", "Bearer "+p.Token)
-				res, err := client.Do(req)
-				if err != nil {
-					time.Sleep(5 * time.Millisecond)
-					continue
-				}
-				a := tapAnswer{code: res.StatusCode, at: time.Now()}
-				var tr struct {
-					TapEvent game.TapEvent `json:"tapEvent"`
-				}
-				if err := json.NewDecoder(res.Body).Decode(&tr); err == nil {
-					a.ev = tr.TapEvent
-				}
-				res.Body.Close()
-				mu.Lock()
-				out = append(out, a)
-				mu.Unlock()
-				if a.code != http.StatusAccepted {
-					time.Sleep(2 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	return func() []tapAnswer {
-		close(done)
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		return out
-	}
-}
 
 // startRound starts a timed round through base's admin API.
 func startRound(t *testing.T, base, body string) game.RoundState {
@@ -168,7 +106,7 @@ func TestTimedRoundExactAtTheBell(t *testing.T) {
 	// Open play first: taps count as they do today.
 	tapN(t, bases[0], players[0], 3)
 
-	stop := roundLoad(bases, players, 12)
+	stop := tapLoad(bases, players, 12)
 	time.Sleep(300 * time.Millisecond)
 	rs := startRound(t, bases[0], `{"seconds": 3, "countdown": 1}`)
 	announced := time.Now()

@@ -42,9 +42,13 @@ type Tapper interface {
 // Checker reports whether a dependency is reachable, for /readyz.
 type Checker func(ctx context.Context) error
 
+// DefaultTapTimeout is how long a tap waits for Kafka unless TAP_TIMEOUT
+// says otherwise.
+const DefaultTapTimeout = 3 * time.Second
+
 // Options configure the handlers; zero values take the defaults.
 type Options struct {
-	TapTimeout   time.Duration      // how long a tap waits for Kafka before 503 (default 3 s)
+	TapTimeout   time.Duration      // how long a tap waits for Kafka before 503 (default DefaultTapTimeout)
 	BodyLimit    string             // largest request body (default "16K")
 	BodyTimeout  time.Duration      // how long an API request's body may take to arrive (default 10 s)
 	PublicURL    string             // the address players use (the presenter screen's QR code); "" = from the request
@@ -98,7 +102,7 @@ type Server struct {
 // New builds the Echo app with every route.
 func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.Logger, opt Options) *echo.Echo {
 	if opt.TapTimeout <= 0 {
-		opt.TapTimeout = 3 * time.Second
+		opt.TapTimeout = DefaultTapTimeout
 	}
 	if opt.BodyTimeout <= 0 {
 		opt.BodyTimeout = 10 * time.Second

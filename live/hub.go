@@ -273,14 +273,19 @@ func (h *Hub) Run(ctx context.Context) {
 	statsDue.Stop()
 	defer statsDue.Stop()
 	// stats stores the personal updates that changed and returns their
-	// clients; wake wakes them (else a frame's wake follows).
-	stats := func(wake bool) []*Client {
+	// clients, for a frame's wake or signal to write them.
+	stats := func() []*Client {
 		lastStats = time.Now()
-		cs, err := h.refreshStats(ctx, wake)
+		cs, err := h.refreshStats(ctx)
 		if err != nil {
 			h.log.Warn("live personal update failed", "err", err)
 		}
 		return cs
+	}
+	signal := func(cs []*Client) {
+		for _, c := range cs {
+			c.signal()
+		}
 	}
 	for {
 		select {
@@ -301,7 +306,7 @@ func (h *Hub) Run(ctx context.Context) {
 			h.touchAll(ctx)
 			continue
 		case <-statsDue.C:
-			stats(true)
+			signal(stats())
 			continue
 		}
 		start := time.Now()
@@ -310,14 +315,12 @@ func (h *Hub) Run(ctx context.Context) {
 		var staged []*Client
 		statsNow := time.Since(lastStats) >= h.opt.StatsInterval
 		if statsNow {
-			staged = stats(false)
+			staged = stats()
 		}
 		before := h.Latest()
 		err := h.Refresh(ctx)
 		if h.Latest() == before { // no frame woke them (a failed or held-back read)
-			for _, c := range staged {
-				c.signal()
-			}
+			signal(staged)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -335,7 +338,7 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		// Pace to the clients (pacing.go).
 		gap := h.opt.MinInterval
-		if f := h.Latest(); f != nil && f.drained != nil {
+		if f := h.Latest(); f != nil {
 			var took time.Duration
 			took, gap = f.gapAfter(ctx, start, gap)
 			if ctx.Err() != nil {
@@ -539,9 +542,9 @@ func Personal(st game.PlayerStats, f Format) ([]byte, error) {
 }
 
 // refreshStats gives each connected player their taps and rank when they
-// changed since the last time, and returns the clients that got them; wake
-// wakes those clients to write them.
-func (h *Hub) refreshStats(ctx context.Context, wake bool) ([]*Client, error) {
+// changed since the last time, and returns the clients that got them (to
+// be woken to write them).
+func (h *Hub) refreshStats(ctx context.Context) ([]*Client, error) {
 	h.mu.Lock()
 	byUser := map[string][]*Client{}
 	for c := range h.clients {
@@ -575,9 +578,6 @@ func (h *Hub) refreshStats(ctx context.Context, wake bool) ([]*Client, error) {
 			if b, err := Personal(st, c.format); err == nil && b != nil {
 				c.personal.Store(&b)
 				got = append(got, c)
-				if wake {
-					c.signal()
-				}
 			}
 		}
 	}

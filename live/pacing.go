@@ -19,7 +19,7 @@ const maxDrainWait = 250 * time.Millisecond
 // drained closes once all but 1% of them (at least one: a single stuck
 // client never holds the others) have.
 type delivery struct {
-	drained  chan struct{} // nil: not tracked
+	drained  chan struct{} // nil until expect (publish calls it first)
 	waiting  atomic.Int64
 	straggle int64
 }
@@ -45,9 +45,6 @@ func (d *delivery) written() {
 // returns how long the frame took to reach its clients since start, and the
 // gap to leave before the next frame: at least min.
 func (d *delivery) gapAfter(ctx context.Context, start time.Time, min time.Duration) (took, gap time.Duration) {
-	if d.drained == nil {
-		return 0, min
-	}
 	select {
 	case <-ctx.Done():
 	case <-d.drained:

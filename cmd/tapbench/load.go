@@ -91,12 +91,8 @@ func (t *tapper) run(ctx context.Context, url string, d time.Duration, workers i
 			}
 			for i := w; ; i += workers {
 				if interval > 0 {
-					if wait := time.Until(next); wait > 0 {
-						select {
-						case <-ctx.Done():
-							return
-						case <-time.After(wait):
-						}
+					if !sleepUntil(ctx, next) {
+						return
 					}
 					next = next.Add(interval)
 				}
@@ -280,4 +276,18 @@ func totalTaps(hc *http.Client, base string) (int64, error) {
 		return 0, err
 	}
 	return s.GameState.TotalTaps, nil
+}
+
+// sleepUntil waits until t, and reports false when ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(wait):
+		return true
+	}
 }

@@ -257,12 +257,8 @@ func (w *wsTaps) run(ctx context.Context, d time.Duration, rate float64, maxWind
 				window := maxWindow
 				if interval > 0 {
 					window = wsWindow
-					if wait := time.Until(next); wait > 0 {
-						select {
-						case <-ctx.Done():
-							return
-						case <-time.After(wait):
-						}
+					if !sleepUntil(ctx, next) {
+						return
 					}
 					next = next.Add(interval)
 				}

@@ -168,12 +168,20 @@ func userTaps(t *testing.T, base string, j joined) int64 {
 	return again.User.TapCount
 }
 
-// load taps as every player from several goroutines until stop closes,
-// recording the ids of acknowledged events.
-func load(base string, players []joined, stop <-chan struct{}) (acked func() map[string]bool) {
-	var mu sync.Mutex
-	ids := map[string]bool{}
-	var wg sync.WaitGroup
+// answered is one answered tap.
+type answered struct {
+	code int
+	ev   game.TapEvent
+}
+
+// tapAnswers taps as every player from 8 goroutines until stop closes and
+// returns every answer (requests that got none are left out).
+func tapAnswers(base string, players []joined, stop <-chan struct{}) func() []answered {
+	var (
+		mu  sync.Mutex
+		out []answered
+		wg  sync.WaitGroup
+	)
 	for i := range 8 {
 		wg.Add(1)
 		go func() {
@@ -184,24 +192,48 @@ func load(base string, players []joined, stop <-chan struct{}) (acked func() map
 					return
 				default:
 				}
-				p := players[(i+n)%len(players)]
-				code, b, err := post(base, "/api/tap", p.Token, "")
-				if err != nil || code != 202 {
+				pl := players[(i+n)%len(players)]
+				code, b, err := post(base, "/api/tap", pl.Token, "")
+				if err != nil {
+					// No answer (the instance was killed): Kafka may have
+					// taken the tap before the crash, or not.
+					mu.Lock()
+					out = append(out, answered{ev: game.TapEvent{Team: pl.User.Team}})
+					mu.Unlock()
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
+				a := answered{code: code}
 				var r struct {
 					TapEvent game.TapEvent `json:"tapEvent"`
 				}
 				if json.Unmarshal(b, &r) == nil {
-					mu.Lock()
-					ids[r.TapEvent.ID] = true
-					mu.Unlock()
+					a.ev = r.TapEvent
+				}
+				mu.Lock()
+				out = append(out, a)
+				mu.Unlock()
+				if code != http.StatusAccepted {
+					time.Sleep(5 * time.Millisecond)
 				}
 			}
 		}()
 	}
-	return func() map[string]bool { wg.Wait(); mu.Lock(); defer mu.Unlock(); return ids }
+	return func() []answered { wg.Wait(); mu.Lock(); defer mu.Unlock(); return out }
+}
+
+// load is tapAnswers that keeps the ids of acknowledged events.
+func load(base string, players []joined, stop <-chan struct{}) (acked func() map[string]bool) {
+	answers := tapAnswers(base, players, stop)
+	return func() map[string]bool {
+		ids := map[string]bool{}
+		for _, a := range answers() {
+			if a.code == http.StatusAccepted && a.ev.ID != "" {
+				ids[a.ev.ID] = true
+			}
+		}
+		return ids
+	}
 }
 
 // kill -9 under load with real Redis and the broker outside the process:

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,60 +12,6 @@ import (
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/stream"
 )
-
-// answered is one answered tap.
-type answered struct {
-	code int
-	ev   game.TapEvent
-}
-
-// roundTaps taps as every player from 8 goroutines until stop closes and
-// returns every answer (requests that got none are left out).
-func roundTaps(base string, players []joined, stop <-chan struct{}) func() []answered {
-	var (
-		mu  sync.Mutex
-		out []answered
-		wg  sync.WaitGroup
-	)
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				pl := players[(i+n)%len(players)]
-				code, b, err := post(base, "/api/tap", pl.Token, "")
-				if err != nil {
-					// No answer (the instance was killed): Kafka may have
-					// taken the tap before the crash, or not.
-					mu.Lock()
-					out = append(out, answered{ev: game.TapEvent{Team: pl.User.Team}})
-					mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				a := answered{code: code}
-				var r struct {
-					TapEvent game.TapEvent `json:"tapEvent"`
-				}
-				if json.Unmarshal(b, &r) == nil {
-					a.ev = r.TapEvent
-				}
-				mu.Lock()
-				out = append(out, a)
-				mu.Unlock()
-				if code != http.StatusAccepted {
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	return func() []answered { wg.Wait(); mu.Lock(); defer mu.Unlock(); return out }
-}
 
 // kill -9 of the binary in the middle of a timed round: the restarted
 // instance goes on with the round from the log, ends it at its planned
@@ -95,7 +40,7 @@ func TestKill9DuringTimedRound(t *testing.T) {
 	}
 	rs := started.Round
 	stop := make(chan struct{})
-	answers := roundTaps(p.base, players, stop)
+	answers := tapAnswers(p.base, players, stop)
 	time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(2 * time.Second)))
 	p.kill()
 	killed := time.Now()
