@@ -115,18 +115,6 @@ func waitTotals(t *testing.T, base string, want map[*joined]int64) {
 	}
 }
 
-func admMetric(t *testing.T, base, sample string) float64 {
-	t.Helper()
-	_, _, body := admReq(t, nil, "GET", base+"/metrics", "", nil)
-	for line := range strings.SplitSeq(body, "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
-}
-
 // gate holds the consumer before it applies a batch while paused.
 type gate struct {
 	mu sync.Mutex
@@ -196,7 +184,7 @@ func TestAdminResetAgainstTapsWaitingInKafka(t *testing.T) {
 	if gs := state(t, base).GameState; gs.TotalTaps != 8 {
 		t.Fatalf("the paused consumer applied taps: %+v", gs)
 	}
-	skippedBefore := admMetric(t, base, `tapwars_taps_skipped_total{reason="old_round"}`)
+	skippedBefore := metricValue(t, base, `tapwars_taps_skipped_total{reason="old_round"}`)
 	var rr struct {
 		Round       int64            `json:"round"`
 		RoundStarts map[string]int64 `json:"roundStarts"`
@@ -218,7 +206,7 @@ func TestAdminResetAgainstTapsWaitingInKafka(t *testing.T) {
 	tapN(t, base, a, 4)
 	waitTotals(t, base, map[*joined]int64{&a: 4, &b: 0})
 	testenv.Eventually(t, 10*time.Second, func() string {
-		if d := admMetric(t, base, `tapwars_taps_skipped_total{reason="old_round"}`) - skippedBefore; d != 30 {
+		if d := metricValue(t, base, `tapwars_taps_skipped_total{reason="old_round"}`) - skippedBefore; d != 30 {
 			return fmt.Sprintf("%v old-round taps skipped, want 30", d)
 		}
 		return ""

@@ -296,35 +296,20 @@ func TestSSEFollowsTheGame(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a := join(t, m.URL(), "carol")
-	events := sseEvents(t, ctx, m.URL()+"/events?format=json")
+	events := sseStream(t, ctx, m.URL()+"/events?format=json", "")
 	// The join is applied from the log: a state at connect may come before it.
-	for seen := false; !seen; {
-		select {
-		case s := <-events:
-			if s.GameState.TotalTaps != 0 {
-				t.Fatalf("state before any tap %+v", s.GameState)
-			}
-			seen = s.GameState.ActiveUsers == 1
-		case <-time.After(5 * time.Second):
-			t.Fatal("no state with carol online")
+	waitSSE(t, events, 5*time.Second, "a state with carol online", stateIs(t, func(s game.Snapshot) bool {
+		if s.GameState.TotalTaps != 0 {
+			t.Fatalf("state before any tap %+v", s.GameState)
 		}
-	}
+		return s.GameState.ActiveUsers == 1
+	}))
 	for range 10 {
 		if code, _, body := call(t, "POST", m.URL()+"/api/tap", a.Token, "", nil); code != 202 {
 			t.Fatalf("tap %d %s", code, body)
 		}
 	}
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case s := <-events:
-			if s.GameState.TotalTaps == 10 {
-				return
-			}
-		case <-deadline:
-			t.Fatal("SSE never showed 10 taps")
-		}
-	}
+	waitSSE(t, events, 10*time.Second, "10 taps", stateIs(t, func(s game.Snapshot) bool { return s.GameState.TotalTaps == 10 }))
 }
 
 // curl -N, a real SSE client, sees the state event with one-line JSON.

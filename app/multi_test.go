@@ -121,7 +121,6 @@ func stateIs(t *testing.T, ok func(game.Snapshot) bool) func(sseMsg) bool {
 type tapAnswer struct {
 	code int
 	ev   game.TapEvent // set on 202
-	at   time.Time     // when the answer arrived
 }
 
 // tapLoad taps from workers goroutines, spreading players over bases,
@@ -153,7 +152,7 @@ func tapLoad(bases []string, players []joined, workers int) (stop func() []tapAn
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}
-				a := tapAnswer{code: res.StatusCode, at: time.Now()}
+				a := tapAnswer{code: res.StatusCode}
 				var tr struct {
 					TapEvent game.TapEvent `json:"tapEvent"`
 				}

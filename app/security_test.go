@@ -121,7 +121,7 @@ func TestRoomBehindOneAddressWithDefaults(t *testing.T) {
 		t.Fatalf("the refusal does not name the setting that raises it: %s", msg)
 	}
 	t.Logf("flood refused at join %d: %s", refusedAt, msg)
-	if n := admMetric(t, base, `tapwars_limit_refusals_total{limit="joins_total"}`) + admMetric(t, base, `tapwars_limit_refusals_total{limit="joins_per_address"}`); n < 1 {
+	if n := metricValue(t, base, `tapwars_limit_refusals_total{limit="joins_total"}`) + metricValue(t, base, `tapwars_limit_refusals_total{limit="joins_per_address"}`); n < 1 {
 		t.Fatalf("refusals not counted in /metrics: %v", n)
 	}
 }
@@ -373,7 +373,7 @@ func TestStuckPartitionIsReported(t *testing.T) {
 		}
 		return ""
 	})
-	if since := admMetric(t, base, `tapwars_partition_failing_since_seconds{partition="0"}`); since < float64(time.Now().Add(-time.Minute).Unix()) {
+	if since := metricValue(t, base, `tapwars_partition_failing_since_seconds{partition="0"}`); since < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("tapwars_partition_failing_since_seconds %v", since)
 	}
 	testenv.Eventually(t, 10*time.Second, func() string {
@@ -393,7 +393,7 @@ func TestStuckPartitionIsReported(t *testing.T) {
 		}
 		return ""
 	})
-	if since := admMetric(t, base, `tapwars_partition_failing_since_seconds{partition="0"}`); since != 0 {
+	if since := metricValue(t, base, `tapwars_partition_failing_since_seconds{partition="0"}`); since != 0 {
 		t.Errorf("tapwars_partition_failing_since_seconds after the repair: %v", since)
 	}
 }

@@ -372,6 +372,7 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	}
 	recovered := h.setDown(false)
 	old := h.last.Load()
+	status := "" // put in front of the frame: "catching up", or "live" on recovery
 	if h.opt.CatchingUp != nil && h.opt.CatchingUp() {
 		// While the state is rebuilt from the log, pages never go back:
 		// a snapshot behind the one shown is held back, and every frame
@@ -379,27 +380,28 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 		if !h.catching.Swap(true) {
 			h.log.Info("the state is being rebuilt from the log; clients show catching up")
 		}
+		status = "catching up"
 		if old != nil && behind(snap.GameState, old.Snapshot.GameState) {
-			if old.status == "catching up" {
-				return nil
-			}
 			snap = old.Snapshot
 		}
-		f := h.next(old, snap, time.Now())
-		f.status, f.prev = "catching up", nil
-		h.publish(f)
-		return nil
-	}
-	if h.catching.Swap(false) {
-		h.log.Info("live updates resumed: the state is rebuilt")
-		recovered = true
-	}
-	if skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
-		return nil
+		if old != nil && old.status == status && sameState(old.Snapshot, snap) {
+			return nil // the pages show this already
+		}
+	} else {
+		if h.catching.Swap(false) {
+			h.log.Info("live updates resumed: the state is rebuilt")
+			recovered = true
+		}
+		if skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
+			return nil
+		}
+		if recovered {
+			status = "live"
+		}
 	}
 	f := h.next(old, snap, time.Now())
-	if recovered {
-		f.status, f.prev = "live", nil
+	if status != "" {
+		f.status, f.prev = status, nil
 	}
 	h.publish(f)
 	return nil

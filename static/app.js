@@ -238,13 +238,19 @@
     } else if (status === 0) {
       showTapError('No connection. Tap again in a moment.');
     } else {
-      var msg = json && typeof json.error === 'string' && json.error;
-      if (!msg) msg = status === 429 ? 'Too fast! Slow down a little.' :
-        status === 503 ? 'Server busy, try again.' : 'Tap not counted (' + status + ').';
-      if (status === 429) tooFast(d.xhr.getResponseHeader('Retry-After'), msg);
-      showTapError(msg);
+      tapRefused(status, json, d.xhr.getResponseHeader('Retry-After'));
     }
   });
+
+  // tapRefused shows why a posted tap was refused (the server's message),
+  // and holds taps after a 429.
+  function tapRefused(status, json, retryAfter) {
+    var msg = json && typeof json.error === 'string' && json.error;
+    if (!msg) msg = status === 429 ? 'Too fast! Slow down a little.' :
+      status === 503 ? 'Server busy, try again.' : 'Tap not counted (' + status + ').';
+    if (status === 429) tooFast(retryAfter, msg);
+    showTapError(msg);
+  }
 
   /* ---------------------------------------------------------------- 5 ---- */
 
@@ -291,6 +297,7 @@
     else if (id === 'leaderboard' || id === 'leaderboard-full') markMyRows();
     else if (id === 'tap-ack') tapAnswered(e.target, true);
     else if (id === 'tap-error') tapAnswered(e.target, false);
+    else if (id === 'round') renderRound();
   }
   body.addEventListener('htmx:oobAfterSwap', afterSwap);
   body.addEventListener('htmx:afterSwap', afterSwap);
@@ -414,11 +421,9 @@
         renderMyTaps();
         return;
       }
-      return r.json().then(function (j) {
-        var msg = j && typeof j.error === 'string' ? j.error : 'Tap not counted (' + r.status + ').';
-        if (r.status === 429) tooFast(r.headers.get('Retry-After'), msg);
-        showTapError(msg);
-      }, function () { showTapError('Tap not counted (' + r.status + ').'); });
+      var retryAfter = r.headers.get('Retry-After');
+      return r.json().then(function (j) { tapRefused(r.status, j, retryAfter); },
+        function () { tapRefused(r.status, null, retryAfter); });
     }, function () {
       inflight = Math.max(0, inflight - count);
       showTapError('No connection. Tap again in a moment.');
@@ -531,9 +536,6 @@
   }
 
   setInterval(renderRound, ROUND_TICK_MS);
-  body.addEventListener('htmx:oobAfterSwap', function (e) {
-    if (e.target && e.target.id === 'round') renderRound();
-  });
 
   renderRound();
   renderMyTaps();

@@ -148,8 +148,8 @@ func topEntries(es []game.LeaderboardEntry, n int) []game.LeaderboardEntry {
 	return es
 }
 
-// shares returns blue's share with one decimal for the bar width and the
-// rounded whole percentages of both teams for the labels (they add to 100).
+// shares returns the rounded whole percentages of both teams (they add to
+// 100), for the labels and the bar width.
 func shares(s game.State) (blue, red int) {
 	share := s.BlueShare()
 	if math.IsNaN(share) || share < 0 {

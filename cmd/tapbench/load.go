@@ -134,24 +134,13 @@ func (t *tapper) run(ctx context.Context, url string, d time.Duration, workers i
 					errs[strconv.Itoa(res.StatusCode)]++
 					emu.Unlock()
 					if record && res.StatusCode >= 500 {
-						t.mu.Lock()
-						t.maybe += int64(t.count) // a 503 after a timeout may still be written
-						t.mu.Unlock()
+						t.mayCount()
 					}
 					continue
 				}
 				ok.Add(1)
-				if record {
-					t.lat.add(now.Sub(sent))
-					t.mu.Lock()
-					t.acked += int64(t.count)
-					t.byPlayer[pi] += int64(t.count)
-					t.acks = append(t.acks, ack{at: now.Sub(t.epoch).Nanoseconds(), cum: t.acked})
-					done := t.limit > 0 && t.acked >= t.limit
-					t.mu.Unlock()
-					if done {
-						cancel()
-					}
+				if record && t.acknowledged(pi, t.count, now, now.Sub(sent)) {
+					cancel()
 				}
 			}
 		}()
@@ -290,4 +279,24 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-time.After(wait):
 		return true
 	}
+}
+
+// mayCount records a tap refused with a 5xx: after a timeout, Kafka may
+// still have written it.
+func (t *tapper) mayCount() {
+	t.mu.Lock()
+	t.maybe += int64(t.count)
+	t.mu.Unlock()
+}
+
+// acknowledged records n taps of player pi acknowledged at now, latency
+// after they were sent, and reports whether -taps is reached.
+func (t *tapper) acknowledged(pi, n int, now time.Time, latency time.Duration) (done bool) {
+	t.lat.add(latency)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.acked += int64(n)
+	t.byPlayer[pi] += int64(n)
+	t.acks = append(t.acks, ack{at: now.Sub(t.epoch).Nanoseconds(), cum: t.acked})
+	return t.limit > 0 && t.acked >= t.limit
 }

@@ -186,9 +186,7 @@ func (w *wsTaps) answer(s *tapSocket, a wsAnswer, sentAt time.Time) {
 		w.errs[strconv.Itoa(a.Status)]++
 		w.errMu.Unlock()
 		if a.Status >= 500 {
-			t.mu.Lock()
-			t.maybe += int64(t.count) // a 503 after a timeout may still be written
-			t.mu.Unlock()
+			t.mayCount()
 		}
 		return
 	}
@@ -196,14 +194,7 @@ func (w *wsTaps) answer(s *tapSocket, a wsAnswer, sentAt time.Time) {
 	if w.noop {
 		return
 	}
-	t.lat.add(now.Sub(sentAt))
-	t.mu.Lock()
-	t.acked += int64(a.Count)
-	t.byPlayer[s.pi] += int64(a.Count)
-	t.acks = append(t.acks, ack{at: now.Sub(t.epoch).Nanoseconds(), cum: t.acked})
-	done := t.limit > 0 && t.acked >= t.limit
-	t.mu.Unlock()
-	if stop := w.stop.Load(); done && stop != nil {
+	if stop := w.stop.Load(); t.acknowledged(s.pi, a.Count, now, now.Sub(sentAt)) && stop != nil {
 		(*stop)()
 	}
 }
