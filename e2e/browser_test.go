@@ -303,6 +303,20 @@ func TestSSEDataLinesAreSingleLines(t *testing.T) {
 	states := 0
 	var last, board string
 	total18 := false
+	// current reports whether the stream has reached the current state (total
+	// 18 and the newest board with x.y_z-1's 6 taps); then every player must
+	// be on that board, whichever event brought the total.
+	current := func() bool {
+		if !total18 || !strings.Contains(board, `class="board__taps">6<`) {
+			return false
+		}
+		for _, want := range []string{">Ann<", ">Bob<", ">Zoë<", ">x.y_z-1<"} {
+			if !strings.Contains(board, want) {
+				t.Fatalf("state event lacks %s: %s", want, board)
+			}
+		}
+		return true
+	}
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
@@ -313,22 +327,12 @@ func TestSSEDataLinesAreSingleLines(t *testing.T) {
 			if strings.Contains(line, `id="total-taps"`) {
 				total18 = strings.Contains(line, `id="total-taps" class="num" hx-swap-oob="true">18<`)
 			}
-			if !strings.Contains(line, `id="leaderboard"`) {
-				if total18 && board != "" && strings.Contains(board, `class="board__taps">6<`) {
-					t.Logf("current state after state event %d", states)
-					return
-				}
-				continue // a personal or status update
-			}
-			states++
-			last, board = line, line
-			if total18 && strings.Contains(line, `class="board__taps">6<`) {
-				for _, want := range []string{">Ann<", ">Zoë<", ">x.y_z-1<"} {
-					if !strings.Contains(line, want) {
-						t.Fatalf("state event lacks %s: %s", want, line)
-					}
-				}
-				t.Logf("current state in state event %d", states)
+			if strings.Contains(line, `id="leaderboard"`) {
+				states++
+				last, board = line, line
+			} // else a personal or status update
+			if current() {
+				t.Logf("current state by state event %d", states)
 				return
 			}
 		default:

@@ -508,6 +508,15 @@ func (p *player) waitConnected(timeout time.Duration, states ...string) view {
 	return last
 }
 
+// fitsAt sets the viewport to w×h, lets the layout settle and reports
+// whether the page fits it without scrolling either way.
+func (p *player) fitsAt(w, h int64) bool {
+	p.t.Helper()
+	p.do(chromedp.EmulateViewport(w, h))
+	time.Sleep(400 * time.Millisecond) // the tug bar animates its width
+	return eval[bool](p, `document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth`)
+}
+
 // screenshot saves the whole page at the given viewport width as
 // testdata/artifacts/<name>.png (the test artifacts; gitignored).
 func (p *player) screenshot(name string, width, height int64, mobile bool) string {

@@ -116,13 +116,11 @@ func TestTimedRoundInTheBrowser(t *testing.T) {
 	if !strings.Contains(a.Announce, "is over") || !a.Disabled || !strings.Contains(a.Why, "over") {
 		t.Fatalf("after the result: %+v", a)
 	}
-	if fits := eval[bool](screen, `document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth`); !fits {
+	if !screen.fitsAt(1920, 1080) {
 		t.Error("1920x1080: the screen with the banner scrolls")
 	}
 	screen.screenshot("round-screen-1920", 1920, 1080, false)
-	screen.do(chromedp.EmulateViewport(1280, 720))
-	time.Sleep(300 * time.Millisecond)
-	if fits := eval[bool](screen, `document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth`); !fits {
+	if !screen.fitsAt(1280, 720) {
 		t.Error("1280x720: the screen with the banner scrolls")
 	}
 	screen.screenshot("round-screen-1280", 1280, 720, false)

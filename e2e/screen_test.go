@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -38,25 +36,11 @@ func TestPresenterScreen(t *testing.T) {
 		name string
 		w, h int64
 	}{{"screen-1920", 1920, 1080}, {"screen-1280", 1280, 720}} {
-		screen.do(chromedp.EmulateViewport(size.w, size.h))
-		time.Sleep(400 * time.Millisecond) // the tug bar animates its width
-		fits := eval[bool](screen, `document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth`)
-		if !fits {
+		if !screen.fitsAt(size.w, size.h) {
 			t.Errorf("%dx%d: the screen scrolls", size.w, size.h)
 		}
-		ctx, cancel := context.WithTimeout(screen.ctx, 20*time.Second)
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join("testdata", "artifacts", size.name+".png")
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		// The page fits, so the full-page screenshot is the viewport.
+		path := screen.screenshot(size.name, size.w, size.h, false)
 		if got := decodeQR(t, path); got != e.base+"/" {
 			t.Errorf("%s: the QR code reads %q, want %q", size.name, got, e.base+"/")
 		}
