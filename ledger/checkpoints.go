@@ -80,7 +80,7 @@ func (c *Checkpointer) Run(ctx context.Context, every time.Duration, owner, rebu
 func (c *Checkpointer) Restore(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n, err := c.st.Client().Exists(ctx, store.KeyOffsets).Result(); err != nil || n > 0 {
+	if has, err := c.st.HasOffsets(ctx); err != nil || has {
 		return err
 	}
 	start := time.Now()

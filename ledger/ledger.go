@@ -123,12 +123,10 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
 		return 0, err
 	}
-	for _, r := range ex.Rounds {
-		// the history keeps the first result of a round: imported
-		// rounds fill gaps and never change a final result
-		if err := g.facts.Result(ctx, r); err != nil {
-			return 0, err
-		}
+	// the history keeps the first result of a round: imported rounds fill
+	// gaps and never change a final result
+	if err := g.facts.Results(ctx, ex.Rounds); err != nil {
+		return 0, err
 	}
 	err = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
 		ov, err := g.Store.Overview(ctx, topic, time.Now(), time.Second)
@@ -140,7 +138,7 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	return round, err
 }
 
-// wait polls done until it reports true, g.Wait passes or ctx ends.
+// wait polls done until it reports true, limit passes or ctx ends.
 func (g *Game) wait(ctx context.Context, limit time.Duration, done func(context.Context) (bool, error)) error {
 	deadline := time.Now().Add(limit)
 	for {

@@ -147,15 +147,17 @@ func partitionMap(topic string, m map[string]string) map[int32]int64 {
 //
 // KEYS: projectionKeys. ARGV: round, now, schedule (JSON; empty in open play).
 // Returns {round, players whose tapCount was reset (-1: the round had started)}.
-var resetScript = redis.NewScript(newRoundLua + `
+var resetScript *redis.Script // from resetScriptSrc (see luaNames)
+
+const resetScriptSrc = newRoundLua + `
 local zeroed = new_round(tonumber(ARGV[1]), false)
 if zeroed >= 0 then
   if ARGV[3] ~= '' then redis.call('SET', KEYS[18], ARGV[3]) else redis.call('DEL', KEYS[18]) end
   redis.call('SET', KEYS[10], ARGV[2])
-  redis.call('PUBLISH', 'game:updates', '1')
+  redis.call('PUBLISH', 'CHANNEL_UPDATES', '1')
 end
 return {tonumber(redis.call('GET', KEYS[12]) or '0'), zeroed}
-`)
+`
 
 // ResetResult says what a reset did.
 type ResetResult struct {
@@ -399,8 +401,8 @@ func importErr(format string, a ...any) error {
 // ParseExport decodes and validates an export file. Unknown fields, a wrong
 // format or version, invalid ids, names or teams, negative counts, duplicate
 // players, team scores that are not the sums of their players' counts and a
-// total that is not blue + red are refused with an *ImportError naming the
-// first problem.
+// total that is not blue + red are refused with a game.EINVALID error
+// (importErr) naming the first problem.
 func ParseExport(data []byte) (Export, error) {
 	var ex Export
 	dec := json.NewDecoder(bytes.NewReader(data))

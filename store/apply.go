@@ -60,12 +60,20 @@ func projKeys(nowMs int64) []string {
 // presence, leaderboards and kicked players are deleted (the import's
 // player records follow). Returns the players zeroed, or -1 if R is not
 // ahead. The first reset (round 0) checks every player once, for players
-// written by the old game, which had no leaderboard.
+// written by the old game, which had no leaderboard. It also holds
+// set_count, shared by the scripts that rewrite a player's tapCount.
 const newRoundLua = `
+-- set_count returns the user JSON u with its final tapCount set to n (a
+-- string of digits), or nil when u does not end with a tapCount.
+local function set_count(u, n)
+  local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":' .. n .. '}')
+  if hits == 1 then return patched end
+  return nil
+end
 local function zero_count(u)
   if string.find(u, '"tapCount":0}$') then return nil end
-  local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":0}')
-  if hits == 1 then return patched end
+  local patched = set_count(u, '0')
+  if patched then return patched end
   local ok, o = pcall(cjson.decode, u)
   if ok and type(o) == 'table' then
     o.tapCount = 0
@@ -194,8 +202,8 @@ local function count_taps(lo, hi)
       else
         local total = string.format('%d', (tonumber(sc[k]) or 0) + n)
         local team = string.match(u, '"team":"(%a+)"')
-        local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":' .. total .. '}')
-        if hits == 1 then
+        local patched = set_count(u, total)
+        if patched then
           u = patched
         else
           local o = cjson.decode(u)
@@ -233,7 +241,7 @@ end
 -- one round behind takes the taps from the previous round's leaderboard,
 -- so the record is the same whichever partition reached the reset first.
 local function kick(id, at)
-  redis.call('HDEL', 'game:kicked:pending', id)
+  redis.call('HDEL', 'KEY_KICK_PENDING', id)
   local u = redis.call('HGET', KEYS[1], id)
   if not u then return end
   local team = string.match(u, '"team":"(%a+)"')
@@ -249,8 +257,7 @@ local function kick(id, at)
     n = tonumber(redis.call('ZSCORE', KEYS[16], id) or '0')
   end
   local ns = string.format('%d', n)
-  local patched, hits = string.gsub(u, '"tapCount":%-?[%d%.e%+]+}$', '"tapCount":' .. ns .. '}')
-  if hits == 1 then u = patched end
+  u = set_count(u, ns) or u
   redis.call('ZREM', KEYS[5], id)
   redis.call('ZREM', KEYS[16], id)
   redis.call('ZREM', online, id)
@@ -348,17 +355,26 @@ if blue + red > 0 then
 end
 if changed then
   redis.call('SET', KEYS[10], now)
-  redis.call('PUBLISH', 'game:updates', '1')
+  redis.call('PUBLISH', 'CHANNEL_UPDATES', '1')
 end
-if admin then redis.call('PUBLISH', 'game:admin', admin) end
+if admin then redis.call('PUBLISH', 'CHANNEL_ADMIN', admin) end
 redis.call('HSET', KEYS[6], field, ARGV[3])
 return {0, blue + red, unknown, old, 0}
 `
 
-func init() {
+// luaNames fills in the placeholders of the projection's scripts, so the
+// key and channel names live in their Go constants only.
+var luaNames = strings.NewReplacer(
 	// The chart's per-second counts expire RateKeep after their minute.
-	src := strings.Replace(applyScriptSrc, "RATE_KEEP_SECONDS", strconv.FormatInt(int64(RateKeep/time.Second), 10), 1)
-	applyScript = redis.NewScript(strings.ReplaceAll(src, "MAX_COUNT", strconv.FormatInt(game.MaxCount, 10)))
+	"RATE_KEEP_SECONDS", strconv.FormatInt(int64(RateKeep/time.Second), 10),
+	"CHANNEL_UPDATES", ChannelUpdates,
+	"CHANNEL_ADMIN", ChannelAdmin,
+	"KEY_KICK_PENDING", KeyKickPending,
+)
+
+func init() {
+	applyScript = redis.NewScript(luaNames.Replace(applyScriptSrc))
+	resetScript = redis.NewScript(luaNames.Replace(resetScriptSrc))
 }
 
 // Apply applies a batch atomically with its offsets. See game.ApplyStatus

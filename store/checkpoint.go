@@ -79,6 +79,13 @@ func (s *Store) TakeCheckpoint(ctx context.Context) (cp Checkpoint, ok bool, err
 // errNotEmpty aborts a restore into a projection that holds offsets.
 var errNotEmpty = errors.New("the projection is not empty")
 
+// HasOffsets reports whether the projection holds any applied offset (a new
+// or wiped Redis holds none).
+func (s *Store) HasOffsets(ctx context.Context) (bool, error) {
+	n, err := s.rdb.Exists(ctx, KeyOffsets).Result()
+	return n > 0, err
+}
+
 // RestoreCheckpoint loads cp into a projection that holds no offsets at
 // all (a new or wiped Redis), atomically: if any partition's offset appears
 // meanwhile (another consumer started replaying from the log's start), it

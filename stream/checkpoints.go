@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,7 +48,7 @@ func NewCheckpoints(c Config, prod RecordProducer) (*Checkpoints, error) {
 	}
 	client, err := sarama.NewClient(c.Brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client %v: %w", c.Brokers, err)
+		return nil, c.Security.explain(c.Brokers, err)
 	}
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
@@ -150,8 +151,7 @@ func (cs *Checkpoints) Latest(ctx context.Context) ([]byte, error) {
 			if !ok {
 				return
 			}
-			var n int
-			if _, err := fmt.Sscan(k, &n); err == nil && n >= 0 && n < len(chunks) && chunks[n] == nil {
+			if n, err := strconv.Atoi(k); err == nil && n >= 0 && n < len(chunks) && chunks[n] == nil {
 				chunks[n] = m.Value
 				found++
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,11 +154,7 @@ func (c *Consumer) Close() error {
 func (c *Consumer) Lag() map[int32]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[int32]int64, len(c.lag))
-	for p, l := range c.lag {
-		out[p] = l
-	}
-	return out
+	return maps.Clone(c.lag)
 }
 
 func (c *Consumer) setLag(p int32, lag int64) {
@@ -227,10 +224,10 @@ func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 
 // ConsumeClaim applies the partition's records in batches: it takes what is
 // waiting (at most MaxBatch), applies it, and repeats. Under load batches
-// grow by themselves while the previous one is applied. Every CheckEvery it
-// also checks that the store still holds what was applied (a FLUSHALL or a
-// Redis restarted without its data while no taps flow) and replays the log
-// if not. It returns as soon as the session ends.
+// grow by themselves while the previous one is applied. After CheckEvery
+// without a batch it also checks that the store still holds what was applied
+// (a FLUSHALL or a Redis restarted without its data while no taps flow) and
+// replays the log if not. It returns as soon as the session ends.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
 	p := claim.Partition()
@@ -279,6 +276,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		if err := h.flush(ctx, p, msgs); err != nil {
 			return nil // session over; the next owner resumes from Redis
 		}
+		check.Reset(h.c.opt.CheckEvery) // the check runs only after a quiet CheckEvery
 		applied = msgs[len(msgs)-1].Offset + 1
 		sess.MarkOffset(Topic, p, applied, "")
 		h.c.setLag(p, claim.HighWaterMarkOffset()-applied)
@@ -320,20 +318,14 @@ func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.Consum
 // store lacks records before them, and nothing was applied.
 func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage) (behind bool, err error) {
 	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
-	backoff := 100 * time.Millisecond
+	var bo backoff
 	// failed counts a failed attempt and waits before the next; false when
 	// the session ended meanwhile.
 	failed := func(what string, err error) bool {
 		metrics.ApplyErrors.Inc()
 		h.c.stuck.failed(p, err, time.Now())
-		h.c.log.Warn(what+" failed, retrying", "partition", p, "from", from, "next", next, "backoff", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-		return true
+		h.c.log.Warn(what+" failed, retrying", "partition", p, "from", from, "next", next, "backoff", bo.delay(), "err", err)
+		return bo.wait(ctx)
 	}
 	for {
 		var sched game.RoundSchedule
@@ -429,7 +421,7 @@ func (h *groupHandler) replayStart(ctx context.Context, p int32) (int64, error) 
 	if off, ok := offs[p]; ok && off >= oldest {
 		return off, nil
 	}
-	if ok := len(offs) > 0; ok {
+	if len(offs) > 0 {
 		h.c.log.Error("records the store never applied were deleted by Kafka's retention: they are lost", "partition", p, "stored", offs[p], "oldest", oldest)
 	}
 	return oldest, nil
@@ -578,22 +570,43 @@ func (c *Consumer) storedOffsets(ctx context.Context, parts []int32) (offs map[i
 	return offs, true, err
 }
 
+// backoff spaces retries: 100 ms after the first failure, doubling up to
+// 5 s. The zero value is ready to use.
+type backoff struct{ d time.Duration }
+
+// delay is how long the next wait lasts.
+func (b *backoff) delay() time.Duration {
+	if b.d == 0 {
+		return 100 * time.Millisecond
+	}
+	return b.d
+}
+
+// wait sleeps for delay and doubles it; false when ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.delay()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+	}
+	b.d = min(d*2, 5*time.Second)
+	return true
+}
+
 // retry calls f until it succeeds or ctx ends, with backoff.
 func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(context.Context) (T, error)) (T, error) {
-	backoff := 100 * time.Millisecond
+	var bo backoff
 	for {
 		v, err := f(ctx)
 		if err == nil {
 			return v, nil
 		}
-		log.Warn(what+" failed, retrying", "backoff", backoff, "err", err)
-		select {
-		case <-ctx.Done():
+		log.Warn(what+" failed, retrying", "backoff", bo.delay(), "err", err)
+		if !bo.wait(ctx) {
 			var zero T
 			return zero, fmt.Errorf("%s: %w", what, ctx.Err())
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 

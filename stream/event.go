@@ -32,7 +32,7 @@ const (
 )
 
 func init() {
-	for _, r := range []string{SkipTooLarge, SkipMalformed, SkipNoUser, SkipBadCount, SkipUnknown, SkipOldRound} {
+	for _, r := range []string{SkipTooLarge, SkipMalformed, SkipNoUser, SkipBadCount, SkipUnknown, SkipOldRound, SkipOffRound} {
 		metrics.TapsSkipped.WithLabelValues(r) // shown as 0 from the start
 	}
 }

@@ -105,7 +105,18 @@ func (fs *Facts) NewTimedRound(ctx context.Context, sc game.RoundSchedule, at ti
 // "round-results", so every result is on one partition and the first for a
 // round is the same in every replay.
 func (fs *Facts) Result(ctx context.Context, res game.RoundResult) error {
-	return fs.keyed(ctx, []game.Fact{{Type: game.FactResult, Round: res.Round, Result: &res}}, func(game.Fact) string { return "round-results" })
+	return fs.Results(ctx, []game.RoundResult{res})
+}
+
+// Results logs final results in order, like Result, in as few produce calls
+// as importChunk allows.
+func (fs *Facts) Results(ctx context.Context, results []game.RoundResult) error {
+	facts := make([]game.Fact, len(results))
+	for i := range results {
+		res := results[i]
+		facts[i] = game.Fact{Type: game.FactResult, Round: res.Round, Result: &res}
+	}
+	return fs.keyed(ctx, facts, func(game.Fact) string { return "round-results" })
 }
 
 // Import logs an import that starts round: its markers on every partition,

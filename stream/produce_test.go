@@ -20,13 +20,6 @@ import (
 
 const eventsTopic = "game-events-test"
 
-// readAll reads every record of topic, with its headers, in partition and
-// offset order.
-func readAll(t *testing.T, brokers []string, topic string) []*sarama.ConsumerMessage {
-	t.Helper()
-	return testenv.TopicMessages(t, brokers, topic)
-}
-
 // Produce writes keyed records on their CRC partition in the order given,
 // records with a partition exactly there (a marker on every partition),
 // headers and tombstones as given, and returns only once all are
@@ -70,7 +63,7 @@ func TestProduceRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	recs := readAll(t, k.Addrs(), eventsTopic)
+	recs := testenv.TopicMessages(t, k.Addrs(), eventsTopic)
 	if len(recs) != int(n)+20*10+1 {
 		t.Fatalf("%d records, want %d", len(recs), int(n)+201)
 	}

@@ -60,12 +60,12 @@ func newHistory(tb testing.TB, players, records int) *history {
 		}
 		u := game.User{ID: ids[i], Username: fmt.Sprintf("p%d", i), Team: team, JoinedAt: 1, SessionID: "s"}
 		v, _ := stream.EncodeFact(game.Fact{Type: game.FactJoin, User: &u})
-		batch = append(batch, stream.Record{Key: u.ID, Value: v, Partition: -1, Headers: map[string]string{stream.TypeHeader: string(game.FactJoin)}})
+		batch = append(batch, stream.Record{Key: u.ID, Value: v, Partition: stream.ByKey, Headers: map[string]string{stream.TypeHeader: string(game.FactJoin)}})
 	}
 	for n := 0; n < records; n++ {
 		id := ids[n%players]
 		v, _ := stream.EncodeEvent(game.TapEvent{ID: strconv.Itoa(n), UserID: id, Timestamp: 1, Count: game.MaxBurst})
-		batch = append(batch, stream.Record{Key: id, Value: v, Partition: -1})
+		batch = append(batch, stream.Record{Key: id, Value: v, Partition: stream.ByKey})
 		if len(batch) == cap(batch) || n == records-1 {
 			if err := prod.Produce(ctx, stream.Topic, batch...); err != nil {
 				tb.Fatal(err)
