@@ -347,11 +347,41 @@ func TestAdminResetReachesLivePages(t *testing.T) {
 	}
 }
 
+// browserClient keeps cookies and does not follow redirects, as the tests
+// of a browser's requests need.
+func browserClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// csrfToken is the CSRF token of an admin page's forms.
+func csrfToken(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF field on the admin page: %.300s", page)
+	}
+	return m[1]
+}
+
+// adminSignIn signs a browser in with the admin token and returns it with
+// the admin page (HTML) it then sees.
+func adminSignIn(t *testing.T, base string) (browser *http.Client, page string) {
+	t.Helper()
+	browser = browserClient()
+	if code, _, body := admReq(t, browser, "POST", base+"/admin/login", url.Values{"token": {admToken}}.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); code != http.StatusSeeOther {
+		t.Fatalf("admin login: %d %.200s", code, body)
+	}
+	_, _, page = admReq(t, browser, "GET", base+"/admin", "", map[string]string{"Accept": "text/html"})
+	return browser, page
+}
+
 func TestAdminAuth(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
 	m := admInstance(t, r, k, nil, nil)
 	base := m.URL()
-	noRedirect := func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse }
 
 	// Without credentials: the login form for the page, 401 for everything else.
 	code, hdr, body := admReq(t, nil, "GET", base+"/admin", "", nil)
@@ -378,8 +408,7 @@ func TestAdminAuth(t *testing.T) {
 	}
 
 	// Browser: log in with the form; the cookie is HttpOnly, SameSite=Strict, Path=/admin.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: noRedirect}
+	browser := browserClient()
 	form := func(vals url.Values) string { return vals.Encode() }
 	formHdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
 	if code, _, body := admReq(t, browser, "POST", base+"/admin/login", form(url.Values{"token": {"wrong"}}), formHdr); code != 401 || !strings.Contains(body, "not the admin token") {
@@ -395,7 +424,7 @@ func TestAdminAuth(t *testing.T) {
 	if code != 200 || !strings.Contains(page, `id="admin-stats"`) || !strings.Contains(page, `hx-trigger="every 2s"`) || !strings.Contains(page, "<svg") {
 		t.Fatalf("dashboard: %d %.300s", code, page)
 	}
-	csrf := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	csrf := csrfField.FindStringSubmatch(page)
 	if csrf == nil || !strings.Contains(page, `X-CSRF-Token&#34;:&#34;`+csrf[1]) {
 		t.Fatalf("no CSRF token in the page")
 	}
@@ -562,11 +591,8 @@ func TestAdminExportImport(t *testing.T) {
 	}
 
 	// The browser's form: multipart upload with the CSRF token and the confirmation box.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	admReq(t, browser, "POST", base+"/admin/login", url.Values{"token": {admToken}}.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
-	_, _, page := admReq(t, browser, "GET", base+"/admin", "", nil)
-	csrf := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	browser, page := adminSignIn(t, base)
+	csrf := csrfToken(t, page)
 	upload := func(confirm bool, content string) (int, string) {
 		var buf bytes.Buffer
 		w := multipart.NewWriter(&buf)

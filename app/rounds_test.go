@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -285,15 +283,12 @@ func TestTimedRoundsRepeatHistoryAndStop(t *testing.T) {
 func TestTimedRoundsFromTheAdminPage(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
 	base := startApp(t, r, k, map[string]string{"ADMIN_TOKEN": admToken}, nil).URL()
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	formHdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
-	admReq(t, browser, "POST", base+"/admin/login", url.Values{"token": {admToken}}.Encode(), formHdr)
-	_, _, page := admReq(t, browser, "GET", base+"/admin", "", map[string]string{"Accept": "text/html"})
+	browser, page := adminSignIn(t, base)
 	if !strings.Contains(page, `action="/admin/rounds"`) || !strings.Contains(page, `action="/admin/rounds/stop"`) {
 		t.Fatalf("no timed-round forms on the admin page: %.300s", page)
 	}
-	csrf := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	csrf := csrfToken(t, page)
 	start := url.Values{"seconds": {"30"}, "countdown": {"5"}, "intermission": {"10"}, "repeat": {"yes"}}
 	if code, _, _ := admReq(t, browser, "POST", base+"/admin/rounds", start.Encode(), formHdr); code != http.StatusForbidden {
 		t.Fatalf("without the CSRF token: %d", code)

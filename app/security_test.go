@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -177,18 +176,14 @@ func TestCrossOriginRequestsRefused(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
 	m := admInstance(t, r, k, nil, nil)
 	base := m.URL()
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	browser := browserClient()
 	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
-	with := func(h map[string]string, kv ...string) map[string]string {
-		out := map[string]string{}
-		for k, v := range h {
-			out[k] = v
-		}
+	with := func(h map[string]string, kv ...string) map[string]string { // h with these headers on top
+		extra := map[string]string{}
 		for i := 0; i < len(kv); i += 2 {
-			out[kv[i]] = kv[i+1]
+			extra[kv[i]] = kv[i+1]
 		}
-		return out
+		return overlay(h, extra)
 	}
 	// Login CSRF: a cross-site form cannot sign the browser in.
 	if code, hdr, body := admReq(t, browser, "POST", base+"/join", "username=victim", with(form, "Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site")); code != 403 || hdr.Get("Set-Cookie") != "" || !strings.Contains(body, "cross-origin") {
@@ -233,12 +228,7 @@ func TestCrossOriginRequestsRefused(t *testing.T) {
 		t.Fatalf("admin login: %d", code)
 	}
 	_, _, page := admReq(t, browser, "GET", base+"/admin", "", nil)
-	i := strings.Index(page, `name="_csrf" value="`)
-	if i < 0 {
-		t.Fatalf("no CSRF field on the admin page")
-	}
-	csrf := page[i+len(`name="_csrf" value="`):]
-	csrf = csrf[:strings.IndexByte(csrf, '"')]
+	csrf := csrfToken(t, page)
 	if code, _, body := admReq(t, browser, "POST", base+"/admin/reset?_csrf="+url.QueryEscape(csrf), "", with(form, "Origin", base)); code != 403 || !strings.Contains(body, "CSRF") {
 		t.Fatalf("CSRF token from the query string: %d %s", code, body)
 	}
