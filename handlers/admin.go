@@ -5,6 +5,7 @@ package handlers
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ type KafkaInfo interface {
 // MaxImportBytes is the largest import file (the rest of the API keeps
 // BodyLimit).
 const MaxImportBytes = 64 << 20
+
+// errImportTooLarge refuses an import over MaxImportBytes (Echo's body
+// limit does; see domainError).
+var errImportTooLarge = &game.Error{Code: game.ETOOLARGE,
+	Message: "import file too large (limit " + strconv.Itoa(MaxImportBytes>>20) + " MiB)"}
 
 // rateWindow is the span of the taps-per-second chart.
 const rateWindow = 15 * time.Minute
@@ -69,7 +75,7 @@ func wantsHTML(c echo.Context) bool {
 // adminData is everything the dashboard shows.
 func (s *Server) adminData(c echo.Context, a adminCtx) (views.AdminData, error) {
 	ctx := c.Request().Context()
-	st, _, err := s.adminStatsData(ctx)
+	st, err := s.adminStatsData(ctx)
 	if err != nil {
 		return views.AdminData{}, err
 	}
@@ -91,7 +97,7 @@ func (s *Server) adminFail(c echo.Context, fail error) error {
 		return fail
 	}
 	d.Error = game.ErrorMessage(fail)
-	return render(c, HTTPStatus(fail), views.AdminPage(d))
+	return renderError(c, fail, views.AdminPage(d))
 }
 
 // kafkaEnds reads the high watermarks a reset or import starts the round at.

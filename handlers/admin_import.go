@@ -44,10 +44,10 @@ func (s *Server) adminImport(c echo.Context) error {
 		if ferr != nil {
 			return s.adminFail(c, game.Errorf(game.EINVALID, "The uploaded file cannot be read."))
 		}
-		data, err = io.ReadAll(io.LimitReader(f, MaxImportBytes+1))
+		data, err = io.ReadAll(f) // the body limit bounds it (MaxImportBytes, see New)
 		_ = f.Close()
 	} else {
-		data, err = io.ReadAll(c.Request().Body)
+		data, err = io.ReadAll(c.Request().Body) // past the body limit: Echo's 413, answered as errImportTooLarge
 	}
 	if err != nil {
 		var he *echo.HTTPError
@@ -55,9 +55,6 @@ func (s *Server) adminImport(c echo.Context) error {
 			return err
 		}
 		return s.adminFail(c, readError(err, "The import could not be read"))
-	}
-	if len(data) > MaxImportBytes {
-		return game.Errorf(game.ETOOLARGE, "import file too large (limit 64 MiB)")
 	}
 	ex, err := store.ParseExport(data)
 	if err != nil {

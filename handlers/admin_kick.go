@@ -19,7 +19,7 @@ func kickID(c echo.Context) (string, error) {
 	if id == "" {
 		id = strings.TrimSpace(c.FormValue("id"))
 	}
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > game.MaxIDLen {
 		return "", game.Errorf(game.EINVALID, "Give the id of the player to kick.")
 	}
 	return id, nil

@@ -1,13 +1,13 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/tapwars/tapwars/metrics"
+	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -16,11 +16,8 @@ func (s *Server) adminLogin(c echo.Context) error {
 	adminHeaders(c)
 	key := clientKey(c)
 	if s.admin.failures.blocked(key, time.Now()) || !s.admin.tokenOK(c.Request().PostFormValue("token")) {
-		if ok, wait := s.admin.failures.take(key, 1, time.Now()); !ok {
-			metrics.LimitRefusals.WithLabelValues("admin_logins").Inc()
-			err := tooMany(wait, "too many wrong admin tokens from your address")
-			c.Response().Header().Set("Retry-After", strconv.Itoa(err.RetryAfter))
-			return render(c, HTTPStatus(err), views.AdminLoginPage(err.Message))
+		if err := s.adminFailure(c); !errors.Is(err, errAdminAuth) { // too many tries: 429
+			return renderError(c, err, views.AdminLoginPage(game.ErrorMessage(err)))
 		}
 		return render(c, HTTPStatus(errWrongAdminToken), views.AdminLoginPage(errWrongAdminToken.Message))
 	}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -33,11 +34,10 @@ type resetResponse struct {
 func (s *Server) adminReset(c echo.Context) error {
 	ctx := c.Request().Context()
 	start := time.Now()
-	ends, err := s.kafkaEnds(ctx)
-	if err != nil {
-		return s.adminFail(c, err)
+	ends, res, endsErr, err := s.newRound(ctx)
+	if endsErr != nil {
+		return s.adminFail(c, endsErr)
 	}
-	res, err := s.opt.Admin.Reset(ctx, stream.Topic, ends, time.Now())
 	if err != nil {
 		return err
 	}
@@ -52,4 +52,17 @@ func (s *Server) adminReset(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, resetResponse{Round: res.Round, Zeroed: res.Zeroed, RoundStarts: starts,
 		TookMs: float64(took.Microseconds()) / 1000})
+}
+
+// newRound starts a new round at the end of the tap log (adminReset,
+// adminStopRounds): it reads every partition's high watermark first, so
+// every tap acknowledged so far lies below the round's start. endsErr: the
+// watermarks could not be read and nothing changed; err: the store's reset
+// failed. Each caller answers them its own way.
+func (s *Server) newRound(ctx context.Context) (ends map[int32]int64, res store.ResetResult, endsErr, err error) {
+	if ends, endsErr = s.kafkaEnds(ctx); endsErr != nil {
+		return nil, store.ResetResult{}, endsErr, nil
+	}
+	res, err = s.opt.Admin.Reset(ctx, stream.Topic, ends, time.Now())
+	return ends, res, nil, err
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tapwars/tapwars/game"
-	"github.com/tapwars/tapwars/stream"
 )
 
 // roundsRequest is the body of POST /admin/rounds (seconds).
@@ -107,12 +106,10 @@ func (s *Server) adminStartRounds(c echo.Context) error {
 // round starts (a timed round not final yet gets no result).
 func (s *Server) adminStopRounds(c echo.Context) error {
 	ctx := c.Request().Context()
-	ends, err := s.kafkaEnds(ctx)
-	if err != nil {
-		return s.adminFail(c, err)
+	_, res, endsErr, err := s.newRound(ctx)
+	if endsErr != nil {
+		return s.adminFail(c, endsErr)
 	}
-	now := time.Now()
-	res, err := s.opt.Admin.Reset(ctx, stream.Topic, ends, now)
 	if err != nil {
 		return s.adminFail(c, err)
 	}

@@ -8,14 +8,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/tapwars/tapwars/store"
 	"github.com/tapwars/tapwars/stream"
 	"github.com/tapwars/tapwars/views"
 )
 
 // adminStats: GET /admin/stats — the live panel (?format=json: its numbers).
 func (s *Server) adminStats(c echo.Context) error {
-	st, _, err := s.adminStatsData(c.Request().Context())
+	st, err := s.adminStatsData(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -28,11 +27,11 @@ func (s *Server) adminStats(c echo.Context) error {
 // adminStatsData reads the live numbers: the store's overview, Kafka's end
 // offsets (lag = end - applied, right whichever instance consumes), this
 // instance's consumer and live connections.
-func (s *Server) adminStatsData(ctx context.Context) (views.AdminStats, store.Overview, error) {
+func (s *Server) adminStatsData(ctx context.Context) (views.AdminStats, error) {
 	now := time.Now()
 	ov, err := s.opt.Admin.Overview(ctx, stream.Topic, now, rateWindow)
 	if err != nil {
-		return views.AdminStats{}, ov, err
+		return views.AdminStats{}, err
 	}
 	st := views.AdminStats{
 		Now: now, Round: ov.Round, BlueScore: ov.BlueScore, RedScore: ov.RedScore, TotalTaps: ov.TotalTaps,
@@ -76,5 +75,5 @@ func (s *Server) adminStatsData(ctx context.Context) (views.AdminStats, store.Ov
 		st.Partitions = append(st.Partitions, *p)
 	}
 	sort.Slice(st.Partitions, func(i, j int) bool { return st.Partitions[i].Partition < st.Partitions[j].Partition })
-	return st, ov, nil
+	return st, nil
 }

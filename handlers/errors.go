@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/a-h/templ"
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
@@ -61,8 +62,9 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
-// domainError turns Echo's own errors (no route, wrong method, body limit,
-// binding) into domain errors, so that every error is answered one way.
+// domainError turns Echo's own errors (no route, body limit, binding) into
+// domain errors, so that every error is answered one way (errorHandler
+// answers a wrong method, 405, itself).
 func (s *Server) domainError(err error, c echo.Context) error {
 	var he *echo.HTTPError
 	if !errors.As(err, &he) {
@@ -76,13 +78,10 @@ func (s *Server) domainError(err error, c echo.Context) error {
 	switch he.Code {
 	case http.StatusNotFound:
 		code, msg = game.ENOTFOUND, "no such page: "+c.Request().URL.Path
-	case http.StatusMethodNotAllowed:
-		// Echo answers 405 for a known path with another method; keep it.
-		return err
 	case http.StatusRequestEntityTooLarge:
 		code, msg = game.ETOOLARGE, "request body too large (limit "+s.opt.BodyLimit+"B)"
 		if c.Path() == "/admin/import" {
-			msg = "import file too large (limit 64 MiB)"
+			msg = errImportTooLarge.Message
 		}
 	case http.StatusBadRequest:
 		code = game.EINVALID
@@ -111,12 +110,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	err = s.domainError(err, c)
 	status := HTTPStatus(err)
-	var ge *game.Error
-	if errors.As(err, &ge) && ge.RetryAfter > 0 {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(ge.RetryAfter))
-	} else if status == http.StatusServiceUnavailable {
-		c.Response().Header().Set("Retry-After", "1")
-	}
+	setRetryAfter(c, err)
 	// A 503 is an outage that the consumer, the hub and /readyz already
 	// report; logging each refused request would flood the log under load.
 	if status >= 500 && status != http.StatusServiceUnavailable && !errors.Is(c.Request().Context().Err(), context.Canceled) {
@@ -127,4 +121,22 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	_ = c.JSON(status, apiError{Error: game.ErrorMessage(err)})
+}
+
+// setRetryAfter says when to try again after err: the seconds err names
+// (a limit's refusal), else 1 s for an outage (503).
+func setRetryAfter(c echo.Context, err error) {
+	var ge *game.Error
+	if errors.As(err, &ge) && ge.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ge.RetryAfter))
+	} else if HTTPStatus(err) == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+}
+
+// renderError answers err with a page (comp) in place of the JSON error:
+// err's status, and Retry-After as errorHandler sets it.
+func renderError(c echo.Context, err error, comp templ.Component) error {
+	setRetryAfter(c, err)
+	return render(c, HTTPStatus(err), comp)
 }

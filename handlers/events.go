@@ -25,7 +25,11 @@ func (s *Server) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	format, user := s.liveRequest(c, live.SSEJSON, live.SSEGame, live.SSEBoard)
+	format := liveFormat(c, live.SSEJSON, live.SSEGame, live.SSEBoard)
+	var user *game.User
+	if format != live.SSEJSON {
+		user, _ = s.livePlayer(c)
+	}
 	conn, err := openSSE(c, s.opt.Context)
 	if err != nil {
 		release()
@@ -48,21 +52,29 @@ func (s *Server) events(c echo.Context) error {
 	return nil
 }
 
-// liveRequest is what a live stream (SSE or WebSocket) carries: the
+// liveFormat is what a live stream (SSE or WebSocket) carries: the
 // game-state JSON for ?format=json, the leaderboard page's fragments for
-// ?page=leaderboard, else the game page's; and for the pages, the signed-in
-// player (nil for an anonymous viewer), who also gets personal fragments.
-func (s *Server) liveRequest(c echo.Context, jsonFormat, gameFormat, boardFormat live.Format) (live.Format, *game.User) {
+// ?page=leaderboard, else the game page's. The pages also get personal
+// fragments for the signed-in player (livePlayer; nil for an anonymous
+// viewer).
+func liveFormat(c echo.Context, jsonFormat, gameFormat, boardFormat live.Format) live.Format {
 	switch {
 	case c.QueryParam("format") == "json":
-		return jsonFormat, nil
+		return jsonFormat
 	case c.QueryParam("page") == "leaderboard":
-		gameFormat = boardFormat
+		return boardFormat
 	}
-	if u, err := s.player(c); err == nil {
-		return gameFormat, &u
+	return gameFormat
+}
+
+// livePlayer is the signed-in player of a live request (cookie or bearer
+// token), or nil and why nobody.
+func (s *Server) livePlayer(c echo.Context) (*game.User, error) {
+	u, err := s.player(c)
+	if err != nil {
+		return nil, err
 	}
-	return gameFormat, nil
+	return &u, nil
 }
 
 func (s *Server) serveOptions() live.ServeOptions {

@@ -110,6 +110,9 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	if opt.BodyLimit == "" {
 		opt.BodyLimit = "16K"
 	}
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = 10 * time.Second // as live.ServeOptions
+	}
 	if opt.Context == nil {
 		opt.Context = context.Background()
 	}
@@ -134,7 +137,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.Use(crossOriginGuard())
 	isImport := func(c echo.Context) bool { return c.Path() == "/admin/import" }
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: opt.BodyLimit, Skipper: isImport}))
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "64M", // = MaxImportBytes
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: strconv.Itoa(MaxImportBytes), // bytes
 		Skipper: func(c echo.Context) bool { return !isImport(c) }}))
 
 	e.GET("/", s.index)
@@ -151,11 +154,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	if opt.AdminToken != "" && opt.Admin != nil {
 		s.admin = newAdminAuth(opt.AdminToken)
 		s.adminRoutes(e)
-		ctx := opt.Context
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		go s.watchKicks(ctx)
+		go s.watchKicks(opt.Context)
 	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)

@@ -161,8 +161,7 @@ func (s *Server) joinLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err := s.allowJoin(clientKey(c), time.Now()); err != nil {
 			if c.Path() == "/join" { // the browser's form: show the form again with why
-				c.Response().Header().Set("Retry-After", strconv.Itoa(err.RetryAfter))
-				return render(c, HTTPStatus(err), views.JoinPage(err.Message, c.Request().PostFormValue("username")))
+				return renderError(c, err, views.JoinPage(err.Message, c.Request().PostFormValue("username")))
 			}
 			return err
 		}

@@ -51,7 +51,7 @@ func (s *Server) joinForm(c echo.Context) error {
 	name := c.Request().PostFormValue("username")
 	if _, _, err := s.newPlayer(c, name); err != nil {
 		if game.ErrorCode(err) == game.EINVALID {
-			return render(c, HTTPStatus(err), views.JoinPage(game.ErrorMessage(err), name))
+			return renderError(c, err, views.JoinPage(game.ErrorMessage(err), name))
 		}
 		return err
 	}

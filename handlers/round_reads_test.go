@@ -30,10 +30,20 @@ func TestRoundReadsStartAfterTheCaller(t *testing.T) {
 	}
 	announced.Store(1) // a round is announced while that read runs
 	results := make(chan int64, 100)
+	var calling atomic.Int64
 	for range 100 { // taps that came in after the announcement
-		wg.Go(func() { _, n, _ := rr.get(context.Background()); results <- n })
+		wg.Go(func() { calling.Add(1); _, n, _ := rr.get(context.Background()); results <- n })
 	}
-	time.Sleep(20 * time.Millisecond) // let them queue behind the running read
+	// Let them queue behind the running read: all have called get and a
+	// next read is queued.
+	queued := func() bool {
+		rr.mu.Lock()
+		defer rr.mu.Unlock()
+		return rr.next != nil
+	}
+	for calling.Load() < 100 || !queued() {
+		time.Sleep(time.Millisecond)
+	}
 	close(release)
 	wg.Wait()
 	close(results)

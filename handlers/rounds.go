@@ -34,31 +34,49 @@ const roundRetry = 500 * time.Millisecond
 // schedule reader (tests of the handlers alone) it is the live hub's last
 // frame.
 func (s *Server) currentSchedule(ctx context.Context) (*game.RoundSchedule, int64, error) {
-	if s.roundReads != nil {
-		k := s.lastRound.Load()
-		if k != nil && time.Since(k.failed) < roundRetry {
-			// Redis failed a moment ago: do not make every tap dial it
-			return k.sc, k.round, nil
-		}
-		sc, round, err := s.roundReads.get(ctx)
-		if err == nil {
+	if s.roundReads == nil {
+		sc, round, _ := s.frameRound()
+		return sc, round, nil
+	}
+	k := s.lastRound.Load()
+	if k != nil && time.Since(k.failed) < roundRetry {
+		// Redis failed a moment ago: do not make every tap dial it
+		return k.sc, k.round, nil
+	}
+	sc, round, err := s.roundReads.get(ctx)
+	if err == nil {
+		// Taps share reads: store (one allocation) only what changed.
+		if k == nil || !sameSchedule(k.sc, sc) || k.round != round || !k.failed.IsZero() {
 			s.lastRound.Store(&knownRound{sc: sc, round: round})
-			return sc, round, nil
 		}
-		if k != nil {
-			s.lastRound.Store(&knownRound{sc: k.sc, round: k.round, failed: time.Now()})
-			return k.sc, k.round, nil
-		}
-		if s.hub == nil || s.hub.Latest() == nil {
-			return nil, 0, game.Wrap(err, game.EUNAVAILABLE, "the round cannot be read; try again")
-		}
+		return sc, round, nil
 	}
-	if s.hub != nil {
-		if f := s.hub.Latest(); f != nil {
-			return f.Snapshot.Schedule, f.Snapshot.GameState.Round, nil
-		}
+	if k != nil {
+		s.lastRound.Store(&knownRound{sc: k.sc, round: k.round, failed: time.Now()})
+		return k.sc, k.round, nil
 	}
-	return nil, 0, nil
+	if sc, round, ok := s.frameRound(); ok {
+		return sc, round, nil
+	}
+	return nil, 0, game.Wrap(err, game.EUNAVAILABLE, "the round cannot be read; try again")
+}
+
+// frameRound is the round of the live hub's last frame (ok: there is one).
+func (s *Server) frameRound() (sc *game.RoundSchedule, round int64, ok bool) {
+	if s.hub == nil {
+		return nil, 0, false
+	}
+	f := s.hub.Latest()
+	if f == nil {
+		return nil, 0, false
+	}
+	return f.Snapshot.Schedule, f.Snapshot.GameState.Round, true
+}
+
+// sameSchedule reports whether a and b are the same schedule (each read
+// decodes a new one).
+func sameSchedule(a, b *game.RoundSchedule) bool {
+	return a == b || a != nil && b != nil && *a == *b
 }
 
 // roundRule refuses a tap stamped at now (unix ms) outside a timed round's

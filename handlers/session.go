@@ -35,10 +35,12 @@ func newUserCache(st Store, size int) *userCache {
 	return &userCache{store: st, lru: c}
 }
 
-func (uc *userCache) get(ctx context.Context, id string) (game.User, error) {
-	if u, ok := uc.lru.Get(id); ok {
-		return u, nil
-	}
+// cached is the player id held in memory, if any.
+func (uc *userCache) cached(id string) (game.User, bool) { return uc.lru.Get(id) }
+
+// load reads player id from the store and keeps it (call it after cached
+// missed).
+func (uc *userCache) load(ctx context.Context, id string) (game.User, error) {
 	u, err := uc.store.User(ctx, id)
 	if err != nil {
 		return game.User{}, err
@@ -80,13 +82,13 @@ func (s *Server) player(c echo.Context) (game.User, error) {
 	if s.kicks.has(u.ID) { // kicked on any instance: see kicked.go
 		return game.User{}, errKicked
 	}
-	if cached, ok := s.users.lru.Get(u.ID); ok {
+	if cached, ok := s.users.cached(u.ID); ok {
 		return cached, nil
 	}
 	if full && s.kicks.loaded() {
 		return u, nil
 	}
-	cur, err := s.users.get(c.Request().Context(), u.ID)
+	cur, err := s.users.load(c.Request().Context(), u.ID)
 	if errors.Is(err, game.ErrUnknownPlayer) {
 		return game.User{}, auth.ErrBadToken
 	}

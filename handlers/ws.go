@@ -15,7 +15,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
-	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/live"
 )
 
@@ -29,8 +28,15 @@ func (s *Server) ws(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	format, user := s.liveRequest(c, live.WSJSON, live.WSGame, live.WSBoard)
-	tapper, authErr := s.socketPlayer(c, user)
+	format := liveFormat(c, live.WSJSON, live.WSGame, live.WSBoard)
+	// The player whose taps the socket carries, resolved once: for the
+	// pages also the viewer who gets personal fragments; a JSON socket
+	// gets none. Without one, authErr is the answer to every tap.
+	tapper, authErr := s.livePlayer(c)
+	user := tapper
+	if format == live.WSJSON {
+		user = nil
+	}
 	sr := &smallReads{ResponseWriter: c.Response()}
 	conn, err := websocket.Accept(sr, c.Request(), &websocket.AcceptOptions{})
 	if err != nil {
@@ -65,20 +71,6 @@ func (s *Server) ws(c echo.Context) error {
 		}
 	}()
 	return nil
-}
-
-// socketPlayer is the player whose taps a socket carries: the page's
-// viewer, or for ?format=json the one the request authenticates (cookie or
-// bearer token). Without one, the error a tap then gets.
-func (s *Server) socketPlayer(c echo.Context, viewer *game.User) (*game.User, error) {
-	if viewer != nil {
-		return viewer, nil
-	}
-	u, err := s.player(c)
-	if err != nil {
-		return nil, err
-	}
-	return &u, nil
 }
 
 // smallReads gives the WebSocket a 512-byte read buffer in place of

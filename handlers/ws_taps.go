@@ -91,12 +91,8 @@ type answer struct {
 }
 
 func newSocketTaps(s *Server, conn *wsConn, html bool, user *game.User, authErr error) *socketTaps {
-	timeout := s.opt.WriteTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second // as live.ServeOptions
-	}
 	return &socketTaps{s: s, conn: conn, html: html, user: user, authErr: authErr,
-		timeout: timeout, slots: make(chan struct{}, wsTapsInFlight),
+		timeout: s.opt.WriteTimeout, slots: make(chan struct{}, wsTapsInFlight),
 		strikes: rate.NewLimiter(wsStrikesRate, wsStrikes)}
 }
 
