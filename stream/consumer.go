@@ -29,6 +29,16 @@ type RoundReader interface {
 	PartitionSchedule(ctx context.Context, topic string, partition int32) (game.RoundSchedule, error)
 }
 
+// knownSchedule is a partition's round schedule as the store holds it after
+// the batches a claim (or a replay) applied, so that the next batch counts
+// with it without reading it again. Only the apply script moves it, by the
+// rule batch follows; anything but a batch applied as a whole from a stored
+// offset forgets it, and the next batch reads it.
+type knownSchedule struct {
+	sc game.RoundSchedule
+	ok bool
+}
+
 // ConsumerOptions tune the consumer; zero values take the defaults.
 type ConsumerOptions struct {
 	MaxBatch int // records per applied batch (default 5000)
@@ -243,6 +253,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 	h.c.mu.Unlock()
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
+	var known knownSchedule
 	for {
 		msgs = msgs[:0]
 		select {
@@ -252,6 +263,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			}
 			msgs = append(msgs, m)
 		case <-check.C:
+			known = knownSchedule{} // the check may rebuild the partition
 			if applied >= 0 {
 				if err := h.verify(ctx, p, applied); err != nil {
 					return nil // session over
@@ -273,7 +285,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				break drain
 			}
 		}
-		if err := h.flush(ctx, p, msgs); err != nil {
+		if err := h.flush(ctx, p, msgs, &known); err != nil {
 			return nil // session over; the next owner resumes from Redis
 		}
 		check.Reset(h.c.opt.CheckEvery) // the check runs only after a quiet CheckEvery
@@ -301,9 +313,9 @@ func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error
 // flush applies msgs (consecutive records of partition p) atomically with
 // their offsets, retrying until it succeeds or the session ends. When the
 // store lacks the records before them, it replays those first.
-func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage) error {
+func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage, known *knownSchedule) error {
 	for {
-		behind, err := h.apply(ctx, p, msgs)
+		behind, err := h.apply(ctx, p, msgs, known)
 		if err != nil || !behind {
 			return err
 		}
@@ -315,8 +327,9 @@ func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.Consum
 }
 
 // apply applies msgs once (retrying store errors); behind reports that the
-// store lacks records before them, and nothing was applied.
-func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage) (behind bool, err error) {
+// store lacks records before them, and nothing was applied. known is the
+// partition's schedule when the last batch was applied (see knownSchedule).
+func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage, known *knownSchedule) (behind bool, err error) {
 	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
 	var bo backoff
 	// failed counts a failed attempt and waits before the next; false when
@@ -327,9 +340,10 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 		h.c.log.Warn(what+" failed, retrying", "partition", p, "from", from, "next", next, "backoff", bo.delay(), "err", err)
 		return bo.wait(ctx)
 	}
+	rr, rounds := h.c.app.(RoundReader)
 	for {
-		var sched game.RoundSchedule
-		if rr, ok := h.c.app.(RoundReader); ok {
+		sched := known.sc
+		if rounds && !known.ok {
 			var err error
 			if sched, err = rr.PartitionSchedule(ctx, Topic, p); err != nil {
 				// the batch cannot be applied without it: an apply error
@@ -339,7 +353,8 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 				continue
 			}
 		}
-		b, skipped := h.batch(p, msgs, from, next, sched)
+		*known = knownSchedule{}
+		b, skipped, after := h.batch(p, msgs, from, next, sched)
 		if h.c.opt.BeforeApply != nil {
 			h.c.opt.BeforeApply(b)
 		}
@@ -365,6 +380,9 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 		case game.Duplicate:
 			metrics.DuplicateBatches.Inc()
 		case game.Applied:
+			if rounds && !b.Start { // (from the log's start the script resets the partition's rounds)
+				*known = knownSchedule{sc: after, ok: true}
+			}
 			metrics.ApplyLatency.Observe(time.Since(start).Seconds())
 			metrics.BatchSize.Observe(float64(len(msgs)))
 			metrics.TapsApplied.Add(float64(res.Applied))
@@ -436,6 +454,7 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 	}
 	defer pc.Close()
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
+	var known knownSchedule
 	for next := start; next < upTo; {
 		msgs = msgs[:0]
 		select {
@@ -461,7 +480,7 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 		if len(msgs) == 0 {
 			return false, nil
 		}
-		if behind, err := h.apply(ctx, p, msgs); err != nil || behind {
+		if behind, err := h.apply(ctx, p, msgs, &known); err != nil || behind {
 			return behind, err
 		}
 		next = msgs[len(msgs)-1].Offset + 1
@@ -474,10 +493,11 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 // player, and facts in between, in log order. Poison records are skipped
 // and counted by reason. sched is the schedule of the partition's round at
 // from: a timed round's taps count only inside it (game.RoundSchedule.Counts),
-// the same rule the tap handler answered them by.
-func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64, sched game.RoundSchedule) (game.Batch, map[string]int) {
-	b := game.Batch{Topic: Topic, Partition: p, From: from, Next: next, Start: from <= h.c.oldestOf(p), Now: time.Now().UnixMilli()}
-	skipped := map[string]int{}
+// the same rule the tap handler answered them by. after is the schedule at
+// next, past the batch's round markers.
+func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64, sched game.RoundSchedule) (b game.Batch, skipped map[string]int, after game.RoundSchedule) {
+	b = game.Batch{Topic: Topic, Partition: p, From: from, Next: next, Start: from <= h.c.oldestOf(p), Now: time.Now().UnixMilli()}
+	skipped = map[string]int{}
 	skip := func(m *sarama.ConsumerMessage, err error) {
 		var de *DecodeError
 		reason := SkipMalformed
@@ -535,7 +555,7 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 		b.Steps = append(b.Steps, game.Step{Fact: &f, Offset: m.Offset})
 	}
 	endRun()
-	return b, skipped
+	return b, skipped, sched
 }
 
 // isFact reports whether a record carries a fact's type header.
