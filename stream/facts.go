@@ -47,7 +47,7 @@ func (fs *Facts) keyed(ctx context.Context, facts []game.Fact, key func(game.Fac
 		hi := min(lo+importChunk, len(facts))
 		recs := make([]Record, 0, hi-lo)
 		for _, f := range facts[lo:hi] {
-			r, err := factRecord(f, key(f), -1)
+			r, err := factRecord(f, key(f), ByKey)
 			if err != nil {
 				return err
 			}
