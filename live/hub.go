@@ -443,9 +443,9 @@ func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
 }
 
 // behind reports whether a shows less of the game than b: an earlier round,
-// or fewer taps of a team.
+// or fewer taps of a team in the same round (a new round starts at zero).
 func behind(a, b game.State) bool {
-	return a.Round < b.Round || a.BlueScore < b.BlueScore || a.RedScore < b.RedScore
+	return a.Round < b.Round || a.Round == b.Round && (a.BlueScore < b.BlueScore || a.RedScore < b.RedScore)
 }
 
 // sameState reports whether two snapshots show the same game. LastUpdated

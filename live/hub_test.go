@@ -619,3 +619,47 @@ func TestPersonalStatsCatchUp(t *testing.T) {
 	e.change(17)
 	testenv.Eventually(t, 2*time.Second, rank("3"))
 }
+
+// While the state is rebuilt, pages never go back within a round, but a
+// new round (a reset, scores at zero) is shown: it is ahead, not behind.
+func TestCatchingUpShowsANewRound(t *testing.T) {
+	e := startHub(t, live.Options{CatchingUp: func() bool { return true }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := newRecConn()
+	serve(ctx, e.hub, c, live.WSJSON, nil, live.ServeOptions{Heartbeat: time.Minute})
+	waitCount(t, e.hub, "ws", 1)
+	set := func(round, blue string) {
+		bg := context.Background()
+		if err := e.rdb.MSet(bg, store.KeyRound, round, store.KeyBlueScore, blue).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.Notify(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shows := func(round, blue int64) func() string {
+		return func() string {
+			msgs, _, _ := c.snapshot()
+			for i := len(msgs) - 1; i >= 0; i-- {
+				var s game.Snapshot
+				if json.Unmarshal(msgs[i], &s) == nil && s.GameState.TotalTaps >= 0 {
+					if s.GameState.Round == round && s.GameState.BlueScore == blue {
+						return ""
+					}
+					return fmt.Sprintf("newest state: round %d blue %d, want round %d blue %d", s.GameState.Round, s.GameState.BlueScore, round, blue)
+				}
+			}
+			return "no state"
+		}
+	}
+	set("1", "10")
+	testenv.Eventually(t, 2*time.Second, shows(1, 10))
+	set("1", "4") // a half-rebuilt read: held back
+	time.Sleep(300 * time.Millisecond)
+	if msg := shows(1, 10)(); msg != "" {
+		t.Fatalf("a read behind the one shown was sent: %s", msg)
+	}
+	set("2", "0") // the next round starts at zero
+	testenv.Eventually(t, 2*time.Second, shows(2, 0))
+}
