@@ -19,6 +19,7 @@ import (
 type socketTaps struct {
 	Messages int // tap messages sent
 	Taps     int // taps they carried
+	Largest  int // taps in the largest message
 	Acked    int // taps the server acknowledged (#tap-ack)
 	TooFast  int // messages the server refused with 429 (#tap-error)
 }
@@ -30,7 +31,7 @@ type socketTaps struct {
 func watchSocket(p *player) {
 	p.t.Helper()
 	eval[bool](p, `(() => {
-		window.e2eWS = {Messages: 0, Taps: 0, Acked: 0, TooFast: 0, socket: null};
+		window.e2eWS = {Messages: 0, Taps: 0, Largest: 0, Acked: 0, TooFast: 0, socket: null};
 		const send = WebSocket.prototype.send;
 		WebSocket.prototype.send = function (data) {
 			const w = window.e2eWS;
@@ -45,6 +46,7 @@ func watchSocket(p *player) {
 			const m = JSON.parse(data);
 			w.Messages++;
 			w.Taps += m.count;
+			w.Largest = Math.max(w.Largest, m.count);
 			return send.call(this, data);
 		};
 		return true;
@@ -53,7 +55,7 @@ func watchSocket(p *player) {
 
 func sentOverSocket(p *player) socketTaps {
 	p.t.Helper()
-	return eval[socketTaps](p, `({Messages: window.e2eWS.Messages, Taps: window.e2eWS.Taps, Acked: window.e2eWS.Acked, TooFast: window.e2eWS.TooFast})`)
+	return eval[socketTaps](p, `(({Messages, Taps, Largest, Acked, TooFast}) => ({Messages, Taps, Largest, Acked, TooFast}))(window.e2eWS)`)
 }
 
 // postedTaps is the number of POST /api/tap requests the instance answered.
@@ -77,9 +79,12 @@ func postedTaps(e *env) int {
 
 // While the page's WebSocket is open, taps go over it, several to a
 // message: 30 fast clicks are all counted, once, without a single POST;
-// on forced SSE the same 30 clicks are 30 POSTs.
+// on forced SSE the same 30 clicks go as POSTs, several taps to a request.
 func TestTapsGoOverTheWebSocket(t *testing.T) {
-	e := newEnv(t)
+	// tapFast clicks ~200 times a second, ten times a person: 60 such taps
+	// in a few seconds are over TAP_RATE_LIMIT's burst (its own test is
+	// TestRateLimitedPageBacksOff).
+	e := newEnvWith(t, map[string]string{"TAP_RATE_LIMIT": "0"})
 	browser := newBrowser(t)
 	ann, bob := twoPlayers(t, e, browser, "/", "live")
 	e.liveCount(map[string]int{"ws": 2})
@@ -106,7 +111,7 @@ func TestTapsGoOverTheWebSocket(t *testing.T) {
 		t.Fatalf("Ann's own count showed up to %d for 30 taps", max)
 	}
 
-	// Forced SSE: no socket, so every click is a POST.
+	// Forced SSE: no socket, so the clicks go by POST.
 	ann.do(chromedp.Navigate(e.base + "/?transport=sse"))
 	ann.waitConnected(10*time.Second, "live")
 	watchMyTaps(ann)
@@ -114,8 +119,10 @@ func TestTapsGoOverTheWebSocket(t *testing.T) {
 	ann.tapFast(30)
 	ann.waitView(5*time.Second, "my taps 60", func(v view) bool { return v.MyTaps == "60" })
 	bob.waitView(5*time.Second, "total 60", func(v view) bool { return v.Total == "60" })
-	if n := postedTaps(e) - posts; n != 30 {
-		t.Fatalf("%d POST /api/tap on SSE for 30 clicks", n)
+	n := postedTaps(e) - posts
+	t.Logf("30 taps went as %d POSTs", n)
+	if n < 1 || n >= 30 {
+		t.Fatalf("%d POST /api/tap on SSE for 30 clicks, want fewer than 30", n)
 	}
 	if max := eval[int](ann, `window.e2eMax`); max != 60 {
 		t.Fatalf("Ann's own count showed up to %d for 60 taps", max)
@@ -147,6 +154,11 @@ func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 	eval[bool](ann, `(() => { window.e2eWS.socket.close(); return true; })()`)
 	killed := sentOverSocket(ann)
 	ann.tapFast(15)
+	// The page learns what counted from the live stream: wait for the new
+	// socket (the page waits at least 1 s before it reconnects), then for
+	// the page and the server to agree.
+	ann.waitConnected(5*time.Second, "reconnecting")
+	ann.waitConnected(15*time.Second, "live")
 	var total int64
 	ann.waitView(10*time.Second, "the server's count", func(v view) bool {
 		total = e.state().GameState.TotalTaps
@@ -173,7 +185,6 @@ func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 	if max := eval[int](ann, `window.e2eMax`); int64(max) > total {
 		t.Fatalf("Ann's own count showed %d, server counted %d", max, total)
 	}
-	ann.waitConnected(15*time.Second, "live") // and the page reconnects
 }
 
 // A player faster than TAP_RATE_LIMIT: once the server answers 429, the
@@ -205,8 +216,10 @@ func TestRateLimitedPageBacksOff(t *testing.T) {
 	})
 	sent := sentOverSocket(ann)
 	t.Logf("160 clicks: %+v; the server counted %d", sent, total)
-	if total < 50 || total >= 160 {
-		t.Fatalf("server counted %d of 160 taps at 2/s with bursts of 50", total)
+	// A message is counted whole or refused whole: the one that met the
+	// end of the burst may have been refused with room left for part of it.
+	if total < int64(50-sent.Largest+1) || total >= 160 {
+		t.Fatalf("server counted %d of 160 taps at 2/s with bursts of 50 (messages of up to %d taps)", total, sent.Largest)
 	}
 	if !sawMessage {
 		t.Error("the page never said the taps were too fast")
@@ -220,5 +233,45 @@ func TestRateLimitedPageBacksOff(t *testing.T) {
 	e.liveCount(map[string]int{"ws": 1})
 	if max := eval[int](ann, `window.e2eMax`); int64(max) > total {
 		t.Fatalf("Ann's own count showed %d, the server counted %d", max, total)
+	}
+}
+
+// The socket drops on a slow network and the player taps on: the taps go by
+// POST while it is down and over the new socket once it is back, and every
+// one of them is counted. (With htmx's request queue on the button, taps
+// queued behind slow POSTs were stranded when the socket came back.)
+func TestTapsWhileTheSocketComesBackAllCount(t *testing.T) {
+	e := newEnv(t)
+	e.proxy(proxyOptions{TapDelay: 400 * time.Millisecond})
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Ann")
+	ann.join(e.base, "/")
+	ann.waitConnected(10*time.Second, "live")
+	e.liveCount(map[string]int{"ws": 1})
+	watchSocket(ann)
+	watchMyTaps(ann)
+	ann.tap(1) // the watcher learns the page's socket
+	ann.waitView(5*time.Second, "my taps 1", func(v view) bool { return v.MyTaps == "1" })
+	eval[bool](ann, `(() => { window.e2eWS.socket.close(); return true; })()`)
+	clicks := 1
+	// About 4 s of taps, 8 a second: the page reconnects within 1-2 s.
+	for range 32 {
+		ann.tap(1)
+		clicks++
+		time.Sleep(125 * time.Millisecond)
+	}
+	want := fmt.Sprint(clicks)
+	ann.waitView(10*time.Second, "my taps "+want, func(v view) bool { return v.MyTaps == want })
+	time.Sleep(500 * time.Millisecond) // anything late shows now
+	sent := sentOverSocket(ann)
+	if total := e.state().GameState.TotalTaps; total != int64(clicks) {
+		t.Fatalf("server counted %d of %d clicks (over the sockets: %+v)", total, clicks, sent)
+	}
+	if sent.Messages < 2 {
+		t.Fatalf("the page did not tap over its new socket: %+v", sent)
+	}
+	t.Logf("%d clicks, over the sockets %+v", clicks, sent)
+	if max := eval[int](ann, `window.e2eMax`); max != clicks {
+		t.Fatalf("Ann's own count showed up to %d for %d taps", max, clicks)
 	}
 }

@@ -6,12 +6,12 @@
  *   3. an optimistic count of your own taps (#my-taps) that never goes back,
  *   4. Space / Enter to tap, and a short error note on refused taps,
  *   5. highlighting your own leaderboard row after live updates,
- *   6. taps over the open WebSocket (POST /api/tap when there is none).
+ *   6. sending taps: over the open WebSocket, else POST /api/tap.
  * Loaded with `defer` after htmx and its extensions; needs nothing else.
  * htmx 2.0.11 event names used: htmx:wsOpen, htmx:wsClose, htmx:wsError
  * (htmx-ext-ws 2.0.4), htmx:sseOpen, htmx:sseError (htmx-ext-sse 2.2.4),
- * htmx:confirm, htmx:afterRequest, htmx:oobBeforeSwap, htmx:oobAfterSwap,
- * htmx:afterSwap; htmx.createWebSocket (htmx-ext-ws opens its socket with it).
+ * htmx:oobBeforeSwap, htmx:oobAfterSwap, htmx:afterSwap;
+ * htmx.createWebSocket (htmx-ext-ws opens its socket with it).
  */
 (function () {
   'use strict';
@@ -212,37 +212,7 @@
 
   function holdingTaps() { return Date.now() < tooFastUntil; }
 
-  function parseJSON(text) {
-    try { return JSON.parse(text); } catch (_) { return null; }
-  }
-
-  function isTap(d) { return d && d.elt && d.elt.id === 'tap-button' && d.xhr; }
-
-  // htmx fires beforeSend just before the request goes out and afterRequest
-  // once it ended in any way (answer, network error, abort, timeout).
-  body.addEventListener('htmx:beforeSend', function (e) {
-    if (isTap(e.detail)) inflight++;
-  });
-
-  body.addEventListener('htmx:afterRequest', function (e) {
-    var d = e.detail || {};
-    if (!isTap(d)) return;
-    inflight = Math.max(0, inflight - 1);
-    var status = d.xhr.status;
-    var json = parseJSON(d.xhr.responseText);
-    if (status >= 200 && status < 300) {
-      var ev = json && json.tapEvent;
-      var count = ev && ev.count > 0 ? ev.count : 1;
-      acked += count;
-      renderMyTaps();
-    } else if (status === 0) {
-      showTapError('No connection. Tap again in a moment.');
-    } else {
-      tapRefused(status, json, d.xhr.getResponseHeader('Retry-After'));
-    }
-  });
-
-  // tapRefused shows why a posted tap was refused (the server's message),
+  // tapRefused shows why posted taps were refused (the server's message),
   // and holds taps after a 429.
   function tapRefused(status, json, retryAfter) {
     var msg = json && typeof json.error === 'string' && json.error;
@@ -350,13 +320,16 @@
 
   /* ---------------------------------------------------------------- 6 ---- */
 
-  // While the page's WebSocket is open, a tap is not a POST: taps within
-  // TAP_BATCH_MS go as one message {"count": n, "seq": s}, and the server
-  // answers each with a #tap-ack (Kafka has it) or #tap-error fragment
-  // echoing seq. Nothing is queued while the socket is down: taps then go
-  // as POST /api/tap, as on SSE. Taps the socket took but never answered
-  // may or may not count; they are never sent again (no double count), and
-  // the live #my-taps shows them if they counted.
+  // A tap is not an htmx request. Taps within TAP_BATCH_MS go as one
+  // message {"count": n, "seq": s} over the page's open WebSocket, and the
+  // server answers each with a #tap-ack (Kafka has it) or #tap-error
+  // fragment echoing seq; with no open socket (SSE, or while it is down)
+  // they go as one POST /api/tap with their count. Nothing is queued: htmx's
+  // request queue (hx-sync) would strand the taps behind a slow POST once
+  // the socket is back, since a queued request sent another way never
+  // releases the rest. Taps the socket took but never answered may or may
+  // not count; they are never sent again (no double count), and the live
+  // #my-taps shows them if they counted.
   var tapSeq = 0;
   var unanswered = {};   // seq -> taps sent over the socket, no answer yet
   var batched = 0;       // taps waiting for the batch window
@@ -366,21 +339,17 @@
     return !fellBack && wsOpenedAt > 0 && pageSocket && pageSocket.readyState === 1;
   }
 
-  // htmx fires htmx:confirm on every trigger, before the request is queued
-  // or sent; preventDefault() drops the request.
-  body.addEventListener('htmx:confirm', function (e) {
-    if (!tapButton || e.target !== tapButton) return;
-    if (holdingTaps()) {
-      e.preventDefault();
-      showTapError(tooFastMessage);
-      return;
-    }
-    if (!socketOpen()) return;
-    e.preventDefault();
-    batched++;
-    inflight++;
-    if (!batchTimer) batchTimer = setTimeout(flushTaps, TAP_BATCH_MS);
-  });
+  if (tapButton) {
+    tapButton.addEventListener('click', function () {
+      if (holdingTaps()) {
+        showTapError(tooFastMessage);
+        return;
+      }
+      batched++;
+      inflight++;
+      if (!batchTimer) batchTimer = setTimeout(flushTaps, TAP_BATCH_MS);
+    });
+  }
 
   function flushTaps() {
     clearTimeout(batchTimer);
@@ -407,7 +376,7 @@
     }
   }
 
-  // postTaps sends taps that were meant for a socket that closed meanwhile.
+  // postTaps sends taps when there is no open socket.
   function postTaps(n) {
     var count = Math.min(n, MAX_BURST);
     fetch('/api/tap', {
