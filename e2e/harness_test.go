@@ -22,7 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -304,6 +306,17 @@ func newPlayer(t *testing.T, browser context.Context, name string) *player {
 		t.Fatalf("open a tab for %s: %v", name, err)
 	}
 	return &player{t: t, name: name, ctx: ctx}
+}
+
+// skewClock sets the player's phone clock d off (Date.now, which app.js
+// reads) on every page the tab opens from now on.
+func (p *player) skewClock(d time.Duration) {
+	p.t.Helper()
+	js := fmt.Sprintf(`(() => { const now = Date.now; Date.now = () => now() + %d; })()`, d.Milliseconds())
+	p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	}))
 }
 
 func (p *player) do(steps ...chromedp.Action[chromedp.Void]) {

@@ -126,3 +126,58 @@ func TestTimedRoundInTheBrowser(t *testing.T) {
 	screen.screenshot("round-screen-1280", 1280, 720, false)
 	ann.screenshot("round-phone-375", 375, 800, true)
 }
+
+// Phones whose clocks are 40 s slow and 40 s fast see the same round as the
+// server: the countdown, the button enabled for play and disabled at the
+// bell, and their taps counted. (A page that trusted its phone's clock
+// showed the slow phone "Starts in 0:42" with its button disabled for the
+// whole round.)
+func TestRoundOnPhonesWithWrongClocks(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Ann")
+	bob := newPlayer(t, browser, "Bob")
+	ann.skewClock(-40 * time.Second)
+	bob.skewClock(40 * time.Second)
+	for _, p := range []*player{ann, bob} {
+		p.join(e.base, "/")
+		p.waitConnected(10*time.Second, "live")
+	}
+	if skew := eval[int64](ann, `Date.now()`) - time.Now().UnixMilli(); skew > -39000 || skew < -41000 {
+		t.Fatalf("Ann's clock is %d ms off, want -40 s", skew)
+	}
+
+	now := time.Now()
+	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
+		CountdownAt: now.UnixMilli(), StartsAt: now.Add(2 * time.Second).UnixMilli(), EndsAt: now.Add(6 * time.Second).UnixMilli(),
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*player{ann, bob} {
+		p.waitRound(1500*time.Millisecond, "countdown", func(v roundView) bool {
+			return (v.Clock == "2…" || v.Clock == "1…") && v.Disabled
+		})
+	}
+	for _, p := range []*player{ann, bob} {
+		p.waitRound(time.Until(time.UnixMilli(sc.StartsAt))+time.Second, "play", func(v roundView) bool {
+			return !v.Disabled && (v.Clock == "TAP!" || strings.HasSuffix(v.Clock, "left"))
+		})
+	}
+	ann.tap(3)
+	bob.tap(2)
+	for _, p := range []*player{ann, bob} {
+		v := p.waitRound(time.Until(time.UnixMilli(sc.EndsAt))+time.Second, "the bell", func(v roundView) bool { return v.Disabled })
+		if late := time.Since(time.UnixMilli(sc.EndsAt)); late < -300*time.Millisecond {
+			t.Fatalf("%s's button was disabled %v before the bell (%+v)", p.name, -late, v)
+		}
+	}
+	within := time.Until(time.UnixMilli(sc.EndsAt)) + 10*time.Second
+	ann.waitRound(within, "the winner banner", func(v roundView) bool { return v.Headline != "" })
+	rs := e.state().Round
+	want := map[string]int64{ann.team: 3}
+	want[bob.team] += 2
+	if !rs.Final || rs.Blue != want["blue"] || rs.Red != want["red"] {
+		t.Fatalf("result %+v, want blue %d red %d", rs, want["blue"], want["red"])
+	}
+}

@@ -432,14 +432,31 @@
 
   /* ---------------------------------------------------------------- 7 ---- */
 
-  // Timed rounds. #round carries the schedule (unix ms in data attributes);
-  // the page counts down by itself every ROUND_TICK_MS, and the live stream
-  // replaces #round when the status changes (start, bell, final result).
+  // Timed rounds. #round carries the schedule (unix ms in data attributes,
+  // the server's clock); the page counts down by itself every
+  // ROUND_TICK_MS, and the live stream replaces #round when the status
+  // changes (start, bell, final result).
   // The tap button is disabled outside play with the reason beside it; the
   // polite region #round-announce says when a countdown starts and the
   // result, never every tick.
   var ROUND_TICK_MS = 200;
   var announced = '';
+
+  // The round's times are the server's clock, and a phone's clock may be
+  // seconds or minutes off. The page carries the server's time when it was
+  // made (meta server-time); the phone's clock at that moment is taken as
+  // the middle of the page's request (Navigation Timing), so the offset is
+  // right to within half the time to the first byte.
+  var clockOffset = (function () {
+    var meta = document.querySelector('meta[name="server-time"]');
+    var server = meta ? parseInt(meta.getAttribute('content'), 10) : NaN;
+    if (isNaN(server) || !window.performance || !performance.now) return 0;
+    var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+    var sinceOrigin = nav && nav.responseStart > 0 ? (nav.requestStart + nav.responseStart) / 2 : 0;
+    return server - (Date.now() - performance.now() + sinceOrigin);
+  })();
+
+  function serverNow() { return Date.now() + clockOffset; }
 
   function num(el, name) {
     var v = parseInt(el.getAttribute(name), 10);
@@ -469,7 +486,7 @@
     var why = byId('round-why');
     var playing = true, reason = '';
     if (r && r.getAttribute('data-mode') === 'timed') {
-      var now = Date.now();
+      var now = serverNow();
       var n = r.getAttribute('data-number');
       var starts = num(r, 'data-starts-at'), ends = num(r, 'data-ends-at');
       var next = num(r, 'data-next-starts-at');

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/a-h/templ"
 	"golang.org/x/net/html"
@@ -137,6 +139,21 @@ func TestLayoutAssets(t *testing.T) {
 	}
 	if n := strings.Count(doc, " defer></script>"); n != 4 {
 		t.Errorf("%d deferred scripts, want 4", n)
+	}
+}
+
+// Every page says when it was made, in the server's clock: the page's round
+// clock is set from it.
+func TestLayoutServerTime(t *testing.T) {
+	before := time.Now().UnixMilli()
+	doc := render(t, JoinPage("", ""))
+	after := time.Now().UnixMilli()
+	m := regexp.MustCompile(`<meta name="server-time" content="(\d+)">`).FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatalf("no server-time meta in %.400s", doc)
+	}
+	if ms, _ := strconv.ParseInt(m[1], 10, 64); ms < before || ms > after {
+		t.Fatalf("server-time %d, rendered between %d and %d", ms, before, after)
 	}
 }
 
