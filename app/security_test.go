@@ -321,10 +321,14 @@ func TestPublicStateHidesSessions(t *testing.T) {
 		}
 	}
 	// Names people have; tricks refused with the rule.
-	for name, want := range map[string]int{"O'Brien": 201, "می\u200cخواهم": 201, "Ana 🎉": 201, "аdmin": 400, "\u3164": 400, "a" + strings.Repeat("\u0301", 23): 400} {
+	for name, want := range map[string]int{"O'Brien": 201, "می\u200cخواهم": 201, "Ana 🎉": 201, "👩\u200d💻 Ana": 201, "❤️ Bo": 201,
+		"аdmin": 400, "\u3164": 400, "a" + strings.Repeat("\u0301", 23): 400, "An\u200dn": 400} {
 		code, _, body := call(t, "POST", base+"/api/join", "", fmt.Sprintf(`{"username":%q}`, name), nil)
 		if code != want {
 			t.Errorf("join %q: %d %s, want %d", name, code, body, want)
+		}
+		if want == 201 && !strings.Contains(body, `"username":"`+name+`"`) {
+			t.Errorf("join %q: the name did not come back as written: %s", name, body)
 		}
 	}
 	// Known metric labels exist from the start, at 0.

@@ -48,18 +48,21 @@ func nameError(format string, args ...any) error {
 // only where a script needs them) and checks what that profile leaves to
 // applications: a length in user-perceived characters, at least one
 // visible letter, digit or symbol, no long runs of combining marks, and no
-// word that mixes look-alike scripts ("аdmin" with a Cyrillic "а").
+// word that mixes look-alike scripts ("аdmin" with a Cyrillic "а"). Emoji
+// keep the selectors and joiners PRECIS refuses elsewhere (emoji.go).
 func NormalizeName(name string) (string, error) {
 	if !utf8.ValidString(name) {
 		return "", nameError("your name is not valid text (UTF-8)")
 	}
-	out, err := precis.Nickname.String(name)
+	plain, emoji := plainEmoji(name)
+	out, err := precis.Nickname.String(plain)
 	switch {
 	case strings.TrimSpace(name) == "":
 		return "", nameError("choose a name: 1 to %d characters", MaxNameLen)
 	case err != nil:
 		return "", nameError("your name contains a character that names cannot have (a control, invisible or formatting character)")
 	}
+	out = restoreEmoji(out, emoji)
 	if n := uniseg.GraphemeClusterCount(out); n > MaxNameLen {
 		return "", nameError("your name is too long: at most %d characters (it has %d)", MaxNameLen, n)
 	}

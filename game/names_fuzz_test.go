@@ -32,7 +32,7 @@ func mustName(t *testing.T, n string) string {
 // valid UTF-8, trimmed, 1–24 user-perceived characters, holds no control
 // or bidi-override character, and normalising it again changes nothing.
 func FuzzNormalizeName(f *testing.F) {
-	for _, s := range []string{"ann", "  Zoë  ", "<b>x</b>", "a\"b", "", " ", strings.Repeat("x", 25), "山田", "\u202e", "\xff", "O'Brien", "می\u200cخواهم"} {
+	for _, s := range []string{"ann", "  Zoë  ", "<b>x</b>", "a\"b", "", " ", strings.Repeat("x", 25), "山田", "\u202e", "\xff", "O'Brien", "می\u200cخواهم", "👩\u200d💻 Ana", "❤️", "🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F", "1️⃣", "a\u200d😀"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {

@@ -41,6 +41,18 @@ func TestNamesPeopleHave(t *testing.T) {
 		{strings.Repeat("e\u0301", 24), strings.Repeat("é", 24)}, // 24 characters, composed
 		{"R2-D2", "R2-D2"},
 		{"x_æ_a-12", "x_æ_a-12"},
+		// Emoji keep their selectors, joiners and tags (emoji.go).
+		{"❤️ Ann", "❤️ Ann"},       // U+2764 U+FE0F
+		{"👩‍💻 Ana", "👩‍💻 Ana"},     // woman technologist
+		{"🏃🏽‍♀️ Mia", "🏃🏽‍♀️ Mia"}, // skin tone, joiner, female sign, selector
+		{"🏳️‍🌈", "🏳️‍🌈"},           // rainbow flag
+		{"👨‍👩‍👧 Lee", "👨‍👩‍👧 Lee"},
+		{"🏴󠁧󠁢󠁷󠁬󠁳󠁿 Dai", "🏴󠁧󠁢󠁷󠁬󠁳󠁿 Dai"},                         // Wales
+		{"1️⃣ Uno", "1️⃣ Uno"},                                 // keycap
+		{"👩💻 👩‍💻", "👩💻 👩‍💻"},                                   // each keeps its own
+		{"  ⭐️  Star  ", "⭐️ Star"},                            // trimmed and collapsed around emoji
+		{strings.Repeat("👩‍💻", 24), strings.Repeat("👩‍💻", 24)}, // 24 characters
+		{"क्‍ष", "क्‍ष"},                                       // a joiner after a virama, as PRECIS allows
 	} {
 		got, err := game.NormalizeName(tc.in)
 		if err != nil || got != tc.want {
@@ -72,6 +84,16 @@ func TestNameTricks(t *testing.T) {
 		{strings.Repeat("a", 25), "too long: at most 24 characters (it has 25)"},
 		{strings.Repeat("😀", 25), "too long"},
 		{"\xff\xfe", "not valid text"},
+		// Selectors, joiners and tags outside an emoji.
+		{"An\u200dn", "a control, invisible or formatting character"},
+		{"a\u200d😀", "a control, invisible or formatting character"},
+		{"😀\u200d", "a control, invisible or formatting character"},
+		{"😀\u200d\u200d😀", "a control, invisible or formatting character"},
+		{"x\ufe0f", "a control, invisible or formatting character"},
+		{"❤\ufe0f\ufe0f", "a control, invisible or formatting character"},
+		{"🏴\U000E0067\U000E0062", "a control, invisible or formatting character"}, // no cancel tag
+		{"😀\U000E0067\U000E007F", "a control, invisible or formatting character"}, // tags after another emoji
+		{strings.Repeat("👩\u200d💻", 25), "too long: at most 24 characters (it has 25)"},
 	} {
 		got, err := game.NormalizeName(tc.in)
 		if err == nil {

@@ -57,6 +57,11 @@ func scoreParts(s game.State) []templ.Component {
 	}
 }
 
+// maxNameUnits is the join form's maxlength, which browsers count in UTF-16
+// code units: one user-perceived character may take 14 (🏴 and the tags of
+// a subdivision flag), and the server counts the characters.
+const maxNameUnits = 16 * game.MaxNameLen
+
 // FullTop is how many rows the /leaderboard page shows.
 const FullTop = 100
 

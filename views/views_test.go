@@ -112,7 +112,7 @@ func TestJoinPage(t *testing.T) {
 	mustContain(t, doc,
 		"<!doctype html>", `<title>tapwars</title>`,
 		`<meta name="viewport" content="width=device-width, initial-scale=1">`,
-		`action="/join"`, `method="post"`, `name="username"`, `maxlength="96"`, `type="submit"`)
+		`action="/join"`, `method="post"`, `name="username"`, `maxlength="384"`, `type="submit"`)
 	mustNotContain(t, doc, `role="alert"`, `aria-invalid`)
 
 	doc = render(t, JoinPage(`name <em>bad</em>`, `<img src=x onerror=alert(1)>`))
