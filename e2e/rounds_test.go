@@ -149,14 +149,14 @@ func TestRoundOnPhonesWithWrongClocks(t *testing.T) {
 
 	now := time.Now()
 	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
-		CountdownAt: now.UnixMilli(), StartsAt: now.Add(2 * time.Second).UnixMilli(), EndsAt: now.Add(6 * time.Second).UnixMilli(),
+		CountdownAt: now.UnixMilli(), StartsAt: now.Add(3 * time.Second).UnixMilli(), EndsAt: now.Add(7 * time.Second).UnixMilli(),
 	}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []*player{ann, bob} {
-		p.waitRound(1500*time.Millisecond, "countdown", func(v roundView) bool {
-			return (v.Clock == "2…" || v.Clock == "1…") && v.Disabled
+		p.waitRound(time.Until(time.UnixMilli(sc.StartsAt))-200*time.Millisecond, "countdown", func(v roundView) bool {
+			return (v.Clock == "3…" || v.Clock == "2…" || v.Clock == "1…") && v.Disabled
 		})
 	}
 	for _, p := range []*player{ann, bob} {
