@@ -21,36 +21,53 @@ type socketTaps struct {
 	Taps     int // taps they carried
 	Largest  int // taps in the largest message
 	Acked    int // taps the server acknowledged (#tap-ack)
-	TooFast  int // messages the server refused with 429 (#tap-error)
+	TooFast  int // tap messages the server refused with 429 (#tap-error)
 }
 
 // watchSocket records, in window.e2eWS, the tap messages the page sends over
 // its WebSocket and the acknowledgements it gets, and keeps the socket (to
 // kill it). WebSocket.prototype.send is looked up at each call, so the
-// page's open socket is watched too.
+// page's open socket is watched too. window.e2eWS.log keeps what each
+// socket sent and got of taps, for a failing test to print (socketLog).
 func watchSocket(p *player) {
 	p.t.Helper()
 	eval[bool](p, `(() => {
-		window.e2eWS = {Messages: 0, Taps: 0, Largest: 0, Acked: 0, TooFast: 0, socket: null};
+		window.e2eWS = {Messages: 0, Taps: 0, Largest: 0, Acked: 0, TooFast: 0, socket: null, sockets: 0, log: []};
 		const send = WebSocket.prototype.send;
 		WebSocket.prototype.send = function (data) {
 			const w = window.e2eWS;
 			if (w.socket !== this) {
 				w.socket = this;
+				const n = ++w.sockets;
+				w.log.push('socket ' + n);
 				this.addEventListener('message', (ev) => {
-					const m = /id="tap-ack"[^>]*data-count="(\d+)"/.exec(ev.data);
-					if (m) w.Acked += parseInt(m[1], 10);
-					if (/id="tap-error"[^>]*data-status="429"/.test(ev.data)) w.TooFast++;
+					for (const m of ev.data.matchAll(/id="tap-ack"[^>]*data-seq="([^"]*)"[^>]*data-count="(\d+)"/g)) {
+						w.Acked += parseInt(m[2], 10);
+						w.log.push(n + ' ack ' + m[1] + ' ' + m[2]);
+					}
+					for (const m of ev.data.matchAll(/id="tap-error"[^>]*data-seq="([^"]*)"[^>]*data-status="(\d+)"/g)) {
+						if (m[2] === '429') w.TooFast++;
+						w.log.push(n + ' refused ' + m[1] + ' ' + m[2]);
+					}
+					for (const m of ev.data.matchAll(/id="my-taps"[^>]*data-applied="(\d+)"/g)) w.log.push(n + ' applied ' + m[1]);
 				});
+				this.addEventListener('close', (ev) => w.log.push(n + ' closed ' + ev.code));
 			}
 			const m = JSON.parse(data);
 			w.Messages++;
 			w.Taps += m.count;
 			w.Largest = Math.max(w.Largest, m.count);
+			w.log.push(w.sockets + ' send ' + m.seq + ' ' + m.count);
 			return send.call(this, data);
 		};
 		return true;
 	})()`)
+}
+
+// socketLog is what watchSocket saw, one event a line.
+func socketLog(p *player) string {
+	p.t.Helper()
+	return strings.Join(eval[[]string](p, `window.e2eWS.log`), "\n")
 }
 
 func sentOverSocket(p *player) socketTaps {
@@ -169,10 +186,10 @@ func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 	after := sentOverSocket(ann)
 	t.Logf("killed after %+v; at the end %+v; server counted %d of 30", killed, after, total)
 	if total > 30 {
-		t.Fatalf("server counted %d taps for 30 clicks", total)
+		t.Fatalf("server counted %d taps for 30 clicks:\n%s", total, socketLog(ann))
 	}
 	if total < int64(after.Acked) {
-		t.Fatalf("server counted %d, but acknowledged %d over the socket", total, after.Acked)
+		t.Fatalf("server counted %d, but acknowledged %d over the socket:\n%s", total, after.Acked, socketLog(ann))
 	}
 	// Every click after the kill was sent one way or the other and
 	// acknowledged: at most the taps in flight at the kill may be missing.
@@ -231,8 +248,11 @@ func TestRateLimitedPageBacksOff(t *testing.T) {
 		t.Fatal("the page's socket was closed")
 	}
 	e.liveCount(map[string]int{"ws": 1})
+	if int64(sent.Acked) != total {
+		t.Fatalf("the server acknowledged %d taps and counted %d:\n%s", sent.Acked, total, socketLog(ann))
+	}
 	if max := eval[int](ann, `window.e2eMax`); int64(max) > total {
-		t.Fatalf("Ann's own count showed %d, the server counted %d", max, total)
+		t.Fatalf("Ann's own count showed %d, the server counted %d:\n%s", max, total, socketLog(ann))
 	}
 }
 
