@@ -292,3 +292,46 @@ func TestRebuildFromCheckpoint(t *testing.T) {
 	}
 	t.Logf("replayed from %v; the checkpoint covers %v", froms, cp.Offsets())
 }
+
+// Redis loses everything while the consumer cannot replay yet, and the
+// instance reloads its kicked players meanwhile (any message on game:admin
+// does it, and so does the reconnection after a Redis restart): the kicked
+// player is still refused, where a kicked set read from the empty
+// projection let their taps through with 202 for the replay to skip. A
+// player who was not kicked taps on throughout, and both stay so after the
+// replay.
+func TestKickHoldsWhileRedisIsRebuilt(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
+	var g gate
+	m := admInstance(t, r, k, nil, gated(&g))
+	t.Cleanup(g.resume)
+	base := m.URL()
+	a, b := join(t, base, "ann"), join(t, base, "ben")
+	tapN(t, base, a, 3)
+	tapN(t, base, b, 2)
+	waitTotals(t, base, map[*joined]int64{&a: 3, &b: 2})
+	if code, body := admin(t, "POST", base+"/admin/kick/"+a.User.ID, "", nil); code != 200 && code != 202 {
+		t.Fatalf("kick: %d %s", code, body)
+	}
+	waitTotals(t, base, map[*joined]int64{&b: 2}) // the kick is applied
+
+	g.pause()
+	ctx := context.Background()
+	if err := r.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Client().Publish(ctx, store.ChannelAdmin, "kick").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", nil); code != 401 {
+			t.Fatalf("the kicked player's tap while Redis is rebuilt: %d %s", code, body)
+		}
+	}
+	tapN(t, base, b, 1)
+	g.resume()
+	waitTotals(t, base, map[*joined]int64{&b: 3})
+	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", nil); code != 401 {
+		t.Fatalf("the kicked player's tap after the rebuild: %d %s", code, body)
+	}
+}

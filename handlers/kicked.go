@@ -7,7 +7,9 @@ package handlers
 // 10 s as a safety net. The store deletes a kicked player, so an instance
 // that has not heard of the kick yet cannot load them either, and the
 // consumer skips their taps still in Kafka: the only thing the pub/sub delay
-// could let through is a 202 for a tap that is never counted.
+// could let through is a 202 for a tap that is never counted. While Redis
+// is empty or rebuilt from the log, the reload keeps the ids it knew
+// (ledger.Game.KickedIDs), since the replay gets to the kicks only later.
 
 import (
 	"context"

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tapwars/tapwars/game"
@@ -28,6 +29,9 @@ type Game struct {
 	// from the log: a reset or an import then waits, as the round it
 	// would choose comes from a projection that is not complete.
 	Rebuilding func() bool
+
+	kickedMu sync.Mutex
+	kicked   []string // the kicked ids of the last complete read (kicked.go)
 }
 
 // errRebuilding refuses a reset or an import during a rebuild.
