@@ -1088,3 +1088,64 @@ func TestAdminResetRefusedWithoutKafka(t *testing.T) {
 	}
 	k.Restart()
 }
+
+// An import replaces the players: one who joined after the export is not in
+// the file and is signed out (401, so their page joins again), on their
+// open WebSocket too, never answered 202 for taps the consumer skips as
+// unknown; a player in the file taps on with the team the file gives them.
+func TestImportSignsOutPlayersNotInTheFile(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
+	m := admInstance(t, r, k, nil, nil)
+	base := m.URL()
+	a, b := join(t, base, "ann"), join(t, base, "ben")
+	tapN(t, base, a, 2)
+	waitTotals(t, base, map[*joined]int64{&a: 2})
+	code, _, raw := admReq(t, nil, "GET", base+"/admin/export", "", bearer)
+	if code != 200 {
+		t.Fatalf("export: %d", code)
+	}
+	// In the file, ben moves to the other team.
+	var ex store.Export
+	if err := json.Unmarshal([]byte(raw), &ex); err != nil {
+		t.Fatal(err)
+	}
+	other := map[game.Team]game.Team{game.Blue: game.Red, game.Red: game.Blue}
+	for i := range ex.Players {
+		if ex.Players[i].ID == b.User.ID {
+			ex.Players[i].Team = other[b.User.Team]
+		}
+	}
+	file, _ := json.Marshal(ex)
+	c := join(t, base, "cat") // after the export
+	ws := dialTaps(t, base, "?format=json", bearerHeader(c.Token))
+	ws.send(`{"count":1,"seq":1}`)
+	if f := ws.nextJSON(); f.Type != "ack" {
+		t.Fatalf("cat's tap over the socket: %+v", f)
+	}
+	tapN(t, base, b, 1) // all three are cached by the instance now
+	waitTotals(t, base, map[*joined]int64{&a: 2, &b: 1, &c: 1})
+
+	if code, body := admin(t, "POST", base+"/admin/import", string(file), nil); code != 200 {
+		t.Fatalf("import: %d %s", code, body)
+	}
+	testenv.Eventually(t, 2*time.Second, func() string {
+		if code, _, body := call(t, "POST", base+"/api/tap", c.Token, "", nil); code != 401 {
+			return fmt.Sprintf("a tap of a player not in the file: %d %s", code, body)
+		}
+		return ""
+	})
+	ws.send(`{"count":1,"seq":2}`) // cat's page, open since before the import
+	if f := ws.nextJSON(); f.Type != "error" || f.Status != 401 {
+		t.Fatalf("a tap over the open socket of a player not in the file: %+v", f)
+	}
+	var tap struct {
+		TapEvent struct {
+			Team game.Team `json:"team"`
+		} `json:"tapEvent"`
+	}
+	if code, _, body := call(t, "POST", base+"/api/tap", b.Token, "", &tap); code != 202 || tap.TapEvent.Team != other[b.User.Team] {
+		t.Fatalf("ben's tap after the import: %d %s, want team %s", code, body, other[b.User.Team])
+	}
+	b.User.Team = other[b.User.Team]
+	waitTotals(t, base, map[*joined]int64{&a: 2, &b: 1})
+}

@@ -28,7 +28,7 @@ func (s *Server) join(c echo.Context) error {
 		switch {
 		case err == nil:
 			u = cur
-		case errors.Is(err, game.ErrUnknownPlayer) && u.Team.Valid():
+		case errors.Is(err, game.ErrNotReplayed) && u.Team.Valid():
 			// signed in with a v2 token while Redis is rebuilt from the log
 		default:
 			return err

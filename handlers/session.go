@@ -69,27 +69,35 @@ func token(c echo.Context) string {
 }
 
 // player returns the signed-in player of the request, or an error wrapping
-// auth.ErrBadToken or game.ErrUnknownPlayer. A v2 token carries the player
-// (a valid one is proof of a join), so it works even while Redis does not
-// know the player yet (rebuilding from the log); a v1 token needs Redis, and
-// so does any token until the kicked set was first loaded (the store
-// deletes kicked players).
+// auth.ErrBadToken. The player is read from the store (once, then cached
+// until a kick or an import): a player an import left out is signed out,
+// and one it moved plays for their new team. While the store is rebuilt
+// from the log and does not know the player yet, a v2 token, which carries
+// the player, is proof of the join (once the kicked set was loaded: the
+// store deletes kicked players).
 func (s *Server) player(c echo.Context) (game.User, error) {
 	u, full, err := s.signer.ParseUser(token(c))
 	if err != nil {
 		return game.User{}, err
 	}
+	return s.signedIn(c.Request().Context(), u, full)
+}
+
+// signedIn returns the current record of player u, whose token was checked
+// (full: it carries the whole player, as a v2 token does), or why they may
+// no longer play.
+func (s *Server) signedIn(ctx context.Context, u game.User, full bool) (game.User, error) {
 	if s.kicks.has(u.ID) { // kicked on any instance: see kicked.go
 		return game.User{}, errKicked
 	}
 	if cached, ok := s.users.cached(u.ID); ok {
 		return cached, nil
 	}
-	if full && s.kicks.loaded() {
+	cur, err := s.users.load(ctx, u.ID)
+	switch {
+	case errors.Is(err, game.ErrNotReplayed) && full && s.kicks.loaded():
 		return u, nil
-	}
-	cur, err := s.users.load(c.Request().Context(), u.ID)
-	if errors.Is(err, game.ErrUnknownPlayer) {
+	case errors.Is(err, game.ErrUnknownPlayer):
 		return game.User{}, auth.ErrBadToken
 	}
 	return cur, err

@@ -57,18 +57,16 @@ func (s *Server) tap(c echo.Context) error {
 }
 
 // acceptTap holds the tap rules, for POST /api/tap and taps over a
-// WebSocket alike: the player may tap (not kicked), n is 1..MaxBurst, the
-// player is within TAP_RATE_LIMIT; then the event goes to Kafka, and the tap
-// is accepted once Kafka acknowledged it (within TAP_TIMEOUT).
+// WebSocket alike, for a player signedIn just before (not kicked, still in
+// the game): n is 1..MaxBurst, the round is in play, the player is within
+// TAP_RATE_LIMIT; then the event goes to Kafka, and the tap is accepted once
+// Kafka acknowledged it (within TAP_TIMEOUT).
 func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.TapEvent, err error) {
 	defer func() {
 		if err != nil {
 			metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
 		}
 	}()
-	if s.kicks.has(u.ID) { // a socket's player may have been kicked since it connected
-		return ev, errKicked
-	}
 	if n < 1 || n > game.MaxBurst {
 		return ev, game.ErrInvalidCount
 	}

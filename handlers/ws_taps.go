@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/metrics"
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -141,7 +142,16 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 		// A tap the server has read goes on to Kafka (within TAP_TIMEOUT)
 		// even when its socket closes meanwhile: the player made it, and a
 		// page that closes its socket never sends it again.
-		if _, err := t.s.acceptTap(context.WithoutCancel(ctx), *t.user, n); err != nil {
+		tctx := context.WithoutCancel(ctx)
+		// The player of the upgrade, as they are now: an import may have
+		// left them out (401) or moved them to the other team.
+		u, err := t.s.signedIn(tctx, *t.user, true)
+		if err != nil {
+			metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
+		} else {
+			_, err = t.s.acceptTap(tctx, u, n)
+		}
+		if err != nil {
 			t.refuse(m.Seq, err)
 			return
 		}

@@ -17,13 +17,13 @@ func (g *Game) KickedIDs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	complete, err := g.Store.HasOffsets(ctx)
+	complete, err := g.complete(ctx)
 	if err != nil {
 		return nil, err
 	}
 	g.kickedMu.Lock()
 	defer g.kickedMu.Unlock()
-	if complete && !g.rebuilding() {
+	if complete {
 		g.kicked = slices.Clone(ids)
 		return ids, nil
 	}

@@ -39,6 +39,27 @@ var errRebuilding = fmt.Errorf("%w: the game state is being rebuilt from the log
 
 func (g *Game) rebuilding() bool { return g.Rebuilding != nil && g.Rebuilding() }
 
+// complete reports whether the projection holds the whole log so far: it
+// has its offsets (an empty or wiped Redis has none) and is not rebuilt.
+func (g *Game) complete(ctx context.Context) (bool, error) {
+	has, err := g.Store.HasOffsets(ctx)
+	return has && !g.rebuilding(), err
+}
+
+// User reads a player. One the projection does not know while it is
+// incomplete may be in the log all the same: game.ErrNotReplayed says so,
+// and a signed v2 token is then proof of the join.
+func (g *Game) User(ctx context.Context, id string) (game.User, error) {
+	u, err := g.Store.User(ctx, id)
+	if !errors.Is(err, game.ErrUnknownPlayer) {
+		return u, err
+	}
+	if complete, cerr := g.complete(ctx); cerr == nil && !complete {
+		return game.User{}, game.ErrNotReplayed
+	}
+	return game.User{}, err
+}
+
 // New returns the logged game over st.
 func New(st *store.Store, facts *stream.Facts) *Game {
 	return &Game{Store: st, facts: facts, Wait: 3 * time.Second, KickWait: 2 * time.Second}
