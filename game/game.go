@@ -144,8 +144,8 @@ var (
 	ErrUnknownPlayer = Errorf(ENOTFOUND, "unknown player")
 	// ErrNotReplayed is an unknown player of a projection that is empty or
 	// being rebuilt from the log, which may well hold their join.
-	ErrNotReplayed = &Error{Code: ENOTFOUND, Message: "unknown player: the game state is being rebuilt from the log", Err: ErrUnknownPlayer}
-	ErrInvalidCount  = Errorf(EINVALID, "count must be a whole number from 1 to %d", MaxBurst)
+	ErrNotReplayed  = &Error{Code: ENOTFOUND, Message: "unknown player: the game state is being rebuilt from the log", Err: ErrUnknownPlayer}
+	ErrInvalidCount = Errorf(EINVALID, "count must be a whole number from 1 to %d", MaxBurst)
 	// ErrUnavailable is a dependency that did not answer in time (stream
 	// wraps Kafka's outages in it; store classifies Redis' own).
 	ErrUnavailable = Errorf(EUNAVAILABLE, "the game is temporarily unavailable (its message broker or store did not answer in time); please try again in a moment")
