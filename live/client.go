@@ -34,9 +34,18 @@ type Client struct {
 	format   Format
 	user     *game.User // nil for anonymous streams
 	wakeCh   chan struct{}
-	personal atomic.Pointer[[]byte]
+	personal atomic.Pointer[personalUpdate]
 	bye      atomic.Bool // the hub closes: tell the client to reconnect
 	beat     atomic.Bool // a heartbeat is due
+}
+
+// personalUpdate is a player's own fragments and when the read they show
+// started. A read that started before the one a client last wrote may end
+// after it; the client never writes it, since a page takes a lower count
+// of its own taps for an admin reset.
+type personalUpdate struct {
+	readAt time.Time
+	msg    []byte
 }
 
 // wake tells the client a new frame (or personal update) waits.
@@ -109,13 +118,16 @@ func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.Us
 		}
 	}
 	last := f.Seq
+	var personalAt time.Time // when the read of the last personal update written started
 	if user != nil {
+		readAt := time.Now()
 		st, err := h.src.Stats(ctx, []string{user.ID})
 		if err == nil {
 			if b, err := Personal(st[user.ID], format); err == nil && b != nil {
 				if err := write(b); err != nil {
 					return err
 				}
+				personalAt = readAt
 			}
 		}
 		_ = h.src.Touch(ctx, time.Now(), *user)
@@ -152,8 +164,9 @@ func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.Us
 			}
 			last = f.Seq
 		}
-		if p := c.personal.Swap(nil); p != nil {
-			due = append(due, *p)
+		if p := c.personal.Swap(nil); p != nil && p.readAt.After(personalAt) {
+			due = append(due, p.msg)
+			personalAt = p.readAt
 		}
 		if len(due) > 0 {
 			if err := write(due...); err != nil {

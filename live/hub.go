@@ -562,6 +562,7 @@ func (h *Hub) refreshStats(ctx context.Context) ([]*Client, error) {
 	for id := range byUser {
 		ids = append(ids, id)
 	}
+	readAt := time.Now()
 	stats, err := h.src.Stats(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -578,7 +579,7 @@ func (h *Hub) refreshStats(ctx context.Context) ([]*Client, error) {
 		}
 		for _, c := range cs {
 			if b, err := Personal(st, c.format); err == nil && b != nil {
-				c.personal.Store(&b)
+				c.personal.Store(&personalUpdate{readAt: readAt, msg: b})
 				got = append(got, c)
 			}
 		}

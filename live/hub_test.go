@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -662,4 +663,101 @@ func TestCatchingUpShowsANewRound(t *testing.T) {
 	}
 	set("2", "0") // the next round starts at zero
 	testenv.Eventually(t, 2*time.Second, shows(2, 0))
+}
+
+// heldStats is the store with one Stats read held, when armed, after it
+// read: a slow read that started before a newer one and ends after it.
+type heldStats struct {
+	*store.Store
+	armed   atomic.Bool
+	reading chan struct{} // the held read has read
+	release chan struct{}
+}
+
+func (s *heldStats) Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error) {
+	st, err := s.Store.Stats(ctx, ids)
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.reading)
+		<-s.release
+	}
+	return st, err
+}
+
+// gatedConn is a recConn whose first write waits for open.
+type gatedConn struct {
+	*recConn
+	open  chan struct{}
+	first sync.Once
+}
+
+func (c *gatedConn) Write(deadline time.Time, msgs ...[]byte) error {
+	c.first.Do(func() { <-c.open })
+	return c.recConn.Write(deadline, msgs...)
+}
+
+// A player's own numbers never go back on their page: the hub's read of
+// their stats that started before the connection's own first read, and
+// ends after it, is not written after it. (The page takes a lower count for
+// an admin reset and starts over, counting taps in flight twice.)
+func TestPersonalUpdatesNeverGoBack(t *testing.T) {
+	r := testenv.StartRedis(t)
+	rdb := r.Client()
+	src := &heldStats{Store: store.New(rdb), reading: make(chan struct{}), release: make(chan struct{})}
+	hub := live.NewHub(src, slog.New(slog.NewTextHandler(io.Discard, nil)), live.Options{StatsInterval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go hub.Run(ctx)
+	bg := context.Background()
+	ann, err := src.Join(bg, "ann", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb.ZIncrBy(bg, store.KeyLeaderboard, 5, ann.ID)
+
+	// Ann's page connects; its first write (the state) is slow.
+	conn := &gatedConn{recConn: newRecConn(), open: make(chan struct{})}
+	serve(ctx, hub, conn, live.WSGame, &ann, live.ServeOptions{Heartbeat: time.Minute})
+	waitCount(t, hub, "ws", 1)
+	// The hub reads her 5 taps for a frame, and its read is held.
+	src.armed.Store(true)
+	rdb.IncrBy(bg, store.KeyTotalTaps, 5)
+	if err := src.Notify(bg); err != nil {
+		t.Fatal(err)
+	}
+	<-src.reading
+	// She taps 3 more; her connection reads 8 and writes it.
+	rdb.ZIncrBy(bg, store.KeyLeaderboard, 3, ann.ID)
+	close(conn.open)
+	applied := regexp.MustCompile(`id="my-taps"[^>]*data-applied="(\d+)"`)
+	shown := func() []string {
+		msgs, _, _ := conn.snapshot()
+		var out []string
+		for _, m := range msgs {
+			if a := applied.FindSubmatch(m); a != nil {
+				out = append(out, string(a[1]))
+			}
+		}
+		return out
+	}
+	testenv.Eventually(t, 2*time.Second, func() string {
+		if got := shown(); len(got) == 0 || got[len(got)-1] != "8" {
+			return fmt.Sprintf("her page got %v", got)
+		}
+		return ""
+	})
+	// The held read of 5 ends now.
+	close(src.release)
+	rdb.IncrBy(bg, store.KeyTotalTaps, 3)
+	if err := src.Notify(bg); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, []*recConn{conn.recConn}, 8, 2*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	got := shown()
+	for i := 1; i < len(got); i++ {
+		prev, _ := strconv.Atoi(got[i-1])
+		if cur, _ := strconv.Atoi(got[i]); cur < prev {
+			t.Fatalf("her own count went back: %v", got)
+		}
+	}
 }
