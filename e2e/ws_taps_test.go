@@ -64,6 +64,19 @@ func watchSocket(p *player) {
 	})()`)
 }
 
+// watchedPlayer is Ann on the game page over her WebSocket, in a browser of
+// her own, with her socket and her own count watched.
+func watchedPlayer(t *testing.T, e *env) *player {
+	t.Helper()
+	ann := newPlayer(t, newBrowser(t), "Ann")
+	ann.join(e.base, "/")
+	ann.waitConnected(10*time.Second, "live")
+	e.liveCount(map[string]int{"ws": 1})
+	watchSocket(ann)
+	watchMyTaps(ann)
+	return ann
+}
+
 // socketLog is what watchSocket saw, one event a line.
 func socketLog(p *player) string {
 	p.t.Helper()
@@ -152,13 +165,7 @@ func TestTapsGoOverTheWebSocket(t *testing.T) {
 // own count ends on the server's, never above it.
 func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 	e := newEnv(t)
-	browser := newBrowser(t)
-	ann := newPlayer(t, browser, "Ann")
-	ann.join(e.base, "/")
-	ann.waitConnected(10*time.Second, "live")
-	e.liveCount(map[string]int{"ws": 1})
-	watchSocket(ann)
-	watchMyTaps(ann)
+	ann := watchedPlayer(t, e)
 	ann.tapFast(15)
 	// Kill it as soon as the first message is on its way (its answer may
 	// or may not have come back).
@@ -211,13 +218,7 @@ func TestSocketKilledMidBurstLosesNothingAcknowledged(t *testing.T) {
 // what the server counted.
 func TestRateLimitedPageBacksOff(t *testing.T) {
 	e := newEnvWith(t, map[string]string{"TAP_RATE_LIMIT": "2"}) // bursts of 50
-	browser := newBrowser(t)
-	ann := newPlayer(t, browser, "Ann")
-	ann.join(e.base, "/")
-	ann.waitConnected(10*time.Second, "live")
-	e.liveCount(map[string]int{"ws": 1})
-	watchSocket(ann)
-	watchMyTaps(ann)
+	ann := watchedPlayer(t, e)
 	sawMessage := false
 	for range 40 { // 160 clicks in about 4 s: far over the burst of 50
 		ann.tapFast(4)
@@ -263,13 +264,7 @@ func TestRateLimitedPageBacksOff(t *testing.T) {
 func TestTapsWhileTheSocketComesBackAllCount(t *testing.T) {
 	e := newEnv(t)
 	e.proxy(proxyOptions{TapDelay: 400 * time.Millisecond})
-	browser := newBrowser(t)
-	ann := newPlayer(t, browser, "Ann")
-	ann.join(e.base, "/")
-	ann.waitConnected(10*time.Second, "live")
-	e.liveCount(map[string]int{"ws": 1})
-	watchSocket(ann)
-	watchMyTaps(ann)
+	ann := watchedPlayer(t, e)
 	ann.tap(1) // the watcher learns the page's socket
 	ann.waitView(5*time.Second, "my taps 1", func(v view) bool { return v.MyTaps == "1" })
 	eval[bool](ann, `(() => { window.e2eWS.socket.close(); return true; })()`)
