@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -71,37 +72,12 @@ func waitRound(t *testing.T, base string, round, total int64) {
 	})
 }
 
-// roundTaps reads the topic: taps per player after the last round or
-// import marker of their partition (this round's), and the acknowledged
-// ids missing from it.
+// roundTaps reads this round's taps per player from the topic, after
+// checking that every acknowledged tap is in it.
 func roundTaps(t *testing.T, brokers []string, acked map[string]string) map[string]int64 {
 	t.Helper()
-	taps := map[string]int64{}
-	byPart := map[int32]map[string]int64{}
-	ids := map[string]bool{}
-	for _, r := range testenv.TopicRecords(t, brokers) {
-		if byPart[r.Partition] == nil {
-			byPart[r.Partition] = map[string]int64{}
-		}
-		if ev, err := stream.DecodeEvent(r.Value); err == nil {
-			ids[ev.ID] = true
-			byPart[r.Partition][ev.UserID] += int64(ev.Taps())
-			continue
-		}
-		if f, err := stream.DecodeFact(r.Value); err == nil && (f.Type == game.FactRound || f.Type == game.FactImport) {
-			byPart[r.Partition] = map[string]int64{}
-		}
-	}
-	for id := range acked {
-		if !ids[id] {
-			t.Fatalf("acknowledged tap %s is not in the topic", id)
-		}
-	}
-	for _, m := range byPart {
-		for id, n := range m {
-			taps[id] += n
-		}
-	}
+	ids, taps := testenv.ReadTopic(t, brokers)
+	testenv.InTopic(t, ids, maps.Keys(acked))
 	return taps
 }
 
