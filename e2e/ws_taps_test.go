@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -288,5 +289,35 @@ func TestTapsWhileTheSocketComesBackAllCount(t *testing.T) {
 	t.Logf("%d clicks, over the sockets %+v", clicks, sent)
 	if max := eval[int](ann, `window.e2eMax`); max != clicks {
 		t.Fatalf("Ann's own count showed up to %d for %d taps", max, clicks)
+	}
+}
+
+// A player removed from the game (kicked here; an import that leaves them
+// out does the same) is told so at their next tap and taken to the join
+// form, over the socket and over POST alike, instead of reading an API
+// error on a page that can no longer count anything.
+func TestRemovedPlayerIsTakenToTheJoinPage(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	for _, path := range []string{"/", "/?transport=sse"} {
+		p := newPlayer(t, browser, "Ann")
+		p.join(e.base, path)
+		p.waitConnected(10*time.Second, "live")
+		p.tap(1)
+		p.waitView(5*time.Second, "my taps 1", func(v view) bool { return v.MyTaps == "1" })
+		if _, err := e.m.Game.Kick(context.Background(), p.id, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		p.tap(1)
+		testenv.Eventually(t, 3*time.Second, func() string {
+			if msg := eval[string](p, `document.getElementById('tap-error') ? document.getElementById('tap-error').textContent : ''`); !strings.Contains(msg, "no longer in this game") {
+				return fmt.Sprintf("%s: the page says %q", path, msg)
+			}
+			return ""
+		})
+		p.do(chromedp.WaitVisible(chromedp.CSS("#username")))
+		if n := eval[int](p, `document.querySelectorAll('#tap-button').length`); n != 0 {
+			t.Fatalf("%s: still on the game page", path)
+		}
 	}
 }

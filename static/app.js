@@ -212,9 +212,19 @@
 
   function holdingTaps() { return Date.now() < tooFastUntil; }
 
-  // tapRefused shows why posted taps were refused (the server's message),
-  // and holds taps after a 429.
+  // A 401 means the player is gone from the game (kicked, or left out by
+  // an import): the page says so and goes to the join form.
+  var leaving = false;
+
+  // tapRefused shows why taps were refused (the server's message), holds
+  // taps after a 429, and leaves after a 401.
   function tapRefused(status, json, retryAfter) {
+    if (status === 401) {
+      leaving = true;
+      showTapError('You are no longer in this game. Taking you to the join page…');
+      setTimeout(function () { location.assign('/'); }, ERROR_SHOW_MS);
+      return;
+    }
     var msg = json && typeof json.error === 'string' && json.error;
     if (!msg) msg = status === 429 ? 'Too fast! Slow down a little.' :
       status === 503 ? 'Server busy, try again.' : 'Tap not counted (' + status + ').';
@@ -341,6 +351,7 @@
 
   if (tapButton) {
     tapButton.addEventListener('click', function () {
+      if (leaving) return;
       if (holdingTaps()) {
         showTapError(tooFastMessage);
         return;
@@ -410,10 +421,7 @@
       if (ok) acked += count;
       renderMyTaps();
     }
-    if (!ok) {
-      if (el.getAttribute('data-status') === '429') tooFast(el.getAttribute('data-retry-after'), el.textContent);
-      showTapError(el.textContent);
-    }
+    if (!ok) tapRefused(parseInt(el.getAttribute('data-status'), 10), { error: el.textContent }, el.getAttribute('data-retry-after'));
   }
 
   // The socket closed: taps still waiting for the window go by POST; taps
