@@ -16,21 +16,25 @@ import (
 // the name with them taken out, then puts them back where they were.
 
 const (
+	textStyle       = '\ufe0e'
+	emojiStyle      = '\ufe0f'
 	zeroWidthJoiner = '\u200d'
 	keycap          = '\u20e3' // 1️⃣ is 1 + U+FE0F + U+20E3
 	blackFlag       = '\U0001F3F4'
+	firstTag        = '\U000E0020'
 	cancelTag       = '\U000E007F'
 )
 
 // emojiPart reports whether r may appear in a name only inside an emoji.
 func emojiPart(r rune) bool {
-	return r == '\ufe0e' || r == '\ufe0f' || r == zeroWidthJoiner || (r >= '\U000E0020' && r <= cancelTag)
+	return r == textStyle || r == emojiStyle || r == zeroWidthJoiner || (r >= firstTag && r <= cancelTag)
 }
 
 // emojiSequence reports whether the grapheme cluster c is one emoji whose
 // selectors, joiners and tags may stay: it starts with a symbol (or is a
-// keycap), every joiner joins two symbols, and tags follow a black flag and
-// end with the cancel tag.
+// keycap), a selector follows neither a selector, a joiner nor a tag, every
+// joiner is followed by a symbol, and tags follow a black flag and end with
+// the cancel tag.
 func emojiSequence(c string) bool {
 	runes := []rune(c)
 	first := runes[0]
@@ -44,11 +48,11 @@ func emojiSequence(c string) bool {
 			if i+1 == len(runes) || !unicode.Is(unicode.So, runes[i+1]) {
 				return false
 			}
-		case r == '\ufe0e' || r == '\ufe0f':
+		case r == textStyle || r == emojiStyle:
 			if emojiPart(runes[i-1]) {
 				return false
 			}
-		case r >= '\U000E0020' && r <= cancelTag:
+		case r >= firstTag && r <= cancelTag:
 			tags = true
 		}
 	}
