@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tapwars/tapwars/app"
+	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/store"
@@ -274,8 +275,10 @@ func TestRebuildFromCheckpoint(t *testing.T) {
 // does it, and so does the reconnection after a Redis restart): the kicked
 // player is still refused, where a kicked set read from the empty
 // projection let their taps through with 202 for the replay to skip. A
-// player who was not kicked taps on throughout, and both stay so after the
-// replay.
+// player who was not kicked taps on throughout (with a token of an earlier
+// version, which does not carry the player, they get 503 until the replay
+// knows them, never the 401 that signs a page out), and both stay so after
+// the replay.
 func TestKickHoldsWhileRedisIsRebuilt(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
 	var g gate
@@ -305,9 +308,18 @@ func TestKickHoldsWhileRedisIsRebuilt(t *testing.T) {
 		}
 	}
 	tapN(t, base, b, 1)
+	// A token of an earlier version does not carry the player: until the
+	// replay gets to ben, 503 (try again), never 401 (which signs out).
+	v1 := auth.NewSigner([]byte("test-secret-0123456789")).Sign(b.User.ID)
+	if code, _, body := call(t, "POST", base+"/api/tap", v1, "", nil); code != 503 {
+		t.Fatalf("ben's v1 token while Redis is rebuilt: %d %s, want 503", code, body)
+	}
 	g.resume()
 	waitTotals(t, base, map[*joined]int64{&b: 3})
 	if code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", nil); code != 401 {
 		t.Fatalf("the kicked player's tap after the rebuild: %d %s", code, body)
+	}
+	if code, _, body := call(t, "POST", base+"/api/tap", v1, "", nil); code != 202 {
+		t.Fatalf("ben's v1 token after the rebuild: %d %s", code, body)
 	}
 }

@@ -74,7 +74,8 @@ func token(c echo.Context) string {
 // and one it moved plays for their new team. While the store is rebuilt
 // from the log and does not know the player yet, a v2 token, which carries
 // the player, is proof of the join (once the kicked set was loaded: the
-// store deletes kicked players).
+// store deletes kicked players); other tokens get 503 until then, never
+// 401, which only says that the player is gone.
 func (s *Server) player(c echo.Context) (game.User, error) {
 	u, full, err := s.signer.ParseUser(token(c))
 	if err != nil {
@@ -95,8 +96,13 @@ func (s *Server) signedIn(ctx context.Context, u game.User, full bool) (game.Use
 	}
 	cur, err := s.users.load(ctx, u.ID)
 	switch {
-	case errors.Is(err, game.ErrNotReplayed) && full && s.kicks.loaded():
-		return u, nil
+	case errors.Is(err, game.ErrNotReplayed):
+		if full && s.kicks.loaded() {
+			return u, nil
+		}
+		// Known once the replay gets there: not a reason to sign out
+		// (a page leaves for the join form on 401).
+		return game.User{}, game.ErrUnavailable
 	case errors.Is(err, game.ErrUnknownPlayer):
 		return game.User{}, auth.ErrBadToken
 	}

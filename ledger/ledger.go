@@ -54,7 +54,10 @@ func (g *Game) User(ctx context.Context, id string) (game.User, error) {
 	if !errors.Is(err, game.ErrUnknownPlayer) {
 		return u, err
 	}
-	if complete, cerr := g.complete(ctx); cerr == nil && !complete {
+	switch complete, cerr := g.complete(ctx); {
+	case cerr != nil:
+		return game.User{}, cerr
+	case !complete:
 		return game.User{}, game.ErrNotReplayed
 	}
 	return game.User{}, err
