@@ -22,6 +22,7 @@ type socketTaps struct {
 	Taps     int // taps they carried
 	Largest  int // taps in the largest message
 	Acked    int // taps the server acknowledged (#tap-ack)
+	Answered int // tap messages answered (#tap-ack or #tap-error)
 	TooFast  int // tap messages the server refused with 429 (#tap-error)
 }
 
@@ -33,7 +34,7 @@ type socketTaps struct {
 func watchSocket(p *player) {
 	p.t.Helper()
 	eval[bool](p, `(() => {
-		window.e2eWS = {Messages: 0, Taps: 0, Largest: 0, Acked: 0, TooFast: 0, socket: null, sockets: 0, log: []};
+		window.e2eWS = {Messages: 0, Taps: 0, Largest: 0, Acked: 0, Answered: 0, TooFast: 0, socket: null, sockets: 0, log: []};
 		const send = WebSocket.prototype.send;
 		WebSocket.prototype.send = function (data) {
 			const w = window.e2eWS;
@@ -44,10 +45,12 @@ func watchSocket(p *player) {
 				this.addEventListener('message', (ev) => {
 					for (const m of ev.data.matchAll(/id="tap-ack"[^>]*data-seq="([^"]*)"[^>]*data-count="(\d+)"/g)) {
 						w.Acked += parseInt(m[2], 10);
+						w.Answered++;
 						w.log.push(n + ' ack ' + m[1] + ' ' + m[2]);
 					}
 					for (const m of ev.data.matchAll(/id="tap-error"[^>]*data-seq="([^"]*)"[^>]*data-status="(\d+)"/g)) {
 						if (m[2] === '429') w.TooFast++;
+						w.Answered++;
 						w.log.push(n + ' refused ' + m[1] + ' ' + m[2]);
 					}
 					for (const m of ev.data.matchAll(/id="my-taps"[^>]*data-applied="(\d+)"/g)) w.log.push(n + ' applied ' + m[1]);
@@ -86,7 +89,7 @@ func socketLog(p *player) string {
 
 func sentOverSocket(p *player) socketTaps {
 	p.t.Helper()
-	return eval[socketTaps](p, `(({Messages, Taps, Largest, Acked, TooFast}) => ({Messages, Taps, Largest, Acked, TooFast}))(window.e2eWS)`)
+	return eval[socketTaps](p, `(({Messages, Taps, Largest, Acked, Answered, TooFast}) => ({Messages, Taps, Largest, Acked, Answered, TooFast}))(window.e2eWS)`)
 }
 
 // postedTaps is the number of POST /api/tap requests the instance answered.
@@ -228,6 +231,16 @@ func TestRateLimitedPageBacksOff(t *testing.T) {
 		}
 		time.Sleep(60 * time.Millisecond)
 	}
+	// The last clicks wait for the batch window (75 ms), then their message
+	// for its answer: compare only once every message sent is answered,
+	// or an answer still on its way is missing from the server's count.
+	time.Sleep(300 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if s := sentOverSocket(ann); s.Answered != s.Messages {
+			return fmt.Sprintf("%d of %d tap messages answered", s.Answered, s.Messages)
+		}
+		return ""
+	})
 	var total int64
 	ann.waitView(10*time.Second, "the server's count", func(v view) bool {
 		total = e.state().GameState.TotalTaps
