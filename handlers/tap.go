@@ -33,17 +33,18 @@ type tapResponse struct {
 func (s *Server) tap(c echo.Context) error {
 	u, err := s.player(c)
 	if err != nil {
-		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
+		countRejected(err)
 		return err
 	}
 	var req tapRequest
 	if err := s.decodeBody(c, &req); err != nil {
-		metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
+		countRejected(err)
 		return err
 	}
 	if msg := req.mismatch(u); msg != "" {
-		metrics.TapsRejected.WithLabelValues(game.EFORBIDDEN).Inc()
-		return game.Errorf(game.EFORBIDDEN, "%s", msg)
+		err := game.Errorf(game.EFORBIDDEN, "%s", msg)
+		countRejected(err)
+		return err
 	}
 	n := 1
 	if req.Count != nil {
@@ -64,7 +65,7 @@ func (s *Server) tap(c echo.Context) error {
 func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.TapEvent, err error) {
 	defer func() {
 		if err != nil {
-			metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
+			countRejected(err)
 		}
 	}()
 	if n < 1 || n > game.MaxBurst {
@@ -108,6 +109,9 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 	metrics.TapsAccepted.Add(float64(n))
 	return ev, nil
 }
+
+// countRejected counts a refused tap by its error's code.
+func countRejected(err error) { metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc() }
 
 // mismatch returns why the body's identity fields disagree with the token's
 // player, or "".

@@ -25,7 +25,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapwars/tapwars/game"
-	"github.com/tapwars/tapwars/metrics"
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -147,7 +146,7 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 		// left them out (401) or moved them to the other team.
 		u, err := t.s.signedIn(tctx, *t.user, true)
 		if err != nil {
-			metrics.TapsRejected.WithLabelValues(game.ErrorCode(err)).Inc()
+			countRejected(err)
 		} else {
 			_, err = t.s.acceptTap(tctx, u, n)
 		}
