@@ -27,8 +27,12 @@ func (g *Game) KickedIDs(ctx context.Context) ([]string, error) {
 		g.kicked = slices.Clone(ids)
 		return ids, nil
 	}
+	have := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		have[id] = true
+	}
 	for _, id := range g.kicked {
-		if !slices.Contains(ids, id) {
+		if !have[id] {
 			ids = append(ids, id)
 		}
 	}
