@@ -232,12 +232,20 @@ func TestRateLimitedPageBacksOff(t *testing.T) {
 		time.Sleep(60 * time.Millisecond)
 	}
 	// The last clicks wait for the batch window (75 ms), then their message
-	// for its answer: compare only once every message sent is answered,
-	// or an answer still on its way is missing from the server's count.
-	time.Sleep(300 * time.Millisecond)
+	// for its answer: compare only once every message sent is answered and
+	// no new one went out for longer than the window, or an answer still on
+	// its way is missing from the server's count.
+	sentAt, lastSent := time.Now(), -1
 	testenv.Eventually(t, 10*time.Second, func() string {
-		if s := sentOverSocket(ann); s.Answered != s.Messages {
+		s := sentOverSocket(ann)
+		if s.Messages != lastSent {
+			sentAt, lastSent = time.Now(), s.Messages
+		}
+		switch {
+		case s.Answered != s.Messages:
 			return fmt.Sprintf("%d of %d tap messages answered", s.Answered, s.Messages)
+		case time.Since(sentAt) < 300*time.Millisecond:
+			return "a message went out just now"
 		}
 		return ""
 	})
