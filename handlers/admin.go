@@ -53,6 +53,7 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 	g := e.Group("/admin", s.requireAdmin)
 	g.POST("/logout", s.adminLogout)
 	g.GET("/stats", s.adminStats)
+	g.GET("/console", s.adminConsole)
 	g.GET("/reset", s.adminResetConfirm)
 	g.POST("/reset", s.adminReset)
 	g.POST("/rounds", s.adminStartRounds)
@@ -80,10 +81,21 @@ func (s *Server) adminData(c echo.Context, a adminCtx) (views.AdminData, error) 
 		return views.AdminData{}, err
 	}
 	d := views.AdminData{CSRF: a.csrf, Stats: st}
-	if snap, err := s.store.Snapshot(ctx, 10, time.Now()); err == nil {
-		d.Top, d.Online = snap.Leaderboard, snap.Users
+	if cons, top, err := s.adminConsoleData(ctx); err == nil {
+		d.Console, d.Top = cons, top
 	}
 	return d, nil
+}
+
+// adminConsoleData reads the round and the room for the console, and the
+// top 10.
+func (s *Server) adminConsoleData(ctx context.Context) (views.AdminConsole, []game.LeaderboardEntry, error) {
+	now := time.Now()
+	snap, err := s.store.Snapshot(ctx, 10, now)
+	if err != nil {
+		return views.AdminConsole{}, nil, err
+	}
+	return views.AdminConsole{Now: now, Round: snap.Round, Game: snap.GameState, Online: snap.Users}, snap.Leaderboard, nil
 }
 
 // adminFail shows a failed action: the dashboard with the message for a

@@ -237,7 +237,7 @@ func screenLobby(s game.Snapshot) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "</span></h2><p class=\"lobby__sub\">Scan the code to join. The first tap starts the board.</p><ul id=\"lobby-names\" class=\"lobby__names\" aria-label=\"Newest players\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "</span></h2><p class=\"lobby__sub\">Scan the code to join the game.</p><ul id=\"lobby-names\" class=\"lobby__names\" aria-label=\"Newest players\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
