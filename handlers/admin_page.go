@@ -7,6 +7,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tapwars/tapwars/game"
+
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -35,6 +37,12 @@ func (s *Server) adminPage(c echo.Context) error {
 		d.Flash = fmt.Sprintf("You started timed round %d.", d.Stats.Round)
 	case "open":
 		d.Flash = fmt.Sprintf("You stopped the timed rounds: open play, round %d.", d.Stats.Round)
+	case "teams":
+		ts := game.DefaultTeams()
+		if cur, err := s.store.Teams(c.Request().Context()); err == nil {
+			ts = cur
+		}
+		d.Flash = fmt.Sprintf("You named the teams %s and %s.", ts.Blue.Name, ts.Red.Name)
 	case "kick":
 		d.Flash = "You removed the player."
 	case "login":

@@ -240,8 +240,22 @@
   body.addEventListener('htmx:oobAfterSwap', afterSwap);
   body.addEventListener('htmx:afterSwap', afterSwap);
 
+  // The host renamed or recoloured the teams: the live tug bar carries
+  // another data-teams. A projector reloads (names are in many places,
+  // colours in /theme.css); a phone mid-game does not.
+  var tugAtLoad = byId('tug-bar');
+  var teamsAtLoad = tugAtLoad ? tugAtLoad.getAttribute('data-teams') : null;
+  function teamsChanged() {
+    var tug = byId('tug-bar');
+    var now = tug ? tug.getAttribute('data-teams') : null;
+    if (teamsAtLoad && now && now !== teamsAtLoad) {
+      teamsAtLoad = null; // once
+      location.reload();
+    }
+  }
+
   // app.js rewrites the round clock every 200 ms.
-  setInterval(function () { fit(); sounds(); }, 200);
+  setInterval(function () { fit(); sounds(); teamsChanged(); }, 200);
 
   refresh();
   if (byId('screen-lobby') && !byId('screen-lobby').hidden) pollLobby();
