@@ -56,6 +56,22 @@ func (e *env) importState(players []game.User) {
 	}
 }
 
+// setTeams names the teams and sets their colours (POST /admin/teams).
+func (e *env) setTeams(body string) {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.m.URL()+"/admin/teams", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		e.t.Fatalf("teams: %d", res.StatusCode)
+	}
+}
+
 // bigPlayers are a room whose scores reached 7 digits per team.
 func bigPlayers() []game.User {
 	now := time.Now().UnixMilli()
@@ -151,9 +167,9 @@ func (p *player) fitProblems() []string {
 // showRound replaces the page's #round with the server's own rendering of
 // r, as a live frame would: the real template, app.js and screen.js, for
 // round states whose numbers a test cannot tap to.
-func (p *player) showRound(r game.RoundState) {
+func (p *player) showRound(teams game.Teams, r game.RoundState) {
 	p.t.Helper()
-	parts := views.StateParts(game.Snapshot{Round: r}, views.GameTop)
+	parts := views.StateParts(game.Snapshot{Round: r, Teams: teams}, views.GameTop)
 	var b strings.Builder
 	if err := parts[views.PartLeaderboard-1].Render(context.Background(), &b); err != nil {
 		p.t.Fatal(err)
@@ -170,6 +186,7 @@ func (p *player) showRound(r game.RoundState) {
 func TestScreenFitsSevenDigitScores(t *testing.T) {
 	e := newEnvWith(t, map[string]string{"ADMIN_TOKEN": e2eAdminToken})
 	e.importState(bigPlayers())
+	e.setTeams(`{"blue":{"name":"Clever Cats","color":"#6d28d9"},"red":{"name":"Dogs of Thunder","color":"#0f766e"}}`)
 	browser := newBrowser(t)
 	screen := newPlayer(t, browser, "screen")
 	screen.do(chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(e.base+"/screen"),
@@ -207,19 +224,20 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 	check("open play")
 
 	now := time.Now().UnixMilli()
-	screen.showRound(game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusCountdown, StartsAt: now + 60_000, EndsAt: now + 120_000})
+	teams := e.state().Teams
+	screen.showRound(teams, game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusCountdown, StartsAt: now + 60_000, EndsAt: now + 120_000})
 	screen.waitRound(2*time.Second, "countdown", func(v roundView) bool { return strings.HasPrefix(v.Clock, "Starts in") })
 	check("countdown")
 
-	screen.showRound(game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusOver, StartsAt: now - 60_000, EndsAt: now - 100})
+	screen.showRound(teams, game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusOver, StartsAt: now - 60_000, EndsAt: now - 100})
 	screen.waitRound(2*time.Second, "the bell", func(v roundView) bool { return v.Clock == "Time! Counting the last taps…" })
 	check("bell")
 
 	red := "red"
 	top := game.LeaderboardEntry{ID: "p3", Username: "Kim", Team: game.Red, TapCount: 9_876_543, Rank: 1}
-	screen.showRound(game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusOver, StartsAt: now - 60_000, EndsAt: now - 5000,
+	screen.showRound(teams, game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusOver, StartsAt: now - 60_000, EndsAt: now - 5000,
 		NextStartsAt: now + 600_000, Winner: &red, Final: true, Blue: 9_999_999, Red: 9_999_999 + 1, TopTapper: &top})
-	screen.waitRound(2*time.Second, "the winner banner", func(v roundView) bool { return v.Headline == "Red wins!" })
+	screen.waitRound(2*time.Second, "the winner banner", func(v roundView) bool { return v.Headline == "Dogs of Thunder wins!" })
 	if got := eval[int](screen, `document.querySelectorAll('#screen-podium:not([hidden]) .podium__place').length`); got != 3 {
 		t.Errorf("the podium shows %d places, want 3", got)
 	}

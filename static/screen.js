@@ -45,7 +45,7 @@
   }
 
   // The elements screen.css fits to their width by their length.
-  var FIT = '#blue-score, #red-score, #total-taps, .round__clock, .round__headline, .round__final, .round__top, .round__next, .podium__taps';
+  var FIT = '.score__team, #blue-score, #red-score, #total-taps, .round__clock, .round__headline, .round__final, .round__top, .round__next, .podium__taps';
 
   function fit() {
     var els = screen.querySelectorAll(FIT);
