@@ -262,7 +262,7 @@ func (e *env) apiJoin(name string) {
 // it into the board. The fullscreen and sound buttons are there, sound off
 // until pressed. Screenshots screen-lobby-{1920,1024}.png.
 func TestScreenLobby(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, map[string]string{"ADMIN_TOKEN": e2eAdminToken})
 	e.apiJoin("Zoë")
 	e.apiJoin("Kim")
 	browser := newBrowser(t)
@@ -307,4 +307,22 @@ func TestScreenLobby(t *testing.T) {
 	if got := lobby(); got != "hidden" {
 		t.Errorf("after the first tap the lobby still shows: %q", got)
 	}
+
+	// The host names the teams: the open screen shows the names and
+	// colours by itself (it reloads; the colours come from /theme.css,
+	// under the CSP).
+	e.setTeams(`{"blue":{"name":"Clever Cats","color":"#6d28d9"},"red":{"name":"Dogs","color":"#0f766e"}}`)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		got := eval[string](screen, `(() => { const t = document.querySelectorAll('.score__team'); return t.length === 2 ? t[0].textContent.trim() + ' | ' + t[1].textContent.trim() + ' | ' + getComputedStyle(document.documentElement).getPropertyValue('--blue').trim() : ''; })()`)
+		if got == "▲ Clever Cats | Dogs ● | #6d28d9" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen did not take the new teams: %q", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	screen.waitConnected(10*time.Second, "live")
+	screen.screenshot("screen-teams-1280", 1280, 720, false)
 }
