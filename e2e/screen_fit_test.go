@@ -326,3 +326,37 @@ func TestScreenLobby(t *testing.T) {
 	screen.waitConnected(10*time.Second, "live")
 	screen.screenshot("screen-teams-1280", 1280, 720, false)
 }
+
+// The screen's sound, once the host turned it on: a beep for each of the
+// last seconds of the countdown, a higher one at the start, a horn at the
+// bell (WebAudio oscillators, counted by a hook on OscillatorNode.start).
+func TestScreenSound(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	screen := newPlayer(t, browser, "screen")
+	screen.do(chromedp.EmulateViewport(1280, 720), chromedp.Navigate(e.base+"/screen"),
+		chromedp.WaitVisible(chromedp.CSS(".screen__qr svg")))
+	screen.waitConnected(10*time.Second, "live")
+	eval[bool](screen, `(() => {
+		window.__tones = [];
+		const start = OscillatorNode.prototype.start;
+		OscillatorNode.prototype.start = function (...a) { window.__tones.push(Math.round(this.frequency.value)); return start.apply(this, a); };
+		return true;
+	})()`)
+	screen.do(chromedp.Click(chromedp.CSS("#screen-sound")))
+	now := time.Now().UnixMilli()
+	screen.showRound(game.DefaultTeams(), game.RoundState{Number: 1, Mode: game.ModeTimed, Status: game.StatusCountdown, StartsAt: now + 2500, EndsAt: now + 4000})
+	screen.waitRound(8*time.Second, "the bell", func(v roundView) bool { return v.Clock == "Time! Counting the last taps…" })
+	time.Sleep(500 * time.Millisecond)
+	tones := eval[[]int](screen, `window.__tones`)
+	count := map[int]int{}
+	for _, f := range tones {
+		count[f]++
+	}
+	t.Logf("tones: %v", tones)
+	// 660: the toggle's own click; 880: "3…"/"2…"/"1…" (2 or 3, as the
+	// countdown started 2.5 s out); 1320: TAP!; 220/262/222: the horn.
+	if count[660] != 1 || count[880] < 2 || count[1320] != 1 || count[220] != 1 || count[262] != 1 {
+		t.Errorf("tones %v: want the toggle's, 2–3 countdown beeps, the start and the horn", tones)
+	}
+}
