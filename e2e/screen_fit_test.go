@@ -311,6 +311,15 @@ func TestScreenLobby(t *testing.T) {
 	if got := eval[string](screen, `document.getElementById('screen-sound').textContent + ':' + document.getElementById('screen-sound').getAttribute('aria-pressed')`); got != "Sound on:true" {
 		t.Errorf("after a click the sound button says %q", got)
 	}
+	screen.do(chromedp.Click(chromedp.CSS("#screen-fullscreen")))
+	deadline = time.Now().Add(3 * time.Second)
+	for eval[string](screen, `document.fullscreenElement ? document.getElementById('screen-fullscreen').textContent : ''`) != "Exit fullscreen" {
+		if time.Now().After(deadline) {
+			t.Fatal("the Fullscreen button did not make the page fullscreen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	screen.do(chromedp.Click(chromedp.CSS("#screen-fullscreen")))
 	e.apiTaps("Lee", 3)
 	screen.waitView(liveWithin, "the first taps", func(v view) bool { return v.Total == "3" })
 	if got := lobby(); got != "hidden" {
