@@ -378,3 +378,31 @@ func TestScreenSound(t *testing.T) {
 		t.Errorf("tones %v: want the toggle's, 2–3 countdown beeps, the start and the horn", tones)
 	}
 }
+
+// A full room in the lobby: 30 players with long names; the screen shows
+// as many whole names as fit (never half a row) at 1024×768 and
+// 1920×1080. Screenshots screen-lobby-30-{1024,1920}.png.
+func TestScreenLobbyFullRoom(t *testing.T) {
+	e := newEnv(t)
+	for i := range 30 {
+		e.apiJoin(fmt.Sprintf("Maximiliana Thunder %02d", i))
+	}
+	browser := newBrowser(t)
+	screen := newPlayer(t, browser, "screen")
+	screen.do(chromedp.EmulateViewport(1024, 768), chromedp.Navigate(e.base+"/screen"), chromedp.WaitVisible(chromedp.CSS(".screen__qr svg")))
+	screen.waitConnected(10*time.Second, "live")
+	for _, sz := range []struct {
+		name string
+		w, h int64
+	}{{"1024", 1024, 768}, {"1920", 1920, 1080}} {
+		screen.do(chromedp.EmulateViewport(sz.w, sz.h))
+		time.Sleep(800 * time.Millisecond) // a name's entrance lasts 0.6 s
+		if bad := screen.fitProblems(); len(bad) > 0 {
+			t.Errorf("%dx%d:\n  %s", sz.w, sz.h, strings.Join(bad, "\n  "))
+		}
+		if n := eval[int](screen, `document.querySelectorAll('#lobby-names li:not([hidden])').length`); n < 4 {
+			t.Errorf("%dx%d: only %d names show", sz.w, sz.h, n)
+		}
+		screen.screenshot("screen-lobby-30-"+sz.name, sz.w, sz.h, false)
+	}
+}

@@ -84,14 +84,44 @@
     var users = (state.users || []).slice(0, 12);
     var have = Array.prototype.map.call(list.children, function (li) { return li.textContent; }).join('\n');
     if (have === users.map(function (u) { return u.username; }).join('\n')) return;
+    // Keep the element of a name already shown: only a newcomer's name
+    // makes its entrance (.is-new, dropped when it ends).
+    var shown = {};
+    for (var k = 0; k < list.children.length; k++) shown[list.children[k].textContent] = list.children[k];
     var items = users.map(function (u) {
-      var li = document.createElement('li');
-      li.className = u.team === 'blue' ? 'team-blue' : u.team === 'red' ? 'team-red' : '';
-      li.textContent = u.username;
+      var li = shown[u.username];
+      if (!li) {
+        li = document.createElement('li');
+        li.className = (u.team === 'blue' ? 'team-blue' : u.team === 'red' ? 'team-red' : '') + ' is-new';
+        li.textContent = u.username;
+        li.addEventListener('animationend', function () { li.classList.remove('is-new'); }, { once: true });
+      }
       return li;
     });
     list.replaceChildren.apply(list, items);
+    trimLobby();
   }
+
+  // trimLobby hides the names that do not fit the lobby's box whole: a
+  // projector shows whole names or none, never half a row.
+  function trimLobby() {
+    var list = byId('lobby-names');
+    if (!list || list.offsetParent === null) return;
+    // Layout positions (offsetTop: the list is their offset parent), not
+    // the drawn boxes, which a name's entrance animation scales; against
+    // the list's room (its max-height), not its height, which shrinks with
+    // the names it shows.
+    var room = parseFloat(getComputedStyle(list).maxHeight) || Infinity;
+    for (var i = 0; i < list.children.length; i++) {
+      var li = list.children[i];
+      li.hidden = false;
+      if (li.offsetTop + li.offsetHeight > room + 0.5) {
+        for (var j = i; j < list.children.length; j++) list.children[j].hidden = true;
+        return;
+      }
+    }
+  }
+  window.addEventListener('resize', trimLobby);
 
   function pollLobby() {
     clearTimeout(lobbyTimer);
@@ -111,7 +141,10 @@
     var show = total() === 0 && !roundFinal();
     if (lobby.hidden === !show) return;
     lobby.hidden = !show;
-    if (show) pollLobby();
+    if (show) {
+      trimLobby();
+      pollLobby();
+    }
   }
 
   /* ---------------------------------------------------------------- 3 ---- */
@@ -258,6 +291,7 @@
   setInterval(function () { fit(); sounds(); teamsChanged(); }, 200);
 
   refresh();
+  trimLobby();
   if (byId('screen-lobby') && !byId('screen-lobby').hidden) pollLobby();
 
   // For other scripts and tests.
