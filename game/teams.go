@@ -61,7 +61,7 @@ func NormalizeTeams(ts Teams) (Teams, error) {
 	for _, side := range []struct {
 		label string
 		s     *TeamStyle
-	}{{"Blue", &ts.Blue}, {"Red", &ts.Red}} {
+	}{{"first (blue)", &ts.Blue}, {"second (red)", &ts.Red}} {
 		if side.s.Name, err = normalizeTeamName(side.label, side.s.Name); err != nil {
 			return Teams{}, err
 		}
@@ -71,6 +71,9 @@ func NormalizeTeams(ts Teams) (Teams, error) {
 	}
 	if strings.EqualFold(ts.Blue.Name, ts.Red.Name) {
 		return Teams{}, Errorf(EINVALID, "Both teams are called %q: give them different names.", ts.Blue.Name)
+	}
+	if ts.Blue.Color == ts.Red.Color {
+		return Teams{}, Errorf(EINVALID, "Both teams are %s: give them different colours.", ts.Blue.Color)
 	}
 	return ts, nil
 }

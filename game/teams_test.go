@@ -31,6 +31,7 @@ func TestNormalizeTeams(t *testing.T) {
 		{Teams{Blue: TeamStyle{"The Incredible Sponsors", "#111111"}, Red: DefaultTeams().Red}, "too long"},
 		{Teams{Blue: TeamStyle{"red", "#111111"}, Red: DefaultTeams().Red}, "different names"},
 		{Teams{Blue: TeamStyle{"a\u200bb", "#111111"}, Red: DefaultTeams().Red}, "cannot have"},
+		{Teams{Blue: TeamStyle{"Cats", "#E11D48"}, Red: DefaultTeams().Red}, "different colours"},
 	} {
 		_, err := NormalizeTeams(tc.ts)
 		if err == nil || ErrorCode(err) != EINVALID || !strings.Contains(ErrorMessage(err), tc.want) {
