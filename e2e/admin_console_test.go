@@ -129,4 +129,23 @@ func TestHostConsole(t *testing.T) {
 		}
 	}
 	host.screenshot("admin-kick-375", 375, 800, true)
+
+	// Teams: a pale sponsor yellow is refused with a shade that passes;
+	// then "Cats vs Dogs" in readable colours shows on the console.
+	host.do(chromedp.Navigate(e.base+"/admin"), chromedp.WaitVisible(chromedp.CSS("#blue-name")),
+		chromedp.SetValue(chromedp.CSS("#blue-name"), "Cats"), chromedp.SetValue(chromedp.CSS("#blue-color"), "#ffd23f"),
+		chromedp.SetValue(chromedp.CSS("#red-name"), "Dogs"),
+		chromedp.Click(chromedp.CSS(".admin-teams button[type=submit]")), chromedp.WaitVisible(chromedp.CSS(".admin-error")))
+	if msg := eval[string](host, `document.querySelector('.admin-error').textContent`); !strings.Contains(msg, "first (blue) team's colour #ffd23f") || !strings.Contains(msg, "darker shade such as #") {
+		t.Errorf("a pale colour: %q", msg)
+	}
+	host.do(chromedp.Navigate(e.base+"/admin"), chromedp.WaitVisible(chromedp.CSS("#blue-name")),
+		chromedp.SetValue(chromedp.CSS("#blue-name"), "Cats"), chromedp.SetValue(chromedp.CSS("#blue-color"), "#7c2d12"),
+		chromedp.SetValue(chromedp.CSS("#red-name"), "Dogs"),
+		chromedp.Click(chromedp.CSS(".admin-teams button[type=submit]")), chromedp.WaitVisible(chromedp.CSS(".admin-flash")))
+	v = host.waitConsole(5*time.Second, "the new names", func(v consoleView) bool { return strings.Contains(v.Text, "Online: Cats / Dogs") })
+	if !strings.Contains(v.Text, "You named the teams Cats and Dogs.") || v.Overflow != "" {
+		t.Errorf("after naming the teams: %q (overflow %q)", v.Text, v.Overflow)
+	}
+	host.screenshot("admin-teams-375", 375, 800, true)
 }
