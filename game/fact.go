@@ -17,6 +17,7 @@ const (
 	FactPlayer FactType = "player" // a player of an import, with their tapCount
 	FactKicked FactType = "kicked" // a kicked player of an import
 	FactResult FactType = "result" // the final result of a timed round (keyed, one record)
+	FactTeams  FactType = "teams"  // the teams' names and colours the host set (keyed, one record)
 )
 
 // Fact is a non-tap record of the log. Which fields are set depends on Type.
@@ -36,6 +37,8 @@ type Fact struct {
 	Schedule *RoundSchedule `json:"schedule,omitempty"`
 	// Result: result.
 	Result *RoundResult `json:"result,omitempty"`
+	// Teams: teams (how both teams are shown from now on).
+	Teams *Teams `json:"teams,omitempty"`
 }
 
 // Step is one step of a batch, applied in log order: either a run of

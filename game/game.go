@@ -124,6 +124,9 @@ type Snapshot struct {
 	Users       []Player           `json:"users"`
 	Leaderboard []LeaderboardEntry `json:"leaderboard"`
 	Round       RoundState         `json:"round"`
+	// Teams is how the teams are shown (names and colours the host set);
+	// the ids stay "blue" and "red" everywhere else.
+	Teams Teams `json:"teams"`
 	// Schedule is the current round's plan (nil: open play), for the tap
 	// rule; pages and clients read Round.
 	Schedule *RoundSchedule `json:"-"`

@@ -26,6 +26,7 @@ type AdminStore interface {
 	Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error)
 	SubscribeAdmin(ctx context.Context) <-chan struct{}
 	StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error)
+	SetTeams(ctx context.Context, ts game.Teams, now time.Time) error
 }
 
 // KafkaInfo reads the end of the tap log (stream.Watermarks).
@@ -48,11 +49,13 @@ const rateWindow = 15 * time.Minute
 
 // adminRoutes registers /admin and its actions.
 func (s *Server) adminRoutes(e *echo.Echo) {
-	e.GET("/admin", s.adminPage)
-	e.POST("/admin/login", s.adminLogin)
-	g := e.Group("/admin", s.requireAdmin)
+	e.GET("/admin", s.adminPage, s.withTeams)
+	e.POST("/admin/login", s.adminLogin, s.withTeams)
+	g := e.Group("/admin", s.requireAdmin, s.withTeams)
 	g.POST("/logout", s.adminLogout)
 	g.GET("/stats", s.adminStats)
+	g.GET("/console", s.adminConsole)
+	g.POST("/teams", s.adminTeams)
 	g.GET("/reset", s.adminResetConfirm)
 	g.POST("/reset", s.adminReset)
 	g.POST("/rounds", s.adminStartRounds)
@@ -80,10 +83,21 @@ func (s *Server) adminData(c echo.Context, a adminCtx) (views.AdminData, error) 
 		return views.AdminData{}, err
 	}
 	d := views.AdminData{CSRF: a.csrf, Stats: st}
-	if snap, err := s.store.Snapshot(ctx, 10, time.Now()); err == nil {
-		d.Top, d.Online = snap.Leaderboard, snap.Users
+	if cons, top, err := s.adminConsoleData(ctx); err == nil {
+		d.Console, d.Top = cons, top
 	}
 	return d, nil
+}
+
+// adminConsoleData reads the round and the room for the console, and the
+// top 10.
+func (s *Server) adminConsoleData(ctx context.Context) (views.AdminConsole, []game.LeaderboardEntry, error) {
+	now := time.Now()
+	snap, err := s.store.Snapshot(ctx, 10, now)
+	if err != nil {
+		return views.AdminConsole{}, nil, err
+	}
+	return views.AdminConsole{Now: now, Round: snap.Round, Game: snap.GameState, Online: snap.Users}, snap.Leaderboard, nil
 }
 
 // adminFail shows a failed action: the dashboard with the message for a

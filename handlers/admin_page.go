@@ -7,10 +7,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/tapwars/tapwars/game"
+
 	"github.com/tapwars/tapwars/views"
 )
 
-// adminPage: GET /admin — the dashboard, or the login form.
+// adminPage: GET /admin — the host console, or the login form.
 func (s *Server) adminPage(c echo.Context) error {
 	adminHeaders(c)
 	a, err := s.authorize(c)
@@ -24,17 +26,25 @@ func (s *Server) adminPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// What the host just did, in words that stay true as the round goes
+	// on (the console above says where the round is now).
 	switch c.QueryParam("done") {
 	case "reset":
-		d.Flash = fmt.Sprintf("Round %d started: every score is zero.", d.Stats.Round)
+		d.Flash = fmt.Sprintf("You set every score to zero: round %d.", d.Stats.Round)
 	case "import":
-		d.Flash = fmt.Sprintf("State imported (now round %d).", d.Stats.Round)
+		d.Flash = fmt.Sprintf("You restored the game from a file (now round %d).", d.Stats.Round)
 	case "rounds":
-		d.Flash = fmt.Sprintf("Timed round %d: the countdown is on.", d.Stats.Round)
+		d.Flash = fmt.Sprintf("You started timed round %d.", d.Stats.Round)
 	case "open":
-		d.Flash = fmt.Sprintf("Back to open play (round %d).", d.Stats.Round)
+		d.Flash = fmt.Sprintf("You stopped the timed rounds: open play, round %d.", d.Stats.Round)
+	case "teams":
+		ts := game.DefaultTeams()
+		if cur, err := s.store.Teams(c.Request().Context()); err == nil {
+			ts = cur
+		}
+		d.Flash = fmt.Sprintf("You named the teams %s and %s.", ts.Blue.Name, ts.Red.Name)
 	case "kick":
-		d.Flash = "Player kicked."
+		d.Flash = "You removed the player."
 	case "login":
 		d.Flash = "Logged in."
 	}

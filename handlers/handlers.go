@@ -31,6 +31,7 @@ type Store interface {
 	User(ctx context.Context, id string) (game.User, error)
 	Snapshot(ctx context.Context, top int, now time.Time) (game.Snapshot, error)
 	Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error)
+	Teams(ctx context.Context) (game.Teams, error)
 	Ping(ctx context.Context) error
 }
 
@@ -140,15 +141,16 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: strconv.Itoa(MaxImportBytes), // bytes
 		Skipper: func(c echo.Context) bool { return !isImport(c) }}))
 
-	e.GET("/", s.index)
-	e.POST("/join", s.joinForm, s.joinLimit)
-	e.GET("/leaderboard", s.leaderboardPage)
-	e.GET("/screen", s.screen)
+	e.GET("/", s.index, s.withTeams)
+	e.POST("/join", s.joinForm, s.joinLimit, s.withTeams)
+	e.GET("/leaderboard", s.leaderboardPage, s.withTeams)
+	e.GET("/screen", s.screen, s.withTeams)
+	e.GET("/theme.css", s.themeCSS)
 	e.POST("/api/join", s.join, s.joinLimit)
 	e.POST("/api/tap", s.tap)
 	e.GET("/api/game-state", s.gameState)
 	e.GET("/api/rounds", s.apiRounds)
-	e.GET("/rounds", s.roundsHistoryPage)
+	e.GET("/rounds", s.roundsHistoryPage, s.withTeams)
 	e.GET("/events", s.events)
 	e.GET("/ws", s.ws)
 	if opt.AdminToken != "" && opt.Admin != nil {

@@ -231,3 +231,17 @@ func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now ti
 func (g *Game) LogResult(ctx context.Context, res game.RoundResult) error {
 	return g.facts.Result(ctx, res)
 }
+
+// SetTeams logs how the teams are shown from now on (names and colours,
+// already normalised: game.NormalizeTeams) and waits, like a kick, until
+// the consumer applied it: store.ErrNotApplied if that takes longer than
+// KickWait (the change is in the log, and every page shows it soon).
+func (g *Game) SetTeams(ctx context.Context, ts game.Teams, now time.Time) error {
+	if err := g.facts.Teams(ctx, ts, now); err != nil {
+		return err
+	}
+	return g.wait(ctx, g.KickWait, func(ctx context.Context) (bool, error) {
+		cur, err := g.Store.Teams(ctx)
+		return cur == ts, err
+	})
+}

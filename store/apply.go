@@ -38,6 +38,9 @@ const (
 	KeyRoundResults = "game:rounds:results"
 	// KeyRounds indexes the results: a sorted set of round numbers.
 	KeyRounds = "game:rounds"
+	// KeyTeams is how the teams are shown (JSON game.Teams): the last
+	// teams fact; absent: game.DefaultTeams.
+	KeyTeams = "game:teams"
 )
 
 // projectionKeys are the KEYS of every script that changes the projection
@@ -46,7 +49,7 @@ const (
 var projectionKeys = []string{KeyUsers, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyLeaderboard,
 	KeyOffsets, KeyOnlineBlue, KeyOnlineRed, KeyRoundStarts, KeyUpdatedAt, "", KeyRound,
 	KeyRoundParts, KeyKicked, KeyImportRound, KeyLeaderboardPrev,
-	KeyRoundPartSchedules, KeyRoundSchedule, KeyRoundResults, KeyRounds}
+	KeyRoundPartSchedules, KeyRoundSchedule, KeyRoundResults, KeyRounds, KeyTeams}
 
 func projKeys(nowMs int64) []string {
 	keys := append([]string(nil), projectionKeys...)
@@ -136,6 +139,7 @@ end
 //	'I', round, offset      import marker
 //	'P', id, user, team, tapCount   player of an import
 //	'X', id, kick record    kicked player of an import
+//	'N', teams              teams' names and colours (JSON)
 //
 // Returns {status, applied, unknown, old round, offset}.
 var applyScript *redis.Script
@@ -342,6 +346,10 @@ while i <= #ARGV do
       changed, admin = true, admin or 'import'
     end
     i = i + 3
+  elseif op == 'N' then
+    redis.call('SET', KEYS[21], ARGV[i + 1])
+    changed = true
+    i = i + 2
   else
     return redis.error_reply('unknown step ' .. tostring(op))
   end
@@ -456,6 +464,12 @@ func appendStep(args []any, st game.Step) ([]any, error) {
 		return append(args, "W", f.Result.Round, string(raw)), nil
 	case game.FactImport:
 		return append(args, "I", f.Round, st.Offset), nil
+	case game.FactTeams:
+		raw, err := json.Marshal(f.Teams)
+		if err != nil {
+			return nil, fmt.Errorf("encode teams: %w", err)
+		}
+		return append(args, "N", string(raw)), nil
 	case game.FactKicked:
 		raw, err := json.Marshal(KickRecord{User: *f.User, KickedAt: f.At, RemovedTaps: f.RemovedTaps})
 		if err != nil {

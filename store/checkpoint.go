@@ -27,7 +27,7 @@ const CheckpointVersion = 1
 
 var (
 	checkpointHashes  = []string{KeyUsers, KeyKicked, KeyOffsets, KeyRoundStarts, KeyRoundParts, KeyRoundPartSchedules, KeyRoundResults}
-	checkpointStrings = []string{KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyImportRound, KeyUpdatedAt, KeyRoundSchedule}
+	checkpointStrings = []string{KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyImportRound, KeyUpdatedAt, KeyRoundSchedule, KeyTeams}
 	checkpointSorted  = []string{KeyLeaderboard, KeyLeaderboardPrev, KeyRounds}
 )
 

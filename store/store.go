@@ -222,7 +222,7 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 		blueList, redList *redis.ZSliceCmd
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		vals = p.MGet(ctx, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyUpdatedAt, KeyRoundSchedule)
+		vals = p.MGet(ctx, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyUpdatedAt, KeyRoundSchedule, KeyTeams)
 		lb = p.ZRevRangeWithScores(ctx, KeyLeaderboard, 0, int64(top-1))
 		blueN = p.ZCount(ctx, KeyOnlineBlue, stale, "+inf")
 		redN = p.ZCount(ctx, KeyOnlineRed, stale, "+inf")
@@ -260,7 +260,7 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 	if err != nil {
 		return game.Snapshot{}, err
 	}
-	snap := game.Snapshot{GameState: st, Users: []game.Player{}, Leaderboard: []game.LeaderboardEntry{}}
+	snap := game.Snapshot{GameState: st, Users: []game.Player{}, Leaderboard: []game.LeaderboardEntry{}, Teams: parseTeams(v[6])}
 	if err := s.roundState(ctx, &snap, v[5], now); err != nil {
 		return game.Snapshot{}, err
 	}
@@ -447,4 +447,34 @@ func newID() string {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on Linux
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// Teams reads how the teams are shown (game.DefaultTeams until the host
+// sets them).
+func (s *Store) Teams(ctx context.Context) (game.Teams, error) {
+	v, err := s.rdb.Get(ctx, KeyTeams).Result()
+	if errors.Is(err, redis.Nil) {
+		return game.DefaultTeams(), nil
+	}
+	if err != nil {
+		return game.Teams{}, fmt.Errorf("read teams: %w", err)
+	}
+	return parseTeams(v), nil
+}
+
+// parseTeams is the stored teams JSON, or the defaults if there is none
+// (or it cannot be read: the game goes on in its own colours).
+func parseTeams(v any) game.Teams {
+	raw, ok := v.(string)
+	if !ok {
+		return game.DefaultTeams()
+	}
+	var ts game.Teams
+	if err := json.Unmarshal([]byte(raw), &ts); err != nil {
+		return game.DefaultTeams()
+	}
+	if n, err := game.NormalizeTeams(ts); err == nil {
+		return n
+	}
+	return game.DefaultTeams()
 }

@@ -132,6 +132,15 @@ func DecodeFact(value []byte) (game.Fact, error) {
 		if r := f.Result; r == nil || r.Round < 1 || r.Blue < 0 || r.Red < 0 || r.Winner != game.Winner(r.Blue, r.Red) {
 			return bad("result with round, scores and the winner they give required")
 		}
+	case game.FactTeams:
+		if f.Teams == nil {
+			return bad("teams required")
+		}
+		ts, err := game.NormalizeTeams(*f.Teams)
+		if err != nil {
+			return bad("%s", game.ErrorMessage(err))
+		}
+		f.Teams = &ts
 	default:
 		return bad("unknown type")
 	}

@@ -133,3 +133,9 @@ func (fs *Facts) Import(ctx context.Context, round int64, at time.Time, players 
 	facts = append(facts, kicked...)
 	return fs.keyed(ctx, facts, func(f game.Fact) string { return f.User.ID })
 }
+
+// Teams logs the teams' names and colours: one record keyed "teams", so
+// every change is on one partition and a replay ends on the last one.
+func (fs *Facts) Teams(ctx context.Context, ts game.Teams, at time.Time) error {
+	return fs.keyed(ctx, []game.Fact{{Type: game.FactTeams, Teams: &ts, At: at.UnixMilli()}}, func(game.Fact) string { return "teams" })
+}

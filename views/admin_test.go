@@ -39,10 +39,12 @@ func TestRateChart(t *testing.T) {
 
 func TestAdminPagesEscape(t *testing.T) {
 	evil := `<script>alert("x")</script>`
+	tie := "tie"
 	d := AdminData{CSRF: `"><b>csrf`, Error: evil, Flash: evil,
-		Stats:  AdminStats{Now: time.Now(), Rate: make([]int64, 60), KafkaError: evil, Partitions: []AdminPartition{{Partition: 0, End: 5, Applied: -1, RoundStart: -1}}},
-		Top:    []game.LeaderboardEntry{{ID: "a\"b", Username: evil, Team: game.Blue, TapCount: 3}},
-		Online: []game.Player{{ID: "x", Username: evil, Team: game.Red}},
+		Stats: AdminStats{Now: time.Now(), Rate: make([]int64, 60), KafkaError: evil, Partitions: []AdminPartition{{Partition: 0, End: 5, Applied: -1, RoundStart: -1}}},
+		Top:   []game.LeaderboardEntry{{ID: "a\"b", Username: evil, Team: game.Blue, TapCount: 3}},
+		Console: AdminConsole{Now: time.Now(), Online: []game.Player{{ID: "x", Username: evil, Team: game.Red}},
+			Round: game.RoundState{Mode: game.ModeTimed, Final: true, Winner: &tie, TopTapper: &game.LeaderboardEntry{Username: evil}}},
 		Target: game.User{ID: "t", Username: evil, Team: game.Red}}
 	for _, html := range []string{admRender(t, AdminPage(d)), admRender(t, AdminKickPage(d)), admRender(t, AdminResetPage(d)), admRender(t, AdminLoginPage(evil))} {
 		if strings.Contains(html, "<script>") || strings.Contains(html, `"><b>`) {

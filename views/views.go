@@ -8,6 +8,7 @@
 package views
 
 import (
+	"context"
 	"math"
 	"net/url"
 	"strconv"
@@ -32,13 +33,21 @@ const GameTop = 10
 // leaderboard is last (PartLeaderboard): the hub sends a client only the
 // parts that changed since its previous frame.
 func StateParts(s game.Snapshot, top int) []templ.Component {
-	return append(scoreParts(s.GameState), roundPanel(s.Round, true), leaderboardList("leaderboard", s.Leaderboard, top, "", true))
+	return withTeams(s.Teams, append(scoreParts(s.GameState), roundPanel(s.Round, true), leaderboardList("leaderboard", s.Leaderboard, top, "", true)))
+}
+
+// withTeams renders every part with the snapshot's team names.
+func withTeams(ts game.Teams, parts []templ.Component) []templ.Component {
+	for i, p := range parts {
+		parts[i] = renderWithTeams(ts, p)
+	}
+	return parts
 }
 
 // LeaderboardParts are the elements of LeaderboardFragments one by one, in
 // order, the leaderboard last (PartLeaderboard).
 func LeaderboardParts(s game.Snapshot) []templ.Component {
-	return append(scoreParts(s.GameState), roundPanel(s.Round, true), leaderboardList("leaderboard-full", s.Leaderboard, FullTop, "", true))
+	return withTeams(s.Teams, append(scoreParts(s.GameState), roundPanel(s.Round, true), leaderboardList("leaderboard-full", s.Leaderboard, FullTop, "", true)))
 }
 
 // PartLeaderboard is the index of the leaderboard in StateParts and
@@ -117,11 +126,12 @@ func teamIcon(t game.Team) string {
 	return "◆"
 }
 
-func teamLabel(t game.Team) string {
+// teamLabel is team t's name as the host set it (the teams in ctx).
+func teamLabel(ctx context.Context, t game.Team) string {
 	if t == "" {
 		return "No team"
 	}
-	return t.Label()
+	return teamsOf(ctx).Name(t)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -174,9 +184,9 @@ func tugWidthClass(s game.State) string {
 	return "tug__fill--" + strconv.Itoa(blue)
 }
 
-func tugLabel(s game.State) string {
+func tugLabel(ctx context.Context, s game.State) string {
 	b, r := shares(s)
-	return "Tug of war: Blue " + strconv.Itoa(b) + "%, Red " + strconv.Itoa(r) + "%"
+	return "Tug of war: " + teamLabel(ctx, game.Blue) + " " + strconv.Itoa(b) + "%, " + teamLabel(ctx, game.Red) + " " + strconv.Itoa(r) + "%"
 }
 
 func pct(n int) string { return strconv.Itoa(n) + "%" }
