@@ -171,9 +171,9 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"DEBUG_ADDR", "address of a Go pprof listener (/debug/pprof/) for profiling; keep it private (e.g. 127.0.0.1:6060); empty = off", "", str(&c.DebugAddr)},
-		{"ADMIN_TOKEN", "token of the admin page /admin (at least 16 characters); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
-			if v != "" && len(v) < 16 {
-				return fmt.Errorf("must be at least 16 characters")
+		{"ADMIN_TOKEN", "token of the admin page /admin (at least 32 characters, e.g. openssl rand -hex 32); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
+			if v != "" && len(v) < handlers.MinAdminToken {
+				return fmt.Errorf("must be at least %d characters, so that it cannot be guessed: generate one with openssl rand -hex 32", handlers.MinAdminToken)
 			}
 			c.AdminToken = v
 			return nil
@@ -187,7 +187,7 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"JOIN_RATE_LIMIT", "new players per client address per minute (a room behind one NAT address shares it); 0 = no limit", "600", intSetting(&c.JoinRateLimit)},
-		{"JOINS_PER_SECOND", "new players per second on this instance, from all addresses (bursts: 10 s worth); 0 = no limit", "50", intSetting(&c.JoinsPerSecond)},
+		{"JOINS_PER_SECOND", "new players per second on this instance, from all addresses (bursts: 10 s worth; one address gets at most half); 0 = no limit", "100", intSetting(&c.JoinsPerSecond)},
 		{"MAX_CONNECTIONS", "live connections (WebSocket + SSE) per instance; 0 = no limit", "10000", intSetting(&c.MaxConnections)},
 		{"MAX_CONNECTIONS_PER_IP", "live connections per client address (IPv6: per /64; a room behind one NAT address shares it); 0 = no limit", "1000", intSetting(&c.MaxConnectionsPerIP)},
 		{"TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client; empty = the TCP peer is the client", "", func(v string) error {

@@ -323,7 +323,7 @@ func (s *syncBuf) String() string {
 // log, even at debug level. The default format is slog's text.
 func TestLogs(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
-	const secret, adminToken = "very-secret-session-key-4711", "admin-token-0123456789abcdef"
+	const secret, adminToken = "very-secret-session-key-4711", "admin-token-0123456789abcdef-0123"
 	var logs syncBuf
 	m := startNode(t, r, k, map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "debug", "SESSION_SECRET": secret, "ADMIN_TOKEN": adminToken},
 		func(m *app.Main) { m.LogOutput = &logs })

@@ -294,8 +294,8 @@ func (m *Main) adminToken() (token string, generated bool, err error) {
 	path := filepath.Join(m.Config.DataDir, "admin.token")
 	if b, err := os.ReadFile(path); err == nil {
 		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", false, fmt.Errorf("%s is damaged (shorter than 16 characters): delete it to generate a new admin token", path)
+		if len(t) < handlers.MinAdminToken {
+			return "", false, fmt.Errorf("%s is damaged or too short (under %d characters): delete it to generate a new admin token", path, handlers.MinAdminToken)
 		}
 		return t, false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {

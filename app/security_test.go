@@ -100,8 +100,8 @@ func TestRoomBehindOneAddressWithDefaults(t *testing.T) {
 	waitTotals(t, base, want)
 
 	// A flood of joins from the same address is cut off well before
-	// thousands: the instance's budget (JOINS_PER_SECOND, 10 s worth) runs
-	// out first here, and the per-address one (JOIN_RATE_LIMIT) after it.
+	// thousands, by the address's budget (JOIN_RATE_LIMIT, at most half of
+	// the instance's) before the instance's (JOINS_PER_SECOND).
 	refusedAt, msg := 0, ""
 	for i := range 2000 {
 		code, hdr, body := call(t, "POST", base+"/api/join", "", `{}`, nil)

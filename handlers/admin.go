@@ -68,7 +68,8 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 // wantsHTML tells browser form posts (answered with pages and redirects)
 // from API calls (answered with JSON).
 func wantsHTML(c echo.Context) bool {
-	return c.Request().Header.Get(echo.HeaderAuthorization) == "" &&
+	_, api := bearer(c.Request())
+	return !api &&
 		strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/html")
 }
 

@@ -573,7 +573,7 @@ func TestEmbeddedKill9UnderLoad(t *testing.T) {
 			if _, err := exec.LookPath("redis-server"); err != nil && mode == "redis-server" {
 				t.Skip("redis-server not installed")
 			}
-			const admin = "admin-token-for-binary-tests"
+			const admin = "admin-token-for-binary-tests-0123"
 			port := testenv.FreePort(t)
 			env := []string{"DATA_DIR=" + t.TempDir(), "EMBEDDED_REDIS=" + mode, "KAFKA_PARTITIONS=3",
 				"ADMIN_TOKEN=" + admin, "TAP_RATE_LIMIT=0"}
