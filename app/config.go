@@ -54,6 +54,12 @@ type Config struct {
 	MaxConnections      int      // MAX_CONNECTIONS: live connections of an instance; 0 = no limit
 	MaxConnectionsPerIP int      // MAX_CONNECTIONS_PER_IP: live connections per client address; 0 = no limit
 	TrustedProxies      []string // TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed (addresses or CIDRs)
+
+	// The public listener's TCP connections (see handlers.LimitListener).
+	MaxTCPConnections      int           // MAX_TCP_CONNECTIONS: open connections of the instance; 0 = the file limit's
+	MaxTCPConnectionsPerIP int           // MAX_TCP_CONNECTIONS_PER_IP: open connections per client address; 0 = no limit
+	HeaderTimeout          time.Duration // HTTP_HEADER_TIMEOUT: how long a request's headers may take to arrive
+	IdleTimeout            time.Duration // HTTP_IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
 }
 
 // setting is one configurable value: its name (the environment variable),
@@ -200,6 +206,22 @@ func (c *Config) settings() []setting {
 			_, err := handlers.ParseProxies(c.TrustedProxies)
 			return err
 		}},
+		{"MAX_TCP_CONNECTIONS", "open TCP connections of the game's listener (requests, idle keep-alive and live streams), kept under the process's file limit minus 1,000; 0 = that limit", "15000", intSetting(&c.MaxTCPConnections)},
+		{"MAX_TCP_CONNECTIONS_PER_IP", "open TCP connections per client address (IPv6: per /64; a room behind one NAT address shares it; trusted proxies are exempt); 0 = no limit", "3000", intSetting(&c.MaxTCPConnectionsPerIP)},
+		{"HTTP_HEADER_TIMEOUT", "how long a request's headers may take to arrive (a phone on a crowded Wi-Fi retransmits)", "10s", positiveDuration(&c.HeaderTimeout)},
+		{"HTTP_IDLE_TIMEOUT", "how long a keep-alive connection may wait for its next request before it is closed", "30s", positiveDuration(&c.IdleTimeout)},
+	}
+}
+
+// positiveDuration parses a duration > 0.
+func positiveDuration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("must be a positive duration such as 10s")
+		}
+		*p = d
+		return nil
 	}
 }
 

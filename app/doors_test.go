@@ -6,6 +6,7 @@ package app_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,7 +14,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/tapwars/tapwars/app"
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/stream"
 )
@@ -166,5 +169,168 @@ func TestOneAddressCannotUseUpTheJoins(t *testing.T) {
 		if code, _, body := admReq(t, clientFrom(ip), "POST", base+"/api/join", `{}`, map[string]string{"Content-Type": "application/json"}); code != 201 {
 			t.Fatalf("a player from %s: %d %s", ip, code, body)
 		}
+	}
+}
+
+// dialFrom opens n TCP connections to addr from ip, sends nothing, and
+// sorts them after wait: held (the server said nothing) or refused (with
+// the server's answer, the first refusal's kept in msg). Refused ones are
+// closed; the caller closes the held ones.
+func dialFrom(t *testing.T, addr, ip string, n int, wait time.Duration) (held []net.Conn, refused int, msg string) {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %d from %s: %v", len(conns), ip, err)
+		}
+		conns = append(conns, c)
+	}
+	answers := make([]string, n)
+	deadline := time.Now().Add(wait)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			_ = c.SetReadDeadline(deadline)
+			b, _ := io.ReadAll(c) // until the server closes, or the deadline
+			answers[i] = string(b)
+		})
+	}
+	wg.Wait()
+	for i, c := range conns {
+		if strings.HasPrefix(answers[i], "HTTP/1.1 ") {
+			refused++
+			if msg == "" {
+				msg = answers[i]
+			}
+			c.Close()
+			continue
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		held = append(held, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return held, refused, msg
+}
+
+// timedGet is a request from another address on a new connection, and how
+// long its answer took (status 0: no answer, logged).
+func timedGet(t *testing.T, ip, u string) (int, time.Duration) {
+	t.Helper()
+	c := clientFrom(ip)
+	defer c.CloseIdleConnections()
+	start := time.Now()
+	res, err := c.Get(u)
+	if err != nil {
+		t.Logf("GET %s from %s: %v", u, ip, err)
+		return 0, time.Since(start)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, time.Since(start)
+}
+
+// 5,000 idle connections from one address: the address holds at most
+// MAX_TCP_CONNECTIONS_PER_IP of them (the rest are answered 429 at once),
+// another address's requests are answered within a second meanwhile, and
+// the held ones are closed after HTTP_HEADER_TIMEOUT.
+func TestIdleConnectionsFromOneAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 connections")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
+	m := instance(t, r, k, nil) // the defaults: 3,000 per address, 10 s for headers
+	base := m.URL()
+
+	start := time.Now()
+	held, refused, msg := dialFrom(t, m.Addr(), "127.0.0.3", 5000, 2*time.Second)
+	t.Logf("5,000 connections from one address in %v: %d held, %d refused", time.Since(start), len(held), refused)
+	if len(held) > 3000 || refused < 2000 {
+		t.Fatalf("one address holds %d idle connections (%d refused), want at most 3,000", len(held), refused)
+	}
+	if !strings.HasPrefix(msg, "HTTP/1.1 429") || !strings.Contains(msg, "MAX_TCP_CONNECTIONS_PER_IP") || !strings.Contains(msg, "Retry-After: 5") {
+		t.Fatalf("the refusal: %q", msg)
+	}
+	// While they are held, another address is served at once.
+	var worst time.Duration
+	for i := range 10 {
+		code, took := timedGet(t, "127.0.0.4", base+"/api/game-state")
+		if code != 200 {
+			t.Fatalf("request %d from another address: %d", i, code)
+		}
+		worst = max(worst, took)
+	}
+	if worst > time.Second {
+		t.Fatalf("another address waited %v behind one address's idle connections", worst)
+	}
+	t.Logf("another address's slowest of 10 requests: %v", worst)
+	if n := metricValue(t, base, "tapwars_open_connections"); n > 3000+10 {
+		t.Fatalf("tapwars_open_connections %v", n)
+	}
+	if n := metricValue(t, base, `tapwars_limit_refusals_total{limit="tcp_connections_per_address"}`); n < 2000 {
+		t.Fatalf("tcp_connections_per_address refusals %v", n)
+	}
+	// A connection that never sends its request is closed after the header
+	// timeout (10 s), which frees the address's slots.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, c := range held {
+		_ = c.SetReadDeadline(deadline)
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("an idle connection after %v: %v, want closed by the server", time.Since(start), err)
+		}
+	}
+	t.Logf("all held idle connections closed by the server %v after they opened", time.Since(start))
+	if again, refused, _ := dialFrom(t, m.Addr(), "127.0.0.3", 10, 300*time.Millisecond); len(again) != 10 || refused != 0 {
+		t.Fatalf("after the timeout the address holds %d of 10 new connections", len(again))
+	}
+}
+
+// The instance's cap holds whatever the addresses, below the file limit;
+// a trusted proxy's connections are not capped per address (the proxy
+// carries many clients), only by the instance's cap.
+func TestConnectionCapOfTheInstance(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
+	m := instance(t, r, k, map[string]string{"MAX_TCP_CONNECTIONS": "300", "MAX_TCP_CONNECTIONS_PER_IP": "100", "TRUSTED_PROXIES": "127.0.0.5"})
+	base, addr := m.URL(), m.Addr()
+
+	held, refused, msg := dialFrom(t, addr, "127.0.0.2", 101, time.Second)
+	if len(held) != 100 || refused != 1 || !strings.Contains(msg, "MAX_TCP_CONNECTIONS_PER_IP") {
+		t.Fatalf("101 from one address: %d held, %d refused: %q", len(held), refused, msg)
+	}
+	proxy, refused, msg := dialFrom(t, addr, "127.0.0.5", 150, time.Second)
+	if len(proxy) != 150 {
+		t.Fatalf("150 from a trusted proxy: %d held, %d refused: %q", len(proxy), refused, msg)
+	}
+	// 250 held plus the test's own keep-alive connections: the instance
+	// fills up from a third address.
+	_, refused, msg = dialFrom(t, addr, "127.0.0.3", 60, time.Second)
+	if refused == 0 || !strings.HasPrefix(msg, "HTTP/1.1 503") || !strings.Contains(msg, "MAX_TCP_CONNECTIONS") {
+		t.Fatalf("a full instance: %d refused: %q", refused, msg)
+	}
+	// Connections that end give their slots back.
+	for _, c := range proxy {
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := timedGet(t, "127.0.0.4", base+"/healthz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the instance stays full after 150 connections closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Over the file limit the cap is lowered, with a warning.
+	var logs syncBuf
+	startApp(t, r, k, map[string]string{"MAX_TCP_CONNECTIONS": "100000000", "LOG_LEVEL": "warn"}, func(m *app.Main) { m.LogOutput = &logs })
+	if s := logs.String(); !strings.Contains(s, "MAX_TCP_CONNECTIONS lowered under the file limit") || !strings.Contains(s, "file_limit=") {
+		t.Fatalf("no warning for a cap over the file limit: %s", s)
 	}
 }

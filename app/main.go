@@ -229,17 +229,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	m.srv = &http.Server{
 		Handler:           e,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second, // live streams set their own deadline per write
-		IdleTimeout:       90 * time.Second,
+		ReadHeaderTimeout: c.HeaderTimeout,
+		ReadTimeout:       c.HeaderTimeout + 10*time.Second, // the body has its own 10 s (BodyTimeout)
+		WriteTimeout:      30 * time.Second,                 // live streams set their own deadline per write
+		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelDebug),
 	}
-	m.ln, err = net.Listen("tcp", c.Addr)
+	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", c.Addr, err)
 	}
+	m.ln = handlers.LimitListener(ln, handlers.ListenerLimits{
+		Total: m.connectionCap(), PerAddress: c.MaxTCPConnectionsPerIP, Proxies: proxies})
 	go func() {
 		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Log.Error("http server", "err", err)
@@ -264,6 +266,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Log.Info("admin page", "url", m.URL()+"/admin", "token", "from "+from)
 	}
 	return nil
+}
+
+// filesKept are the open files MAX_TCP_CONNECTIONS leaves to everything
+// else: Redis and Kafka connections, the embedded servers' files, the
+// metrics and debug listeners.
+const filesKept = 1000
+
+// connectionCap is MAX_TCP_CONNECTIONS, lowered under the file limit: a
+// process out of file descriptors can accept nobody, not even the operator.
+func (m *Main) connectionCap() int {
+	n, files := m.Config.MaxTCPConnections, fileLimit()
+	if files <= 0 {
+		return n
+	}
+	most := max(files-filesKept, files/2)
+	if n == 0 || n > most {
+		if n != 0 {
+			m.Log.Warn("MAX_TCP_CONNECTIONS lowered under the file limit: raise ulimit -n to allow more",
+				"set", n, "used", most, "file_limit", files)
+		}
+		return most
+	}
+	return n
 }
 
 // serveDebug serves Go's profiler (net/http/pprof) on addr, apart from the

@@ -34,6 +34,11 @@ func clientKey(c echo.Context) string {
 	if ip == nil {
 		return c.RealIP()
 	}
+	return addressKey(ip)
+}
+
+// addressKey is the key of an address: IPv4 itself, IPv6 its /64.
+func addressKey(ip net.IP) string {
 	if v4 := ip.To4(); v4 != nil {
 		return v4.String()
 	}
