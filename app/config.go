@@ -44,6 +44,7 @@ type Config struct {
 	LogFormat       string        // LOG_FORMAT: text | json
 	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
 	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
+	MetricsAddr     string        // METRICS_ADDR: /metrics listener; empty = off
 	PublicURL       string        // PUBLIC_URL: the address players use (QR code); empty = from each request
 	CheckpointEvery time.Duration // CHECKPOINT_INTERVAL: how often the projection is checkpointed to Kafka; 0 = never
 
@@ -177,6 +178,7 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"DEBUG_ADDR", "address of a Go pprof listener (/debug/pprof/) for profiling; keep it private (e.g. 127.0.0.1:6060); empty = off", "", str(&c.DebugAddr)},
+		{"METRICS_ADDR", "address of the Prometheus /metrics listener, apart from the game's; loopback by default so a laptop at a venue never shows it to the room (Kubernetes: :9090); empty = off", "127.0.0.1:9090", str(&c.MetricsAddr)},
 		{"ADMIN_TOKEN", "token of the admin page /admin (at least 32 characters, e.g. openssl rand -hex 32); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
 			if v != "" && len(v) < handlers.MinAdminToken {
 				return fmt.Errorf("must be at least %d characters, so that it cannot be guessed: generate one with openssl rand -hex 32", handlers.MinAdminToken)

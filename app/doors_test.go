@@ -334,3 +334,102 @@ func TestConnectionCapOfTheInstance(t *testing.T) {
 		t.Fatalf("no warning for a cap over the file limit: %s", s)
 	}
 }
+
+// /metrics is served on METRICS_ADDR only, never on the game's address;
+// two instances cannot share one METRICS_ADDR, and the start says so.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
+	m := instance(t, r, k, nil)
+	base := m.URL()
+	join(t, base, "ann")
+	if code, _, body := call(t, "GET", base+"/metrics", "", "", nil); code != 404 || strings.Contains(body, "go_goroutines") {
+		t.Fatalf("GET /metrics on the game's address: %d %.200s", code, body)
+	}
+	if m.MetricsURL() == "" || strings.HasPrefix(m.MetricsURL(), base) {
+		t.Fatalf("metrics at %q, the game at %s", m.MetricsURL(), base)
+	}
+	code, _, body := call(t, "GET", m.MetricsURL()+"/metrics", "", "", nil)
+	if code != 200 || !strings.Contains(body, "tapwars_http_requests_total{route=\"/api/join\",status=\"201\"}") || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("GET /metrics on METRICS_ADDR: %d %.300s", code, body)
+	}
+	// The metrics listener serves nothing of the game.
+	if code, _, _ := call(t, "GET", m.MetricsURL()+"/api/game-state", "", "", nil); code != 404 {
+		t.Fatalf("the game on METRICS_ADDR: %d", code)
+	}
+
+	second := app.NewMain()
+	vars := map[string]string{"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
+		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
+		"METRICS_ADDR": strings.TrimPrefix(m.MetricsURL(), "http://")}
+	if err := second.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	second.LogOutput = io.Discard
+	err := second.Run(t.Context())
+	if err == nil {
+		_ = second.Close()
+		t.Fatal("a second instance started on the first's METRICS_ADDR")
+	}
+	if !strings.Contains(err.Error(), "METRICS_ADDR") || !strings.Contains(err.Error(), "give each instance on one host its own") {
+		t.Fatalf("the start error does not say what to change: %v", err)
+	}
+}
+
+// Logging out ends the admin session on every instance: a copy of the old
+// cookie and its CSRF token work nowhere afterwards. An instance with
+// another ADMIN_TOKEN never took the session.
+func TestLogoutEndsTheAdminSessionEverywhere(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
+	a := admInstance(t, r, k, nil, nil)
+	b := admInstance(t, r, k, nil, nil)
+	other := admInstance(t, r, k, map[string]string{"ADMIN_TOKEN": "another-admin-token-0123456789abcdef"}, nil)
+
+	formHdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	code, hdr, _ := admReq(t, browserClient(), "POST", a.URL()+"/admin/login", url.Values{"token": {admToken}}.Encode(), formHdr)
+	ck, err := http.ParseSetCookie(hdr.Get("Set-Cookie"))
+	if code != 303 || err != nil || ck.Name != "tapwars_admin" {
+		t.Fatalf("login on A: %d %v %v", code, hdr, err)
+	}
+	withCookie := func(h map[string]string) map[string]string {
+		return overlay(h, map[string]string{"Cookie": ck.Name + "=" + ck.Value})
+	}
+	_, _, page := admReq(t, nil, "GET", a.URL()+"/admin", "", withCookie(map[string]string{"Accept": "text/html"}))
+	csrf := csrfToken(t, page)
+	post := withCookie(overlay(formHdr, map[string]string{"X-CSRF-Token": csrf}))
+	// The session works on both instances of the game.
+	for name, m := range map[string]*app.Main{"A": a, "B": b} {
+		if code, _, body := admReq(t, nil, "GET", m.URL()+"/admin/stats?format=json", "", withCookie(map[string]string{})); code != 200 {
+			t.Fatalf("the session on %s: %d %.200s", name, code, body)
+		}
+		if code, _, body := admReq(t, nil, "POST", m.URL()+"/admin/reset", "", post); code != 200 {
+			t.Fatalf("a reset with the session on %s: %d %.200s", name, code, body)
+		}
+	}
+	// Not on the instance with another token.
+	if code, _, _ := admReq(t, nil, "GET", other.URL()+"/admin/stats?format=json", "", withCookie(map[string]string{})); code != 401 {
+		t.Fatalf("the session on an instance with another ADMIN_TOKEN: %d", code)
+	}
+
+	// Logout on A; the copy of the cookie and its CSRF token are dead on A and B.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	code, hdr, _ = admReq(t, noRedirect, "POST", a.URL()+"/admin/logout", "", post)
+	if code != 303 || !strings.Contains(hdr.Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("logout: %d %v", code, hdr)
+	}
+	for name, m := range map[string]*app.Main{"A": a, "B": b} {
+		if code, _, _ := admReq(t, nil, "GET", m.URL()+"/admin/stats?format=json", "", withCookie(map[string]string{})); code != 401 {
+			t.Fatalf("the logged-out session still reads on %s: %d", name, code)
+		}
+		if code, _, _ := admReq(t, nil, "POST", m.URL()+"/admin/reset", "", post); code != 401 {
+			t.Fatalf("the logged-out session still resets on %s: %d", name, code)
+		}
+		if code, _, body := admReq(t, nil, "GET", m.URL()+"/admin", "", withCookie(map[string]string{"Accept": "text/html"})); code != 200 || !strings.Contains(body, `action="/admin/login"`) {
+			t.Fatalf("the admin page with the logged-out session on %s: %d %.200s", name, code, body)
+		}
+	}
+	// Signing in again works, on B this time, and reaches A.
+	op, _ := adminSignIn(t, b.URL())
+	if code, _, _ := admReq(t, op, "GET", a.URL()+"/admin/stats?format=json", "", nil); code != 200 {
+		t.Fatalf("a new session from B on A: %d", code)
+	}
+}

@@ -46,7 +46,7 @@ func readyz(t *testing.T, base string) (int, map[string]string) {
 // its labels exactly as exposed), or -1 when absent.
 func metricValue(t *testing.T, base, sample string) float64 {
 	t.Helper()
-	_, _, body := call(t, "GET", base+"/metrics", "", "", nil)
+	_, _, body := call(t, "GET", metricsOf(t, base), "", "", nil)
 	for line := range strings.SplitSeq(body, "\n") {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
@@ -277,7 +277,7 @@ func TestMetricsNames(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, _, body := call(t, "GET", base+"/metrics", "", "", nil)
+	_, _, body := call(t, "GET", metricsOf(t, base), "", "", nil)
 	for _, want := range []string{
 		`# TYPE tapwars_taps_accepted_total counter`, `tapwars_taps_accepted_total `,
 		`# TYPE tapwars_taps_applied_total counter`, `tapwars_taps_applied_total `,

@@ -332,7 +332,7 @@ func TestPublicStateHidesSessions(t *testing.T) {
 		}
 	}
 	// Known metric labels exist from the start, at 0.
-	_, _, metrics := admReq(t, nil, "GET", base+"/metrics", "", nil)
+	_, _, metrics := admReq(t, nil, "GET", metricsOf(t, base), "", nil)
 	for _, s := range []string{`tapwars_live_connections{transport="ws"}`, `tapwars_live_connections{transport="sse"}`,
 		`tapwars_limit_refusals_total{limit="connections_per_address"}`, `tapwars_taps_rejected_total{reason="too_many"}`,
 		`tapwars_taps_skipped_total{reason="unknown_player"}`} {

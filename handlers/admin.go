@@ -26,6 +26,11 @@ type AdminStore interface {
 	Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error)
 	SubscribeAdmin(ctx context.Context) <-chan struct{}
 	StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error)
+	// Admin sessions live in the store, so that logging out ends one on
+	// every instance (see adminAuth).
+	StartAdminSession(ctx context.Context, id string, expires time.Time) error
+	AdminSessionLive(ctx context.Context, id string) (bool, error)
+	EndAdminSession(ctx context.Context, id string) error
 }
 
 // KafkaInfo reads the end of the tap log (stream.Watermarks).

@@ -2,7 +2,8 @@ package handlers
 
 // Admin authentication: ADMIN_TOKEN as a bearer token (curl) or, in the
 // browser, a login form that sets a signed admin session cookie (HttpOnly,
-// SameSite=Strict, Path=/admin, Secure behind TLS). Every admin POST made
+// SameSite=Strict, Path=/admin, Secure behind TLS). A session counts only
+// while the store holds its id: logout deletes it, for every instance. Every admin POST made
 // with the cookie must carry a CSRF token bound to the session (hidden form
 // field _csrf or header X-CSRF-Token); bearer requests need none, since a
 // browser never adds an Authorization header by itself.
@@ -78,6 +79,13 @@ func (a *adminAuth) newSession(now time.Time) string {
 	return body + "." + a.mac("session", body)
 }
 
+// sessionID is the id (the nonce) of a session value that passed sessionOK.
+func sessionID(v string) string {
+	body := v[:strings.LastIndexByte(v, '.')]
+	_, id, _ := strings.Cut(strings.TrimPrefix(body, sessionPrefix), ".")
+	return id
+}
+
 // sessionOK checks a session value's signature and expiry.
 func (a *adminAuth) sessionOK(v string, now time.Time) bool {
 	if len(v) > 200 || !strings.HasPrefix(v, sessionPrefix) {
@@ -137,6 +145,12 @@ func (s *Server) authorize(c echo.Context) (adminCtx, error) {
 	}
 	ck, err := c.Cookie(adminCookieName)
 	if err != nil || !s.admin.sessionOK(ck.Value, time.Now()) {
+		return adminCtx{}, errAdminAuth
+	}
+	// Signed and unexpired, but maybe logged out on another instance.
+	if live, err := s.opt.Admin.AdminSessionLive(c.Request().Context(), sessionID(ck.Value)); err != nil {
+		return adminCtx{}, err
+	} else if !live {
 		return adminCtx{}, errAdminAuth
 	}
 	a := adminCtx{csrf: s.admin.csrf(ck.Value)}

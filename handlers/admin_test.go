@@ -32,6 +32,9 @@ func TestAdminTokenAndSessions(t *testing.T) {
 	if a.newSession(now) == sess {
 		t.Fatal("two sessions are equal")
 	}
+	if id := sessionID(sess); len(id) < 22 || strings.Contains(id, ".") || !strings.Contains(sess, "."+id+".") || sessionID(a.newSession(now)) == id {
+		t.Fatalf("session id %q of %q", id, sess)
+	}
 	other := newAdminAuth("another-admin-token-0123456")
 	for _, bad := range []string{"", "a1.", "a1..", "a1.x.y.z", sess + "x", sess[:len(sess)-2], other.newSession(now),
 		strings.Replace(sess, "a1.", "a1.9", 1), strings.Repeat("a1.", 100)} {

@@ -182,8 +182,8 @@ func (s *Server) joinLimit(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) allowJoin(key string, now time.Time) *game.Error {
 	if ok, wait := s.joinLimiter.take(key, 1, now); !ok {
 		metrics.LimitRefusals.WithLabelValues("joins_per_address").Inc()
-		return tooMany(wait, fmt.Sprintf("too many new players from your address: at most %d at once and %s per minute (JOIN_RATE_LIMIT, at most half of JOINS_PER_SECOND)",
-			s.joinLimiter.burst, strconv.FormatFloat(float64(s.joinLimiter.limit)*60, 'f', -1, 64)))
+		return tooMany(wait, fmt.Sprintf("too many new players from your address: at most %s per minute, %d at once (JOIN_RATE_LIMIT; one address gets at most half of JOINS_PER_SECOND)",
+			strconv.FormatFloat(float64(s.joinLimiter.limit)*60, 'f', -1, 64), s.joinLimiter.burst))
 	}
 	if ok, wait := s.joinTotal.take("", 1, now); !ok {
 		metrics.LimitRefusals.WithLabelValues("joins_total").Inc()
