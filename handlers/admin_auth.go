@@ -3,10 +3,11 @@ package handlers
 // Admin authentication: ADMIN_TOKEN as a bearer token (curl) or, in the
 // browser, a login form that sets a signed admin session cookie (HttpOnly,
 // SameSite=Strict, Path=/admin, Secure behind TLS). A session counts only
-// while the store holds its id: logout deletes it, for every instance. Every admin POST made
-// with the cookie must carry a CSRF token bound to the session (hidden form
-// field _csrf or header X-CSRF-Token); bearer requests need none, since a
-// browser never adds an Authorization header by itself.
+// while the store holds its id: logout deletes it, for every instance.
+// Every admin POST made with the cookie must carry a CSRF token bound to
+// the session (hidden form field _csrf or header X-CSRF-Token); bearer
+// requests need none, since a browser never adds a Bearer header by itself
+// (Basic credentials it does add are ignored: see bearer).
 
 import (
 	"crypto/hmac"

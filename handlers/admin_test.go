@@ -179,3 +179,22 @@ func BenchmarkKickedCheck(b *testing.B) {
 		}
 	})
 }
+
+// One address's join budget is at most half of the instance's, in burst
+// and in rate; without an instance budget it is JOIN_RATE_LIMIT as set.
+func TestJoinLimiterIsAtMostHalfTheInstance(t *testing.T) {
+	for _, tc := range []struct {
+		perMinute, instance, burst int
+		perSecond                  float64
+	}{
+		{600, 100, 500, 10}, {600, 50, 250, 10}, {600, 10, 50, 5}, {600, 0, 600, 10}, {30, 100, 30, 0.5},
+	} {
+		l := newJoinLimiter(tc.perMinute, tc.instance)
+		if l.burst != tc.burst || float64(l.limit) != tc.perSecond {
+			t.Errorf("JOIN_RATE_LIMIT %d, JOINS_PER_SECOND %d: burst %d, %v/s; want %d, %v/s", tc.perMinute, tc.instance, l.burst, l.limit, tc.burst, tc.perSecond)
+		}
+	}
+	if newJoinLimiter(0, 100) != nil {
+		t.Error("JOIN_RATE_LIMIT 0 is no per-address limit")
+	}
+}

@@ -150,12 +150,12 @@ func (s *Server) allowTap(id string, n int) error {
 // that while one address is refused the instance still has joins for
 // everyone else.
 func newJoinLimiter(perMinute, instancePerSecond int) *keyedLimiter {
-	rate, burst := float64(perMinute)/60, perMinute
+	perSecond, burst := float64(perMinute)/60, perMinute
 	if perMinute > 0 && instancePerSecond > 0 {
-		rate = min(rate, float64(instancePerSecond)/2)
+		perSecond = min(perSecond, float64(instancePerSecond)/2)
 		burst = max(1, min(burst, 10*instancePerSecond/2))
 	}
-	return newKeyedLimiter(rate, burst)
+	return newKeyedLimiter(perSecond, burst)
 }
 
 // joinLimit applies JOIN_RATE_LIMIT (per address) and JOINS_PER_SECOND
