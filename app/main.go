@@ -246,6 +246,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.ln = handlers.LimitListener(ln, handlers.ListenerLimits{
 		Total: m.connectionCap(), PerAddress: c.MaxTCPConnectionsPerIP, Proxies: proxies})
+	if c.MaxTCPConnectionsPerIP > 0 && c.MaxTCPConnectionsPerIP < c.MaxConnectionsPerIP {
+		// Every live stream is a TCP connection too.
+		m.Log.Warn("MAX_TCP_CONNECTIONS_PER_IP is below MAX_CONNECTIONS_PER_IP: an address is refused connections before streams; raise it too",
+			"MAX_TCP_CONNECTIONS_PER_IP", c.MaxTCPConnectionsPerIP, "MAX_CONNECTIONS_PER_IP", c.MaxConnectionsPerIP)
+	}
 	go func() {
 		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Log.Error("http server", "err", err)
