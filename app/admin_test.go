@@ -919,8 +919,9 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
-// Slow clients cannot pin connections: headers must arrive within 5 s and
-// the whole request within 15 s.
+// Slow clients cannot pin connections: headers must arrive within
+// HTTP_HEADER_TIMEOUT (10 s: a phone on a crowded Wi-Fi may retransmit) and
+// a body within 10 s.
 func TestSlowClientsAreCut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the server's timeouts")
@@ -968,7 +969,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 	for range 2 {
 		res := <-results
 		t.Logf("slow %s cut after %v", res.name, res.took)
-		limit := map[string]time.Duration{"headers": 8 * time.Second, "body": 20 * time.Second}[res.name]
+		limit := map[string]time.Duration{"headers": 13 * time.Second, "body": 20 * time.Second}[res.name]
 		if res.took < 0 || res.took > limit {
 			t.Errorf("slow %s: connection held for %v (limit %v)", res.name, res.took, limit)
 		}

@@ -36,7 +36,7 @@ func startApp(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]s
 	vars := map[string]string{
 		"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
 		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
-		"LOG_LEVEL": "warn",
+		"LOG_LEVEL": "warn", "METRICS_ADDR": "127.0.0.1:0",
 	}
 	maps.Copy(vars, env)
 	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
@@ -50,8 +50,22 @@ func startApp(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
+	metricsURLs.Store(m.URL(), m.MetricsURL())
 	waitReady(t, m.URL())
 	return m
+}
+
+// metricsURLs maps an instance's URL to its METRICS_ADDR listener's.
+var metricsURLs sync.Map
+
+// metricsOf is the /metrics URL of the instance at base.
+func metricsOf(t *testing.T, base string) string {
+	t.Helper()
+	u, ok := metricsURLs.Load(base)
+	if !ok || u == "" {
+		t.Fatalf("no metrics listener known for %s", base)
+	}
+	return u.(string) + "/metrics"
 }
 
 // waitReady waits (at most 15 s) until the instance is ready: its consumer
@@ -145,7 +159,7 @@ func TestAPIContract(t *testing.T) {
 	base := m.URL()
 	// Metrics are per process: other tests in this package may have tapped before.
 	accepted := func() string {
-		_, _, body := call(t, "GET", base+"/metrics", "", "", nil)
+		_, _, body := call(t, "GET", metricsOf(t, base), "", "", nil)
 		for line := range strings.SplitSeq(body, "\n") {
 			if v, ok := strings.CutPrefix(line, "tapwars_taps_accepted_total "); ok {
 				return v

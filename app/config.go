@@ -44,6 +44,7 @@ type Config struct {
 	LogFormat       string        // LOG_FORMAT: text | json
 	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
 	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
+	MetricsAddr     string        // METRICS_ADDR: /metrics listener; empty = off
 	PublicURL       string        // PUBLIC_URL: the address players use (QR code); empty = from each request
 	CheckpointEvery time.Duration // CHECKPOINT_INTERVAL: how often the projection is checkpointed to Kafka; 0 = never
 
@@ -54,6 +55,12 @@ type Config struct {
 	MaxConnections      int      // MAX_CONNECTIONS: live connections of an instance; 0 = no limit
 	MaxConnectionsPerIP int      // MAX_CONNECTIONS_PER_IP: live connections per client address; 0 = no limit
 	TrustedProxies      []string // TRUSTED_PROXIES: proxies whose X-Forwarded-For is believed (addresses or CIDRs)
+
+	// The public listener's TCP connections (see handlers.LimitListener).
+	MaxTCPConnections      int           // MAX_TCP_CONNECTIONS: open connections of the instance; 0 = the file limit's
+	MaxTCPConnectionsPerIP int           // MAX_TCP_CONNECTIONS_PER_IP: open connections per client address; 0 = no limit
+	HeaderTimeout          time.Duration // HTTP_HEADER_TIMEOUT: how long a request's headers may take to arrive
+	IdleTimeout            time.Duration // HTTP_IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
 }
 
 // setting is one configurable value: its name (the environment variable),
@@ -171,9 +178,10 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"DEBUG_ADDR", "address of a Go pprof listener (/debug/pprof/) for profiling; keep it private (e.g. 127.0.0.1:6060); empty = off", "", str(&c.DebugAddr)},
-		{"ADMIN_TOKEN", "token of the admin page /admin (at least 16 characters); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
-			if v != "" && len(v) < 16 {
-				return fmt.Errorf("must be at least 16 characters")
+		{"METRICS_ADDR", "address of the Prometheus /metrics listener, apart from the game's; loopback by default so a laptop at a venue never shows it to the room (Kubernetes: :9090); empty = off", "127.0.0.1:9090", str(&c.MetricsAddr)},
+		{"ADMIN_TOKEN", "token of the admin page /admin (at least 32 characters, e.g. openssl rand -hex 32); empty = generated and kept in DATA_DIR/admin.token", "", func(v string) error {
+			if v != "" && len(v) < handlers.MinAdminToken {
+				return fmt.Errorf("must be at least %d characters, so that it cannot be guessed: generate one with openssl rand -hex 32", handlers.MinAdminToken)
 			}
 			c.AdminToken = v
 			return nil
@@ -187,7 +195,7 @@ func (c *Config) settings() []setting {
 			return nil
 		}},
 		{"JOIN_RATE_LIMIT", "new players per client address per minute (a room behind one NAT address shares it); 0 = no limit", "600", intSetting(&c.JoinRateLimit)},
-		{"JOINS_PER_SECOND", "new players per second on this instance, from all addresses (bursts: 10 s worth); 0 = no limit", "50", intSetting(&c.JoinsPerSecond)},
+		{"JOINS_PER_SECOND", "new players per second on this instance, from all addresses (bursts: 10 s worth; one address gets at most half); 0 = no limit", "100", intSetting(&c.JoinsPerSecond)},
 		{"MAX_CONNECTIONS", "live connections (WebSocket + SSE) per instance; 0 = no limit", "10000", intSetting(&c.MaxConnections)},
 		{"MAX_CONNECTIONS_PER_IP", "live connections per client address (IPv6: per /64; a room behind one NAT address shares it); 0 = no limit", "1000", intSetting(&c.MaxConnectionsPerIP)},
 		{"TRUSTED_PROXIES", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client; empty = the TCP peer is the client", "", func(v string) error {
@@ -200,6 +208,22 @@ func (c *Config) settings() []setting {
 			_, err := handlers.ParseProxies(c.TrustedProxies)
 			return err
 		}},
+		{"MAX_TCP_CONNECTIONS", "open TCP connections of the game's listener (requests, idle keep-alive and live streams), kept under the process's file limit minus 1,000; 0 = that limit", "15000", intSetting(&c.MaxTCPConnections)},
+		{"MAX_TCP_CONNECTIONS_PER_IP", "open TCP connections per client address (IPv6: per /64; a room behind one NAT address shares it; trusted proxies are exempt); 0 = no limit", "3000", intSetting(&c.MaxTCPConnectionsPerIP)},
+		{"HTTP_HEADER_TIMEOUT", "how long a request's headers may take to arrive (a phone on a crowded Wi-Fi retransmits)", "10s", positiveDuration(&c.HeaderTimeout)},
+		{"HTTP_IDLE_TIMEOUT", "how long a keep-alive connection may wait for its next request before it is closed", "30s", positiveDuration(&c.IdleTimeout)},
+	}
+}
+
+// positiveDuration parses a duration > 0.
+func positiveDuration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("must be a positive duration such as 10s")
+		}
+		*p = d
+		return nil
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // KAFKA_COMPRESSION takes sarama's codec names, defaults to zstd, and a
@@ -23,5 +24,22 @@ func TestConfigKafkaCompression(t *testing.T) {
 	err := c.Parse([]string{"-kafka-compression", "brotli"}, env(nil), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "none, lz4, zstd, snappy or gzip") {
 		t.Fatalf("brotli: %v", err)
+	}
+}
+
+// The doors' defaults: metrics on loopback only, connection caps under the
+// file limit sized for a room behind one NAT, timeouts for phones on a
+// crowded Wi-Fi, joins at most half per address.
+func TestConfigDoorsDefaults(t *testing.T) {
+	var c Config
+	if err := c.Parse(nil, func(string) string { return "" }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsAddr != "127.0.0.1:9090" || c.MaxTCPConnections != 15000 || c.MaxTCPConnectionsPerIP != 3000 ||
+		c.HeaderTimeout != 10*time.Second || c.IdleTimeout != 30*time.Second || c.JoinsPerSecond != 100 || c.JoinRateLimit != 600 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if err := c.Parse([]string{"-http-header-timeout", "0s"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Fatal("a zero header timeout was accepted")
 	}
 }

@@ -46,7 +46,7 @@ func readyz(t *testing.T, base string) (int, map[string]string) {
 // its labels exactly as exposed), or -1 when absent.
 func metricValue(t *testing.T, base, sample string) float64 {
 	t.Helper()
-	_, _, body := call(t, "GET", base+"/metrics", "", "", nil)
+	_, _, body := call(t, "GET", metricsOf(t, base), "", "", nil)
 	for line := range strings.SplitSeq(body, "\n") {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
@@ -277,7 +277,7 @@ func TestMetricsNames(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, _, body := call(t, "GET", base+"/metrics", "", "", nil)
+	_, _, body := call(t, "GET", metricsOf(t, base), "", "", nil)
 	for _, want := range []string{
 		`# TYPE tapwars_taps_accepted_total counter`, `tapwars_taps_accepted_total `,
 		`# TYPE tapwars_taps_applied_total counter`, `tapwars_taps_applied_total `,
@@ -323,7 +323,7 @@ func (s *syncBuf) String() string {
 // log, even at debug level. The default format is slog's text.
 func TestLogs(t *testing.T) {
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
-	const secret, adminToken = "very-secret-session-key-4711", "admin-token-0123456789abcdef"
+	const secret, adminToken = "very-secret-session-key-4711", "admin-token-0123456789abcdef-0123"
 	var logs syncBuf
 	m := startNode(t, r, k, map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "debug", "SESSION_SECRET": secret, "ADMIN_TOKEN": adminToken},
 		func(m *app.Main) { m.LogOutput = &logs })

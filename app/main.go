@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tapwars/tapwars/auth"
@@ -29,6 +30,7 @@ import (
 	"github.com/tapwars/tapwars/handlers"
 	"github.com/tapwars/tapwars/ledger"
 	"github.com/tapwars/tapwars/live"
+	"github.com/tapwars/tapwars/metrics"
 	"github.com/tapwars/tapwars/store"
 	"github.com/tapwars/tapwars/stream"
 )
@@ -59,6 +61,8 @@ type Main struct {
 	srv         *http.Server
 	ln          net.Listener
 	debug       *http.Server // DEBUG_ADDR's pprof listener, or nil
+	metrics     *http.Server // METRICS_ADDR's /metrics listener, or nil
+	metricsLn   net.Listener
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -229,16 +233,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	m.srv = &http.Server{
 		Handler:           e,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second, // live streams set their own deadline per write
-		IdleTimeout:       90 * time.Second,
+		ReadHeaderTimeout: c.HeaderTimeout,
+		ReadTimeout:       c.HeaderTimeout + 10*time.Second, // the body has its own 10 s (BodyTimeout)
+		WriteTimeout:      30 * time.Second,                 // live streams set their own deadline per write
+		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelDebug),
 	}
-	m.ln, err = net.Listen("tcp", c.Addr)
+	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", c.Addr, err)
+	}
+	m.ln = handlers.LimitListener(ln, handlers.ListenerLimits{
+		Total: m.connectionCap(), PerAddress: c.MaxTCPConnectionsPerIP, Proxies: proxies})
+	if c.MaxTCPConnectionsPerIP > 0 && c.MaxTCPConnectionsPerIP < c.MaxConnectionsPerIP {
+		// Every live stream is a TCP connection too.
+		m.Log.Warn("MAX_TCP_CONNECTIONS_PER_IP is below MAX_CONNECTIONS_PER_IP: an address is refused connections before streams; raise it too",
+			"MAX_TCP_CONNECTIONS_PER_IP", c.MaxTCPConnectionsPerIP, "MAX_CONNECTIONS_PER_IP", c.MaxConnectionsPerIP)
 	}
 	go func() {
 		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -246,10 +257,26 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Log.Info("tapwars serving", "url", "http://"+displayAddr(m.ln.Addr()))
-	if c.DebugAddr != "" {
-		if err := m.serveDebug(c.DebugAddr); err != nil {
+	if c.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		if m.metrics, m.metricsLn, err = m.serveAside("METRICS_ADDR", c.MetricsAddr, mux); err != nil {
 			return err
 		}
+		m.Log.Info("metrics serving", "url", m.MetricsURL()+"/metrics")
+	}
+	if c.DebugAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		var ln net.Listener
+		if m.debug, ln, err = m.serveAside("DEBUG_ADDR", c.DebugAddr, mux); err != nil {
+			return err
+		}
+		m.Log.Info("pprof serving", "url", "http://"+displayAddr(ln.Addr())+"/debug/pprof/")
 	}
 	if adminGenerated { // logged once: later starts read the file
 		// The token itself is never logged: logs are shipped and kept where
@@ -266,23 +293,40 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// serveDebug serves Go's profiler (net/http/pprof) on addr, apart from the
-// game's listener so it is never exposed with it.
-func (m *Main) serveDebug(addr string) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+// filesKept are the open files MAX_TCP_CONNECTIONS leaves to everything
+// else: Redis and Kafka connections, the embedded servers' files, the
+// metrics and debug listeners.
+const filesKept = 1000
+
+// connectionCap is MAX_TCP_CONNECTIONS, lowered under the file limit: a
+// process out of file descriptors can accept nobody, not even the operator.
+func (m *Main) connectionCap() int {
+	n, files := m.Config.MaxTCPConnections, fileLimit()
+	if files <= 0 {
+		return n
+	}
+	most := max(files-filesKept, files/2)
+	if n == 0 || n > most {
+		if n != 0 {
+			m.Log.Warn("MAX_TCP_CONNECTIONS lowered under the file limit: raise ulimit -n to allow more",
+				"set", n, "used", most, "file_limit", files)
+		}
+		return most
+	}
+	return n
+}
+
+// serveAside serves h on addr, a listener apart from the game's: what
+// only operators and their tools need (/metrics, pprof) is never exposed
+// with the game, and no player's traffic is in its way.
+func (m *Main) serveAside(setting, addr string, h http.Handler) (*http.Server, net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("DEBUG_ADDR %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("%s %s: %w (give each instance on one host its own)", setting, addr, err)
 	}
-	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = m.debug.Serve(ln) }()
-	m.Log.Info("pprof serving", "url", "http://"+displayAddr(ln.Addr())+"/debug/pprof/")
-	return nil
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln, nil
 }
 
 // adminToken returns ADMIN_TOKEN, or the token kept in DATA_DIR/admin.token,
@@ -294,8 +338,8 @@ func (m *Main) adminToken() (token string, generated bool, err error) {
 	path := filepath.Join(m.Config.DataDir, "admin.token")
 	if b, err := os.ReadFile(path); err == nil {
 		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", false, fmt.Errorf("%s is damaged (shorter than 16 characters): delete it to generate a new admin token", path)
+		if len(t) < handlers.MinAdminToken {
+			return "", false, fmt.Errorf("%s is damaged or too short (under %d characters): delete it to generate a new admin token", path, handlers.MinAdminToken)
 		}
 		return t, false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -318,6 +362,14 @@ func (m *Main) Consumer() *stream.Consumer { return m.consumer }
 
 // Addr is the address the server listens on (useful with ADDR=127.0.0.1:0).
 func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// MetricsURL is the base URL of the METRICS_ADDR listener ("" when off).
+func (m *Main) MetricsURL() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return "http://" + displayAddr(m.metricsLn.Addr())
+}
 
 // URL is the base URL of the server.
 func (m *Main) URL() string { return "http://" + displayAddr(m.ln.Addr()) }
@@ -350,6 +402,9 @@ func (m *Main) Close() error {
 		}
 		if m.debug != nil {
 			_ = m.debug.Close()
+		}
+		if m.metrics != nil {
+			_ = m.metrics.Close()
 		}
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())

@@ -74,8 +74,8 @@ func TestSecretFileRules(t *testing.T) {
 		t.Fatalf("%q %q %v", c.SessionSecret, c.KafkaPassword, err)
 	}
 	// A flag names the file too, and wins over the variable.
-	c, err = parse(map[string]string{"ADMIN_TOKEN": "from-the-environment-0123"}, "-admin-token-file", file("tok", "from-the-file-0123456789\n"))
-	if err != nil || c.AdminToken != "from-the-file-0123456789" {
+	c, err = parse(map[string]string{"ADMIN_TOKEN": "from-the-environment-0123456789ab"}, "-admin-token-file", file("tok", "from-the-file-0123456789abcdefghi\n"))
+	if err != nil || c.AdminToken != "from-the-file-0123456789abcdefghi" {
 		t.Fatalf("%q %v", c.AdminToken, err)
 	}
 	for _, tc := range []struct {
@@ -92,9 +92,11 @@ func TestSecretFileRules(t *testing.T) {
 		{"both flags", nil, []string{"-session-secret", "s-0123456789abcdef", "-session-secret-file", file("s", "t")},
 			"both -session-secret and -session-secret-file are given"},
 		{"bad secret from a file", map[string]string{"ADMIN_TOKEN_FILE": file("short", "short-tok-4\n")}, nil,
-			"ADMIN_TOKEN_FILE " + filepath.Join(dir, "short") + ": must be at least 16 characters"},
-		{"bad secret from a flag", nil, []string{"-admin-token", "short-tok-4"}, "ADMIN_TOKEN: must be at least 16 characters"},
-		{"bad secret from the environment", map[string]string{"ADMIN_TOKEN": "short-tok-4"}, nil, "ADMIN_TOKEN: must be at least 16 characters"},
+			"ADMIN_TOKEN_FILE " + filepath.Join(dir, "short") + ": must be at least 32 characters"},
+		{"bad secret from a flag", nil, []string{"-admin-token", "short-tok-4"}, "ADMIN_TOKEN: must be at least 32 characters"},
+		{"bad secret from the environment", map[string]string{"ADMIN_TOKEN": "short-tok-4"}, nil, "ADMIN_TOKEN: must be at least 32 characters"},
+		// 16 characters were once enough; a chosen token must now be long.
+		{"chosen token too short to be safe", map[string]string{"ADMIN_TOKEN": "chosen-token-31-characters-long"}, nil, "ADMIN_TOKEN: must be at least 32 characters, so that it cannot be guessed: generate one with openssl rand -hex 32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(tc.env, tc.args...)
@@ -123,7 +125,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		kafkaMarker   = "kafka-marker-Q7Z1"
 		redisMarker   = "redis-marker-K2X9"
 		sessionMarker = "session-marker-W4P8-0123456789"
-		adminMarker   = "admin-marker-R5T3-0123456789"
+		adminMarker   = "admin-marker-R5T3-0123456789abcd"
 	)
 	var opts []kfake.Opt
 	opts = append(opts, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", kafkaUser, kafkaMarker))
@@ -150,7 +152,8 @@ func TestSecretsNeverShown(t *testing.T) {
 	get("GET", "/nope", "", "")
 	get("GET", "/admin/stats", "wrong-admin-token-0123456", "")
 	get("GET", "/admin/stats?format=json", adminMarker, "")
-	get("GET", "/metrics", "", "")
+	_, _, metrics := call(t, "GET", metricsOf(t, base), "", "", nil)
+	seen.WriteString(metrics)
 	get("GET", "/readyz", "", "")
 
 	// Redis dies and Kafka stops taking the password: /readyz names both.

@@ -100,8 +100,8 @@ func TestRoomBehindOneAddressWithDefaults(t *testing.T) {
 	waitTotals(t, base, want)
 
 	// A flood of joins from the same address is cut off well before
-	// thousands: the instance's budget (JOINS_PER_SECOND, 10 s worth) runs
-	// out first here, and the per-address one (JOIN_RATE_LIMIT) after it.
+	// thousands, by the address's budget (JOIN_RATE_LIMIT, at most half of
+	// the instance's) before the instance's (JOINS_PER_SECOND).
 	refusedAt, msg := 0, ""
 	for i := range 2000 {
 		code, hdr, body := call(t, "POST", base+"/api/join", "", `{}`, nil)
@@ -332,7 +332,7 @@ func TestPublicStateHidesSessions(t *testing.T) {
 		}
 	}
 	// Known metric labels exist from the start, at 0.
-	_, _, metrics := admReq(t, nil, "GET", base+"/metrics", "", nil)
+	_, _, metrics := admReq(t, nil, "GET", metricsOf(t, base), "", nil)
 	for _, s := range []string{`tapwars_live_connections{transport="ws"}`, `tapwars_live_connections{transport="sse"}`,
 		`tapwars_limit_refusals_total{limit="connections_per_address"}`, `tapwars_taps_rejected_total{reason="too_many"}`,
 		`tapwars_taps_skipped_total{reason="unknown_player"}`} {

@@ -326,6 +326,22 @@ func TestDeploymentAndReferences(t *testing.T) {
 	if cm.Data["ADDR"] != ":"+itoa(c.Ports[0].ContainerPort) {
 		t.Fatalf("ADDR %q does not match the container port %d", cm.Data["ADDR"], c.Ports[0].ContainerPort)
 	}
+	// /metrics: its own listener on every pod interface, a named port that
+	// Prometheus' pod discovery scrapes, in no Service (so in no Ingress or
+	// Route); the game's port never serves it.
+	var metricsPort *corev1.ContainerPort
+	for i, p := range c.Ports {
+		if p.Name == "metrics" {
+			metricsPort = &c.Ports[i]
+		}
+	}
+	if metricsPort == nil || cm.Data["METRICS_ADDR"] != ":"+itoa(metricsPort.ContainerPort) || metricsPort.ContainerPort == c.Ports[0].ContainerPort {
+		t.Fatalf("METRICS_ADDR %q needs its own container port named metrics (%v)", cm.Data["METRICS_ADDR"], c.Ports)
+	}
+	ann := d.Spec.Template.Annotations
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != itoa(metricsPort.ContainerPort) || ann["prometheus.io/path"] != "/metrics" {
+		t.Fatalf("the pod template's scrape annotations %v do not point at the metrics port %d", ann, metricsPort.ContainerPort)
+	}
 
 	// Env names: every variable the manifests set is a tapwars setting.
 	settings := app.SettingNames()
@@ -403,6 +419,11 @@ func TestDeploymentAndReferences(t *testing.T) {
 	}
 	if svc.Spec.Ports[0].TargetPort.StrVal != c.Ports[0].Name {
 		t.Fatal("the Service must target the container's named port")
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.TargetPort.StrVal == metricsPort.Name || p.TargetPort.IntVal == metricsPort.ContainerPort || p.Port == metricsPort.ContainerPort {
+			t.Fatalf("the Service exposes the metrics port (%s): /metrics must stay off the public path", p.Name)
+		}
 	}
 	if hpa.Spec.ScaleTargetRef.Kind != "Deployment" || hpa.Spec.ScaleTargetRef.Name != d.Name || hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < 2 {
 		t.Fatal("the HPA must scale the Deployment with at least 2 replicas")

@@ -72,7 +72,7 @@ func (e *env) start(addr string) {
 	vars := map[string]string{
 		"ADDR": addr, "DATA_DIR": e.t.TempDir(), "REDIS_URL": e.redis.URL(),
 		"KAFKA_BROKERS": strings.Join(e.kafka.Addrs(), ","), "SESSION_SECRET": "e2e-secret-0123456789abcdef",
-		"LOG_LEVEL": "warn",
+		"LOG_LEVEL": "warn", "METRICS_ADDR": "127.0.0.1:0",
 	}
 	maps.Copy(vars, e.vars)
 	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {

@@ -95,7 +95,7 @@ func sentOverSocket(p *player) socketTaps {
 // postedTaps is the number of POST /api/tap requests the instance answered.
 func postedTaps(e *env) int {
 	e.t.Helper()
-	res, err := http.Get(e.m.URL() + "/metrics")
+	res, err := http.Get(e.m.MetricsURL() + "/metrics")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -27,6 +27,11 @@ type AdminStore interface {
 	SubscribeAdmin(ctx context.Context) <-chan struct{}
 	StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error)
 	SetTeams(ctx context.Context, ts game.Teams, now time.Time) error
+	// Admin sessions live in the store, so that logging out ends one on
+	// every instance (see adminAuth).
+	StartAdminSession(ctx context.Context, id string, expires time.Time) error
+	AdminSessionLive(ctx context.Context, id string) (bool, error)
+	EndAdminSession(ctx context.Context, id string) error
 }
 
 // KafkaInfo reads the end of the tap log (stream.Watermarks).
@@ -71,7 +76,8 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 // wantsHTML tells browser form posts (answered with pages and redirects)
 // from API calls (answered with JSON).
 func wantsHTML(c echo.Context) bool {
-	return c.Request().Header.Get(echo.HeaderAuthorization) == "" &&
+	_, api := bearer(c.Request())
+	return !api &&
 		strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/html")
 }
 

@@ -2,10 +2,12 @@ package handlers
 
 // Admin authentication: ADMIN_TOKEN as a bearer token (curl) or, in the
 // browser, a login form that sets a signed admin session cookie (HttpOnly,
-// SameSite=Strict, Path=/admin, Secure behind TLS). Every admin POST made
-// with the cookie must carry a CSRF token bound to the session (hidden form
-// field _csrf or header X-CSRF-Token); bearer requests need none, since a
-// browser never adds an Authorization header by itself.
+// SameSite=Strict, Path=/admin, Secure behind TLS). A session counts only
+// while the store holds its id: logout deletes it, for every instance.
+// Every admin POST made with the cookie must carry a CSRF token bound to
+// the session (hidden form field _csrf or header X-CSRF-Token); bearer
+// requests need none, since a browser never adds a Bearer header by itself
+// (Basic credentials it does add are ignored: see bearer).
 
 import (
 	"crypto/hmac"
@@ -31,6 +33,9 @@ const (
 	adminPath       = "/admin"
 	sessionPrefix   = "a1."
 	maxAdminToken   = 1024
+	// MinAdminToken is the shortest ADMIN_TOKEN accepted: 32 characters,
+	// as `openssl rand -hex 16` (128 bits) prints.
+	MinAdminToken = 32
 )
 
 // adminAuth checks the admin token and signs admin sessions and CSRF
@@ -73,6 +78,13 @@ func (a *adminAuth) newSession(now time.Time) string {
 	_, _ = rand.Read(nonce[:])
 	body := sessionPrefix + strconv.FormatInt(now.Add(adminSessionTTL).Unix(), 10) + "." + base64.RawURLEncoding.EncodeToString(nonce[:])
 	return body + "." + a.mac("session", body)
+}
+
+// sessionID is the id (the nonce) of a session value that passed sessionOK.
+func sessionID(v string) string {
+	body := v[:strings.LastIndexByte(v, '.')]
+	_, id, _ := strings.Cut(strings.TrimPrefix(body, sessionPrefix), ".")
+	return id
 }
 
 // sessionOK checks a session value's signature and expiry.
@@ -126,18 +138,20 @@ func adminHeaders(c echo.Context) {
 // methods with a cookie session the CSRF token. It returns errAdminAuth when
 // the request carries no valid credentials.
 func (s *Server) authorize(c echo.Context) (adminCtx, error) {
-	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
-		if s.admin.failures.blocked(clientKey(c), time.Now()) {
-			return adminCtx{}, s.adminFailure(c)
-		}
-		t, ok := bearer(h)
-		if ok && s.admin.tokenOK(t) {
+	if t, ok := bearer(c.Request()); ok {
+		if s.admin.tokenOK(t) {
 			return adminCtx{bearer: true}, nil
 		}
 		return adminCtx{}, s.adminFailure(c)
 	}
 	ck, err := c.Cookie(adminCookieName)
 	if err != nil || !s.admin.sessionOK(ck.Value, time.Now()) {
+		return adminCtx{}, errAdminAuth
+	}
+	// Signed and unexpired, but maybe logged out on another instance.
+	if live, err := s.opt.Admin.AdminSessionLive(c.Request().Context(), sessionID(ck.Value)); err != nil {
+		return adminCtx{}, err
+	} else if !live {
 		return adminCtx{}, errAdminAuth
 	}
 	a := adminCtx{csrf: s.admin.csrf(ck.Value)}
@@ -157,9 +171,11 @@ func (s *Server) authorize(c echo.Context) (adminCtx, error) {
 }
 
 // adminFailure counts a wrong admin token from the client's address and
-// answers 401, or 429 once the address tried too often (10 per minute);
-// then even the right token is refused until the limit refills, so the
-// token cannot be guessed faster.
+// answers 401, or 429 once the address tried too often (10 per minute).
+// The right token is never refused, nor is a signed-in session: players
+// share the operator's address at a venue, and a stranger's wrong guesses
+// must not lock the operator out. Guessing is pointless anyway: a token has
+// at least MinAdminToken characters (a generated one 256 random bits).
 func (s *Server) adminFailure(c echo.Context) error {
 	if ok, wait := s.admin.failures.take(clientKey(c), 1, time.Now()); !ok {
 		metrics.LimitRefusals.WithLabelValues("admin_logins").Inc()

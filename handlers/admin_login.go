@@ -14,19 +14,29 @@ import (
 // adminLogin: POST /admin/login (form field token) — sets the admin cookie.
 func (s *Server) adminLogin(c echo.Context) error {
 	adminHeaders(c)
-	key := clientKey(c)
-	if s.admin.failures.blocked(key, time.Now()) || !s.admin.tokenOK(c.Request().PostFormValue("token")) {
+	if !s.admin.tokenOK(c.Request().PostFormValue("token")) {
 		if err := s.adminFailure(c); !errors.Is(err, errAdminAuth) { // too many tries: 429
 			return renderError(c, err, views.AdminLoginPage(game.ErrorMessage(err)))
 		}
 		return render(c, HTTPStatus(errWrongAdminToken), views.AdminLoginPage(errWrongAdminToken.Message))
 	}
-	s.setAdminCookie(c, s.admin.newSession(time.Now()), int(adminSessionTTL.Seconds()))
+	now := time.Now()
+	sess := s.admin.newSession(now)
+	if err := s.opt.Admin.StartAdminSession(c.Request().Context(), sessionID(sess), now.Add(adminSessionTTL)); err != nil {
+		return err
+	}
+	s.setAdminCookie(c, sess, int(adminSessionTTL.Seconds()))
 	return c.Redirect(http.StatusSeeOther, "/admin?done=login")
 }
 
-// adminLogout: POST /admin/logout — clears the admin cookie.
+// adminLogout: POST /admin/logout — ends the admin session on every
+// instance and clears the cookie.
 func (s *Server) adminLogout(c echo.Context) error {
+	if ck, err := c.Cookie(adminCookieName); err == nil && s.admin.sessionOK(ck.Value, time.Now()) {
+		if err := s.opt.Admin.EndAdminSession(c.Request().Context(), sessionID(ck.Value)); err != nil {
+			return err
+		}
+	}
 	s.setAdminCookie(c, "", -1)
 	if wantsHTML(c) || !adminOf(c).bearer {
 		return c.Redirect(http.StatusSeeOther, "/admin")

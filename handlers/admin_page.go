@@ -17,7 +17,7 @@ func (s *Server) adminPage(c echo.Context) error {
 	adminHeaders(c)
 	a, err := s.authorize(c)
 	if err != nil {
-		if errors.Is(err, errAdminAuth) && c.Request().Header.Get(echo.HeaderAuthorization) == "" {
+		if _, api := bearer(c.Request()); errors.Is(err, errAdminAuth) && !api {
 			return render(c, http.StatusOK, views.AdminLoginPage(""))
 		}
 		return err

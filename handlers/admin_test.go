@@ -32,6 +32,9 @@ func TestAdminTokenAndSessions(t *testing.T) {
 	if a.newSession(now) == sess {
 		t.Fatal("two sessions are equal")
 	}
+	if id := sessionID(sess); len(id) < 22 || strings.Contains(id, ".") || !strings.Contains(sess, "."+id+".") || sessionID(a.newSession(now)) == id {
+		t.Fatalf("session id %q of %q", id, sess)
+	}
 	other := newAdminAuth("another-admin-token-0123456")
 	for _, bad := range []string{"", "a1.", "a1..", "a1.x.y.z", sess + "x", sess[:len(sess)-2], other.newSession(now),
 		strings.Replace(sess, "a1.", "a1.9", 1), strings.Repeat("a1.", 100)} {
@@ -175,4 +178,23 @@ func BenchmarkKickedCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+// One address's join budget is at most half of the instance's, in burst
+// and in rate; without an instance budget it is JOIN_RATE_LIMIT as set.
+func TestJoinLimiterIsAtMostHalfTheInstance(t *testing.T) {
+	for _, tc := range []struct {
+		perMinute, instance, burst int
+		perSecond                  float64
+	}{
+		{600, 100, 500, 10}, {600, 50, 250, 10}, {600, 10, 50, 5}, {600, 0, 600, 10}, {30, 100, 30, 0.5},
+	} {
+		l := newJoinLimiter(tc.perMinute, tc.instance)
+		if l.burst != tc.burst || float64(l.limit) != tc.perSecond {
+			t.Errorf("JOIN_RATE_LIMIT %d, JOINS_PER_SECOND %d: burst %d, %v/s; want %d, %v/s", tc.perMinute, tc.instance, l.burst, l.limit, tc.burst, tc.perSecond)
+		}
+	}
+	if newJoinLimiter(0, 100) != nil {
+		t.Error("JOIN_RATE_LIMIT 0 is no per-address limit")
+	}
 }

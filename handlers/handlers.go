@@ -1,5 +1,6 @@
 // Package handlers is tapwars' HTTP surface: the JSON API, the pages, the
-// live streams (SSE and WebSocket), health and metrics. Handlers are small;
+// live streams (SSE and WebSocket) and health (metrics have their own
+// listener: app.Main serves METRICS_ADDR). Handlers are small;
 // domain errors become HTTP statuses in one place (errorHandler).
 package handlers
 
@@ -16,7 +17,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
@@ -122,7 +122,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 		s.roundReads = newRoundReads(r.CurrentRound)
 	}
 	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
-	s.joinLimiter = newKeyedLimiter(float64(opt.JoinRateLimit)/60, opt.JoinRateLimit)
+	s.joinLimiter = newJoinLimiter(opt.JoinRateLimit, opt.JoinsPerSecond)
 	s.joinTotal = newKeyedLimiter(float64(opt.JoinsPerSecond), 10*opt.JoinsPerSecond)
 	s.conns = newConnLimiter(opt.MaxConnections, opt.MaxConnectionsPerIP)
 
@@ -160,7 +160,6 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
 	e.GET("/static/*", echo.WrapHandler(static.Handler()))
 	return e
 }

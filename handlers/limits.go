@@ -34,6 +34,11 @@ func clientKey(c echo.Context) string {
 	if ip == nil {
 		return c.RealIP()
 	}
+	return addressKey(ip)
+}
+
+// addressKey is the key of an address: IPv4 itself, IPv6 its /64.
+func addressKey(ip net.IP) string {
 	if v4 := ip.To4(); v4 != nil {
 		return v4.String()
 	}
@@ -108,18 +113,6 @@ func (l *keyedLimiter) take(key string, n int, now time.Time) (ok bool, wait tim
 	return true, 0
 }
 
-// blocked reports whether key has less than one token left now (without
-// taking any).
-func (l *keyedLimiter) blocked(key string, now time.Time) bool {
-	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.bucket(key, now, false)
-	return b != nil && b.TokensAt(now) < 1
-}
-
 // size is the number of keys held (for tests).
 func (l *keyedLimiter) size() int {
 	l.mu.Lock()
@@ -151,6 +144,20 @@ func (s *Server) allowTap(id string, n int) error {
 		strconv.FormatFloat(s.opt.TapRateLimit, 'f', -1, 64), s.tapLimit.burst))
 }
 
+// newJoinLimiter is the per-address join budget: JOIN_RATE_LIMIT a minute
+// in bursts of the same size, but never more than half of the instance's
+// budget (JOINS_PER_SECOND, bursts of 10 s worth) in rate or in burst, so
+// that while one address is refused the instance still has joins for
+// everyone else.
+func newJoinLimiter(perMinute, instancePerSecond int) *keyedLimiter {
+	perSecond, burst := float64(perMinute)/60, perMinute
+	if perMinute > 0 && instancePerSecond > 0 {
+		perSecond = min(perSecond, float64(instancePerSecond)/2)
+		burst = max(1, min(burst, 10*instancePerSecond/2))
+	}
+	return newKeyedLimiter(perSecond, burst)
+}
+
 // joinLimit applies JOIN_RATE_LIMIT (per address) and JOINS_PER_SECOND
 // (the instance) to requests that would create a new player (a request
 // with a valid session only signs the player in again).
@@ -175,7 +182,8 @@ func (s *Server) joinLimit(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) allowJoin(key string, now time.Time) *game.Error {
 	if ok, wait := s.joinLimiter.take(key, 1, now); !ok {
 		metrics.LimitRefusals.WithLabelValues("joins_per_address").Inc()
-		return tooMany(wait, fmt.Sprintf("too many new players from your address: at most %d per minute (JOIN_RATE_LIMIT)", s.opt.JoinRateLimit))
+		return tooMany(wait, fmt.Sprintf("too many new players from your address: at most %s per minute, %d at once (JOIN_RATE_LIMIT; one address gets at most half of JOINS_PER_SECOND)",
+			strconv.FormatFloat(float64(s.joinLimiter.limit)*60, 'f', -1, 64), s.joinLimiter.burst))
 	}
 	if ok, wait := s.joinTotal.take("", 1, now); !ok {
 		metrics.LimitRefusals.WithLabelValues("joins_total").Inc()

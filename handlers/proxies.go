@@ -55,7 +55,11 @@ func (p Proxies) trusts(r *http.Request) bool {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	ip := net.ParseIP(host)
+	return p.contains(net.ParseIP(host))
+}
+
+// contains reports whether ip is a trusted proxy's.
+func (p Proxies) contains(ip net.IP) bool {
 	for _, n := range p.nets {
 		if ip != nil && n.Contains(ip) {
 			return true

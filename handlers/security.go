@@ -34,15 +34,16 @@ var errCrossOrigin = game.Errorf(game.EFORBIDDEN,
 
 // crossOriginGuard refuses cross-origin unsafe requests that rely on
 // cookies (Go's CrossOriginProtection: Sec-Fetch-Site, else Origin against
-// Host). A request with an Authorization header is not affected: a browser
-// adds one only for the page's own origin (cross-origin it needs a CORS
-// preflight, which is never granted).
+// Host). A request with a Bearer Authorization header is not affected: a
+// browser adds one only when a script of the page's own origin does (cross-
+// origin it needs a CORS preflight, which is never granted). Basic
+// credentials are no such sign: browsers resend them by themselves.
 func crossOriginGuard() echo.MiddlewareFunc {
 	p := http.NewCrossOriginProtection()
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if r.Header.Get(echo.HeaderAuthorization) == "" {
+			if _, ok := bearer(r); !ok {
 				if err := p.Check(r); err != nil {
 					return errCrossOrigin
 				}

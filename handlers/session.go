@@ -54,13 +54,11 @@ func (uc *userCache) remove(id string) { uc.lru.Remove(id) }
 func (uc *userCache) clear()           { uc.lru.Purge() }
 
 // token returns the token of the request: the bearer token, else the
-// session cookie, else "".
+// session cookie, else "". Another Authorization scheme (Basic from a
+// proxy's login) is ignored.
 func token(c echo.Context) string {
-	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
-		if t, ok := bearer(h); ok {
-			return t
-		}
-		return h // a malformed header fails token parsing
+	if t, ok := bearer(c.Request()); ok {
+		return t
 	}
 	if ck, err := c.Cookie(CookieName); err == nil {
 		return ck.Value
@@ -109,10 +107,13 @@ func (s *Server) signedIn(ctx context.Context, u game.User, full bool) (game.Use
 	return cur, err
 }
 
-// bearer returns the credentials of an Authorization header with the
-// Bearer scheme, matched case-insensitively (RFC 9110, 11.1).
-func bearer(h string) (string, bool) {
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(h), " ")
+// bearer returns the credentials of the request's Authorization header when
+// its scheme is Bearer, matched case-insensitively (RFC 9110, 11.1). Any
+// other scheme is not ours: a browser behind a password-protected proxy
+// sends Basic credentials with every request, cross-site ones included, so
+// only Bearer may stand for an API client (see crossOriginGuard).
+func bearer(r *http.Request) (string, bool) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get(echo.HeaderAuthorization)), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}

@@ -36,6 +36,9 @@ var (
 		Name: "tapwars_apply_seconds", Help: "Time to apply one batch to Redis.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
+	OpenConnections = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tapwars_open_connections", Help: "Open TCP connections of the game's listener (any request, live streams included).",
+	})
 	LiveConnections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tapwars_live_connections", Help: "Open live connections on this instance, by transport.",
 	}, []string{"transport"})
@@ -64,7 +67,8 @@ var (
 // dashboards show 0 rather than "no data" and absent() alerts stay quiet.
 var (
 	Transports = []string{"ws", "sse"}
-	Limits     = []string{"taps_per_player", "joins_per_address", "joins_total", "connections_per_address", "connections_total", "admin_logins"}
+	Limits     = []string{"taps_per_player", "joins_per_address", "joins_total", "connections_per_address", "connections_total", "admin_logins",
+		"tcp_connections_per_address", "tcp_connections_total"}
 	// RejectReasons are the error codes a tap can be refused with.
 	RejectReasons = []string{game.EINVALID, game.EUNAUTHORIZED, game.EFORBIDDEN, game.ETOOMANY, game.EUNAVAILABLE,
 		game.EMEDIATYPE, game.ETOOLARGE, game.ETIMEOUT, game.ECONFLICT}
@@ -80,7 +84,7 @@ func init() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		TapsAccepted, TapsApplied, TapsRejected, TapsSkipped, ApplyErrors, DuplicateBatches,
 		ConsumerLag, Rebuilding, BatchSize, ApplyLatency, TapAckSeconds, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
-		LimitRefusals, PartitionFailingSince,
+		LimitRefusals, PartitionFailingSince, OpenConnections,
 	)
 	for _, v := range Transports {
 		LiveConnections.WithLabelValues(v)

@@ -15,7 +15,7 @@
 //	go run ./cmd/tapbench -url ... -tokens-out tokens.txt -duration 0   # players for wrk (cmd/tapbench/wrk/tap.lua)
 //
 // Against a running server, start it with TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 JOINS_PER_SECOND=0
-// MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0: every player and live client
+// MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 MAX_TCP_CONNECTIONS_PER_IP=0: every player and live client
 // comes from one address here. Exactness assumes no other traffic.
 package main
 
@@ -49,12 +49,12 @@ import (
 )
 
 type options struct {
-	url, baselineURL, noopAddr, brokerAddr, dataDir, tokensOut, serverPID, cpuPids, format, mode string
-	players, workers, count, sse, ws, trackClients, pairs, partitions, window                    int
-	rate                                                                                         float64
-	duration, warmup, settle                                                                     time.Duration
-	baseline, verifyPlayers                                                                      bool
-	taps                                                                                         int64
+	url, metricsURL, baselineURL, noopAddr, brokerAddr, dataDir, tokensOut, serverPID, cpuPids, format, mode string
+	players, workers, count, sse, ws, trackClients, pairs, partitions, window                                int
+	rate                                                                                                     float64
+	duration, warmup, settle                                                                                 time.Duration
+	baseline, verifyPlayers                                                                                  bool
+	taps                                                                                                     int64
 }
 
 func main() {
@@ -78,7 +78,8 @@ func main() {
 	flag.IntVar(&o.pairs, "pairs", 1, "with a baseline: alternating (baseline, tapwars) phase pairs; the median ratio is reported")
 	flag.DurationVar(&o.settle, "settle", 60*time.Second, "how long to wait for the counts to become exact after the last tap")
 	flag.BoolVar(&o.verifyPlayers, "verify-players", true, "also check every player's tapCount (one request per player)")
-	flag.StringVar(&o.serverPID, "server-pid", "", "pid of the server, to read its RSS from /proc (else its /metrics process_resident_memory_bytes)")
+	flag.StringVar(&o.serverPID, "server-pid", "", "pid of the server, to read its RSS from /proc (else -metrics-url's process_resident_memory_bytes)")
+	flag.StringVar(&o.metricsURL, "metrics-url", "", "base URL of the server's METRICS_ADDR listener (e.g. http://127.0.0.1:9090), for its RSS without -server-pid")
 	flag.StringVar(&o.cpuPids, "cpu-pids", "", "processes whose CPU time to report per phase, as name=pid,... (tapbench itself is always \"generator\"; -server-pid adds \"server\")")
 	flag.StringVar(&o.tokensOut, "tokens-out", "", "write the joined players' tokens to this file, one a line (for wrk)")
 	flag.StringVar(&o.noopAddr, "noop-server", "", "only serve a do-nothing POST /api/tap (202) on this address, until interrupted")
@@ -295,8 +296,12 @@ func bench(ctx context.Context, o options) error {
 			res.Memory.ServerSource = "/proc/" + o.serverPID + "/status VmRSS"
 			return rssOf(o.serverPID)
 		}
+		if o.metricsURL == "" {
+			res.Memory.ServerSource = "unknown: give -server-pid or -metrics-url"
+			return 0
+		}
 		res.Memory.ServerSource = "/metrics process_resident_memory_bytes"
-		return metricsRSS(base)
+		return metricsRSS(strings.TrimRight(o.metricsURL, "/"))
 	}
 
 	tapHC := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -703,6 +708,7 @@ func startInProcess(ctx context.Context) (*app.Main, string, error) {
 	vars := map[string]string{
 		"ADDR": "127.0.0.1:0", "DATA_DIR": filepath.Join(dir, "data"), "LOG_LEVEL": "warn",
 		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "JOINS_PER_SECOND": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0",
+		"MAX_TCP_CONNECTIONS_PER_IP": "0", "METRICS_ADDR": "127.0.0.1:0",
 	}
 	m := app.NewMain()
 	getenv := func(k string) string {

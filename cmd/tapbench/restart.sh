@@ -22,7 +22,7 @@ URL="http://127.0.0.1:$AP"
 ms() { date +%s%3N; }
 start() {
   EMBEDDED_REDIS=$MODE DATA_DIR="$DATA" ADDR="127.0.0.1:$AP" LOG_LEVEL=warn TAP_RATE_LIMIT=0 JOIN_RATE_LIMIT=0 JOINS_PER_SECOND=0 \
-    MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 "$WORK/tapwars" 2>> "$WORK/restart-$MODE.log" &
+    MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 MAX_TCP_CONNECTIONS_PER_IP=0 METRICS_ADDR=127.0.0.1:0 "$WORK/tapwars" 2>> "$WORK/restart-$MODE.log" &
   PID=$!
 }
 total() { curl -sf "$URL/api/game-state?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["gameState"]["totalTaps"])' 2>/dev/null || echo -1; }

@@ -48,19 +48,24 @@ func TestMain(m *testing.M) {
 
 // proc is one run of the binary.
 type proc struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	base  string
-	log   *bytes.Buffer
-	logMu *sync.Mutex // guards log
-	env   []string
+	t    *testing.T
+	cmd  *exec.Cmd
+	base string
+	// metrics is the base URL of its METRICS_ADDR listener.
+	metrics string
+	log     *bytes.Buffer
+	logMu   *sync.Mutex // guards log
+	env     []string
 }
 
 func start(t *testing.T, port int, env ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, logMu: &sync.Mutex{}, env: env}
+	mport := testenv.FreePort(t)
+	p := &proc{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), metrics: fmt.Sprintf("http://127.0.0.1:%d", mport),
+		log: &bytes.Buffer{}, logMu: &sync.Mutex{}, env: env}
 	p.cmd = exec.Command(binary)
-	p.cmd.Env = append(os.Environ(), append([]string{fmt.Sprintf("ADDR=127.0.0.1:%d", port), "SESSION_SECRET=binary-test-secret-123456"}, env...)...)
+	p.cmd.Env = append(os.Environ(), append([]string{fmt.Sprintf("ADDR=127.0.0.1:%d", port), fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", mport),
+		"SESSION_SECRET=binary-test-secret-123456"}, env...)...)
 	p.cmd.Stdout = io.Discard
 	mu := p.logMu
 	p.cmd.Stderr = writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return p.log.Write(b) })
@@ -494,7 +499,7 @@ func TestKillOneOfTwo(t *testing.T) {
 	a := start(t, testenv.FreePort(t), append(env, "DATA_DIR="+t.TempDir())...)
 	b := start(t, testenv.FreePort(t), append(env, "DATA_DIR="+t.TempDir())...)
 	testenv.Eventually(t, 20*time.Second, func() string {
-		pa, pb := ownedPartitions(a.base), ownedPartitions(b.base)
+		pa, pb := ownedPartitions(a.metrics), ownedPartitions(b.metrics)
 		if len(pa) != 2 || len(pb) != 2 {
 			return fmt.Sprintf("partitions %v %v", pa, pb)
 		}
@@ -510,7 +515,7 @@ func TestKillOneOfTwo(t *testing.T) {
 	b.kill()
 	killed := time.Now()
 	testenv.Eventually(t, 30*time.Second, func() string {
-		if pa := ownedPartitions(a.base); len(pa) != 4 {
+		if pa := ownedPartitions(a.metrics); len(pa) != 4 {
 			return fmt.Sprintf("survivor owns %v", pa)
 		}
 		return ""
@@ -573,7 +578,7 @@ func TestEmbeddedKill9UnderLoad(t *testing.T) {
 			if _, err := exec.LookPath("redis-server"); err != nil && mode == "redis-server" {
 				t.Skip("redis-server not installed")
 			}
-			const admin = "admin-token-for-binary-tests"
+			const admin = "admin-token-for-binary-tests-0123"
 			port := testenv.FreePort(t)
 			env := []string{"DATA_DIR=" + t.TempDir(), "EMBEDDED_REDIS=" + mode, "KAFKA_PARTITIONS=3",
 				"ADMIN_TOKEN=" + admin, "TAP_RATE_LIMIT=0"}

@@ -23,7 +23,7 @@ func TestKill9DuringTimedRound(t *testing.T) {
 	}
 	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
 	port := testenv.FreePort(t)
-	const token = "round-admin-token-0123456789"
+	const token = "round-admin-token-0123456789abcd"
 	env := []string{"REDIS_URL=" + r.URL(), "KAFKA_BROKERS=" + strings.Join(k.Addrs(), ","), "DATA_DIR=" + t.TempDir(),
 		"ADMIN_TOKEN=" + token, "TAP_TIMEOUT=1s", "TAP_RATE_LIMIT=0"}
 	p := start(t, port, env...)
