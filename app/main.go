@@ -226,6 +226,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			"consumer": m.consumer.Applying,
 			"state":    m.consumer.Ready,
 		},
+		ReadyNotes: map[string]func() string{"log": m.consumer.Unapplied},
 	})
 	m.srv = &http.Server{
 		Handler:           e,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
 )
 
 // Names people really have, from many scripts: each must be accepted as
@@ -53,6 +54,7 @@ func TestNamesPeopleHave(t *testing.T) {
 		{"  ⭐️  Star  ", "⭐️ Star"},                                      // trimmed and collapsed around emoji
 		{strings.Repeat("👩\u200d💻", 24), strings.Repeat("👩\u200d💻", 24)}, // 24 characters
 		{"क्\u200dष", "क्\u200dष"},                                       // a joiner after a virama, as PRECIS allows
+		{testenv.LongestName, testenv.LongestName},                       // 24 characters, 320 bytes
 	} {
 		got, err := game.NormalizeName(tc.in)
 		if err != nil || got != tc.want {
@@ -94,6 +96,11 @@ func TestNameTricks(t *testing.T) {
 		{"🏴\U000E0067\U000E0062", "a control, invisible or formatting character"}, // no cancel tag
 		{"😀\U000E0067\U000E007F", "a control, invisible or formatting character"}, // tags after another emoji
 		{strings.Repeat("👩\u200d💻", 25), "too long: at most 24 characters (it has 25)"},
+		// One character of 15.9 KB: emoji joined by zero-width joiners.
+		{strings.Repeat("😀\u200d", 2269) + "😀", "at most 320 bytes"},
+		{strings.Repeat("🏴󠁧󠁢󠁷󠁬󠁳󠁿", 12), "at most 320 bytes of text (emoji and some alphabets take several bytes a character; it has 336)"}, // 12 characters of 28 bytes
+		{testenv.LongestName + "e", "too long"},
+		{"€" + testenv.LongestName[:len(testenv.LongestName)-2], "at most 320 bytes"}, // 24 characters, 321 bytes
 	} {
 		got, err := game.NormalizeName(tc.in)
 		if err == nil {

@@ -1,0 +1,44 @@
+package stream
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/tapwars/tapwars/metrics"
+)
+
+// unappliedFacts remembers the facts the consumer had to skip. Taps of
+// other producers (kcat, the old game) may be poison and are skipped
+// quietly; a fact (a record with the type header) only tapwars writes, and
+// its writer refuses what the consumer cannot read, so one skipped is a bug
+// that leaves the state short of the log: an ERROR, a metric and a note at
+// /readyz, never silence.
+type unappliedFacts struct {
+	log *slog.Logger
+
+	mu   sync.Mutex
+	n    int64
+	last string
+}
+
+// skipped records that the fact at p/offset was not applied, and why.
+func (u *unappliedFacts) skipped(p int32, offset int64, typ string, err error) {
+	metrics.UnappliedFacts.Inc()
+	u.log.Error("a record tapwars wrote cannot be applied: the game state lacks it",
+		"partition", p, "offset", offset, "type", typ, "err", err)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.n++
+	u.last = fmt.Sprintf("partition %d offset %d (%s): %s", p, offset, typ, shortReason(err))
+}
+
+// note says how many facts were skipped and the last one, or "".
+func (u *unappliedFacts) note() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d records tapwars wrote could not be applied since this instance started (see the log); the last: %s", u.n, u.last)
+}
