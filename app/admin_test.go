@@ -577,8 +577,8 @@ func TestAdminExportImport(t *testing.T) {
 		{edit(func(e *store.Export) { e.TotalTaps++ }), "totalTaps is"},
 		{edit(func(e *store.Export) { e.Players[0].Username = "\u3164" }), "username"},
 		{edit(func(e *store.Export) { e.Players[0].Team = "green" }), "team must be"},
-		{edit(func(e *store.Export) { e.Players[1].TapCount = -4; e.TotalTaps -= 8 }), "from 0 to 9007199254740992"},
-		{edit(func(e *store.Export) { e.Players[1].TapCount = 1 << 62 }), "from 0 to 9007199254740992"},
+		{edit(func(e *store.Export) { e.Players[1].TapCount = -4; e.TotalTaps -= 8 }), "from 0 to 1000000000000000"},
+		{edit(func(e *store.Export) { e.Players[1].TapCount = 1 << 62 }), "from 0 to 1000000000000000"},
 	} {
 		code, _, body := admReq(t, nil, "POST", base+"/admin/import", tc.body, bearer)
 		if code != 400 || !strings.Contains(body, tc.want) {
