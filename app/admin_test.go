@@ -1054,7 +1054,7 @@ func TestTokensAndSessionCookie(t *testing.T) {
 		t.Fatalf("X-Forwarded-Proto of an untrusted peer believed: %q %v", ck, hdr)
 	}
 	proxied := admInstance(t, r, k, map[string]string{"TRUSTED_PROXIES": "127.0.0.1"}, nil)
-	_, hdr, _ = admReq(t, nil, "POST", proxied.URL()+"/api/join", `{"username":"di"}`, map[string]string{"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
+	_, hdr, _ = admReq(t, nil, "POST", proxied.URL()+"/api/join", `{"username":"ed"}`, map[string]string{"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
 	if ck := hdr.Get("Set-Cookie"); !strings.Contains(ck, "Secure") || !strings.HasPrefix(hdr.Get("Strict-Transport-Security"), "max-age=") {
 		t.Fatalf("session cookie and HSTS behind a trusted TLS proxy: %q %v", ck, hdr)
 	}

@@ -8,7 +8,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
 	"github.com/rivo/uniseg"
+	"golang.org/x/text/cases"
 	"golang.org/x/text/secure/precis"
 )
 
@@ -46,6 +48,11 @@ const maxMarkRun = 4
 // ErrInvalidName is the family of refused names; errors.Is(err,
 // ErrInvalidName) holds for each of the messages below.
 var ErrInvalidName = Errorf(EINVALID, "username must be 1 to %d characters", MaxNameLen)
+
+// ErrNameTaken says that a current player has the name, or one that looks
+// the same (NameKeys); errors.Is holds for the store's 409 that suggests a
+// free one.
+var ErrNameTaken = Errorf(ECONFLICT, "that name is taken")
 
 func nameError(format string, args ...any) error {
 	return &Error{Code: EINVALID, Message: fmt.Sprintf(format, args...), Err: ErrInvalidName}
@@ -159,4 +166,22 @@ func scriptOf(r rune) *unicode.RangeTable {
 		}
 	}
 	return nil
+}
+
+// NameKeys are the keys under which a normalised name is unique among the
+// game's current players: two names clash when they share one. Each is a
+// UTS #39 confusable skeleton (Unicode's confusables.txt, by
+// github.com/mtibben/confusables) with case folded, both ways round, since
+// neither order alone catches everything: folding first misses capitals of
+// another script ("ΑΒΕ" folds to "αβε", whose skeleton is not "abe"), and
+// the skeleton first misses case ("I" becomes "l", so "Ian" would differ
+// from "ian").
+func NameKeys(name string) []string {
+	fold := cases.Fold() // a Caser is not safe for concurrent use
+	a := confusables.Skeleton(fold.String(name))
+	b := fold.String(confusables.Skeleton(name))
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
 }

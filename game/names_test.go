@@ -115,3 +115,47 @@ func TestNameTricks(t *testing.T) {
 		}
 	}
 }
+
+// Names that clash share a key (game.NameKeys, after NormalizeName): case,
+// width and look-alike letters of other scripts, whole words included;
+// different names do not.
+func TestNameKeys(t *testing.T) {
+	keys := func(name string) []string {
+		t.Helper()
+		n, err := game.NormalizeName(name)
+		if err != nil {
+			t.Fatalf("NormalizeName(%q): %v", name, err)
+		}
+		return game.NameKeys(n)
+	}
+	clash := func(a, b string) bool {
+		for _, ka := range keys(a) {
+			for _, kb := range keys(b) {
+				if ka == kb {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, p := range [][2]string{
+		{"alice", "alice"}, {"alice", "Alice"}, {"alice", "ALICE"}, {"alice", "ａｌｉｃｅ"},
+		{"ABE", "ΑΒΕ"},             // Greek capitals, a whole word
+		{"ABE", "АВЕ"},             // Cyrillic capitals
+		{"Ian", "ian"}, {"Ian", "IAN"}, {"Ian", "lan"}, // I and l look alike
+		{"rn", "m"}, {"Straße", "STRASSE"}, {"Ana 🎉", "ana 🎉"},
+		{"Zoë", "ZOË"}, {"Zoë", "Zoe\u0308"},
+	} {
+		if !clash(p[0], p[1]) {
+			t.Errorf("%q and %q do not clash: keys %q and %q", p[0], p[1], keys(p[0]), keys(p[1]))
+		}
+	}
+	for _, p := range [][2]string{
+		{"ann", "anna"}, {"αβε", "abe"}, {"Zoë", "Zoe"}, {"Sasha", "Саша"}, {"Ana 🎉", "Ana 🎈"}, {"山田 太郎", "山田 次郎"},
+		{"Turbo Otter 42", "Turbo Otter 43"},
+	} {
+		if clash(p[0], p[1]) {
+			t.Errorf("%q and %q clash: keys %q and %q", p[0], p[1], keys(p[0]), keys(p[1]))
+		}
+	}
+}
