@@ -140,8 +140,8 @@ func TestNameKeys(t *testing.T) {
 	}
 	for _, p := range [][2]string{
 		{"alice", "alice"}, {"alice", "Alice"}, {"alice", "ALICE"}, {"alice", "ａｌｉｃｅ"},
-		{"ABE", "ΑΒΕ"},             // Greek capitals, a whole word
-		{"ABE", "АВЕ"},             // Cyrillic capitals
+		{"ABE", "ΑΒΕ"},                                 // Greek capitals, a whole word
+		{"ABE", "АВЕ"},                                 // Cyrillic capitals
 		{"Ian", "ian"}, {"Ian", "IAN"}, {"Ian", "lan"}, // I and l look alike
 		{"rn", "m"}, {"Straße", "STRASSE"}, {"Ana 🎉", "ana 🎉"},
 		{"Zoë", "ZOË"}, {"Zoë", "Zoe\u0308"},
