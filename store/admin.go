@@ -470,6 +470,7 @@ func ParseExport(data []byte) (Export, error) {
 		return Export{}, importErr("too many players (%d, limit %d)", len(ex.Players), MaxImportPlayers)
 	}
 	seen := make(map[string]bool, len(ex.Players)+len(ex.Kicked))
+	names := make(map[string]int, len(ex.Players)) // name key -> the player who has it
 	var sum = map[game.Team]int64{}
 	for i, u := range ex.Players {
 		where := fmt.Sprintf("players[%d]", i)
@@ -480,6 +481,14 @@ func ParseExport(data []byte) (Export, error) {
 			return Export{}, importErr("%s: player id %q appears twice", where, u.ID)
 		}
 		seen[u.ID] = true
+		for _, key := range game.NameKeys(u.Username) {
+			if j, ok := names[key]; ok {
+				return Export{}, importErr("%s: username %q is taken by players[%d] (%q) or looks the same: names must differ, rename one", where, u.Username, j, ex.Players[j].Username)
+			}
+		}
+		for _, key := range game.NameKeys(u.Username) {
+			names[key] = i
+		}
 		if err := inRange(where+".tapCount", u.TapCount); err != nil {
 			return Export{}, err
 		}

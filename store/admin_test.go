@@ -361,6 +361,7 @@ func TestParseExportRefusesBadFiles(t *testing.T) {
 		{name: "a round's score 2^53", edit: func(m map[string]any) {
 			m["rounds"] = []any{map[string]any{"round": 1, "blue": int64(1) << 53, "red": 0, "winner": "blue"}}
 		}, want: "rounds[0].blue is"},
+		{name: "names that look the same", edit: func(m map[string]any) { player(m, 1)["username"] = "ANN" }, want: `players[1]: username "ANN" is taken by players[0] ("ann")`},
 		{name: "bad session id", edit: func(m map[string]any) { player(m, 0)["sessionId"] = "<x>" }, want: "sessionId"},
 		{name: "bad offset field", edit: func(m map[string]any) { m["offsets"] = map[string]any{"other/0": 1} }, want: "not a partition"},
 		{name: "unknown player field", edit: func(m map[string]any) { player(m, 0)["isAdmin"] = true }, want: "isAdmin"},
