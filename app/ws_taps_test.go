@@ -460,7 +460,9 @@ func TestWebSocketFloodOfRefusedTapsIsBounded(t *testing.T) {
 				}
 			}
 		}
-		if refused < 5 || refused > 20 {
+		// ~10 strikes, plus the taps already on their way when the close
+		// was queued (at most the 16 in flight).
+		if refused < 5 || refused > 10+16+1 {
 			t.Errorf("flood %d: %d refusals before the close, want about 10", i, refused)
 		}
 	}
