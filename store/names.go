@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -71,4 +72,55 @@ func withNumber(name string, n int) string {
 		chars--
 	}
 	return out + suffix
+}
+
+// holdNamesScript gives each player of ARGV (id, name keys)* the keys no
+// other current player holds.
+var holdNamesScript = redis.NewScript(namesLua + `
+for i = 1, #ARGV, 2 do hold_name(KEYS[1], KEYS[2], ARGV[i + 1], ARGV[i]) end
+return 0
+`)
+
+// HoldNames fills KeyNames from the players in Redis when it does not
+// exist while players do: a state written before names were unique (an
+// older version, or the old game). It reports how many players it read.
+func (s *Store) HoldNames(ctx context.Context) (int, error) {
+	if n, err := s.rdb.Exists(ctx, KeyNames).Result(); err != nil || n > 0 {
+		return 0, err
+	}
+	read := 0
+	iter := s.rdb.HScan(ctx, KeyUsers, 0, "", 500).Iterator()
+	args := make([]any, 0, 1000)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		err := holdNamesScript.Run(ctx, s.rdb, []string{KeyUsers, KeyNames}, args...).Err()
+		args = args[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		id := iter.Val()
+		if !iter.Next(ctx) {
+			break
+		}
+		var u game.User
+		if json.Unmarshal([]byte(iter.Val()), &u) != nil || u.Username == "" {
+			continue
+		}
+		read++
+		args = append(args, id, nameKeysArg(u.Username))
+		if len(args) >= 1000 {
+			if err := flush(); err != nil {
+				return read, fmt.Errorf("hold names: %w", err)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return read, fmt.Errorf("hold names: %w", err)
+	}
+	if err := flush(); err != nil {
+		return read, fmt.Errorf("hold names: %w", err)
+	}
+	return read, nil
 }
