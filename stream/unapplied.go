@@ -20,17 +20,25 @@ type unappliedFacts struct {
 	mu   sync.Mutex
 	n    int64
 	last string
+	seen map[int32]int64 // per partition, the highest offset counted: a batch read again (a retry, a rebalance) counts nothing twice
 }
 
 // skipped records that the fact at p/offset was not applied, and why.
 func (u *unappliedFacts) skipped(p int32, offset int64, typ string, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if off, ok := u.seen[p]; ok && offset <= off {
+		return
+	}
+	if u.seen == nil {
+		u.seen = map[int32]int64{}
+	}
+	u.seen[p] = offset
+	u.n++
+	u.last = fmt.Sprintf("partition %d offset %d (%s): %s", p, offset, typ, shortReason(err))
 	metrics.UnappliedFacts.Inc()
 	u.log.Error("a record tapwars wrote cannot be applied: the game state lacks it",
 		"partition", p, "offset", offset, "type", typ, "err", err)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.n++
-	u.last = fmt.Sprintf("partition %d offset %d (%s): %s", p, offset, typ, shortReason(err))
 }
 
 // note says how many facts were skipped and the last one, or "".
