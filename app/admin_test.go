@@ -577,8 +577,8 @@ func TestAdminExportImport(t *testing.T) {
 		{edit(func(e *store.Export) { e.TotalTaps++ }), "totalTaps is"},
 		{edit(func(e *store.Export) { e.Players[0].Username = "\u3164" }), "username"},
 		{edit(func(e *store.Export) { e.Players[0].Team = "green" }), "team must be"},
-		{edit(func(e *store.Export) { e.Players[1].TapCount = -4; e.TotalTaps -= 8 }), "from 0 to 9007199254740992"},
-		{edit(func(e *store.Export) { e.Players[1].TapCount = 1 << 62 }), "from 0 to 9007199254740992"},
+		{edit(func(e *store.Export) { e.Players[1].TapCount = -4; e.TotalTaps -= 8 }), "from 0 to 1000000000000000"},
+		{edit(func(e *store.Export) { e.Players[1].TapCount = 1 << 62 }), "from 0 to 1000000000000000"},
 	} {
 		code, _, body := admReq(t, nil, "POST", base+"/admin/import", tc.body, bearer)
 		if code != 400 || !strings.Contains(body, tc.want) {
@@ -1055,7 +1055,7 @@ func TestTokensAndSessionCookie(t *testing.T) {
 		t.Fatalf("X-Forwarded-Proto of an untrusted peer believed: %q %v", ck, hdr)
 	}
 	proxied := admInstance(t, r, k, map[string]string{"TRUSTED_PROXIES": "127.0.0.1"}, nil)
-	_, hdr, _ = admReq(t, nil, "POST", proxied.URL()+"/api/join", `{"username":"di"}`, map[string]string{"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
+	_, hdr, _ = admReq(t, nil, "POST", proxied.URL()+"/api/join", `{"username":"ed"}`, map[string]string{"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
 	if ck := hdr.Get("Set-Cookie"); !strings.Contains(ck, "Secure") || !strings.HasPrefix(hdr.Get("Strict-Transport-Security"), "max-age=") {
 		t.Fatalf("session cookie and HSTS behind a trusted TLS proxy: %q %v", ck, hdr)
 	}

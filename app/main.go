@@ -146,6 +146,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := rc.explain(m.Store.Ping(ctx)); err != nil {
 		return err
 	}
+	if n, err := m.Store.HoldNames(ctx); err != nil {
+		m.Log.Warn("names of the players in Redis not held: they may be taken again", "err", err)
+	} else if n > 0 {
+		m.Log.Info("names of the players in Redis held (a state from before names were unique)", "players", n)
+	}
 
 	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup, Compression: c.KafkaCompression}
 	if len(c.KafkaBrokers) > 0 {
@@ -230,6 +235,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			"consumer": m.consumer.Applying,
 			"state":    m.consumer.Ready,
 		},
+		ReadyNotes: map[string]func() string{"log": m.consumer.Unapplied},
 	})
 	m.srv = &http.Server{
 		Handler:           e,

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,6 +164,7 @@ func TestWebSocketTapFrames(t *testing.T) {
 		{`not json`, ``, "must be a tap", 400},
 		{`null`, ``, "must be a tap", 400},
 		{`[{"count":1}]`, ``, "must be a tap", 400},
+		{`{"count":1,"seq":"` + strings.Repeat("s", 63) + `"}`, ``, "seq must be at most 64 bytes", 400}, // not echoed
 	} {
 		js.send(c.msg)
 		f := js.nextJSON()
@@ -355,4 +358,120 @@ func TestWebSocketTapsInFlightTogether(t *testing.T) {
 		seen[seq] = true
 	}
 	waitTotals(t, base, map[*joined]int64{&ann: 2 * taps})
+}
+
+// Sockets that flood refused taps and never read their answers, during a
+// timed round's countdown (every tap is 409): the server's heap stays
+// within 50 MB of where it was, each is closed with 1008 after about ten
+// refusals, and another player's socket is answered at once throughout.
+// One floods with a 3,000-byte seq (refused for it), one with short ones
+// (409 each: they count toward the close too), one over a page's socket.
+func TestWebSocketFloodOfRefusedTapsIsBounded(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
+	m := admInstance(t, r, k, nil, nil) // the default limits
+	base := m.URL()
+	ann, bob, cat, dan := join(t, base, "ann"), join(t, base, "bob"), join(t, base, "cat"), join(t, base, "dan")
+	calm := dialTaps(t, base, "?format=json", bearerHeader(dan.Token))
+	startRound(t, base, `{"seconds": 5, "countdown": 60}`)
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	baseline := ms.HeapAlloc
+	var peak atomic.Uint64
+	sampling, stopSampling := context.WithCancel(context.Background())
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for sampling.Err() == nil {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	long := strings.Repeat("x", 3000)
+	floods := []struct {
+		who   joined
+		query string
+		msg   string
+	}{
+		{ann, "?format=json", `{"count":50,"seq":"` + long + `"}`},
+		{bob, "?format=json", `{"count":50,"seq":1}`},
+		{cat, "", `{"count":50,"seq":"` + long + `"}`},
+	}
+	const floodFor = 10 * time.Second
+	sent := make([]int, len(floods))
+	done := make(chan int)
+	sockets := make([]*tapSocket, len(floods))
+	for i, f := range floods {
+		sockets[i] = dialTaps(t, base, f.query, bearerHeader(f.who.Token))
+		go func() {
+			defer func() { done <- i }()
+			// (A write's context ending would close the socket from
+			// this side: the socket's own is longer than the flood.)
+			for end := time.Now().Add(floodFor); time.Now().Before(end); sent[i]++ {
+				if sockets[i].c.Write(sockets[i].ctx, websocket.MessageText, []byte(f.msg)) != nil {
+					return // closed by the server
+				}
+			}
+		}()
+	}
+	// Meanwhile the calm socket's taps are answered at once (409: the round
+	// has not started), every half second.
+	var slowest time.Duration
+	for i := 0; time.Duration(i)*500*time.Millisecond < floodFor; i++ {
+		at := time.Now()
+		calm.send(fmt.Sprintf(`{"seq":%d}`, i))
+		if f := calm.nextJSON(); f.Type != "error" || f.Status != 409 || string(f.Seq) != fmt.Sprint(i) {
+			t.Fatalf("calm socket's tap %d: %+v", i, f)
+		}
+		slowest = max(slowest, time.Since(at))
+		time.Sleep(500 * time.Millisecond)
+	}
+	stopSampling()
+	<-sampled
+	grew := int64(peak.Load()) - int64(baseline)
+	t.Logf("flood: %v messages sent; heap %d MB before, peak %d MB (+%d MB); calm socket answered within %v",
+		sent, baseline>>20, peak.Load()>>20, grew>>20, slowest)
+	if grew > 50<<20 {
+		t.Errorf("the heap grew by %d MB during the flood, want < 50 MB", grew>>20)
+	}
+	if slowest > 2*time.Second {
+		t.Errorf("the calm socket waited %v for an answer during the flood", slowest)
+	}
+	for i, s := range sockets {
+		refused := 0
+		for {
+			_, b, err := s.c.Read(s.ctx)
+			if err != nil {
+				if st := websocket.CloseStatus(err); st != websocket.StatusPolicyViolation {
+					t.Errorf("flood %d (%.40s): ended with %v (%v) after %d refusals, want 1008", i, floods[i].msg, st, err, refused)
+				}
+				break
+			}
+			if strings.Contains(string(b), `"type":"error"`) || strings.Contains(string(b), `id="tap-error"`) {
+				refused++
+				if strings.Contains(string(b), long) {
+					t.Errorf("flood %d: an answer echoes the 3,000-byte seq", i)
+				}
+			}
+		}
+		// ~10 strikes, plus the taps already on their way when the close
+		// was queued (at most the 16 in flight).
+		if refused < 5 || refused > 10+16+1 {
+			t.Errorf("flood %d: %d refusals before the close, want about 10", i, refused)
+		}
+	}
+	for range floods {
+		<-done
+	}
+	// The calm socket is still open and answered.
+	calm.send(`{"seq":"after"}`)
+	if f := calm.nextJSON(); f.Type != "error" || f.Status != 409 {
+		t.Fatalf("calm socket after the flood: %+v", f)
+	}
 }

@@ -19,7 +19,7 @@ import (
 const (
 	prefixV2 = "v2."
 	// maxClaims bounds the encoded claims: a 64-byte id and session, a
-	// 24-character name (≤ 96 bytes of UTF-8, escaped) and the rest.
+	// name of game.MaxNameBytes (≤ 440 bytes JSON-escaped) and the rest.
 	maxClaims = 1024
 	// MaxUserSize is the longest token ParseUser reads.
 	MaxUserSize = len(prefixV2) + maxClaims + 1 + sigLen

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
 )
 
 func TestUserTokens(t *testing.T) {
@@ -46,4 +47,20 @@ func TestUserTokens(t *testing.T) {
 			t.Errorf("claims %+v accepted", bad)
 		}
 	}
+}
+
+// The longest legal name, with the longest id and session, makes a token
+// that parses, with room to spare under MaxUserSize.
+func TestLongestNameFitsAToken(t *testing.T) {
+	s := auth.NewSigner(key)
+	u := game.User{ID: strings.Repeat("i", 64), Username: testenv.LongestName, Team: game.Blue, SessionID: strings.Repeat("s", 64), JoinedAt: 1 << 52}
+	tok := s.SignUser(u)
+	got, full, err := s.ParseUser(tok)
+	if err != nil || !full || got != u {
+		t.Fatalf("ParseUser(SignUser) = %+v, %v, %v", got, full, err)
+	}
+	if room := auth.MaxUserSize - len(tok); room < auth.MaxUserSize/10 {
+		t.Fatalf("a token of %d bytes leaves %d of MaxUserSize %d", len(tok), room, auth.MaxUserSize)
+	}
+	t.Logf("token %d bytes of %d", len(tok), auth.MaxUserSize)
 }

@@ -71,9 +71,16 @@ func ValidID(id string) bool {
 	return true
 }
 
-// MaxCount is the largest count the game stores: 2^53, the largest whole
-// number that the leaderboard (a Redis sorted set of doubles) holds exactly.
-const MaxCount = 1 << 53
+// MaxCount is the largest number the game takes in from outside (a count,
+// a round, an offset or a time in an import): 10^15. Redis' Lua scripts and
+// the leaderboard (a sorted set) hold numbers as doubles, exact only below
+// MaxExact (about 9×10^15), so what the game adds after (taps, the next
+// rounds) stays exact.
+const MaxCount = 1_000_000_000_000_000
+
+// MaxExact is 2^53: doubles hold every whole number below it exactly, and
+// no number the game stores may reach it.
+const MaxExact = 1 << 53
 
 // Taps returns how many taps the event stands for.
 func (e TapEvent) Taps() int {

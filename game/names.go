@@ -8,7 +8,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
 	"github.com/rivo/uniseg"
+	"golang.org/x/text/cases"
 	"golang.org/x/text/secure/precis"
 )
 
@@ -29,6 +31,15 @@ func FunName() string {
 // (grapheme clusters: "👍🏽" or "é" written as e + accent count as one).
 const MaxNameLen = 24
 
+// MaxNameBytes is the longest username in bytes of UTF-8, as stored: one
+// "character" can be a long emoji sequence (2,270 emoji joined by
+// zero-width joiners are one grapheme cluster). 320 bytes take 24 of most
+// emoji sequences (👩‍💻 is 11 bytes) or of any alphabet's letters with
+// their marks, and a name of 320 bytes, even JSON-escaped, fits a player's
+// token (auth.MaxUserSize), every log record (stream.MaxEventBytes) and
+// every live frame many times over.
+const MaxNameBytes = 320
+
 // maxMarkRun is the most combining marks that may follow one another: real
 // scripts stack two or three (Vietnamese, Indic, Tibetan); more is the
 // "Zalgo" trick of text that spills over the lines around it.
@@ -38,8 +49,17 @@ const maxMarkRun = 4
 // ErrInvalidName) holds for each of the messages below.
 var ErrInvalidName = Errorf(EINVALID, "username must be 1 to %d characters", MaxNameLen)
 
+// ErrNameTaken says that a current player has the name, or one that looks
+// the same (NameKeys); errors.Is holds for the store's 409 that suggests a
+// free one.
+var ErrNameTaken = Errorf(ECONFLICT, "that name is taken")
+
 func nameError(format string, args ...any) error {
 	return &Error{Code: EINVALID, Message: fmt.Sprintf(format, args...), Err: ErrInvalidName}
+}
+
+func nameTooLong(n int) error {
+	return nameError("your name is too long: at most %d bytes of text (emoji and some alphabets take several bytes a character; it has %d)", MaxNameBytes, n)
 }
 
 // NormalizeName normalises a username with the Nickname profile of PRECIS
@@ -54,6 +74,9 @@ func NormalizeName(name string) (string, error) {
 	if !utf8.ValidString(name) {
 		return "", nameError("your name is not valid text (UTF-8)")
 	}
+	if len(name) > 4*MaxNameBytes { // not worth normalising (spaces trimmed and width folded never shrink it below)
+		return "", nameTooLong(len(name))
+	}
 	plain, emoji := plainEmoji(name)
 	out, err := precis.Nickname.String(plain)
 	switch {
@@ -65,6 +88,9 @@ func NormalizeName(name string) (string, error) {
 	out = restoreEmoji(out, emoji)
 	if n := uniseg.GraphemeClusterCount(out); n > MaxNameLen {
 		return "", nameError("your name is too long: at most %d characters (it has %d)", MaxNameLen, n)
+	}
+	if len(out) > MaxNameBytes {
+		return "", nameTooLong(len(out))
 	}
 	visible, marks := false, 0
 	for _, r := range out {
@@ -140,4 +166,22 @@ func scriptOf(r rune) *unicode.RangeTable {
 		}
 	}
 	return nil
+}
+
+// NameKeys are the keys under which a normalised name is unique among the
+// game's current players: two names clash when they share one. Each is a
+// UTS #39 confusable skeleton (Unicode's confusables.txt, by
+// github.com/mtibben/confusables) with case folded, both ways round, since
+// neither order alone catches everything: folding first misses capitals of
+// another script ("ΑΒΕ" folds to "αβε", whose skeleton is not "abe"), and
+// the skeleton first misses case ("I" becomes "l", so "Ian" would differ
+// from "ian").
+func NameKeys(name string) []string {
+	fold := cases.Fold() // a Caser is not safe for concurrent use
+	a := confusables.Skeleton(fold.String(name))
+	b := fold.String(confusables.Skeleton(name))
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
 }

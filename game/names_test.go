@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
 )
 
 // Names people really have, from many scripts: each must be accepted as
@@ -53,6 +54,7 @@ func TestNamesPeopleHave(t *testing.T) {
 		{"  ⭐️  Star  ", "⭐️ Star"},                                      // trimmed and collapsed around emoji
 		{strings.Repeat("👩\u200d💻", 24), strings.Repeat("👩\u200d💻", 24)}, // 24 characters
 		{"क्\u200dष", "क्\u200dष"},                                       // a joiner after a virama, as PRECIS allows
+		{testenv.LongestName, testenv.LongestName},                       // 24 characters, 320 bytes
 	} {
 		got, err := game.NormalizeName(tc.in)
 		if err != nil || got != tc.want {
@@ -94,6 +96,11 @@ func TestNameTricks(t *testing.T) {
 		{"🏴\U000E0067\U000E0062", "a control, invisible or formatting character"}, // no cancel tag
 		{"😀\U000E0067\U000E007F", "a control, invisible or formatting character"}, // tags after another emoji
 		{strings.Repeat("👩\u200d💻", 25), "too long: at most 24 characters (it has 25)"},
+		// One character of 15.9 KB: emoji joined by zero-width joiners.
+		{strings.Repeat("😀\u200d", 2269) + "😀", "at most 320 bytes"},
+		{strings.Repeat("🏴󠁧󠁢󠁷󠁬󠁳󠁿", 12), "at most 320 bytes of text (emoji and some alphabets take several bytes a character; it has 336)"}, // 12 characters of 28 bytes
+		{testenv.LongestName + "e", "too long"},
+		{"€" + testenv.LongestName[:len(testenv.LongestName)-2], "at most 320 bytes"}, // 24 characters, 321 bytes
 	} {
 		got, err := game.NormalizeName(tc.in)
 		if err == nil {
@@ -105,6 +112,50 @@ func TestNameTricks(t *testing.T) {
 		}
 		if msg := game.ErrorMessage(err); !strings.Contains(msg, tc.msg) {
 			t.Errorf("NormalizeName(%q) says %q, want it to say %q", tc.in, msg, tc.msg)
+		}
+	}
+}
+
+// Names that clash share a key (game.NameKeys, after NormalizeName): case,
+// width and look-alike letters of other scripts, whole words included;
+// different names do not.
+func TestNameKeys(t *testing.T) {
+	keys := func(name string) []string {
+		t.Helper()
+		n, err := game.NormalizeName(name)
+		if err != nil {
+			t.Fatalf("NormalizeName(%q): %v", name, err)
+		}
+		return game.NameKeys(n)
+	}
+	clash := func(a, b string) bool {
+		for _, ka := range keys(a) {
+			for _, kb := range keys(b) {
+				if ka == kb {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, p := range [][2]string{
+		{"alice", "alice"}, {"alice", "Alice"}, {"alice", "ALICE"}, {"alice", "ａｌｉｃｅ"},
+		{"ABE", "ΑΒΕ"},                                 // Greek capitals, a whole word
+		{"ABE", "АВЕ"},                                 // Cyrillic capitals
+		{"Ian", "ian"}, {"Ian", "IAN"}, {"Ian", "lan"}, // I and l look alike
+		{"rn", "m"}, {"Straße", "STRASSE"}, {"Ana 🎉", "ana 🎉"},
+		{"Zoë", "ZOË"}, {"Zoë", "Zoe\u0308"},
+	} {
+		if !clash(p[0], p[1]) {
+			t.Errorf("%q and %q do not clash: keys %q and %q", p[0], p[1], keys(p[0]), keys(p[1]))
+		}
+	}
+	for _, p := range [][2]string{
+		{"ann", "anna"}, {"αβε", "abe"}, {"Zoë", "Zoe"}, {"Sasha", "Саша"}, {"Ana 🎉", "Ana 🎈"}, {"山田 太郎", "山田 次郎"},
+		{"Turbo Otter 42", "Turbo Otter 43"},
+	} {
+		if clash(p[0], p[1]) {
+			t.Errorf("%q and %q clash: keys %q and %q", p[0], p[1], keys(p[0]), keys(p[1]))
 		}
 	}
 }

@@ -137,3 +137,13 @@ func (s *RoundSchedule) State(now int64, res *RoundResult) RoundState {
 	}
 	return st
 }
+
+// NextRound is the round after cur. It is refused (409) once it would
+// reach MaxExact, where the Lua scripts could no longer tell it from cur: a
+// state an older version let in (imports are bounded by MaxCount).
+func NextRound(cur int64) (int64, error) {
+	if cur < 0 || cur >= MaxExact-1 {
+		return 0, Errorf(ECONFLICT, "the current round (%d) is the last one the game can number exactly (below 2^53): start over with an empty state", cur)
+	}
+	return cur + 1, nil
+}

@@ -48,15 +48,24 @@ func (s *Server) join(c echo.Context) error {
 	return c.JSON(http.StatusCreated, joinResponse{User: u, Token: tok})
 }
 
+// funNameTries is how many generated names a blank join tries before it
+// answers that they were all taken (40,000 of them: a few hundred players
+// meet a taken one now and then).
+const funNameTries = 10
+
 // newPlayer creates a player (a fun name when name is blank) and signs them in.
 func (s *Server) newPlayer(c echo.Context, name string) (game.User, string, error) {
+	tries := 1
 	if _, err := game.NormalizeName(name); err != nil {
 		if !isBlank(name) {
 			return game.User{}, "", err
 		}
-		name = game.FunName()
+		name, tries = game.FunName(), funNameTries
 	}
 	u, err := s.store.Join(c.Request().Context(), name, time.Now())
+	for ; errors.Is(err, game.ErrNameTaken) && tries > 1; tries-- {
+		u, err = s.store.Join(c.Request().Context(), game.FunName(), time.Now())
+	}
 	if err != nil {
 		return game.User{}, "", err
 	}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -50,7 +51,7 @@ func (s *Server) joinForm(c echo.Context) error {
 	}
 	name := c.Request().PostFormValue("username")
 	if _, _, err := s.newPlayer(c, name); err != nil {
-		if game.ErrorCode(err) == game.EINVALID {
+		if game.ErrorCode(err) == game.EINVALID || errors.Is(err, game.ErrNameTaken) {
 			return renderError(c, err, views.JoinPage(game.ErrorMessage(err), name))
 		}
 		return err

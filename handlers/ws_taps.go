@@ -32,18 +32,28 @@ const (
 	// wsReadLimit bounds one client message: a tap is ~30 bytes, htmx's
 	// ws-send adds its HEADERS object and the form's values.
 	wsReadLimit = 4096
-	// wsTapsInFlight is how many taps of one socket may wait for Kafka at
-	// once; beyond, the socket is not read until one is answered.
+	// wsTapsInFlight is how many messages of one socket may be unanswered
+	// at once: waiting for Kafka, or answered and waiting to be written.
+	// Beyond, the socket is not read until an answer is written, so a
+	// client that never reads its answers stops being read itself.
 	wsTapsInFlight = 16
-	// A socket may have wsStrikes refused messages (garbage, over the rate
-	// limit, nobody signed in) in a row, and earns one back per second;
-	// the next one closes it with 1008.
+	// wsMaxSeq bounds the seq a client may send, which its answer echoes
+	// (a page sends a counter): with it, an answer is at most a few
+	// hundred bytes, and a socket's unwritten answers a few KiB.
+	wsMaxSeq = 64
+	// A socket may have wsStrikes refused messages (any refusal: garbage,
+	// over the rate limit, outside a round's play, nobody signed in) in a
+	// row, and earns one back per second; the next one closes it with 1008.
 	wsStrikes     = 10
 	wsStrikesRate = 1
 )
 
-// errNotATap refuses a message that is not a tap.
-var errNotATap = game.Errorf(game.EINVALID, `a WebSocket message must be a tap: text JSON like {"count": 1, "seq": 1}`)
+var (
+	// errNotATap refuses a message that is not a tap.
+	errNotATap = game.Errorf(game.EINVALID, `a WebSocket message must be a tap: text JSON like {"count": 1, "seq": 1}`)
+	// errSeqTooLong refuses a tap whose seq would make its answer large.
+	errSeqTooLong = game.Errorf(game.EINVALID, "seq must be at most %d bytes of JSON (a number or a short string)", wsMaxSeq)
+)
 
 // tapMessage is a client message; other fields (htmx's HEADERS, form
 // values) are ignored. Count may be a number or a string holding one, as
@@ -71,11 +81,12 @@ type socketTaps struct {
 	user    *game.User // nil: nobody was signed in at the upgrade
 	authErr error      // why nobody: the answer to every tap then
 	timeout time.Duration
-	slots   chan struct{}
+	slots   chan struct{} // one per message read and not yet answered on the wire
 	strikes *rate.Limiter
 
-	// Answers waiting to be written; the goroutine that finds none being
-	// written writes them all, and those that come meanwhile (see send).
+	// Answers waiting to be written (at most one per slot, plus the
+	// close); the goroutine that finds none being written writes them
+	// all, and those that come meanwhile (see send).
 	outMu   sync.Mutex
 	out     []answer
 	writing bool
@@ -88,6 +99,7 @@ type answer struct {
 	msg    []byte
 	close  websocket.StatusCode // not 0: close with this code and reason
 	reason string
+	done   func() // after the write (or its failure): frees the message's slot
 }
 
 func newSocketTaps(s *Server, conn *wsConn, html bool, user *game.User, authErr error) *socketTaps {
@@ -110,12 +122,27 @@ func (t *socketTaps) run(ctx context.Context) error {
 }
 
 // handle answers one message: at once when it is refused before Kafka,
-// else from its own goroutine once acceptTap returns.
+// else from its own goroutine once acceptTap returns. Either way the
+// message holds a slot until its answer is written; a socket being closed
+// for its refusals is no longer listened to.
 func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg []byte) {
+	select {
+	case t.slots <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	if t.closing.Load() {
+		t.release()
+		return
+	}
 	var m tapMessage
 	isObject := bytes.HasPrefix(bytes.TrimSpace(msg), []byte("{"))
 	if typ != websocket.MessageText || !isObject || json.Unmarshal(msg, &m) != nil {
 		t.refuse(m.Seq, errNotATap)
+		return
+	}
+	if len(m.Seq) > wsMaxSeq {
+		t.refuse(nil, errSeqTooLong)
 		return
 	}
 	n := 1
@@ -131,13 +158,7 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 		t.refuse(m.Seq, t.authErr)
 		return
 	}
-	select {
-	case t.slots <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
 	go func() {
-		defer func() { <-t.slots }()
 		// A tap the server has read goes on to Kafka (within TAP_TIMEOUT)
 		// even when its socket closes meanwhile: the player made it, and a
 		// page that closes its socket never sends it again.
@@ -158,6 +179,9 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 	}()
 }
 
+// release frees a message's slot.
+func (t *socketTaps) release() { <-t.slots }
+
 func (t *socketTaps) ack(seq json.RawMessage, n int) {
 	if t.html {
 		t.writeHTML(views.TapAck(seqText(seq), n))
@@ -174,10 +198,14 @@ func (t *socketTaps) ack(seq json.RawMessage, n int) {
 	t.write(b)
 }
 
-// refuse answers a refused tap. Refusals the client brings on itself
-// (garbage, too fast, not signed in) are strikes; one too many closes the
-// socket with the error's close code (1008). Other sockets never notice.
+// refuse answers a refused tap. Every refusal is a strike, also one the
+// client did not mean (409 at a round's bell: a page sends a few at most);
+// one too many closes the socket (1008; 1011, which the page reconnects
+// after, for an outage). Other sockets never notice.
 func (t *socketTaps) refuse(seq json.RawMessage, err error) {
+	if len(seq) > wsMaxSeq {
+		seq = nil // not echoed: errSeqTooLong, or garbage that set it
+	}
 	status := HTTPStatus(err)
 	retryAfter := 0
 	var ge *game.Error
@@ -189,17 +217,19 @@ func (t *socketTaps) refuse(seq json.RawMessage, err error) {
 	} else {
 		t.writeJSON(tapReply{Type: "error", Seq: seq, Status: status, Error: game.ErrorMessage(err), RetryAfter: retryAfter})
 	}
-	switch game.ErrorCode(err) {
-	case game.EINVALID, game.ETOOMANY, game.EUNAUTHORIZED:
-		if !t.strikes.Allow() && t.closing.CompareAndSwap(false, true) {
-			t.send(answer{close: CloseCode(err), reason: closeReason(err)})
+	if !t.strikes.Allow() && t.closing.CompareAndSwap(false, true) {
+		code := CloseCode(err)
+		if code == websocket.StatusNormalClosure {
+			code = websocket.StatusPolicyViolation // 409, 404: refused all the same
 		}
+		t.send(answer{close: code, reason: closeReason(err)})
 	}
 }
 
 func (t *socketTaps) writeJSON(r tapReply) {
 	b, err := json.Marshal(r)
 	if err != nil {
+		t.release()
 		return
 	}
 	t.write(b)
@@ -208,15 +238,17 @@ func (t *socketTaps) writeJSON(r tapReply) {
 func (t *socketTaps) writeHTML(c templ.Component) {
 	var buf bytes.Buffer
 	if err := c.Render(context.Background(), &buf); err != nil {
+		t.release()
 		return
 	}
 	t.write(buf.Bytes())
 }
 
-// write sends an answer. coder/websocket writes each message whole, one at
-// a time, so answers and the hub's frames never interleave; a failed write
-// is the hub's to notice (its next write fails too and ends the socket).
-func (t *socketTaps) write(b []byte) { t.send(answer{msg: b}) }
+// write sends the answer to a message and frees its slot once written.
+// coder/websocket writes each message whole, one at a time, so answers and
+// the hub's frames never interleave; a failed write is the hub's to notice
+// (its next write fails too and ends the socket).
+func (t *socketTaps) write(b []byte) { t.send(answer{msg: b, done: t.release}) }
 
 // send queues a. The goroutine that finds no answers being written writes
 // the queue, in order, until it is empty; the others return at once, so a
@@ -246,23 +278,32 @@ func (t *socketTaps) send(a answer) {
 }
 
 // writeAll writes answers in order: the messages before a close in one
-// write call, then the close.
+// write call, then the close. Each answer's slot is freed once its write
+// returned.
 func (t *socketTaps) writeAll(batch []answer) {
 	msgs := make([][]byte, 0, len(batch))
-	for _, a := range batch {
-		if a.close == 0 {
-			msgs = append(msgs, a.msg)
-			continue
-		}
+	from := 0 // batch[from:] not written yet
+	flush := func(upTo int) {
 		if len(msgs) > 0 {
 			_ = t.conn.Write(time.Now().Add(t.timeout), msgs...)
 			msgs = msgs[:0]
 		}
+		for _, a := range batch[from:upTo] {
+			if a.done != nil {
+				a.done()
+			}
+		}
+		from = upTo
+	}
+	for i, a := range batch {
+		if a.close == 0 {
+			msgs = append(msgs, a.msg)
+			continue
+		}
+		flush(i)
 		_ = t.conn.close(a.close, a.reason)
 	}
-	if len(msgs) > 0 {
-		_ = t.conn.Write(time.Now().Add(t.timeout), msgs...)
-	}
+	flush(len(batch))
 }
 
 // seqText is seq as a page's data-seq attribute: a JSON string unquoted,

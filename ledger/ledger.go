@@ -98,7 +98,10 @@ func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, 
 	if err != nil {
 		return store.ResetResult{}, err
 	}
-	round := cur + 1
+	round, err := game.NextRound(cur)
+	if err != nil {
+		return store.ResetResult{}, err
+	}
 	if err := g.facts.NewRound(ctx, round, now); err != nil {
 		return store.ResetResult{}, err
 	}
@@ -142,7 +145,11 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	if err != nil {
 		return 0, err
 	}
-	round := max(cur+1, ex.Round)
+	next, err := game.NextRound(cur)
+	if err != nil {
+		return 0, err
+	}
+	round := max(next, ex.Round)
 	kicked := make([]game.Fact, len(ex.Kicked))
 	for i, k := range ex.Kicked {
 		u := k.User
@@ -196,7 +203,10 @@ func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 	if err != nil {
 		return game.RoundSchedule{}, err
 	}
-	sc.Number, sc.Mode = cur+1, game.ModeTimed
+	if sc.Number, err = game.NextRound(cur); err != nil {
+		return game.RoundSchedule{}, err
+	}
+	sc.Mode = game.ModeTimed
 	if err := g.Store.AnnounceRound(ctx, sc); err != nil {
 		return game.RoundSchedule{}, err
 	}
@@ -216,6 +226,9 @@ func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 // the caller checks that sc is still the current round. Its markers depend
 // on sc alone, so two instances writing them at once write the same round.
 func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+	if _, err := game.NextRound(sc.Number); err != nil {
+		return err
+	}
 	next := sc.Next()
 	if err := g.Store.AnnounceRound(ctx, next); err != nil {
 		return err

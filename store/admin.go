@@ -440,6 +440,16 @@ func ParseExport(data []byte) (Export, error) {
 		if r.Round < 1 || r.Blue < 0 || r.Red < 0 || r.Players < 0 || r.Winner != game.Winner(r.Blue, r.Red) {
 			return Export{}, importErr("rounds[%d]: a round needs a number from 1, scores from 0 and the winner they give", i)
 		}
+		for name, n := range map[string]int64{"round": r.Round, "blue": r.Blue, "red": r.Red, "players": r.Players, "startsAt": r.StartsAt, "endsAt": r.EndsAt} {
+			if err := inRange(fmt.Sprintf("rounds[%d].%s", i, name), n); err != nil {
+				return Export{}, err
+			}
+		}
+		if r.TopTapper != nil {
+			if err := inRange(fmt.Sprintf("rounds[%d].topTapper.tapCount", i), r.TopTapper.TapCount); err != nil {
+				return Export{}, err
+			}
+		}
 	}
 	for name, n := range map[string]int64{"blueScore": ex.BlueScore, "redScore": ex.RedScore, "totalTaps": ex.TotalTaps, "exportedAt": ex.ExportedAt} {
 		if err := inRange(name, n); err != nil {
@@ -460,6 +470,7 @@ func ParseExport(data []byte) (Export, error) {
 		return Export{}, importErr("too many players (%d, limit %d)", len(ex.Players), MaxImportPlayers)
 	}
 	seen := make(map[string]bool, len(ex.Players)+len(ex.Kicked))
+	names := make(map[string]int, len(ex.Players)) // name key -> the player who has it
 	var sum = map[game.Team]int64{}
 	for i, u := range ex.Players {
 		where := fmt.Sprintf("players[%d]", i)
@@ -470,6 +481,14 @@ func ParseExport(data []byte) (Export, error) {
 			return Export{}, importErr("%s: player id %q appears twice", where, u.ID)
 		}
 		seen[u.ID] = true
+		for _, key := range game.NameKeys(u.Username) {
+			if j, ok := names[key]; ok {
+				return Export{}, importErr("%s: username %q is taken by players[%d] (%q) or looks the same: names must differ, rename one", where, u.Username, j, ex.Players[j].Username)
+			}
+		}
+		for _, key := range game.NameKeys(u.Username) {
+			names[key] = i
+		}
 		if err := inRange(where+".tapCount", u.TapCount); err != nil {
 			return Export{}, err
 		}
@@ -529,8 +548,9 @@ func validUser(u game.User, where string) error {
 	return nil
 }
 
-// inRange checks a number of an import: 0 to game.MaxCount, which Redis
-// holds exactly in both its integers and the leaderboard's doubles.
+// inRange checks a number of an import: 0 to game.MaxCount, far enough
+// below 2^53 that Redis' doubles (Lua, the leaderboard) hold it and what
+// is added to it exactly.
 func inRange(field string, n int64) error {
 	if n < 0 || n > game.MaxCount {
 		return importErr("%s is %d: it must be a whole number from 0 to %d", field, n, int64(game.MaxCount))

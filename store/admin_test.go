@@ -329,6 +329,11 @@ func TestParseExportRefusesBadFiles(t *testing.T) {
 	if _, err := store.ParseExport(enc(good())); err != nil {
 		t.Fatalf("good file refused: %v", err)
 	}
+	largest := good()
+	largest["round"] = int64(game.MaxCount)
+	if _, err := store.ParseExport(enc(largest)); err != nil {
+		t.Fatalf("the largest legal round refused: %v", err)
+	}
 	player := func(m map[string]any, i int) map[string]any { return m["players"].([]any)[i].(map[string]any) }
 	cases := []struct {
 		name string
@@ -348,8 +353,15 @@ func TestParseExportRefusesBadFiles(t *testing.T) {
 		{name: "count over 2^53", edit: func(m map[string]any) {
 			player(m, 0)["tapCount"] = int64(math.MaxInt64 - 1)
 			m["blueScore"] = int64(math.MaxInt64 - 1)
-		}, want: "from 0 to 9007199254740992"},
+		}, want: "from 0 to 1000000000000000"},
 		{name: "round over 2^53", edit: func(m map[string]any) { m["round"] = int64(1) << 62 }, want: "round is"},
+		{name: "round 2^53", edit: func(m map[string]any) { m["round"] = int64(1) << 53 }, want: "round is 9007199254740992: it must be a whole number from 0 to 1000000000000000"},
+		{name: "round 10^15 + 1", edit: func(m map[string]any) { m["round"] = int64(1e15) + 1 }, want: "round is"},
+		{name: "offset 2^53", edit: func(m map[string]any) { m["offsets"] = map[string]any{"game-taps/0": int64(1) << 53} }, want: "offsets[game-taps/0] is"},
+		{name: "a round's score 2^53", edit: func(m map[string]any) {
+			m["rounds"] = []any{map[string]any{"round": 1, "blue": int64(1) << 53, "red": 0, "winner": "blue"}}
+		}, want: "rounds[0].blue is"},
+		{name: "names that look the same", edit: func(m map[string]any) { player(m, 1)["username"] = "ANN" }, want: `players[1]: username "ANN" is taken by players[0] ("ann")`},
 		{name: "bad session id", edit: func(m map[string]any) { player(m, 0)["sessionId"] = "<x>" }, want: "sessionId"},
 		{name: "bad offset field", edit: func(m map[string]any) { m["offsets"] = map[string]any{"other/0": 1} }, want: "not a partition"},
 		{name: "unknown player field", edit: func(m map[string]any) { player(m, 0)["isAdmin"] = true }, want: "isAdmin"},

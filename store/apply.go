@@ -49,7 +49,7 @@ const (
 var projectionKeys = []string{KeyUsers, KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyLeaderboard,
 	KeyOffsets, KeyOnlineBlue, KeyOnlineRed, KeyRoundStarts, KeyUpdatedAt, "", KeyRound,
 	KeyRoundParts, KeyKicked, KeyImportRound, KeyLeaderboardPrev,
-	KeyRoundPartSchedules, KeyRoundSchedule, KeyRoundResults, KeyRounds, KeyTeams}
+	KeyRoundPartSchedules, KeyRoundSchedule, KeyRoundResults, KeyRounds, KeyTeams, KeyNames}
 
 func projKeys(nowMs int64) []string {
 	keys := append([]string(nil), projectionKeys...)
@@ -92,7 +92,7 @@ local function new_round(R, imp)
   redis.call('SET', KEYS[3], '0')
   redis.call('SET', KEYS[4], '0')
   if imp then
-    redis.call('DEL', KEYS[1], KEYS[5], KEYS[7], KEYS[8], KEYS[14], KEYS[16])
+    redis.call('DEL', KEYS[1], KEYS[5], KEYS[7], KEYS[8], KEYS[14], KEYS[16], KEYS[22])
     redis.call('SET', KEYS[15], string.format('%d', R))
     return 0
   end
@@ -132,19 +132,19 @@ end
 // then steps:
 //
 //	'T', n, (id, count)*n   taps, aggregated per player
-//	'J', id, user, team, joinedAt   join
+//	'J', id, user, team, joinedAt, name keys   join
 //	'K', id, at             kick
 //	'R', round, offset, schedule   round marker (schedule: JSON, '' in open play)
 //	'W', round, result      result of a timed round
 //	'I', round, offset      import marker
-//	'P', id, user, team, tapCount   player of an import
+//	'P', id, user, team, tapCount, name keys   player of an import
 //	'X', id, kick record    kicked player of an import
 //	'N', teams              teams' names and colours (JSON)
 //
 // Returns {status, applied, unknown, old round, offset}.
 var applyScript *redis.Script
 
-const applyScriptSrc = newRoundLua + `
+const applyScriptSrc = newRoundLua + namesLua + `
 local field = ARGV[1]
 local from, nxt = tonumber(ARGV[2]), tonumber(ARGV[3])
 local cur = redis.call('HGET', KEYS[6], field)
@@ -164,7 +164,7 @@ for _, k in ipairs({KEYS[2], KEYS[3], KEYS[4], KEYS[12]}) do
     return redis.error_reply('ERR ' .. k .. ' is not a whole number ("' .. string.sub(v, 1, 20) .. '"): nothing of the batch was applied')
   end
 end
-for k, want in pairs({[1] = 'hash', [5] = 'zset', [7] = 'zset', [8] = 'zset', [9] = 'hash', [11] = 'hash', [13] = 'hash', [14] = 'hash', [16] = 'zset', [17] = 'hash', [19] = 'hash', [20] = 'zset'}) do
+for k, want in pairs({[1] = 'hash', [5] = 'zset', [7] = 'zset', [8] = 'zset', [9] = 'hash', [11] = 'hash', [13] = 'hash', [14] = 'hash', [16] = 'zset', [17] = 'hash', [19] = 'hash', [20] = 'zset', [21] = 'hash'}) do
   local t = redis.call('TYPE', KEYS[k]).ok
   if t ~= 'none' and t ~= want then
     return redis.error_reply('ERR ' .. KEYS[k] .. ' is a ' .. t .. ', not a ' .. want .. ': nothing of the batch was applied')
@@ -294,7 +294,8 @@ while i <= #ARGV do
       redis.call('ZADD', online, 'NX', ARGV[i + 4], ARGV[i + 1])
       changed = true
     end
-    i = i + 5
+    if pround >= iround then hold_name(KEYS[1], KEYS[22], ARGV[i + 5], ARGV[i + 1]) end
+    i = i + 6
   elseif op == 'K' then
     if pround >= iround then kick(ARGV[i + 1], ARGV[i + 2]) end
     i = i + 3
@@ -331,6 +332,7 @@ while i <= #ARGV do
         u = zero_count(u) or u
       end
       redis.call('HSET', KEYS[1], ARGV[i + 1], u)
+      hold_name(KEYS[1], KEYS[22], ARGV[i + 5], ARGV[i + 1])
       if n > 0 then
         local score = team_keys(ARGV[i + 3])
         redis.call('ZADD', KEYS[5], n, ARGV[i + 1])
@@ -339,7 +341,7 @@ while i <= #ARGV do
       end
       changed = true
     end
-    i = i + 5
+    i = i + 6
   elseif op == 'X' then
     if pround >= iround then
       redis.call('HSET', KEYS[14], ARGV[i + 1], ARGV[i + 2])
@@ -443,7 +445,7 @@ func appendStep(args []any, st game.Step) ([]any, error) {
 		if f.Type == game.FactPlayer {
 			op, last = "P", n
 		}
-		return append(args, op, u.ID, string(raw), string(u.Team), last), nil
+		return append(args, op, u.ID, string(raw), string(u.Team), last, nameKeysArg(u.Username)), nil
 	case game.FactKick:
 		return append(args, "K", f.UserID, f.At), nil
 	case game.FactRound:

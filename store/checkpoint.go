@@ -26,7 +26,7 @@ type Checkpoint struct {
 const CheckpointVersion = 1
 
 var (
-	checkpointHashes  = []string{KeyUsers, KeyKicked, KeyOffsets, KeyRoundStarts, KeyRoundParts, KeyRoundPartSchedules, KeyRoundResults}
+	checkpointHashes  = []string{KeyUsers, KeyKicked, KeyOffsets, KeyRoundStarts, KeyRoundParts, KeyRoundPartSchedules, KeyRoundResults, KeyNames}
 	checkpointStrings = []string{KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyImportRound, KeyUpdatedAt, KeyRoundSchedule, KeyTeams}
 	checkpointSorted  = []string{KeyLeaderboard, KeyLeaderboardPrev, KeyRounds}
 )

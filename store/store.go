@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,6 +35,7 @@ const (
 	KeyRound       = "game:round"           // string: current round number (0 before any reset)
 	KeyRoundStarts = "game:round:starts"    // hash: "topic/partition" -> first offset of the round
 	KeyUpdatedAt   = "game:updated"         // string: unix ms of the last change
+	KeyNames       = "game:names"           // hash: name key (game.NameKeys) -> id of the player who took it
 	ChannelUpdates = "game:updates"         // pub/sub: a batch was applied or the game changed
 )
 
@@ -93,7 +95,8 @@ func OffsetField(topic string, partition int32) string {
 //
 // KEYS: users, online:blue, online:red
 // ARGV: id, username as a JSON string, joinedAt, sessionId, now, staleBefore, coin
-var joinScript = redis.NewScript(`
+var joinScript = redis.NewScript(namesLua + `
+if name_holder(KEYS[1], KEYS[4], ARGV[8], ARGV[1]) then return 'taken' end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
 local b = redis.call('ZCARD', KEYS[2])
@@ -106,8 +109,36 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], u) == 0 then
   return redis.error_reply('id taken')
 end
 if team == 'blue' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1]) end
+hold_name(KEYS[1], KEYS[4], ARGV[8], ARGV[1])
 return u
 `)
+
+// namesLua keeps names unique among the current players: KeyNames maps
+// each name key (game.NameKeys; a script gets a name's keys as one
+// argument, "\n" between them) to the player who took it. A key whose
+// player is no longer in game:users (kicked, a join undone, replaced by an
+// import) is free, so nothing needs removing when a player goes.
+const namesLua = `
+-- name_holder returns another current player holding one of keys, or nil.
+local function name_holder(users, names, keys, id)
+  for key in string.gmatch(keys, '[^\n]+') do
+    local h = redis.call('HGET', names, key)
+    if h and h ~= id and redis.call('HEXISTS', users, h) == 1 then return h end
+  end
+  return nil
+end
+-- hold_name gives id the keys that no other current player holds (in a
+-- replay of the log, the first join of a name keeps it).
+local function hold_name(users, names, keys, id)
+  for key in string.gmatch(keys, '[^\n]+') do
+    local h = redis.call('HGET', names, key)
+    if not h or h == id or redis.call('HEXISTS', users, h) == 0 then redis.call('HSET', names, key, id) end
+  end
+end
+`
+
+// nameKeysArg is a name's keys as one script argument.
+func nameKeysArg(name string) string { return strings.Join(game.NameKeys(name), "\n") }
 
 // Join creates a player with a normalised name and puts them on the team
 // with fewer players online.
@@ -126,10 +157,13 @@ func (s *Store) Join(ctx context.Context, name string, now time.Time) (game.User
 		coin = "1"
 	}
 	ms := now.UnixMilli()
-	raw, err := joinScript.Run(ctx, s.rdb, []string{KeyUsers, KeyOnlineBlue, KeyOnlineRed},
-		id, string(jname), ms, sid, ms, ms-s.window.Milliseconds(), coin).Text()
+	raw, err := joinScript.Run(ctx, s.rdb, []string{KeyUsers, KeyOnlineBlue, KeyOnlineRed, KeyNames},
+		id, string(jname), ms, sid, ms, ms-s.window.Milliseconds(), coin, nameKeysArg(name)).Text()
 	if err != nil {
 		return game.User{}, fmt.Errorf("join %q: %w", name, err)
+	}
+	if raw == "taken" {
+		return game.User{}, s.nameTaken(ctx, name)
 	}
 	var u game.User
 	if err := json.Unmarshal([]byte(raw), &u); err != nil {

@@ -209,3 +209,35 @@ func TestSubscribeSurvivesRedisRestart(t *testing.T) {
 		}
 	})
 }
+
+// Players a state from before names were unique holds (written straight to
+// game:users, as an older version did) get their names held once; a
+// second run changes nothing.
+func TestHoldNamesOfAnOlderState(t *testing.T) {
+	st, r := newStore(t)
+	ctx := context.Background()
+	for i, name := range []string{"alice", "Bob", "ABE"} {
+		u := game.User{ID: fmt.Sprintf("old%d", i), Username: name, Team: game.Blue, TapCount: 3}
+		raw, _ := json.Marshal(u)
+		if err := r.Client().HSet(ctx, store.KeyUsers, u.ID, raw).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Join(ctx, "ALICE", time.Now()); err != nil {
+		t.Fatalf("before the names are held, ALICE joins: %v", err)
+	}
+	if err := r.Client().Del(ctx, store.KeyNames).Err(); err != nil { // as the older version left it
+		t.Fatal(err)
+	}
+	if n, err := st.HoldNames(ctx); err != nil || n != 4 {
+		t.Fatalf("HoldNames: %d %v, want the 4 players read", n, err)
+	}
+	for _, name := range []string{"Alice", "bob", "ΑΒΕ"} {
+		if _, err := st.Join(ctx, name, time.Now()); !errors.Is(err, game.ErrNameTaken) {
+			t.Errorf("join %q after HoldNames: %v, want taken", name, err)
+		}
+	}
+	if n, err := st.HoldNames(ctx); err != nil || n != 0 {
+		t.Fatalf("second HoldNames: %d %v, want nothing to do", n, err)
+	}
+}

@@ -68,7 +68,8 @@ type Consumer struct {
 	log    *slog.Logger
 	opt    ConsumerOptions
 
-	stuck *stuckPartitions
+	stuck     *stuckPartitions
+	unapplied *unappliedFacts
 
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
@@ -117,7 +118,8 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
 	return &Consumer{cfg: c, client: client, group: group, reader: reader, app: app, log: log, opt: opt,
-		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
+		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log),
+		unapplied: &unappliedFacts{log: log}}, nil
 }
 
 // Run consumes until ctx ends, rejoining the group after each rebalance and
@@ -505,6 +507,10 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 			reason = de.Reason
 		}
 		skipped[reason]++
+		if typ := factType(m); typ != "" {
+			h.c.unapplied.skipped(p, m.Offset, typ, err)
+			return
+		}
 		h.c.log.Debug("skipping poison record", "partition", p, "offset", m.Offset, "err", err)
 	}
 	var run []game.PlayerTaps
@@ -559,13 +565,16 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 }
 
 // isFact reports whether a record carries a fact's type header.
-func isFact(m *sarama.ConsumerMessage) bool {
+func isFact(m *sarama.ConsumerMessage) bool { return factType(m) != "" }
+
+// factType is a record's type header, or "" (a tap).
+func factType(m *sarama.ConsumerMessage) string {
 	for _, h := range m.Headers {
 		if h != nil && string(h.Key) == TypeHeader && len(h.Value) > 0 {
-			return true
+			return string(h.Value)
 		}
 	}
-	return false
+	return ""
 }
 
 // storedOffsets reads the store's offsets of parts; when some are missing it
@@ -633,6 +642,10 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(con
 // Applying reports an error when a partition of this instance has failed
 // to apply for longer than StuckAfter (for /readyz).
 func (c *Consumer) Applying(context.Context) error { return c.stuck.check(time.Now()) }
+
+// Unapplied says how many records tapwars wrote this consumer could not
+// apply, and the last, or "" (a note at /readyz: the instance still serves).
+func (c *Consumer) Unapplied() string { return c.unapplied.note() }
 
 // Ping checks that the brokers answer a metadata request for the topic.
 func (c *Consumer) Ping(ctx context.Context) error {

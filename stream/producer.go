@@ -250,6 +250,16 @@ func (p *Producer) produce(ctx context.Context, what, topic string, recs ...Reco
 	if err := ctx.Err(); err != nil {
 		return unavailable(what, err)
 	}
+	if topic == Topic {
+		// A record the consumer would refuse is never written: the caller
+		// answers an error, not a 2xx for something that never counts.
+		for _, r := range recs {
+			if len(r.Value) > MaxEventBytes {
+				return game.Errorf(game.ETOOLARGE, "%s: a record of %d bytes is over the %d bytes the consumer reads; nothing was written",
+					what, len(r.Value), MaxEventBytes)
+			}
+		}
+	}
 	c := newCall(len(recs))
 	p.mu.RLock()
 	if p.closed {
