@@ -164,7 +164,7 @@ for _, k in ipairs({KEYS[2], KEYS[3], KEYS[4], KEYS[12]}) do
     return redis.error_reply('ERR ' .. k .. ' is not a whole number ("' .. string.sub(v, 1, 20) .. '"): nothing of the batch was applied')
   end
 end
-for k, want in pairs({[1] = 'hash', [5] = 'zset', [7] = 'zset', [8] = 'zset', [9] = 'hash', [11] = 'hash', [13] = 'hash', [14] = 'hash', [16] = 'zset', [17] = 'hash', [19] = 'hash', [20] = 'zset', [21] = 'hash'}) do
+for k, want in pairs({[1] = 'hash', [5] = 'zset', [7] = 'zset', [8] = 'zset', [9] = 'hash', [11] = 'hash', [13] = 'hash', [14] = 'hash', [16] = 'zset', [17] = 'hash', [19] = 'hash', [20] = 'zset', [21] = 'string', [22] = 'hash'}) do
   local t = redis.call('TYPE', KEYS[k]).ok
   if t ~= 'none' and t ~= want then
     return redis.error_reply('ERR ' .. KEYS[k] .. ' is a ' .. t .. ', not a ' .. want .. ': nothing of the batch was applied')
