@@ -30,6 +30,52 @@
   var body = document.body;
   var byId = function (id) { return document.getElementById(id); };
 
+  /* ----------------------------------------------------------- numbers --- */
+
+  // Counts are rendered by the server as "9,999,999" with the raw value in
+  // data-n and a width class num--wN (views/numbers.go); here they are
+  // re-formatted in the viewer's locale. The width class lets app.css size
+  // the number to its container (.fit), so it never wraps or overflows.
+  var numberFormat = (window.Intl && Intl.NumberFormat) ? new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 }) : null;
+
+  // formatCount is n with the viewer's thousands separators ("9,999,999",
+  // "9.999.999", "9 999 999").
+  function formatCount(n) {
+    return numberFormat ? numberFormat.format(n) : String(n);
+  }
+
+  // setCount shows n in el (a .num element): text, data-n and width class.
+  function setCount(el, n) {
+    var text = formatCount(n);
+    if (el.textContent !== text) el.textContent = text;
+    el.setAttribute('data-n', String(n));
+    fitClass(el, text.length);
+  }
+
+  function fitClass(el, len) {
+    var want = 'num--w' + Math.max(1, Math.min(14, len));
+    if (el.classList.contains(want)) return;
+    var cls = Array.prototype.slice.call(el.classList);
+    for (var i = 0; i < cls.length; i++) {
+      if (cls[i].indexOf('num--w') === 0) el.classList.remove(cls[i]);
+    }
+    el.classList.add(want);
+  }
+
+  // formatNumbers re-formats every [data-n] in root (root included).
+  function formatNumbers(root) {
+    if (!root || !root.querySelectorAll) return;
+    var els = Array.prototype.slice.call(root.querySelectorAll('[data-n]'));
+    if (root.hasAttribute && root.hasAttribute('data-n')) els.push(root);
+    for (var i = 0; i < els.length; i++) {
+      var n = parseInt(els[i].getAttribute('data-n'), 10);
+      if (!isNaN(n) && els[i].id !== 'my-taps') setCount(els[i], n);
+    }
+  }
+
+  // For the other pages' own scripts (e.g. the presenter screen).
+  window.tapwars = { formatCount: formatCount, formatNumbers: formatNumbers };
+
   /* ---------------------------------------------------------------- 1 ---- */
 
   function setStatus(state, text) {
@@ -37,6 +83,52 @@
     if (!el) return;
     el.textContent = text;
     el.setAttribute('data-state', state);
+  }
+
+  // Connection lost: after LOST_AFTER_MS without an open live stream (the
+  // WebSocket or SSE is down, not merely the server's Redis), an overlay
+  // says so in words: over the board on the presenter screen, as a banner
+  // on the phone saying that taps are not being sent. Any page with #live
+  // gets it; the markup is made here (no server part to keep in step).
+  var LOST_AFTER_MS = 2000;
+  var streamUp = false;
+  var lostTimer = 0;
+
+  function streamState(up) {
+    streamUp = up;
+    if (up) {
+      clearTimeout(lostTimer);
+      lostTimer = 0;
+      showLost(false);
+    } else if (!lostTimer) {
+      lostTimer = setTimeout(function () {
+        lostTimer = 0;
+        if (!streamUp) showLost(true);
+      }, LOST_AFTER_MS);
+    }
+  }
+
+  function showLost(on) {
+    var el = byId('conn-lost');
+    if (!el) {
+      if (!on) return;
+      var taps = !!byId('tap-button');
+      el = document.createElement('div');
+      el.id = 'conn-lost';
+      el.className = 'conn-lost';
+      el.setAttribute('role', 'alert');
+      var title = document.createElement('p');
+      title.className = 'conn-lost__title';
+      title.textContent = taps ? 'No connection' : 'Connection lost';
+      var text = document.createElement('p');
+      text.className = 'conn-lost__text';
+      text.textContent = taps ? 'Your taps are not being sent. Reconnecting…' : 'Reconnecting… The numbers shown are not live.';
+      el.appendChild(title);
+      el.appendChild(text);
+      body.appendChild(el);
+    }
+    el.hidden = !on;
+    body.classList.toggle('is-offline', on);
   }
 
   // Events fired on an element that was already removed (the old WebSocket
@@ -101,21 +193,36 @@
     };
   }
 
+  // Reconnect delays: short and capped, so a page is back within about
+  // RECONNECT_MAX_MS of the server's return; jittered, so a room of phones
+  // does not come back in one burst. htmx-ext-ws asks for its own
+  // reconnects (after 1006, 1011, 1012, 1013) through wsReconnectDelay.
+  var RECONNECT_MAX_MS = 1500;
+  function reconnectDelay(tries) {
+    var cap = Math.min(RECONNECT_MAX_MS, 250 * Math.pow(2, Math.min(tries, 6)));
+    return cap * (0.5 + Math.random() / 2);
+  }
+  htmx.config.wsReconnectDelay = reconnectDelay;
+
   body.addEventListener('htmx:wsOpen', function (e) {
     if (!attached(e)) return;
     wsEverOpened = true;
     wsOpenedAt = Date.now();
+    streamState(true);
     setStatus('live', 'live');
   });
 
   body.addEventListener('htmx:wsError', function (e) {
-    if (attached(e)) setStatus('reconnecting', 'reconnecting');
+    if (!attached(e)) return;
+    streamState(false);
+    setStatus('reconnecting', 'reconnecting');
   });
 
   body.addEventListener('htmx:wsClose', function (e) {
     if (!attached(e)) return;
     socketClosed();
     if (fellBack) return;
+    streamState(false);
     setStatus('reconnecting', 'reconnecting');
     var healthy = wsOpenedAt && Date.now() - wsOpenedAt >= WS_HEALTHY_MS;
     wsOpenedAt = 0;
@@ -134,7 +241,7 @@
     var code = e.detail && e.detail.event ? e.detail.event.code : 0;
     var wrapper = e.detail && e.detail.socketWrapper;
     if (WS_EXT_RETRY_CODES.indexOf(code) < 0 && wrapper && wrapper.reconnect) {
-      var delay = Math.min(30000, 1000 * Math.pow(2, wsShortCloses)) * (0.5 + Math.random() / 2);
+      var delay = reconnectDelay(wsShortCloses);
       clearTimeout(wsRetryTimer);
       wsRetryTimer = setTimeout(function () {
         if (!fellBack && body.contains(e.target)) wrapper.reconnect();
@@ -144,12 +251,15 @@
 
   body.addEventListener('htmx:sseOpen', function (e) {
     if (!attached(e)) return;
+    streamState(true);
     if (fellBack) setStatus('fallback', 'fallback (SSE)');
     else setStatus('live', 'live (SSE)');
   });
 
   body.addEventListener('htmx:sseError', function (e) {
-    if (attached(e)) setStatus('reconnecting', 'reconnecting');
+    if (!attached(e)) return;
+    streamState(false);
+    setStatus('reconnecting', 'reconnecting');
   });
 
   /* ---------------------------------------------------------------- 3 ---- */
@@ -182,8 +292,7 @@
       baseline = applied - acked - inflight;
     }
     lastApplied = applied;
-    var shown = String(Math.max(applied, baseline + acked));
-    if (el.textContent !== shown) el.textContent = shown;
+    setCount(el, Math.max(applied, baseline + acked));
   }
 
   var errorTimer = 0;
@@ -272,6 +381,7 @@
   // htmx:afterSwap): re-apply the max rule to a fresh #my-taps and re-mark
   // our leaderboard row. Both run in the same task as the swap, before paint.
   function afterSwap(e) {
+    formatNumbers(e.target);
     var id = e.target && e.target.id;
     if (id === 'my-taps') renderMyTaps();
     else if (id === 'leaderboard' || id === 'leaderboard-full') markMyRows();
@@ -530,7 +640,11 @@
   }
 
   setInterval(renderRound, ROUND_TICK_MS);
+  // A page that never connected says so once the WebSocket had its chance
+  // and the SSE fallback its first try.
+  if (live) setTimeout(function () { if (!streamUp) streamState(false); }, WS_OPEN_TIMEOUT_MS);
 
+  formatNumbers(body);
   renderRound();
   renderMyTaps();
   markMyRows();

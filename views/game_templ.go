@@ -203,7 +203,7 @@ func GamePage(d PageData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "</span></button><p id=\"round-why\" class=\"round-why\" hidden></p><p class=\"tapzone__hint\">or press <kbd>Space</kbd></p><p id=\"tap-error\" class=\"tap-error\" role=\"status\"></p><span id=\"tap-ack\" hidden></span><dl class=\"mystats\"><div class=\"mystats__item\"><dt>Your taps</dt><dd>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "</span></button><p id=\"round-why\" class=\"round-why\" hidden></p><p class=\"tapzone__hint\">or press <kbd>Space</kbd></p><p id=\"tap-error\" class=\"tap-error\" role=\"status\"></p><span id=\"tap-ack\" hidden></span><dl class=\"mystats\"><div class=\"mystats__item\"><dt>Your taps</dt><dd class=\"fit\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -211,7 +211,7 @@ func GamePage(d PageData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "</dd></div><div class=\"mystats__item\"><dt>Your rank</dt><dd>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "</dd></div><div class=\"mystats__item\"><dt>Your rank</dt><dd class=\"fit\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

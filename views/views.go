@@ -131,7 +131,7 @@ func rankText(rank int) string {
 	if rank <= 0 {
 		return "–"
 	}
-	return strconv.Itoa(rank)
+	return Number(int64(rank))
 }
 
 // entryRank is the rank to show for the i-th (0-based) leaderboard entry.

@@ -168,7 +168,7 @@ func TestGamePage(t *testing.T) {
 	}
 	mustContain(t, doc,
 		`<button id="tap-button"`, `type="button"`, `aria-label="Tap for team Red"`,
-		`data-applied="42">42</span>`, `<span id="my-rank" class="num">–</span>`,
+		`data-applied="42">42</span>`, `<span id="my-rank" class="num num--w1">–</span>`,
 		`aria-live="polite"`, `href="/leaderboard"`, `connecting…`,
 		`tug__fill--75`, // 300 of 400
 		`&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;`, `&lt;b&gt;n0&lt;/b&gt;`,
@@ -206,7 +206,7 @@ func TestGamePageMarksOwnRow(t *testing.T) {
 	doc := render(t, GamePage(d))
 	mustContain(t, doc,
 		`<li class="board__row team-red is-me" data-player-id="p3" aria-current="true">`,
-		`<span id="my-rank" class="num">4</span>`, `data-me-id="p3"`)
+		`<span id="my-rank" class="num num--w1" data-n="4">4</span>`, `data-me-id="p3"`)
 	if n := strings.Count(doc, "is-me"); n != 1 {
 		t.Errorf("%d rows marked as mine, want 1", n)
 	}
@@ -260,7 +260,7 @@ func TestStateFragments(t *testing.T) {
 	if strings.Join(ids, ",") != strings.Join(liveIDs, ",") {
 		t.Errorf("top-level ids %v, want %v", ids, liveIDs)
 	}
-	mustContain(t, frag, `<span id="blue-score" class="num" hx-swap-oob="true">300</span>`,
+	mustContain(t, frag, `<span id="blue-score" class="num num--w3" data-n="300" hx-swap-oob="true">300</span>`,
 		`tug__fill--75`, `&lt;b&gt;n9&lt;/b&gt;`)
 	mustNotContain(t, frag, `data-player-id="p10"`, `<b>n`, "is-me")
 
@@ -320,8 +320,8 @@ func normalize(s string) string {
 
 func TestMeFragment(t *testing.T) {
 	frag := render(t, MeFragment(1234, 5))
-	want := `<span id="my-taps" class="num" data-applied="1234" hx-swap-oob="true">1234</span>` +
-		`<span id="my-rank" class="num" hx-swap-oob="true">5</span>`
+	want := `<span id="my-taps" class="num num--w5" data-applied="1234" hx-swap-oob="true">1,234</span>` +
+		`<span id="my-rank" class="num num--w1" data-n="5" hx-swap-oob="true">5</span>`
 	if frag != want {
 		t.Errorf("got  %s\nwant %s", frag, want)
 	}
