@@ -26,9 +26,9 @@ func (s *Server) index(c echo.Context) error {
 		if game.ErrorCode(err) != game.EUNAUTHORIZED {
 			return err
 		}
-		// A generated name is filled in: joining from the presenter
-		// screen's QR code on a phone is one tap; the name stays editable.
-		return render(c, http.StatusOK, views.JoinPage("", game.FunName()))
+		// The page suggests a generated name: joining from the presenter
+		// screen's QR code on a phone is one tap; typing starts empty.
+		return render(c, http.StatusOK, views.JoinPage("", ""))
 	}
 	return render(c, http.StatusOK, views.GamePage(d))
 }
@@ -72,6 +72,9 @@ func (s *Server) pageData(c echo.Context, top int) (views.PageData, error) {
 		return d, err
 	}
 	d.State = snap
+	if s.tapLimit != nil {
+		d.TapRate, d.TapBurst = s.opt.TapRateLimit, s.tapLimit.burst
+	}
 	me, perr := s.player(c)
 	if perr != nil {
 		return d, perr

@@ -87,7 +87,7 @@ type recConn struct {
 
 func newRecConn() *recConn { return &recConn{signal: make(chan struct{}, 1)} }
 
-var totalRE = regexp.MustCompile(`id="total-taps"[^>]*>(\d+)<`)
+var totalRE = regexp.MustCompile(`id="total-taps"[^>]*data-n="(\d+)"`)
 
 func (c *recConn) Write(deadline time.Time, msgs ...[]byte) error {
 	c.mu.Lock()

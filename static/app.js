@@ -109,6 +109,7 @@
   }
 
   function showLost(on) {
+    if (on && leaving) return; // a kicked page is on its way out
     var el = byId('conn-lost');
     if (!el) {
       if (!on) return;
@@ -221,7 +222,7 @@
   body.addEventListener('htmx:wsClose', function (e) {
     if (!attached(e)) return;
     socketClosed();
-    if (fellBack) return;
+    if (fellBack || leaving) return;
     streamState(false);
     setStatus('reconnecting', 'reconnecting');
     var healthy = wsOpenedAt && Date.now() - wsOpenedAt >= WS_HEALTHY_MS;
@@ -265,16 +266,19 @@
   /* ---------------------------------------------------------------- 3 ---- */
 
   // #my-taps carries data-applied = taps the server has counted so far. Taps
-  // the server acknowledged (202) but not yet counted are added locally, so
-  // the number moves on every tap and never runs backwards:
-  //   shown = max(applied, baseline + acked)
-  // Invariant: baseline + acked never exceeds the player's true total.
+  // made here that the server will surely accept are added at once
+  // (optimistic); others when it acknowledged them (202):
+  //   shown = max(applied, baseline + acked + sure)
+  // Invariant: baseline + acked never exceeds the player's true total, and
+  // sure taps are accepted (see takeToken), so the count never shows a tap
+  // the server refuses and never runs backwards.
   // A tap can be counted (and pushed live) before its own 202 arrives, so
   // only a count beyond baseline + acked + inflight proves taps from
   // elsewhere; rebasing on less would count an in-flight tap twice.
   var baseline = null;   // applied value the local count starts from
   var acked = 0;         // taps acknowledged since baseline
   var inflight = 0;      // taps sent whose answer has not arrived yet
+  var sure = 0;          // of those, taps the server will accept (shown already)
   var lastApplied = null;
 
   function renderMyTaps() {
@@ -292,7 +296,7 @@
       baseline = applied - acked - inflight;
     }
     lastApplied = applied;
-    setCount(el, Math.max(applied, baseline + acked));
+    setCount(el, Math.max(applied, baseline + acked + sure));
   }
 
   var errorTimer = 0;
@@ -303,7 +307,7 @@
     // readers, which watch role=status regions, announce the change.
     el.textContent = message;
     clearTimeout(errorTimer);
-    errorTimer = setTimeout(function () { el.textContent = ''; }, ERROR_SHOW_MS);
+    errorTimer = setTimeout(function () { if (!leaving) el.textContent = ''; }, ERROR_SHOW_MS);
   }
 
   // After a 429 the page sends no taps for the Retry-After the server gave
@@ -316,28 +320,45 @@
   function tooFast(retryAfter, message) {
     var secs = parseInt(retryAfter, 10);
     tooFastUntil = Date.now() + Math.max(1, isNaN(secs) ? 1 : secs) * 1000;
-    tooFastMessage = message || 'Too fast! Slow down a little.';
+    tooFastMessage = message;
   }
 
   function holdingTaps() { return Date.now() < tooFastUntil; }
 
   // A 401 means the player is gone from the game (kicked, or left out by
-  // an import): the page says so and goes to the join form.
+  // an import): the page says so and goes to the join form. A kick also
+  // comes over the live stream (#kicked) at once.
   var leaving = false;
+
+  function leave(message) {
+    if (leaving) return;
+    leaving = true;
+    var note = byId('kicked');
+    if (note) {
+      if (message) note.textContent = message;
+      else message = note.textContent;
+      note.hidden = false;
+    }
+    showTapError(message);
+    setTimeout(function () { location.assign('/'); }, ERROR_SHOW_MS);
+  }
 
   // tapRefused shows why taps were refused (the server's message), holds
   // taps after a 429, and leaves after a 401.
   function tapRefused(status, json, retryAfter) {
     if (status === 401) {
-      leaving = true;
-      showTapError('You are no longer in this game. Taking you to the join page…');
-      setTimeout(function () { location.assign('/'); }, ERROR_SHOW_MS);
+      leave('You are no longer in this game. Taking you to the join page…');
       return;
     }
-    var msg = json && typeof json.error === 'string' && json.error;
-    if (!msg) msg = status === 429 ? 'Too fast! Slow down a little.' :
-      status === 503 ? 'Server busy, try again.' : 'Tap not counted (' + status + ').';
-    if (status === 429) tooFast(retryAfter, msg);
+    // The server's words are for API users (they name the setting); the
+    // player gets these.
+    var msg = status === 429 ? 'Too fast! Wait a moment, then try again.' :
+      status === 503 ? 'Server busy, try again.' :
+      (json && typeof json.error === 'string' && json.error) || 'Tap not counted (' + status + ').';
+    if (status === 429) {
+      tooFast(retryAfter, msg);
+      tokens = 0;
+    }
     showTapError(msg);
   }
 
@@ -388,6 +409,7 @@
     else if (id === 'tap-ack') tapAnswered(e.target, true);
     else if (id === 'tap-error') tapAnswered(e.target, false);
     else if (id === 'round') renderRound();
+    else if (id === 'kicked') leave('');
   }
   body.addEventListener('htmx:oobAfterSwap', afterSwap);
   body.addEventListener('htmx:afterSwap', afterSwap);
@@ -402,9 +424,16 @@
     return !!t.closest('input, textarea, select, [contenteditable], button, a[href], summary');
   }
 
+  var pressTimer = 0;
   function pressFeedback() {
+    tapButton.classList.remove('is-pressed');
+    void tapButton.offsetWidth; // restart the press animation on every tap
     tapButton.classList.add('is-pressed');
-    setTimeout(function () { tapButton.classList.remove('is-pressed'); }, 90);
+    clearTimeout(pressTimer);
+    pressTimer = setTimeout(function () { tapButton.classList.remove('is-pressed'); }, 90);
+    if (navigator.vibrate) {
+      try { navigator.vibrate(8); } catch (err) { /* not allowed here */ }
+    }
   }
 
   if (tapButton) {
@@ -425,8 +454,7 @@
       var now = Date.now();
       if (e.repeat && now - lastKeyTap < KEY_REPEAT_MS) return;
       lastKeyTap = now;
-      pressFeedback();
-      tapButton.click();
+      tap();
     });
     // The browser's own actions for these keys (scroll on Space, click on a
     // focused button) run on keypress/keyup; we already tapped on keydown.
@@ -451,85 +479,132 @@
   // not count; they are never sent again (no double count), and the live
   // #my-taps shows them if they counted.
   var tapSeq = 0;
-  var unanswered = {};   // seq -> taps sent over the socket, no answer yet
+  var unanswered = {};   // seq -> [taps, sure taps] sent over the socket, no answer yet
   var batched = 0;       // taps waiting for the batch window
+  var batchedSure = 0;   // of those, sure ones
   var batchTimer = 0;
+
+  // Which taps may show at once. The server refuses taps over its limit
+  // (data-tap-rate per second, bursts of data-tap-burst on the button; rate
+  // 0: no limit). The page keeps a token bucket that never holds more than
+  // the server's for this player: it starts empty, refills at the same
+  // rate, and is capped at the burst less the sure taps on their way. A tap
+  // that gets a token here finds one there, so it is shown at once; any
+  // other tap is sent too, and shown once acknowledged.
+  var tapRate = tapButton ? parseFloat(tapButton.getAttribute('data-tap-rate')) : 0;
+  var tapBurst = tapButton ? parseInt(tapButton.getAttribute('data-tap-burst'), 10) : 0;
+  var tokens = 0;
+  var tokensAt = Date.now();
+
+  function takeToken() {
+    if (!(tapRate > 0) || !(tapBurst > 0)) return true;
+    var now = Date.now();
+    tokens = Math.min(tapBurst - sure, tokens + (now - tokensAt) / 1000 * tapRate);
+    tokensAt = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  }
+
+  // answered settles n taps (k of them sure) that got an answer or were lost.
+  function answered(n, k, ok) {
+    inflight = Math.max(0, inflight - n);
+    sure = Math.max(0, sure - k);
+    if (ok) acked += n;
+    renderMyTaps();
+  }
 
   function socketOpen() {
     return !fellBack && wsOpenedAt > 0 && pageSocket && pageSocket.readyState === 1;
   }
 
+  // tap is one tap: a finger or mouse button going down, or Space/Enter.
+  // Counted on pointerdown, once per finger: two thumbs that overlap make
+  // two pointerdowns and no click at all.
+  function tap() {
+    if (leaving || tapButton.disabled) return;
+    pressFeedback();
+    if (holdingTaps()) {
+      showTapError(tooFastMessage);
+      return;
+    }
+    batched++;
+    inflight++;
+    if (takeToken()) {
+      batchedSure++;
+      sure++;
+      renderMyTaps();
+    }
+    if (!batchTimer) batchTimer = setTimeout(flushTaps, TAP_BATCH_MS);
+  }
+
   if (tapButton) {
-    tapButton.addEventListener('click', function () {
-      if (leaving) return;
-      if (holdingTaps()) {
-        showTapError(tooFastMessage);
-        return;
-      }
-      batched++;
-      inflight++;
-      if (!batchTimer) batchTimer = setTimeout(flushTaps, TAP_BATCH_MS);
+    tapButton.addEventListener('pointerdown', function (e) {
+      if (e.pointerType === 'mouse' && e.button !== 0) return;
+      tap();
     });
+    // A click that no pointer made (detail 0: a screen reader's or switch
+    // control's activation) is a tap; any other click follows a
+    // pointerdown that was counted already.
+    tapButton.addEventListener('click', function (e) {
+      if (e.detail === 0) tap();
+    });
+    tapButton.addEventListener('contextmenu', function (e) { e.preventDefault(); }); // long press
   }
 
   function flushTaps() {
     clearTimeout(batchTimer);
     batchTimer = 0;
-    var n = batched;
+    var n = batched, k = batchedSure;
     batched = 0;
+    batchedSure = 0;
     if (n === 0) return;
     if (holdingTaps()) { // a 429 came while these waited for the window
-      inflight = Math.max(0, inflight - n);
       showTapError(tooFastMessage);
-      renderMyTaps();
+      answered(n, k, false);
       return;
     }
     if (!socketOpen()) {
-      postTaps(n);
+      postTaps(n, k);
       return;
     }
     while (n > 0) {
-      var count = Math.min(n, MAX_BURST);
+      var count = Math.min(n, MAX_BURST), kc = Math.min(k, count);
       n -= count;
+      k -= kc;
       tapSeq++;
-      unanswered[tapSeq] = count;
+      unanswered[tapSeq] = [count, kc];
       pageSocket.send(JSON.stringify({ count: count, seq: tapSeq }));
     }
   }
 
   // postTaps sends taps when there is no open socket.
-  function postTaps(n) {
-    var count = Math.min(n, MAX_BURST);
+  function postTaps(n, k) {
+    var count = Math.min(n, MAX_BURST), kc = Math.min(k, count);
     fetch('/api/tap', {
       method: 'POST', credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ count: count })
     }).then(function (r) {
-      inflight = Math.max(0, inflight - count);
-      if (r.ok) {
-        acked += count;
-        renderMyTaps();
-        return;
-      }
+      answered(count, kc, r.ok);
+      if (r.ok) return;
       var retryAfter = r.headers.get('Retry-After');
       return r.json().then(function (j) { tapRefused(r.status, j, retryAfter); },
         function () { tapRefused(r.status, null, retryAfter); });
     }, function () {
-      inflight = Math.max(0, inflight - count);
-      showTapError('No connection. Tap again in a moment.');
+      answered(count, kc, false);
+      showTapError('No connection: taps not sent.');
     });
-    if (n > count) postTaps(n - count);
+    if (n > count) postTaps(n - count, k - kc);
   }
 
   // tapAnswered handles a swapped-in #tap-ack or #tap-error.
   function tapAnswered(el, ok) {
     var seq = el.getAttribute('data-seq');
-    var count = seq ? unanswered[seq] : undefined;
-    if (count !== undefined) {
+    var sent = seq ? unanswered[seq] : undefined;
+    if (sent !== undefined) {
       delete unanswered[seq];
-      inflight = Math.max(0, inflight - count);
-      if (ok) acked += count;
-      renderMyTaps();
+      answered(sent[0], sent[1], ok);
     }
     if (!ok) tapRefused(parseInt(el.getAttribute('data-status'), 10), { error: el.textContent }, el.getAttribute('data-retry-after'));
   }
@@ -537,12 +612,16 @@
   // The socket closed: taps still waiting for the window go by POST; taps
   // sent without an answer are given up (not resent: they may have counted).
   function socketClosed() {
-    var lost = 0;
+    var lost = 0, lostSure = 0;
     for (var seq in unanswered) {
-      if (Object.prototype.hasOwnProperty.call(unanswered, seq)) lost += unanswered[seq];
+      if (Object.prototype.hasOwnProperty.call(unanswered, seq)) {
+        lost += unanswered[seq][0];
+        lostSure += unanswered[seq][1];
+      }
     }
     unanswered = {};
     inflight = Math.max(0, inflight - lost);
+    sure = Math.max(0, sure - lostSure);
     if (batched > 0) flushTaps();
     if (lost > 0) showTapError('Connection lost: ' + lost + (lost === 1 ? ' tap' : ' taps') + ' may not have counted.');
     renderMyTaps();

@@ -22,6 +22,10 @@ type PageData struct {
 	Rank      int           // 1-based rank, 0 = not ranked yet
 	State     game.Snapshot // current state (Leaderboard holds up to 100; the game page shows the top 10)
 	Transport string        // "auto" (WebSocket, fall back to SSE), "ws" or "sse" (forced)
+	// TapRate and TapBurst are the server's tap limit per player (0: none):
+	// app.js shows a tap at once only when the server will surely take it.
+	TapRate  float64
+	TapBurst int
 }
 
 // GameTop is how many leaderboard rows the game page shows; the hub should

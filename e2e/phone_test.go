@@ -1,0 +1,343 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+
+	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/store"
+)
+
+// The phone sizes every phone test covers: small Android, iPhone, large iPhone.
+var phoneWidths = []int64{320, 375, 430}
+
+const e2eAdminToken = "e2e-admin-token-0123456789"
+
+// newPhoneEnv is an instance with a known admin token.
+func newPhoneEnv(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	all := map[string]string{"ADMIN_TOKEN": e2eAdminToken}
+	for k, v := range vars {
+		all[k] = v
+	}
+	return newEnvWith(t, all)
+}
+
+// asPhone sets the player's viewport to a phone w px wide (touch, 2× pixels).
+func (p *player) asPhone(w, h int64) {
+	p.t.Helper()
+	p.do(chromedp.EmulateViewport(w, h, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+	time.Sleep(200 * time.Millisecond) // layout settles
+}
+
+// shot saves the viewport (not the whole page) as testdata/artifacts/<name>.png.
+func (p *player) shot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Fatalf("screenshot: %v", err)
+	}
+	saveArtifact(p.t, name, png)
+}
+
+// admin calls the admin API with the test's token.
+func (e *env) admin(method, path string, body []byte) []byte {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.m.URL()+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		e.t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	return b
+}
+
+// setScores rewrites the game through export and import: each team's first
+// player gets the team's whole score (taps of id, if listed, are mine).
+func (e *env) setScores(blue, red int64, mine map[string]int64) {
+	e.t.Helper()
+	var ex store.Export
+	if err := json.Unmarshal(e.admin("GET", "/admin/export", nil), &ex); err != nil {
+		e.t.Fatal(err)
+	}
+	left := map[game.Team]int64{game.Blue: blue, game.Red: red}
+	for i := range ex.Players {
+		if n, ok := mine[ex.Players[i].ID]; ok {
+			ex.Players[i].TapCount = n
+			left[ex.Players[i].Team] -= n
+		} else {
+			ex.Players[i].TapCount = 0
+		}
+	}
+	for i := range ex.Players {
+		u := &ex.Players[i]
+		if _, ok := mine[u.ID]; !ok && left[u.Team] > 0 {
+			u.TapCount, left[u.Team] = left[u.Team], 0
+		}
+	}
+	ex.BlueScore, ex.RedScore, ex.TotalTaps = blue, red, blue+red
+	b, _ := json.Marshal(ex)
+	e.admin("POST", "/admin/import", b)
+	testenv.Eventually(e.t, 10*time.Second, func() string {
+		if s := e.state(); s.GameState.TotalTaps != blue+red {
+			return fmt.Sprintf("total %d after the import", s.GameState.TotalTaps)
+		}
+		return ""
+	})
+}
+
+// numberLayout is how each visible count sits on the page: wrapped onto
+// more than one line, wider than its box (clipped), outside the viewport,
+// or overlapping another element's text.
+const numberLayoutJS = `(() => {
+	const out = [];
+	const vis = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden'; };
+	const nums = [...document.querySelectorAll('.num')].filter(vis);
+	for (const n of nums) {
+		const r = n.getBoundingClientRect();
+		const lh = parseFloat(getComputedStyle(n).fontSize);
+		const where = (n.id || n.parentElement.className) + ' "' + n.textContent + '"';
+		const range = document.createRange(); range.selectNodeContents(n);
+		if (range.getClientRects().length > 1 || r.height > lh * 1.9) out.push(where + ' wraps (' + r.height + 'px at ' + lh + 'px)');
+		if (n.scrollWidth > n.clientWidth + 1 && n.clientWidth > 0) out.push(where + ' clipped: ' + n.scrollWidth + ' > ' + n.clientWidth);
+		if (r.left < -0.5 || r.right > innerWidth + 0.5) out.push(where + ' off-screen: ' + r.left + '..' + r.right);
+		let box = n.parentElement;
+		while (box && getComputedStyle(box).display.startsWith('inline')) box = box.parentElement;
+		const b = box.getBoundingClientRect();
+		if (r.left < b.left - 0.5 || r.right > b.right + 0.5) out.push(where + ' overflows its box ' + box.className + ': ' + r.left + '..' + r.right + ' vs ' + b.left + '..' + b.right);
+	}
+	// No two of the scoreboard's parts overlap.
+	const parts = [...document.querySelectorAll('.score__team, .score__value .num, .score__online, .score__vs, .total, .tug, .round__clock, .round__team, .mystats__item')].filter(vis);
+	for (let i = 0; i < parts.length; i++) for (let j = i + 1; j < parts.length; j++) {
+		const a = parts[i].getBoundingClientRect(), b = parts[j].getBoundingClientRect();
+		if (parts[i].contains(parts[j]) || parts[j].contains(parts[i])) continue;
+		if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
+			out.push('overlap: ' + parts[i].className + ' "' + parts[i].textContent.trim() + '" and ' + parts[j].className + ' "' + parts[j].textContent.trim() + '"');
+	}
+	if (document.documentElement.scrollWidth > innerWidth) out.push('page scrolls sideways: ' + document.documentElement.scrollWidth);
+	return out;
+})()`
+
+// Seven-digit scores on phones from 320 to 430 px: every count on the game
+// page sits on one line inside its box, nothing overlaps, the page does not
+// scroll sideways, and the numbers carry the viewer's thousands separators.
+func TestNumbersFitOnPhones(t *testing.T) {
+	e := newPhoneEnv(t, nil)
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Annabelle Longname")
+	ann.join(e.base, "/")
+	for _, name := range []string{"Bob", "Cy", "Dee"} { // teams are balanced: two each
+		e.apiTaps(name, 1)
+	}
+	e.setScores(9_999_999, 9_876_543, map[string]int64{ann.id: 1_234_567})
+	want := map[string]string{"blue": "9,999,999", "red": "9,876,543"}
+	ann.do(chromedp.Navigate(e.base + "/"))
+	ann.waitConnected(10*time.Second, "live")
+	ann.waitView(5*time.Second, "the imported scores", func(v view) bool {
+		return v.Blue == want["blue"] && v.Red == want["red"] && v.Total == "19,876,542" && v.MyTaps == "1,234,567"
+	})
+	for _, w := range phoneWidths {
+		ann.asPhone(w, 800)
+		if bad := eval[[]string](ann, numberLayoutJS); len(bad) > 0 {
+			ann.shot(fmt.Sprintf("numbers-%d-bad", w))
+			t.Errorf("%d px: %s", w, strings.Join(bad, "; "))
+		}
+		ann.shot(fmt.Sprintf("numbers-%d", w))
+	}
+	// The viewer's locale: the same page in German groups with dots (the
+	// server's text is replaced as the page loads and on every update).
+	ann.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de-DE"})
+		return err
+	}), chromedp.Navigate(e.base+"/"))
+	ann.waitConnected(10*time.Second, "live")
+	ann.waitView(5*time.Second, "German numbers", func(v view) bool {
+		return v.Blue == "9.999.999" && v.Red == "9.876.543" && v.MyTaps == "1.234.567"
+	})
+	ann.asPhone(320, 800)
+	if bad := eval[[]string](ann, numberLayoutJS); len(bad) > 0 {
+		t.Errorf("320 px, de-DE: %s", strings.Join(bad, "; "))
+	}
+	ann.shot("numbers-320-de")
+}
+
+// touch is one Input.dispatchTouchEvent: the fingers down after it.
+func touch(kind input.DispatchTouchEventType, points ...*input.TouchPoint) chromedp.Action[chromedp.Void] {
+	if points == nil {
+		points = []*input.TouchPoint{}
+	}
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, input.DispatchTouchEvent, input.DispatchTouchEventParams{Type: kind, TouchPoints: points})
+		return err
+	})
+}
+
+// saveArtifact writes testdata/artifacts/<name>.png.
+func saveArtifact(t *testing.T, name string, png []byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", path)
+}
+
+// Two thumbs whose touches overlap (the second lands before the first
+// lifts) are two taps: 20 such pairs count 40, exactly, at each phone width;
+// the page's own count moves at once and never shows more than were made.
+func TestTwoThumbTapsAllCount(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Ann")
+	ann.join(e.base, "/")
+	ann.waitConnected(10*time.Second, "live")
+	watchMyTaps(ann)
+	total := 0
+	for _, w := range phoneWidths {
+		ann.asPhone(w, 700)
+		type point struct{ X, Y float64 }
+		c := eval[point](ann, `(() => { const b = document.getElementById('tap-button'); b.scrollIntoView({block: 'center'});
+			const r = b.getBoundingClientRect(); return {X: r.left + r.width / 2, Y: r.top + r.height / 2}; })()`)
+		id1, id2 := 1.0, 2.0
+		p1 := &input.TouchPoint{X: c.X - 20, Y: c.Y, ID: &id1}
+		p2 := &input.TouchPoint{X: c.X + 20, Y: c.Y + 10, ID: &id2}
+		for range 20 {
+			ann.do(
+				touch(input.DispatchTouchEventTypeTouchStart, p1),
+				touch(input.DispatchTouchEventTypeTouchStart, p1, p2),
+				touch(input.DispatchTouchEventTypeTouchMove, p2),
+				touch(input.DispatchTouchEventTypeTouchEnd),
+			)
+		}
+		total += 40
+		want := fmt.Sprint(total)
+		ann.waitView(5*time.Second, "my taps "+want, func(v view) bool { return v.MyTaps == want })
+		testenv.Eventually(t, 5*time.Second, func() string {
+			if s := e.state(); s.GameState.TotalTaps != int64(total) {
+				return fmt.Sprintf("server counted %d, want %d", s.GameState.TotalTaps, total)
+			}
+			return ""
+		})
+		ann.shot(fmt.Sprintf("two-thumbs-%d", w))
+	}
+	time.Sleep(300 * time.Millisecond) // anything counted twice would show now
+	if s := e.state(); s.GameState.TotalTaps != int64(total) {
+		t.Fatalf("server counted %d for %d touches", s.GameState.TotalTaps, total)
+	}
+	if max := eval[int](ann, `window.e2eMax`); max != total {
+		t.Fatalf("own count showed up to %d for %d touches", max, total)
+	}
+	if sel := eval[string](ann, `String(getSelection())`); sel != "" {
+		t.Errorf("taps selected text %q", sel)
+	}
+	ta := eval[string](ann, `getComputedStyle(document.getElementById('tap-button')).touchAction`)
+	if ta != "none" && ta != "manipulation" {
+		t.Errorf("tap button touch-action %q: double-tap zoom is possible", ta)
+	}
+}
+
+// A kicked player hears it at once over the live stream (WebSocket and
+// SSE), without tapping: the page says so and goes to the join page.
+func TestKickedPlayerIsToldAtOnce(t *testing.T) {
+	e := newPhoneEnv(t, nil)
+	browser := newBrowser(t)
+	for i, path := range []string{"/", "/?transport=sse"} {
+		w := phoneWidths[i%len(phoneWidths)]
+		p := newPlayer(t, browser, fmt.Sprintf("Kim %d", i))
+		p.join(e.base, path)
+		p.asPhone(w, 700)
+		p.waitConnected(10*time.Second, "live")
+		start := time.Now()
+		e.admin("POST", "/admin/kick/"+p.id, nil)
+		var told time.Duration
+		testenv.Eventually(t, 3*time.Second, func() string {
+			if !eval[bool](p, `(() => { const k = document.getElementById('kicked'); return !!k && !k.hidden && k.textContent.includes('host removed you'); })()`) {
+				return path + ": the page does not say the player was removed"
+			}
+			told = time.Since(start)
+			return ""
+		})
+		p.shot(fmt.Sprintf("kicked-%d", w))
+		testenv.Eventually(t, 6*time.Second, func() string {
+			if !eval[bool](p, `!!document.getElementById('join-suggested')`) {
+				return path + ": not on the join page"
+			}
+			return ""
+		})
+		t.Logf("%s at %d px: told %v after the kick, on the join page %v after it", path, w, told.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// Joining on a phone: one tap on "Play as <suggested name>" (a real touch),
+// or typing into a box that starts empty, so the typed name is exactly what
+// was typed. Both buttons show without scrolling at every phone width.
+func TestJoinInOneTapOrByTyping(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	for _, w := range phoneWidths {
+		one := newPlayer(t, browser, fmt.Sprintf("one tap %d", w))
+		one.asPhone(w, 640)
+		one.do(chromedp.Navigate(e.base+"/"), chromedp.WaitVisible(chromedp.CSS("#join-suggested")))
+		type joinView struct {
+			Suggested, Label, Value, Placeholder string
+			QuickBottom, FormBottom, Height      float64
+		}
+		v := eval[joinView](one, `(() => { const b = document.getElementById('join-suggested'), u = document.getElementById('username');
+			return {Suggested: b.dataset.name, Label: b.textContent.replace(/\s+/g, ' ').trim(), Value: u.value, Placeholder: u.placeholder,
+				QuickBottom: b.getBoundingClientRect().bottom, FormBottom: document.querySelector('.join__form button').getBoundingClientRect().bottom, Height: innerHeight}; })()`)
+		if v.Suggested == "" || v.Label != "Play as "+v.Suggested || v.Value != "" || v.Placeholder == "" {
+			t.Fatalf("%d px: join page %+v", w, v)
+		}
+		if v.QuickBottom > v.Height || v.FormBottom > v.Height {
+			t.Errorf("%d px: the join buttons end at %.0f and %.0f px, below the screen (%.0f px)", w, v.QuickBottom, v.FormBottom, v.Height)
+		}
+		one.shot(fmt.Sprintf("join-%d", w))
+		type point struct{ X, Y float64 }
+		c := eval[point](one, `(() => { const r = document.getElementById('join-suggested').getBoundingClientRect(); return {X: r.left + r.width / 2, Y: r.top + r.height / 2}; })()`)
+		id := 1.0
+		one.do(touch(input.DispatchTouchEventTypeTouchStart, &input.TouchPoint{X: c.X, Y: c.Y, ID: &id}), touch(input.DispatchTouchEventTypeTouchEnd),
+			chromedp.WaitVisible(chromedp.CSS("#tap-button")))
+		if got := eval[string](one, `document.querySelector('.me__name').textContent`); got != v.Suggested {
+			t.Fatalf("%d px: one tap joined as %q, the button said %q", w, got, v.Suggested)
+		}
+
+		// Typing: tap into the box and type; nothing else ends up in the name.
+		typed := newPlayer(t, browser, fmt.Sprintf("Kim from Sales %d", w))
+		typed.asPhone(w, 640)
+		typed.do(chromedp.Navigate(e.base+"/"), chromedp.WaitVisible(chromedp.CSS("#username")),
+			chromedp.Click(chromedp.CSS("#username")), chromedp.SendKeys(chromedp.CSS("#username"), typed.name),
+			chromedp.Click(chromedp.CSS(`form.join__form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#tap-button")))
+		if got := eval[string](typed, `document.querySelector('.me__name').textContent`); got != typed.name {
+			t.Fatalf("%d px: typed %q, joined as %q", w, typed.name, got)
+		}
+	}
+}
