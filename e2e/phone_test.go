@@ -341,3 +341,78 @@ func TestJoinInOneTapOrByTyping(t *testing.T) {
 		}
 	}
 }
+
+// An outage: after 2 s without the server every page says so in words
+// (phones: taps are not being sent; the presenter screen: over the board),
+// and once the server is back on the same address every page is live again
+// within about 2 s, by itself (no reload), over WebSocket and SSE.
+func TestOutageIsShownAndPagesComeBackQuickly(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	ws := newPlayer(t, browser, "Ann")
+	sse := newPlayer(t, browser, "Bob")
+	ws.join(e.base, "/")
+	sse.join(e.base, "/?transport=sse")
+	screen := newPlayer(t, browser, "screen")
+	screen.do(chromedp.EmulateViewport(1280, 720), chromedp.Navigate(e.base+"/screen"))
+	ws.asPhone(320, 640)
+	sse.asPhone(430, 800)
+	pages := []*player{ws, sse, screen}
+	for _, p := range pages {
+		p.waitConnected(10*time.Second, "live")
+		eval[bool](p, `window.e2eSamePage = true`)
+	}
+	const overlayJS = `(() => { const o = document.getElementById('conn-lost'); return o && !o.hidden && getComputedStyle(o).display !== 'none' ? o.textContent : ''; })()`
+
+	if err := e.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	for _, p := range pages {
+		testenv.Eventually(t, 5*time.Second, func() string {
+			if eval[string](p, overlayJS) == "" {
+				return p.name + ": no connection-lost notice"
+			}
+			return ""
+		})
+	}
+	shown := time.Since(down)
+	if got := eval[string](ws, overlayJS); !strings.Contains(got, "not being sent") {
+		t.Errorf("phone says %q", got)
+	}
+	if got := eval[string](screen, overlayJS); !strings.Contains(got, "Connection lost") {
+		t.Errorf("screen says %q", got)
+	}
+	// The notice covers the presenter's board.
+	if !eval[bool](screen, `(() => { const r = document.getElementById('conn-lost').getBoundingClientRect(); return r.width >= innerWidth - 1 && r.height >= innerHeight - 1; })()`) {
+		t.Error("the screen's notice does not cover the board")
+	}
+	ws.shot("outage-phone-320")
+	sse.shot("outage-phone-430")
+	screen.shot("outage-screen-1280")
+	time.Sleep(max(0, 6*time.Second-time.Since(down))) // a few seconds of outage: the pages' retries back off
+
+	e.start(e.addr)
+	back := time.Now()
+	var took []string
+	for _, p := range pages {
+		for {
+			if v := p.view(); v.State == "live" && eval[string](p, overlayJS) == "" {
+				break
+			}
+			if time.Since(back) > 10*time.Second {
+				t.Fatalf("%s's page not live within 10 s of the server's return: %+v", p.name, p.view())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		d := time.Since(back)
+		took = append(took, fmt.Sprintf("%s %v", p.name, d.Round(time.Millisecond)))
+		if d > 2500*time.Millisecond {
+			t.Errorf("%s's page took %v to come back after the server did", p.name, d.Round(time.Millisecond))
+		}
+		if !eval[bool](p, `window.e2eSamePage === true`) {
+			t.Errorf("%s's page was reloaded", p.name)
+		}
+	}
+	t.Logf("notice shown on every page %v after the server went down; live again after its return: %s", shown.Round(time.Millisecond), strings.Join(took, ", "))
+}
