@@ -416,3 +416,86 @@ func TestOutageIsShownAndPagesComeBackQuickly(t *testing.T) {
 	}
 	t.Logf("notice shown on every page %v after the server went down; live again after its return: %s", shown.Round(time.Millisecond), strings.Join(took, ", "))
 }
+
+// A timed round on three phones (320×640, 375×667, 430×932): during the
+// countdown and play the whole tap button is on screen without scrolling
+// and the screen is kept awake (Wake Lock); after the bell the lock is
+// released and each phone shows its own result ("Red won — you were #2 of
+// 3 with 3 taps"); ties share a rank on the board and in "your rank".
+func TestRoundOnPhones(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	sizes := [][2]int64{{320, 640}, {375, 667}, {430, 932}}
+	taps := []int{5, 3, 3}
+	var ps []*player
+	for i, name := range []string{"Ann", "Bob", "Cy"} {
+		p := newPlayer(t, browser, name)
+		p.join(e.base, "/")
+		p.asPhone(sizes[i][0], sizes[i][1])
+		p.waitConnected(10*time.Second, "live")
+		ps = append(ps, p)
+	}
+	now := time.Now()
+	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
+		CountdownAt: now.UnixMilli(), StartsAt: now.Add(2 * time.Second).UnixMilli(), EndsAt: now.Add(7 * time.Second).UnixMilli(),
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const buttonJS = `(() => { const r = document.getElementById('tap-button').getBoundingClientRect();
+		return {Top: r.top, Bottom: r.bottom, Height: innerHeight, Scroll: scrollY, Wake: document.body.dataset.wakeLock || ''}; })()`
+	type buttonView struct {
+		Top, Bottom, Height, Scroll float64
+		Wake                        string
+	}
+	for i, p := range ps {
+		p.waitRound(1500*time.Millisecond, "countdown", func(v roundView) bool { return v.Disabled && strings.Contains(v.Why, "starts in") })
+		b := eval[buttonView](p, buttonJS)
+		if b.Top < 0 || b.Bottom > b.Height || b.Scroll != 0 {
+			t.Errorf("%dx%d countdown: the tap button spans %.0f..%.0f of %.0f px (scrolled %.0f)", sizes[i][0], sizes[i][1], b.Top, b.Bottom, b.Height, b.Scroll)
+		}
+		p.shot(fmt.Sprintf("round-countdown-%dx%d", sizes[i][0], sizes[i][1]))
+	}
+	for i, p := range ps {
+		p.waitRound(3*time.Second, "play", func(v roundView) bool { return !v.Disabled })
+		b := eval[buttonView](p, buttonJS)
+		if b.Top < 0 || b.Bottom > b.Height || b.Scroll != 0 {
+			t.Errorf("%dx%d play: the tap button spans %.0f..%.0f of %.0f px (scrolled %.0f)", sizes[i][0], sizes[i][1], b.Top, b.Bottom, b.Height, b.Scroll)
+		}
+		if b.Wake != "held" {
+			t.Errorf("%s during play: wake lock %q, want held", p.name, b.Wake)
+		}
+		p.tapFast(taps[i])
+	}
+	ps[0].shot("round-play-320x640")
+	for i, p := range ps {
+		p.waitRound(time.Until(time.UnixMilli(sc.EndsAt))+10*time.Second, "the winner banner", func(v roundView) bool { return v.Headline != "" })
+		var res string
+		testenv.Eventually(t, 3*time.Second, func() string {
+			res = eval[string](p, `(() => { const r = document.getElementById('my-result'); return r && !r.hidden ? r.textContent : ''; })()`)
+			if !strings.Contains(res, fmt.Sprintf("with %d taps", taps[i])) {
+				return fmt.Sprintf("%s's result says %q", p.name, res)
+			}
+			return ""
+		})
+		rs := e.state().Round
+		winner := map[string]string{"blue": "Blue won", "red": "Red won", "tie": "It's a tie"}[*rs.Winner]
+		wantRank := map[int]string{0: "#1 of 3", 1: "#2 of 3", 2: "#2 of 3"}[i]
+		if !strings.HasPrefix(res, winner) || !strings.Contains(res, "you were "+wantRank) {
+			t.Errorf("%s's result %q, want %q … %q", p.name, res, winner, wantRank)
+		}
+		if w := eval[string](p, `document.body.dataset.wakeLock || ''`); w != "released" {
+			t.Errorf("%s after the bell: wake lock %q, want released", p.name, w)
+		}
+		v := p.view()
+		if want := map[int]string{0: "1", 1: "2", 2: "2"}[i]; v.MyRank != want {
+			t.Errorf("%s's rank %q, want %q (ties share one)", p.name, v.MyRank, want)
+		}
+		p.shot(fmt.Sprintf("round-result-%dx%d", sizes[i][0], sizes[i][1]))
+		t.Logf("%s: %q", p.name, res)
+	}
+	ranks := eval[string](ps[0], `[...document.querySelectorAll('#leaderboard .board__rank')].map(e => e.textContent).join(',')`)
+	if ranks != "1,2,2" {
+		t.Errorf("leaderboard ranks %q, want 1,2,2", ranks)
+	}
+}

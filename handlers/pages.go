@@ -83,6 +83,7 @@ func (s *Server) pageData(c echo.Context, top int) (views.PageData, error) {
 	if st, err := s.store.Stats(ctx, []string{me.ID}); err == nil {
 		d.Me.TapCount = st[me.ID].Taps
 		d.Rank = st[me.ID].Rank
+		d.RankOf = st[me.ID].Of
 	}
 	return d, nil
 }

@@ -530,7 +530,7 @@ func sseEvent(name string, data []byte) []byte {
 
 // Personal renders a player's own fragments in format f's encoding.
 func Personal(st game.PlayerStats, f Format) ([]byte, error) {
-	html, err := renderLine(views.MeFragment(st.Taps, st.Rank))
+	html, err := renderLine(views.MeFragment(st.Taps, st.Rank, st.Of))
 	if err != nil {
 		return nil, err
 	}

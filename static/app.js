@@ -404,7 +404,10 @@
   function afterSwap(e) {
     formatNumbers(e.target);
     var id = e.target && e.target.id;
-    if (id === 'my-taps') renderMyTaps();
+    if (id === 'my-taps' || id === 'my-rank') {
+      renderMyTaps();
+      renderRound(); // the personal result at the bell uses both
+    }
     else if (id === 'leaderboard' || id === 'leaderboard-full') markMyRows();
     else if (id === 'tap-ack') tapAnswered(e.target, true);
     else if (id === 'tap-error') tapAnswered(e.target, false);
@@ -710,6 +713,11 @@
       setText(r.querySelector('[data-round-clock]'), text);
       setText(r.querySelector('[data-round-next]'), nextText);
       r.setAttribute('data-live-status', now < starts ? 'countdown' : now < ends ? 'running' : 'over');
+      if (tapButton) keepAwake(now < ends);
+      renderMyResult(final ? r : null);
+    } else {
+      if (tapButton) keepAwake(false);
+      renderMyResult(null);
     }
     if (tapButton) tapButton.disabled = !playing;
     if (why) {
@@ -717,6 +725,68 @@
       why.hidden = playing;
     }
   }
+
+  // The personal result at the bell (game page): "Red won — you were #35
+  // of 412 with 231 taps", from the final #round and the player's own
+  // counted taps and rank (ties share a rank).
+  function renderMyResult(r) {
+    var el = byId('my-result');
+    if (!el) return;
+    var rank = byId('my-rank'), mine = byId('my-taps'), text = '';
+    if (r && rank && mine) {
+      var label = r.getAttribute('data-winner-label');
+      var head = label ? label + ' won' : 'It\'s a tie';
+      var n = parseInt(rank.getAttribute('data-n'), 10);
+      var of = parseInt(rank.getAttribute('data-of'), 10);
+      var taps = parseInt(mine.getAttribute('data-applied'), 10) || 0;
+      text = n > 0 ? head + ' — you were #' + formatCount(n) + (of > 0 ? ' of ' + formatCount(of) : '') +
+        ' with ' + formatCount(taps) + (taps === 1 ? ' tap' : ' taps') : head + ' — you did not tap this round';
+    }
+    setText(el, text);
+    el.hidden = !text;
+  }
+
+  // Phones keep the screen on from the countdown to the bell (Screen Wake
+  // Lock API where there is one), and let it sleep again after. A lock is
+  // lost when the page is hidden; it is asked for again when it shows.
+  // body[data-wake-lock] says what the page holds (for tests and debugging).
+  var wantAwake = false;
+  var wakeLock = null;
+
+  function keepAwake(on) {
+    if (on === wantAwake) return;
+    wantAwake = on;
+    if (on) askWakeLock();
+    else if (wakeLock) {
+      var l = wakeLock;
+      wakeLock = null;
+      l.release().catch(function () {});
+      body.setAttribute('data-wake-lock', 'released');
+    }
+  }
+
+  function askWakeLock() {
+    if (!navigator.wakeLock) {
+      body.setAttribute('data-wake-lock', 'unsupported');
+      return;
+    }
+    if (document.visibilityState !== 'visible' || wakeLock) return;
+    navigator.wakeLock.request('screen').then(function (l) {
+      if (!wantAwake) {
+        l.release().catch(function () {});
+        return;
+      }
+      wakeLock = l;
+      body.setAttribute('data-wake-lock', 'held');
+      l.addEventListener('release', function () {
+        if (wakeLock === l) wakeLock = null;
+      });
+    }, function () { body.setAttribute('data-wake-lock', 'refused'); });
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (wantAwake && document.visibilityState === 'visible') askWakeLock();
+  });
 
   setInterval(renderRound, ROUND_TICK_MS);
   // A page that never connected says so once the WebSocket had its chance

@@ -152,7 +152,7 @@ func LeaderboardPage(d PageData) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = myRank(d.Rank, false).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = myRank(d.Rank, d.RankOf, false).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

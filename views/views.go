@@ -19,7 +19,8 @@ import (
 // PageData is what the game and leaderboard pages need.
 type PageData struct {
 	Me        game.User     // the signed-in player
-	Rank      int           // 1-based rank, 0 = not ranked yet
+	Rank      int           // 1-based rank (ties share one), 0 = not ranked yet
+	RankOf    int64         // players ranked
 	State     game.Snapshot // current state (Leaderboard holds up to 100; the game page shows the top 10)
 	Transport string        // "auto" (WebSocket, fall back to SSE), "ws" or "sse" (forced)
 	// TapRate and TapBurst are the server's tap limit per player (0: none):

@@ -206,7 +206,7 @@ func TestGamePageMarksOwnRow(t *testing.T) {
 	doc := render(t, GamePage(d))
 	mustContain(t, doc,
 		`<li class="board__row team-red is-me" data-player-id="p3" aria-current="true">`,
-		`<span id="my-rank" class="num num--w1" data-n="4">4</span>`, `data-me-id="p3"`)
+		`<span id="my-rank" class="num num--w1" data-n="4" data-of="0">4</span>`, `data-me-id="p3"`)
 	if n := strings.Count(doc, "is-me"); n != 1 {
 		t.Errorf("%d rows marked as mine, want 1", n)
 	}
@@ -274,7 +274,7 @@ func TestStateFragments(t *testing.T) {
 func TestFragmentsMatchPages(t *testing.T) {
 	d := pageData("auto") // Me is not on the leaderboard, so no row is marked
 	page := render(t, GamePage(d))
-	frag := render(t, StateFragments(d.State, GameTop)) + render(t, MeFragment(d.Me.TapCount, d.Rank))
+	frag := render(t, StateFragments(d.State, GameTop)) + render(t, MeFragment(d.Me.TapCount, d.Rank, 10))
 	for _, n := range topLevel(t, frag) {
 		var sb strings.Builder
 		if err := html.Render(&sb, n); err != nil {
@@ -289,7 +289,7 @@ func TestFragmentsMatchPages(t *testing.T) {
 
 	d.State = snapshot(120)
 	page = normalize(render(t, LeaderboardPage(d)))
-	frag = render(t, LeaderboardFragments(d.State)) + render(t, MeFragment(d.Me.TapCount, d.Rank))
+	frag = render(t, LeaderboardFragments(d.State)) + render(t, MeFragment(d.Me.TapCount, d.Rank, 10))
 	for _, n := range topLevel(t, frag) {
 		var sb strings.Builder
 		if err := html.Render(&sb, n); err != nil {
@@ -319,13 +319,13 @@ func normalize(s string) string {
 }
 
 func TestMeFragment(t *testing.T) {
-	frag := render(t, MeFragment(1234, 5))
+	frag := render(t, MeFragment(1234, 5, 40))
 	want := `<span id="my-taps" class="num num--w5" data-applied="1234" hx-swap-oob="true">1,234</span>` +
-		`<span id="my-rank" class="num num--w1" data-n="5" hx-swap-oob="true">5</span>`
+		`<span id="my-rank" class="num num--w1" data-n="5" data-of="40" hx-swap-oob="true">5</span>`
 	if frag != want {
 		t.Errorf("got  %s\nwant %s", frag, want)
 	}
-	mustContain(t, render(t, MeFragment(0, 0)), `data-applied="0"`, `hx-swap-oob="true">–</span>`)
+	mustContain(t, render(t, MeFragment(0, 0, 0)), `data-applied="0"`, `hx-swap-oob="true">–</span>`)
 }
 
 func TestLeaderboardFragmentsTop100(t *testing.T) {
