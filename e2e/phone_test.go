@@ -499,3 +499,135 @@ func TestRoundOnPhones(t *testing.T) {
 		t.Errorf("leaderboard ranks %q, want 1,2,2", ranks)
 	}
 }
+
+// Round history on phones: linked from the game, leaderboard and join
+// pages; the Winner column and both scores show without scrolling sideways
+// at 320–430 px; start times are in the viewer's time zone (Tokyo here).
+func TestRoundHistoryOnPhones(t *testing.T) {
+	e := newPhoneEnv(t, nil)
+	var ex store.Export
+	if err := json.Unmarshal(e.admin("GET", "/admin/export", nil), &ex); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC)
+	for i := range 3 {
+		n := int64(3 - i)
+		at := start.Add(time.Duration(n) * 10 * time.Minute).UnixMilli()
+		blue, red := 9_999_999-n, 9_876_543+n
+		ex.Rounds = append(ex.Rounds, game.RoundResult{Round: n, StartsAt: at, EndsAt: at + 60_000, Blue: blue, Red: red,
+			Winner: game.Winner(blue, red), Players: 412, TopTapper: &game.LeaderboardEntry{ID: "p1", Username: "Maximiliana Thunderclap", TapCount: 2_311, Rank: 1}})
+	}
+	b, _ := json.Marshal(ex)
+	e.admin("POST", "/admin/import", b)
+
+	browser := newBrowser(t)
+	p := newPlayer(t, browser, "Ann")
+	p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"})
+		return err
+	}))
+	p.do(chromedp.Navigate(e.base + "/"))
+	if !eval[bool](p, `!!document.querySelector('a[href="/rounds"]')`) {
+		t.Error("the join page does not link /rounds")
+	}
+	p.join(e.base, "/")
+	for _, path := range []string{"/", "/leaderboard"} {
+		p.do(chromedp.Navigate(e.base + path))
+		if !eval[bool](p, `!!document.querySelector('a[href="/rounds"]')`) {
+			t.Errorf("%s does not link /rounds", path)
+		}
+	}
+	p.do(chromedp.Navigate(e.base + "/rounds"))
+	for _, w := range phoneWidths {
+		p.asPhone(w, 700)
+		type cell struct {
+			Right  float64
+			Text   string
+			Width  float64
+			Scroll float64
+		}
+		cells := eval[[]cell](p, `[...document.querySelectorAll('.rounds__table tbody tr:first-child > *')].slice(0, 4).map(c => ({Right: c.getBoundingClientRect().right, Text: c.textContent, Width: innerWidth, Scroll: document.querySelector('.rounds__scroll').scrollLeft}))`)
+		if len(cells) != 4 {
+			t.Fatalf("%d px: first row %+v", w, cells)
+		}
+		for _, c := range cells {
+			if c.Right > c.Width {
+				t.Errorf("%d px: %q ends at %.0f, off the %.0f px screen", w, c.Text, c.Right, c.Width)
+			}
+		}
+		if cells[1].Text != "Blue" || cells[2].Text != "9,999,996" {
+			t.Errorf("%d px: first row %+v", w, cells)
+		}
+		p.shot(fmt.Sprintf("rounds-%d", w))
+	}
+	when := eval[string](p, `document.querySelector('.rounds__table tbody time').textContent`)
+	want := eval[string](p, `new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'}).format(new Date('2026-12-05T10:00:00Z'))`)
+	if when != want || !strings.Contains(when, "7:00") {
+		t.Errorf("round 3 started at %q, want %q (19:00 in Tokyo)", when, want)
+	}
+}
+
+// Every page loads without a missing resource (no 404: favicon included)
+// and its static assets come compressed, with immutable content-hashed
+// names; it reports the bytes a first visit transfers.
+func TestPagesLoadCompressedWithoutMissingResources(t *testing.T) {
+	e := newEnv(t)
+	browser := newBrowser(t)
+	p := newPlayer(t, browser, "Ann")
+	p.join(e.base, "/")
+	type res struct {
+		URL, Encoding, Cache string
+		Status               int
+		Size                 int
+	}
+	const resourcesJS = `performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation')).map(r => ({URL: r.name, Status: r.responseStatus || 0, Size: r.transferSize || 0}))`
+	for _, path := range []string{"/", "/leaderboard", "/rounds", "/screen"} {
+		p.do(chromedp.Navigate(e.base + path))
+		time.Sleep(300 * time.Millisecond)
+		total := 0
+		for _, r := range eval[[]res](p, resourcesJS) {
+			total += r.Size
+			if r.Status >= 400 {
+				t.Errorf("%s: %s answered %d", path, r.URL, r.Status)
+			}
+		}
+		icon := eval[string](p, `document.querySelector('link[rel="icon"]') ? document.querySelector('link[rel="icon"]').href : ''`)
+		if icon == "" {
+			t.Errorf("%s: no icon link", path)
+		}
+		t.Logf("%s: %d bytes over the network (cached assets count 0)", path, total)
+	}
+	// What the browser asks for without reading the page.
+	for _, u := range []string{"/favicon.ico", eval[string](p, `document.querySelector('link[rel="icon"]').href`)} {
+		if !strings.HasPrefix(u, "http") {
+			u = e.base + u
+		}
+		r, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != "image/svg+xml" {
+			t.Errorf("%s: %d %s", u, r.StatusCode, r.Header.Get("Content-Type"))
+		}
+	}
+	// The page's assets, as a browser asks for them.
+	var first int
+	for _, sel := range []string{`link[rel="stylesheet"]`, `script[src]`} {
+		for _, u := range eval[[]string](p, `[...document.querySelectorAll('`+sel+`')].map(e => e.href || e.src)`) {
+			req, _ := http.NewRequest("GET", u, nil)
+			req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+			r, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			first += len(b)
+			if r.Header.Get("Content-Encoding") != "br" || r.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+				t.Errorf("%s: Content-Encoding %q, Cache-Control %q", u, r.Header.Get("Content-Encoding"), r.Header.Get("Cache-Control"))
+			}
+		}
+	}
+	t.Logf("static assets of a first visit: %d bytes with brotli", first)
+}

@@ -73,6 +73,18 @@
     }
   }
 
+  // Times (<time datetime data-local>, e.g. /rounds) in the viewer's local
+  // time and language; the server wrote them in UTC.
+  var timeFormat = (window.Intl && Intl.DateTimeFormat) ? new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : null;
+  function localTimes(root) {
+    if (!timeFormat || !root || !root.querySelectorAll) return;
+    var els = root.querySelectorAll('time[datetime][data-local]');
+    for (var i = 0; i < els.length; i++) {
+      var d = new Date(els[i].getAttribute('datetime'));
+      if (!isNaN(d.getTime())) els[i].textContent = timeFormat.format(d);
+    }
+  }
+
   // For the other pages' own scripts (e.g. the presenter screen).
   window.tapwars = { formatCount: formatCount, formatNumbers: formatNumbers };
 
@@ -794,6 +806,7 @@
   if (live) setTimeout(function () { if (!streamUp) streamState(false); }, WS_OPEN_TIMEOUT_MS);
 
   formatNumbers(body);
+  localTimes(body);
   renderRound();
   renderMyTaps();
   markMyRows();

@@ -259,7 +259,7 @@ func GamePage(d PageData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<p class=\"board__more\"><a href=\"/leaderboard\">Full leaderboard (top 100)</a></p></section>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<p class=\"board__more\"><a href=\"/leaderboard\">Full leaderboard (top 100)</a> · <a href=\"/rounds\">Past rounds</a></p></section>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

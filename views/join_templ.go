@@ -151,7 +151,7 @@ func JoinPage(errMsg string, name string) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<button class=\"join__button join__button--secondary\" type=\"submit\">Join with this name</button></form><p class=\"join__more\"><a href=\"/leaderboard\">See the leaderboard</a></p></main>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<button class=\"join__button join__button--secondary\" type=\"submit\">Join with this name</button></form><p class=\"join__more\"><a href=\"/leaderboard\">See the leaderboard</a> · <a href=\"/rounds\">Past rounds</a></p></main>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"fmt"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -124,16 +125,17 @@ func TestJoinPage(t *testing.T) {
 func TestLayoutAssets(t *testing.T) {
 	doc := render(t, JoinPage("", ""))
 	for _, name := range []string{"app.css", "htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.js", "htmx-ext-ws-2.0.4.js", "app.js"} {
-		re := regexp.MustCompile(`"/static/` + regexp.QuoteMeta(name) + `\?v=[0-9a-f]{12}"`)
+		ext := path.Ext(name)
+		re := regexp.MustCompile(`"/static/` + regexp.QuoteMeta(strings.TrimSuffix(name, ext)) + `\.[0-9a-f]{12}` + regexp.QuoteMeta(ext) + `"`)
 		if !re.MatchString(doc) {
 			t.Errorf("no cache-busted URL for %s", name)
 		}
 	}
 	// Scripts are deferred and in dependency order.
-	iHTMX := strings.Index(doc, "htmx-2.0.11.min.js")
-	iSSE := strings.Index(doc, "htmx-ext-sse-2.2.4.js")
-	iWS := strings.Index(doc, "htmx-ext-ws-2.0.4.js")
-	iApp := strings.Index(doc, "/static/app.js")
+	iHTMX := strings.Index(doc, "htmx-2.0.11.min.")
+	iSSE := strings.Index(doc, "htmx-ext-sse-2.2.4.")
+	iWS := strings.Index(doc, "htmx-ext-ws-2.0.4.")
+	iApp := regexp.MustCompile(`/static/app\.[0-9a-f]{12}\.js`).FindStringIndex(doc)[0]
 	if !(iHTMX < iSSE && iSSE < iWS && iWS < iApp) {
 		t.Errorf("script order wrong: %d %d %d %d", iHTMX, iSSE, iWS, iApp)
 	}
