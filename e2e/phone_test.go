@@ -631,3 +631,36 @@ func TestPagesLoadCompressedWithoutMissingResources(t *testing.T) {
 	}
 	t.Logf("static assets of a first visit: %d bytes with brotli", first)
 }
+
+// Tapping faster than the limit on a 320 px phone: the page says so in a
+// player's words (no setting's name) and nothing on the page moves.
+func TestTooFastMessageIsPlainAndStill(t *testing.T) {
+	e := newEnvWith(t, map[string]string{"TAP_RATE_LIMIT": "2"}) // bursts of 50
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Ann")
+	ann.join(e.base, "/")
+	ann.asPhone(320, 640)
+	ann.waitConnected(10*time.Second, "live")
+	const layoutJS = `(() => { const r = e => document.querySelector(e).getBoundingClientRect().top + scrollY;
+		return {Stats: r('.mystats'), Board: r('.board'), Message: document.getElementById('tap-error').textContent}; })()`
+	type layout struct {
+		Stats, Board float64
+		Message      string
+	}
+	before := eval[layout](ann, layoutJS)
+	var during layout
+	for range 40 {
+		ann.tapFast(5)
+		if during = eval[layout](ann, layoutJS); during.Message != "" && strings.Contains(during.Message, "fast") {
+			break
+		}
+	}
+	if !strings.Contains(during.Message, "Too fast") || strings.Contains(during.Message, "TAP_RATE_LIMIT") || strings.Contains(during.Message, "per second") {
+		t.Fatalf("the page says %q", during.Message)
+	}
+	ann.shot("too-fast-320")
+	if during.Stats != before.Stats || during.Board != before.Board {
+		t.Errorf("the message moved the page: stats %v -> %v, board %v -> %v", before.Stats, during.Stats, before.Board, during.Board)
+	}
+	t.Logf("the page says %q", during.Message)
+}

@@ -1,12 +1,18 @@
 /*
  * tapwars client. Small on purpose: htmx (+ ws/sse extensions) does the
  * requests and the live swaps; this file only adds
- *   1. the connection indicator (#connection-status),
- *   2. the WebSocket -> SSE fallback for data-transport="auto",
+ *   numbers in the viewer's locale (formatCount) and local times,
+ *   1. the connection indicator (#connection-status) and, after 2 s without
+ *      a live stream, the connection-lost notice (#conn-lost),
+ *   2. the WebSocket -> SSE fallback for data-transport="auto", and short,
+ *      capped, jittered reconnects,
  *   3. an optimistic count of your own taps (#my-taps) that never goes back,
- *   4. Space / Enter to tap, and a short error note on refused taps,
+ *   4. Space / Enter to tap, and a short error note on refused taps; a kick
+ *      (#kicked over the live stream, or a 401) leaves for the join page,
  *   5. highlighting your own leaderboard row after live updates,
- *   6. sending taps: over the open WebSocket, else POST /api/tap.
+ *   6. taps on pointerdown, one per finger, sent over the open WebSocket,
+ *      else POST /api/tap,
+ *   7. the round clock, the personal result at the bell and the wake lock.
  * Loaded with `defer` after htmx and its extensions; needs nothing else.
  * htmx 2.0.11 event names used: htmx:wsOpen, htmx:wsClose, htmx:wsError
  * (htmx-ext-ws 2.0.4), htmx:sseOpen, htmx:sseError (htmx-ext-sse 2.2.4),
