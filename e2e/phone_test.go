@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,9 @@ import (
 
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
+	"github.com/tapwars/tapwars/static"
 	"github.com/tapwars/tapwars/store"
+	"github.com/tapwars/tapwars/views"
 )
 
 // The phone sizes every phone test covers: small Android, iPhone, large iPhone.
@@ -155,6 +158,17 @@ func TestNumbersFitOnPhones(t *testing.T) {
 		e.apiTaps(name, 1)
 	}
 	e.setScores(9_999_999, 9_876_543, map[string]int64{ann.id: 1_234_567})
+	defer func() { // the leaderboard page, with the same numbers
+		ann.do(chromedp.Navigate(e.base + "/leaderboard"))
+		ann.waitConnected(10*time.Second, "live")
+		for _, w := range phoneWidths {
+			ann.asPhone(w, 800)
+			if bad := eval[[]string](ann, numberLayoutJS); len(bad) > 0 {
+				t.Errorf("/leaderboard at %d px: %s", w, strings.Join(bad, "; "))
+			}
+			ann.shot(fmt.Sprintf("numbers-leaderboard-%d", w))
+		}
+	}()
 	want := map[string]string{"blue": "9,999,999", "red": "9,876,543"}
 	ann.do(chromedp.Navigate(e.base + "/"))
 	ann.waitConnected(10*time.Second, "live")
@@ -663,4 +677,70 @@ func TestTooFastMessageIsPlainAndStill(t *testing.T) {
 		t.Errorf("the message moved the page: stats %v -> %v, board %v -> %v", before.Stats, during.Stats, before.Board, during.Board)
 	}
 	t.Logf("the page says %q", during.Message)
+}
+
+// The result of a round with 7-digit scores, as the game page renders it
+// (views.GamePage with the app's own CSS and JS, served without the rest of
+// the app, since a real round cannot reach ten million taps in a test): the
+// winner banner's "▲ Blue 9,999,999 – Red 9,876,543 ●" pills, the clock
+// and the personal result fit at every phone width.
+func TestFinalScoresFitOnPhones(t *testing.T) {
+	winner := "blue"
+	now := time.Now().UnixMilli()
+	d := views.PageData{
+		Me:   game.User{ID: "0123456789abcdef", Username: "Annabelle Longname", Team: game.Red, TapCount: 1_234_567},
+		Rank: 35, RankOf: 412, Transport: "sse",
+		State: game.Snapshot{
+			GameState: game.State{BlueScore: 9_999_999, RedScore: 9_876_543, TotalTaps: 19_876_542, BlueOnline: 206, RedOnline: 206},
+			Round: game.RoundState{Number: 12, Mode: game.ModeTimed, Status: "over", StartsAt: now - 70_000, EndsAt: now - 10_000,
+				Winner: &winner, Final: true, Blue: 9_999_999, Red: 9_876_543,
+				TopTapper: &game.LeaderboardEntry{ID: "x", Username: "Maximiliana Thunderclap", TapCount: 1_999_999, Rank: 1}},
+		},
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/static/", static.Handler())
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) { // a quiet stream: no updates
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = views.GamePage(d).Render(r.Context(), w)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	browser := newBrowser(t)
+	p := newPlayer(t, browser, "Annabelle")
+	for _, w := range phoneWidths {
+		p.asPhone(w, 800)
+		p.do(chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(".round__winner")))
+		testenv.Eventually(t, 3*time.Second, func() string {
+			if r := eval[string](p, `document.getElementById('my-result').textContent`); r != "Blue won — you were #35 of 412 with 1,234,567 taps" {
+				return fmt.Sprintf("personal result %q", r)
+			}
+			return ""
+		})
+		if bad := eval[[]string](p, numberLayoutJS); len(bad) > 0 {
+			t.Errorf("%d px: %s", w, strings.Join(bad, "; "))
+		}
+		// Each pill on one line, inside the banner.
+		type pill struct {
+			Lines             int
+			Left, Right, BoxL float64
+			BoxR              float64
+			Text              string
+		}
+		for _, pl := range eval[[]pill](p, `[...document.querySelectorAll('.round__team')].map(e => { const r = e.getBoundingClientRect(), b = e.closest('.round__winner').getBoundingClientRect();
+			return {Lines: Math.round(r.height / parseFloat(getComputedStyle(e).lineHeight || 20)), Left: r.left, Right: r.right, BoxL: b.left, BoxR: b.right, Text: e.textContent}; })`) {
+			if pl.Right > pl.BoxR+0.5 || pl.Left < pl.BoxL-0.5 || pl.Lines > 1 {
+				t.Errorf("%d px: pill %q spans %.0f..%.0f in a banner %.0f..%.0f (%d lines)", w, pl.Text, pl.Left, pl.Right, pl.BoxL, pl.BoxR, pl.Lines)
+			}
+			if !strings.Contains(pl.Text, "9,") {
+				t.Errorf("%d px: pill %q has no separators", w, pl.Text)
+			}
+		}
+		p.shot(fmt.Sprintf("final-%d", w))
+	}
 }

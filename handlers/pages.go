@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -56,6 +57,12 @@ func (s *Server) joinForm(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// joinBusyMessage is a join limit's refusal (err, a 429) in a player's
+// words: the API's message names the setting, which means nothing to them.
+func joinBusyMessage(err *game.Error) string {
+	return fmt.Sprintf("Lots of players are joining right now. Please try again in %d s.", max(1, err.RetryAfter))
 }
 
 // pageData reads what a page shows. Without a valid session it returns an
