@@ -263,9 +263,15 @@ func TestTwoThumbTapsAllCount(t *testing.T) {
 		})
 		ann.shot(fmt.Sprintf("two-thumbs-%d", w))
 	}
+	// The keyboard: Enter and Space on the focused button are a tap each
+	// (no second one from the button's own click).
+	ann.do(chromedp.Focus(chromedp.CSS("#tap-button")), chromedp.KeyEvent("\r"), chromedp.KeyEvent(" "), chromedp.KeyEvent("\r"))
+	total += 3
+	want := fmt.Sprint(total)
+	ann.waitView(5*time.Second, "my taps "+want, func(v view) bool { return v.MyTaps == want })
 	time.Sleep(300 * time.Millisecond) // anything counted twice would show now
 	if s := e.state(); s.GameState.TotalTaps != int64(total) {
-		t.Fatalf("server counted %d for %d touches", s.GameState.TotalTaps, total)
+		t.Fatalf("server counted %d for %d touches and key presses", s.GameState.TotalTaps, total)
 	}
 	if max := eval[int](ann, `window.e2eMax`); max != total {
 		t.Fatalf("own count showed up to %d for %d touches", max, total)

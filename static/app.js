@@ -527,6 +527,16 @@
     return true;
   }
 
+  // nearBell: a tap this close to the end of a timed round may reach the
+  // server after the bell and be refused, so it is not shown before its
+  // answer.
+  var BELL_MARGIN_MS = 500;
+  function nearBell() {
+    var r = byId('round');
+    if (!r || r.getAttribute('data-mode') !== 'timed') return false;
+    return serverNow() > num(r, 'data-ends-at') - BELL_MARGIN_MS;
+  }
+
   // answered settles n taps (k of them sure) that got an answer or were lost.
   function answered(n, k, ok) {
     inflight = Math.max(0, inflight - n);
@@ -551,7 +561,7 @@
     }
     batched++;
     inflight++;
-    if (takeToken()) {
+    if (!nearBell() && takeToken()) {
       batchedSure++;
       sure++;
       renderMyTaps();
