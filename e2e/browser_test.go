@@ -146,6 +146,12 @@ func TestRefusedWebSocketFallsBackToSSE(t *testing.T) {
 	e.liveCount(map[string]int{"ws": 0, "sse": 2})
 	tapsShowEverywhere(t, ann, bob, 10, 0)
 	tapsShowEverywhere(t, bob, ann, 2, 10)
+	// Falling back is not an outage: no connection-lost notice was shown.
+	for _, p := range []*player{ann, bob} {
+		if eval[bool](p, `!!document.getElementById('conn-lost')`) {
+			t.Errorf("%s's page showed the connection-lost notice while falling back", p.name)
+		}
+	}
 	bob.screenshot("game-375-fallback", 375, 812, true)
 }
 

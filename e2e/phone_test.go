@@ -750,3 +750,38 @@ func TestFinalScoresFitOnPhones(t *testing.T) {
 		p.shot(fmt.Sprintf("final-%d", w))
 	}
 }
+
+// Your own count moves at once: with every tap's answer held 500 ms (a slow
+// mobile network), a tap shows on the tapper's page well before its answer
+// comes back, at each phone width; and it never shows more than were made.
+func TestOwnCountMovesAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.proxy(proxyOptions{TapDelay: 500 * time.Millisecond})
+	browser := newBrowser(t)
+	ann := newPlayer(t, browser, "Ann")
+	ann.join(e.base, "/?transport=sse") // taps go by POST, through the slow proxy
+	ann.waitConnected(10*time.Second, "live")
+	watchMyTaps(ann)
+	time.Sleep(1500 * time.Millisecond) // the page's token bucket fills a little (it starts empty)
+	// In the page: the time from the finger going down to #my-taps changing.
+	eval[bool](ann, `(() => { window.e2eDown = 0; window.e2eMoved = -1;
+		document.getElementById('tap-button').addEventListener('pointerdown', () => { window.e2eDown = performance.now(); window.e2eMoved = -1; }, {capture: true});
+		new MutationObserver(() => { if (window.e2eDown && window.e2eMoved < 0) window.e2eMoved = performance.now() - window.e2eDown; })
+			.observe(document.querySelector('.mystats'), {subtree: true, childList: true, characterData: true});
+		return true; })()`)
+	for i, w := range phoneWidths {
+		ann.asPhone(w, 700)
+		ann.tap(1)
+		want := fmt.Sprint(i + 1)
+		ann.waitView(2*time.Second, "my taps "+want, func(v view) bool { return v.MyTaps == want })
+		took := time.Duration(eval[float64](ann, `window.e2eMoved`) * float64(time.Millisecond))
+		if took < 0 || took > 50*time.Millisecond {
+			t.Errorf("%d px: own count moved %v after the finger went down (the tap's answer takes 500 ms)", w, took.Round(time.Millisecond))
+		}
+		t.Logf("%d px: own count moved %v after the finger went down", w, took.Round(100*time.Microsecond))
+		time.Sleep(600 * time.Millisecond) // the answer
+	}
+	if max := eval[int](ann, `window.e2eMax`); max != len(phoneWidths) {
+		t.Fatalf("own count showed up to %d for %d taps", max, len(phoneWidths))
+	}
+}

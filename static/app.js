@@ -231,9 +231,15 @@
     setStatus('live', 'live');
   });
 
+  // A socket that never opened in auto mode is not an outage yet: the page
+  // may be about to fall back to SSE (the timer at the end covers it).
+  function socketDown() {
+    if (wsEverOpened || transport !== 'auto') streamState(false);
+  }
+
   body.addEventListener('htmx:wsError', function (e) {
     if (!attached(e)) return;
-    streamState(false);
+    socketDown();
     setStatus('reconnecting', 'reconnecting');
   });
 
@@ -241,7 +247,7 @@
     if (!attached(e)) return;
     socketClosed();
     if (fellBack || leaving) return;
-    streamState(false);
+    socketDown();
     setStatus('reconnecting', 'reconnecting');
     var healthy = wsOpenedAt && Date.now() - wsOpenedAt >= WS_HEALTHY_MS;
     wsOpenedAt = 0;
@@ -507,24 +513,27 @@
 
   // Which taps may show at once. The server refuses taps over its limit
   // (data-tap-rate per second, bursts of data-tap-burst on the button; rate
-  // 0: no limit). The page keeps a token bucket that never holds more than
-  // the server's for this player: it starts empty, refills at the same
-  // rate, and is capped at the burst less the sure taps on their way. A tap
-  // that gets a token here finds one there, so it is shown at once; any
-  // other tap is sent too, and shown once acknowledged.
+  // 0: no limit), a message (or POST) whole. The page keeps a token bucket
+  // C with server bucket S >= C + taps on their way: C starts empty,
+  // refills at the same rate, is capped at the burst less the taps on their
+  // way, and every tap takes one token (C may go below 0). A tap made with a
+  // token in hand is sure: sure taps go in messages of their own, which the
+  // server then always has the tokens for, whatever order messages arrive
+  // in. Other taps are sent too, and shown once acknowledged.
   var tapRate = tapButton ? parseFloat(tapButton.getAttribute('data-tap-rate')) : 0;
   var tapBurst = tapButton ? parseInt(tapButton.getAttribute('data-tap-burst'), 10) : 0;
   var tokens = 0;
   var tokensAt = Date.now();
 
+  // takeToken takes a token for a tap not yet counted in inflight and
+  // reports whether there was one.
   function takeToken() {
     if (!(tapRate > 0) || !(tapBurst > 0)) return true;
     var now = Date.now();
-    tokens = Math.min(tapBurst - sure, tokens + (now - tokensAt) / 1000 * tapRate);
+    tokens = Math.min(tapBurst - inflight, tokens + (now - tokensAt) / 1000 * tapRate);
     tokensAt = now;
-    if (tokens < 1) return false;
     tokens -= 1;
-    return true;
+    return tokens >= 0;
   }
 
   // nearBell: a tap this close to the end of a timed round may reach the
@@ -559,9 +568,10 @@
       showTapError(tooFastMessage);
       return;
     }
+    var isSure = takeToken() && !nearBell();
     batched++;
     inflight++;
-    if (!nearBell() && takeToken()) {
+    if (isSure) {
       batchedSure++;
       sure++;
       renderMyTaps();
@@ -595,23 +605,29 @@
       answered(n, k, false);
       return;
     }
+    // Sure taps and the others go in separate messages (see takeToken).
+    sendTaps(k, true);
+    sendTaps(n - k, false);
+  }
+
+  function sendTaps(n, allSure) {
+    if (n <= 0) return;
     if (!socketOpen()) {
-      postTaps(n, k);
+      postTaps(n, allSure);
       return;
     }
     while (n > 0) {
-      var count = Math.min(n, MAX_BURST), kc = Math.min(k, count);
+      var count = Math.min(n, MAX_BURST);
       n -= count;
-      k -= kc;
       tapSeq++;
-      unanswered[tapSeq] = [count, kc];
+      unanswered[tapSeq] = [count, allSure ? count : 0];
       pageSocket.send(JSON.stringify({ count: count, seq: tapSeq }));
     }
   }
 
   // postTaps sends taps when there is no open socket.
-  function postTaps(n, k) {
-    var count = Math.min(n, MAX_BURST), kc = Math.min(k, count);
+  function postTaps(n, allSure) {
+    var count = Math.min(n, MAX_BURST), kc = allSure ? count : 0;
     fetch('/api/tap', {
       method: 'POST', credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json' },
@@ -626,7 +642,7 @@
       answered(count, kc, false);
       showTapError('No connection: taps not sent.');
     });
-    if (n > count) postTaps(n - count, k - kc);
+    if (n > count) postTaps(n - count, allSure);
   }
 
   // tapAnswered handles a swapped-in #tap-ack or #tap-error.
