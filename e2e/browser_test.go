@@ -332,7 +332,7 @@ func TestSSEDataLinesAreSingleLines(t *testing.T) {
 			// A frame after the first may carry only what changed: the
 			// total and a held-back leaderboard can come in separate events.
 			if strings.Contains(line, `id="total-taps"`) {
-				total18 = strings.Contains(line, `id="total-taps" class="num num--w2" data-n="18" hx-swap-oob="true">18<`)
+				total18 = strings.Contains(line, `id="total-taps" data-n="18" class="num num--w2" hx-swap-oob="true">18<`)
 			}
 			if strings.Contains(line, `id="leaderboard"`) {
 				states++

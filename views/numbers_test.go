@@ -1,6 +1,10 @@
 package views
 
-import "testing"
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
 
 func TestNumber(t *testing.T) {
 	for n, want := range map[int64]string{
@@ -21,5 +25,15 @@ func TestNumFit(t *testing.T) {
 		if got := NumFit(text); got != want {
 			t.Errorf("NumFit(%q) = %q, want %q", text, got, want)
 		}
+	}
+}
+
+// The first number after a counter's id is its raw value (cmd/tapbench reads
+// the total so), though the text is "12,345" and a width class follows.
+func TestCounterRawValueFirst(t *testing.T) {
+	frag := render(t, counter("total-taps", 12345, true))
+	m := regexp.MustCompile(`id="total-taps"\D*(\d+)`).FindStringSubmatch(frag)
+	if m == nil || m[1] != "12345" || !strings.Contains(frag, ">12,345<") {
+		t.Fatalf("counter renders %s", frag)
 	}
 }

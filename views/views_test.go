@@ -262,7 +262,7 @@ func TestStateFragments(t *testing.T) {
 	if strings.Join(ids, ",") != strings.Join(liveIDs, ",") {
 		t.Errorf("top-level ids %v, want %v", ids, liveIDs)
 	}
-	mustContain(t, frag, `<span id="blue-score" class="num num--w3" data-n="300" hx-swap-oob="true">300</span>`,
+	mustContain(t, frag, `<span id="blue-score" data-n="300" class="num num--w3" hx-swap-oob="true">300</span>`,
 		`tug__fill--75`, `&lt;b&gt;n9&lt;/b&gt;`)
 	mustNotContain(t, frag, `data-player-id="p10"`, `<b>n`, "is-me")
 
