@@ -381,7 +381,7 @@
       (json && typeof json.error === 'string' && json.error) || 'Tap not counted (' + status + ').';
     if (status === 429) {
       tooFast(retryAfter, msg);
-      tokens = 0;
+      tokens = Math.min(tokens, 0); // lowering the page's bucket is always safe
     }
     showTapError(msg);
   }
