@@ -810,7 +810,7 @@ func TestJoinRateLimit(t *testing.T) {
 		t.Fatalf("spoofed X-Forwarded-For bypassed the limit: %d", code)
 	}
 	// The browser's form says it in the page.
-	if code, _, body := admReq(t, nil, "POST", base+"/join", "username=p6", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); code != 429 || !strings.Contains(body, "too many new players") {
+	if code, _, body := admReq(t, nil, "POST", base+"/join", "username=p6", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); code != 429 || !strings.Contains(body, "Lots of players are joining right now") || strings.Contains(body, "JOIN_RATE_LIMIT") {
 		t.Fatalf("form join over the limit: %d %.300s", code, body)
 	}
 	// Coming back with a session is not a new player.

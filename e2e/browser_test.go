@@ -146,6 +146,12 @@ func TestRefusedWebSocketFallsBackToSSE(t *testing.T) {
 	e.liveCount(map[string]int{"ws": 0, "sse": 2})
 	tapsShowEverywhere(t, ann, bob, 10, 0)
 	tapsShowEverywhere(t, bob, ann, 2, 10)
+	// Falling back is not an outage: no connection-lost notice was shown.
+	for _, p := range []*player{ann, bob} {
+		if eval[bool](p, `!!document.getElementById('conn-lost')`) {
+			t.Errorf("%s's page showed the connection-lost notice while falling back", p.name)
+		}
+	}
 	bob.screenshot("game-375-fallback", 375, 812, true)
 }
 
@@ -326,7 +332,7 @@ func TestSSEDataLinesAreSingleLines(t *testing.T) {
 			// A frame after the first may carry only what changed: the
 			// total and a held-back leaderboard can come in separate events.
 			if strings.Contains(line, `id="total-taps"`) {
-				total18 = strings.Contains(line, `id="total-taps" class="num" hx-swap-oob="true">18<`)
+				total18 = strings.Contains(line, `id="total-taps" data-n="18" class="num num--w2" hx-swap-oob="true">18<`)
 			}
 			if strings.Contains(line, `id="leaderboard"`) {
 				states++

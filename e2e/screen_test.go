@@ -46,16 +46,16 @@ func TestPresenterScreen(t *testing.T) {
 		}
 	}
 
-	// A phone opens what the QR code reads: one tap on Join, with the
-	// generated name that was filled in.
+	// A phone opens what the QR code reads: one tap on "Play as <the
+	// suggested name>".
 	phone := newPlayer(t, browser, "phone")
 	phone.do(chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile), chromedp.Navigate(decodeQR(t, filepath.Join("testdata", "artifacts", "screen-1280.png"))),
-		chromedp.WaitVisible(chromedp.CSS("#username")))
-	name := eval[string](phone, `document.getElementById('username').value`)
+		chromedp.WaitVisible(chromedp.CSS("#join-suggested")))
+	name := eval[string](phone, `document.getElementById('join-suggested').dataset.name`)
 	if name == "" {
-		t.Fatal("the join page has no name filled in")
+		t.Fatal("the join page suggests no name")
 	}
-	phone.do(chromedp.Click(chromedp.CSS(`form.join__form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#tap-button")))
+	phone.do(chromedp.Click(chromedp.CSS(`#join-suggested`)), chromedp.WaitVisible(chromedp.CSS("#tap-button")))
 	if got := eval[string](phone, `document.querySelector('.me__name').textContent`); got != name {
 		t.Fatalf("joined as %q, the form said %q", got, name)
 	}

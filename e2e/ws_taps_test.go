@@ -289,6 +289,13 @@ func TestTapsWhileTheSocketComesBackAllCount(t *testing.T) {
 	ann := watchedPlayer(t, e)
 	ann.tap(1) // the watcher learns the page's socket
 	ann.waitView(5*time.Second, "my taps 1", func(v view) bool { return v.MyTaps == "1" })
+	// The count shows a tap at once (optimistic); wait for it to be sent.
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if !eval[bool](ann, `!!window.e2eWS.socket`) {
+			return "no tap message sent yet"
+		}
+		return ""
+	})
 	eval[bool](ann, `(() => { window.e2eWS.socket.close(); return true; })()`)
 	clicks := 1
 	// About 4 s of taps, 8 a second: the page reconnects within 1-2 s.

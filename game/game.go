@@ -208,5 +208,6 @@ type ApplyResult struct {
 // PlayerStats is a player's taps this round and 1-based rank (0 when not ranked).
 type PlayerStats struct {
 	Taps int64
-	Rank int
+	Rank int   // 1 + players with more taps (ties share a rank); 0 = not ranked
+	Of   int64 // players ranked
 }

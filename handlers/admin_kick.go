@@ -80,6 +80,7 @@ func (s *Server) adminKick(c echo.Context) error {
 	// to fall back on: the store no longer knows them).
 	s.kicks.add(id)
 	s.users.remove(id)
+	s.hub.Kick([]string{id}) // their pages here hear it at once; other instances on reload
 	s.log.Info("admin: player kicked", "id", id, "removedTaps", removed)
 	if wantsHTML(c) {
 		return c.Redirect(http.StatusSeeOther, "/admin?done=kick")

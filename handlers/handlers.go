@@ -162,6 +162,9 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
 	e.GET("/static/*", echo.WrapHandler(static.Handler()))
+	e.GET("/favicon.ico", func(c echo.Context) error { // for clients that ask without reading the page
+		return c.Redirect(http.StatusFound, static.URL("favicon.svg"))
+	})
 	return e
 }
 

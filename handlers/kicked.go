@@ -113,6 +113,7 @@ func (s *Server) reloadKicks(ctx context.Context, dropCache bool) {
 		}
 	} else {
 		s.kicks.set(ids)
+		s.hub.Kick(ids) // pages of kicked players still connected here
 	}
 	if dropCache {
 		s.users.clear()

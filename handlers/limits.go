@@ -168,7 +168,7 @@ func (s *Server) joinLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err := s.allowJoin(clientKey(c), time.Now()); err != nil {
 			if c.Path() == "/join" { // the browser's form: show the form again with why
-				return renderError(c, err, views.JoinPage(err.Message, c.Request().PostFormValue("username")))
+				return renderError(c, err, views.JoinPage(joinBusyMessage(err), c.Request().PostFormValue("username")))
 			}
 			return err
 		}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -27,9 +28,9 @@ func (s *Server) index(c echo.Context) error {
 		if game.ErrorCode(err) != game.EUNAUTHORIZED {
 			return err
 		}
-		// A generated name is filled in: joining from the presenter
-		// screen's QR code on a phone is one tap; the name stays editable.
-		return render(c, http.StatusOK, views.JoinPage("", game.FunName()))
+		// The page suggests a generated name: joining from the presenter
+		// screen's QR code on a phone is one tap; typing starts empty.
+		return render(c, http.StatusOK, views.JoinPage("", ""))
 	}
 	return render(c, http.StatusOK, views.GamePage(d))
 }
@@ -59,6 +60,12 @@ func (s *Server) joinForm(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/")
 }
 
+// joinBusyMessage is a join limit's refusal (err, a 429) in a player's
+// words: the API's message names the setting, which means nothing to them.
+func joinBusyMessage(err *game.Error) string {
+	return fmt.Sprintf("Lots of players are joining right now. Please try again in %d s.", max(1, err.RetryAfter))
+}
+
 // pageData reads what a page shows. Without a valid session it returns an
 // error wrapping auth.ErrBadToken or game.ErrUnknownPlayer (and still fills
 // in the state for pages that do not need a player).
@@ -73,6 +80,9 @@ func (s *Server) pageData(c echo.Context, top int) (views.PageData, error) {
 		return d, err
 	}
 	d.State = snap
+	if s.tapLimit != nil {
+		d.TapRate, d.TapBurst = s.opt.TapRateLimit, s.tapLimit.burst
+	}
 	me, perr := s.player(c)
 	if perr != nil {
 		return d, perr
@@ -81,6 +91,7 @@ func (s *Server) pageData(c echo.Context, top int) (views.PageData, error) {
 	if st, err := s.store.Stats(ctx, []string{me.ID}); err == nil {
 		d.Me.TapCount = st[me.ID].Taps
 		d.Rank = st[me.ID].Rank
+		d.RankOf = st[me.ID].Of
 	}
 	return d, nil
 }

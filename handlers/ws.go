@@ -63,6 +63,8 @@ func (s *Server) ws(c echo.Context) error {
 		switch {
 		case errors.Is(err, live.ErrClosing):
 			_ = wc.close(websocket.StatusServiceRestart, "server restarting")
+		case errors.Is(err, live.ErrKicked): // not a code htmx-ext-ws reconnects on
+			_ = wc.close(websocket.StatusPolicyViolation, "removed from the game")
 		case live.IsGone(err):
 			_ = wc.close(websocket.StatusNormalClosure, "")
 		default:

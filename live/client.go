@@ -36,6 +36,7 @@ type Client struct {
 	wakeCh   chan struct{}
 	personal atomic.Pointer[personalUpdate]
 	bye      atomic.Bool // the hub closes: tell the client to reconnect
+	kicked   atomic.Bool // the player was removed: tell them and end
 	beat     atomic.Bool // a heartbeat is due
 }
 
@@ -140,6 +141,12 @@ func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.Us
 	for range c.wakeCh {
 		if ctx.Err() != nil {
 			return nil
+		}
+		if c.kicked.Load() {
+			if b := kickedMessage(format); b != nil {
+				_ = write(b)
+			}
+			return ErrKicked
 		}
 		if c.bye.Load() {
 			bctx, cancel := context.WithTimeout(context.Background(), time.Second)

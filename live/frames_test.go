@@ -39,7 +39,7 @@ func (g *gateConn) Write(deadline time.Time, msgs ...[]byte) error {
 	return g.recConn.Write(deadline, msgs...)
 }
 
-var boardRowsRE = regexp.MustCompile(`class="board__taps">(\d+)<`)
+var boardRowsRE = regexp.MustCompile(`class="board__taps"><span [^>]*data-n="(\d+)"`)
 
 // After its first, whole frame a page gets only the elements that changed;
 // the leaderboard changes at most once per BoardInterval, and its last

@@ -530,7 +530,7 @@ func sseEvent(name string, data []byte) []byte {
 
 // Personal renders a player's own fragments in format f's encoding.
 func Personal(st game.PlayerStats, f Format) ([]byte, error) {
-	html, err := renderLine(views.MeFragment(st.Taps, st.Rank))
+	html, err := renderLine(views.MeFragment(st.Taps, st.Rank, st.Of))
 	if err != nil {
 		return nil, err
 	}
@@ -632,6 +632,45 @@ func (h *Hub) Close() {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
+}
+
+// Kick tells every live page of the players in ids, at once, that they were
+// removed from the game, and ends their streams (Serve returns ErrKicked).
+// Players not connected here are skipped; a kick seen again changes nothing.
+func (h *Hub) Kick(ids []string) {
+	if h == nil || len(ids) == 0 {
+		return
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.clients {
+		if c.user != nil && set[c.user.ID] && !c.kicked.Swap(true) {
+			c.signal()
+		}
+	}
+}
+
+// ErrKicked is returned by Serve when the client's player was kicked.
+var ErrKicked = errors.New("live updates: the player was removed from the game")
+
+// kickedMessage is the notice a kicked player's page gets, in format f's
+// encoding (nil for JSON streams, which are just closed).
+func kickedMessage(f Format) []byte {
+	html, err := renderLine(views.Kicked())
+	if err != nil {
+		return nil
+	}
+	switch f {
+	case SSEGame, SSEBoard:
+		return sseEvent("state", html)
+	case WSGame, WSBoard:
+		return html
+	}
+	return nil
 }
 
 // ErrClosing is returned by Register when the instance shuts down.

@@ -87,7 +87,7 @@ type recConn struct {
 
 func newRecConn() *recConn { return &recConn{signal: make(chan struct{}, 1)} }
 
-var totalRE = regexp.MustCompile(`id="total-taps"[^>]*>(\d+)<`)
+var totalRE = regexp.MustCompile(`id="total-taps"[^>]*data-n="(\d+)"`)
 
 func (c *recConn) Write(deadline time.Time, msgs ...[]byte) error {
 	c.mu.Lock()
@@ -465,7 +465,7 @@ func TestPersonalFragmentsStayPersonal(t *testing.T) {
 	if mine.Match(bytes.Join(msgs, nil)) {
 		t.Fatal("bob got ann's personal fragment")
 	}
-	if !bytes.Contains(bytes.Join(msgs, nil), []byte(`id="my-taps" class="num" data-applied="0"`)) {
+	if !bytes.Contains(bytes.Join(msgs, nil), []byte(`id="my-taps" class="num num--w1" data-applied="0"`)) {
 		t.Fatalf("bob never got his own (0 taps) on connect:\n%s", bytes.Join(msgs, []byte("\n")))
 	}
 	// SSE frames: every line is a field or blank; data: carries one line.

@@ -1,12 +1,18 @@
 /*
  * tapwars client. Small on purpose: htmx (+ ws/sse extensions) does the
  * requests and the live swaps; this file only adds
- *   1. the connection indicator (#connection-status),
- *   2. the WebSocket -> SSE fallback for data-transport="auto",
+ *   numbers in the viewer's locale (formatCount) and local times,
+ *   1. the connection indicator (#connection-status) and, after 2 s without
+ *      a live stream, the connection-lost notice (#conn-lost),
+ *   2. the WebSocket -> SSE fallback for data-transport="auto", and short,
+ *      capped, jittered reconnects,
  *   3. an optimistic count of your own taps (#my-taps) that never goes back,
- *   4. Space / Enter to tap, and a short error note on refused taps,
+ *   4. Space / Enter to tap, and a short error note on refused taps; a kick
+ *      (#kicked over the live stream, or a 401) leaves for the join page,
  *   5. highlighting your own leaderboard row after live updates,
- *   6. sending taps: over the open WebSocket, else POST /api/tap.
+ *   6. taps on pointerdown, one per finger, sent over the open WebSocket,
+ *      else POST /api/tap,
+ *   7. the round clock, the personal result at the bell and the wake lock.
  * Loaded with `defer` after htmx and its extensions; needs nothing else.
  * htmx 2.0.11 event names used: htmx:wsOpen, htmx:wsClose, htmx:wsError
  * (htmx-ext-ws 2.0.4), htmx:sseOpen, htmx:sseError (htmx-ext-sse 2.2.4),
@@ -30,6 +36,64 @@
   var body = document.body;
   var byId = function (id) { return document.getElementById(id); };
 
+  /* ----------------------------------------------------------- numbers --- */
+
+  // Counts are rendered by the server as "9,999,999" with the raw value in
+  // data-n and a width class num--wN (views/numbers.go); here they are
+  // re-formatted in the viewer's locale. The width class lets app.css size
+  // the number to its container (.fit), so it never wraps or overflows.
+  var numberFormat = (window.Intl && Intl.NumberFormat) ? new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 }) : null;
+
+  // formatCount is n with the viewer's thousands separators ("9,999,999",
+  // "9.999.999", "9 999 999").
+  function formatCount(n) {
+    return numberFormat ? numberFormat.format(n) : String(n);
+  }
+
+  // setCount shows n in el (a .num element): text, data-n and width class.
+  function setCount(el, n) {
+    var text = formatCount(n);
+    if (el.textContent !== text) el.textContent = text;
+    el.setAttribute('data-n', String(n));
+    fitClass(el, text.length);
+  }
+
+  function fitClass(el, len) {
+    var want = 'num--w' + Math.max(1, Math.min(14, len));
+    if (el.classList.contains(want)) return;
+    var cls = Array.prototype.slice.call(el.classList);
+    for (var i = 0; i < cls.length; i++) {
+      if (cls[i].indexOf('num--w') === 0) el.classList.remove(cls[i]);
+    }
+    el.classList.add(want);
+  }
+
+  // formatNumbers re-formats every [data-n] in root (root included).
+  function formatNumbers(root) {
+    if (!root || !root.querySelectorAll) return;
+    var els = Array.prototype.slice.call(root.querySelectorAll('[data-n]'));
+    if (root.hasAttribute && root.hasAttribute('data-n')) els.push(root);
+    for (var i = 0; i < els.length; i++) {
+      var n = parseInt(els[i].getAttribute('data-n'), 10);
+      if (!isNaN(n) && els[i].id !== 'my-taps') setCount(els[i], n);
+    }
+  }
+
+  // Times (<time datetime data-local>, e.g. /rounds) in the viewer's local
+  // time and language; the server wrote them in UTC.
+  var timeFormat = (window.Intl && Intl.DateTimeFormat) ? new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : null;
+  function localTimes(root) {
+    if (!timeFormat || !root || !root.querySelectorAll) return;
+    var els = root.querySelectorAll('time[datetime][data-local]');
+    for (var i = 0; i < els.length; i++) {
+      var d = new Date(els[i].getAttribute('datetime'));
+      if (!isNaN(d.getTime())) els[i].textContent = timeFormat.format(d);
+    }
+  }
+
+  // For the other pages' own scripts (e.g. the presenter screen).
+  window.tapwars = { formatCount: formatCount, formatNumbers: formatNumbers };
+
   /* ---------------------------------------------------------------- 1 ---- */
 
   function setStatus(state, text) {
@@ -37,6 +101,53 @@
     if (!el) return;
     el.textContent = text;
     el.setAttribute('data-state', state);
+  }
+
+  // Connection lost: after LOST_AFTER_MS without an open live stream (the
+  // WebSocket or SSE is down, not merely the server's Redis), an overlay
+  // says so in words: over the board on the presenter screen, as a banner
+  // on the phone saying that taps are not being sent. Any page with #live
+  // gets it; the markup is made here (no server part to keep in step).
+  var LOST_AFTER_MS = 2000;
+  var streamUp = false;
+  var lostTimer = 0;
+
+  function streamState(up) {
+    streamUp = up;
+    if (up) {
+      clearTimeout(lostTimer);
+      lostTimer = 0;
+      showLost(false);
+    } else if (!lostTimer) {
+      lostTimer = setTimeout(function () {
+        lostTimer = 0;
+        if (!streamUp) showLost(true);
+      }, LOST_AFTER_MS);
+    }
+  }
+
+  function showLost(on) {
+    if (on && leaving) return; // a kicked page is on its way out
+    var el = byId('conn-lost');
+    if (!el) {
+      if (!on) return;
+      var taps = !!byId('tap-button');
+      el = document.createElement('div');
+      el.id = 'conn-lost';
+      el.className = 'conn-lost';
+      el.setAttribute('role', 'alert');
+      var title = document.createElement('p');
+      title.className = 'conn-lost__title';
+      title.textContent = taps ? 'No connection' : 'Connection lost';
+      var text = document.createElement('p');
+      text.className = 'conn-lost__text';
+      text.textContent = taps ? 'Your taps are not being sent. Reconnecting…' : 'Reconnecting… The numbers shown are not live.';
+      el.appendChild(title);
+      el.appendChild(text);
+      body.appendChild(el);
+    }
+    el.hidden = !on;
+    body.classList.toggle('is-offline', on);
   }
 
   // Events fired on an element that was already removed (the old WebSocket
@@ -101,21 +212,42 @@
     };
   }
 
+  // Reconnect delays: short and capped, so a page is back within about
+  // RECONNECT_MAX_MS of the server's return; jittered, so a room of phones
+  // does not come back in one burst. htmx-ext-ws asks for its own
+  // reconnects (after 1006, 1011, 1012, 1013) through wsReconnectDelay.
+  var RECONNECT_MAX_MS = 1500;
+  function reconnectDelay(tries) {
+    var cap = Math.min(RECONNECT_MAX_MS, 250 * Math.pow(2, Math.min(tries, 6)));
+    return cap * (0.5 + Math.random() / 2);
+  }
+  htmx.config.wsReconnectDelay = reconnectDelay;
+
   body.addEventListener('htmx:wsOpen', function (e) {
     if (!attached(e)) return;
     wsEverOpened = true;
     wsOpenedAt = Date.now();
+    streamState(true);
     setStatus('live', 'live');
   });
 
+  // A socket that never opened in auto mode is not an outage yet: the page
+  // may be about to fall back to SSE (the timer at the end covers it).
+  function socketDown() {
+    if (wsEverOpened || transport !== 'auto') streamState(false);
+  }
+
   body.addEventListener('htmx:wsError', function (e) {
-    if (attached(e)) setStatus('reconnecting', 'reconnecting');
+    if (!attached(e)) return;
+    socketDown();
+    setStatus('reconnecting', 'reconnecting');
   });
 
   body.addEventListener('htmx:wsClose', function (e) {
     if (!attached(e)) return;
     socketClosed();
-    if (fellBack) return;
+    if (fellBack || leaving) return;
+    socketDown();
     setStatus('reconnecting', 'reconnecting');
     var healthy = wsOpenedAt && Date.now() - wsOpenedAt >= WS_HEALTHY_MS;
     wsOpenedAt = 0;
@@ -134,7 +266,7 @@
     var code = e.detail && e.detail.event ? e.detail.event.code : 0;
     var wrapper = e.detail && e.detail.socketWrapper;
     if (WS_EXT_RETRY_CODES.indexOf(code) < 0 && wrapper && wrapper.reconnect) {
-      var delay = Math.min(30000, 1000 * Math.pow(2, wsShortCloses)) * (0.5 + Math.random() / 2);
+      var delay = reconnectDelay(wsShortCloses);
       clearTimeout(wsRetryTimer);
       wsRetryTimer = setTimeout(function () {
         if (!fellBack && body.contains(e.target)) wrapper.reconnect();
@@ -144,27 +276,33 @@
 
   body.addEventListener('htmx:sseOpen', function (e) {
     if (!attached(e)) return;
+    streamState(true);
     if (fellBack) setStatus('fallback', 'fallback (SSE)');
     else setStatus('live', 'live (SSE)');
   });
 
   body.addEventListener('htmx:sseError', function (e) {
-    if (attached(e)) setStatus('reconnecting', 'reconnecting');
+    if (!attached(e)) return;
+    streamState(false);
+    setStatus('reconnecting', 'reconnecting');
   });
 
   /* ---------------------------------------------------------------- 3 ---- */
 
   // #my-taps carries data-applied = taps the server has counted so far. Taps
-  // the server acknowledged (202) but not yet counted are added locally, so
-  // the number moves on every tap and never runs backwards:
-  //   shown = max(applied, baseline + acked)
-  // Invariant: baseline + acked never exceeds the player's true total.
+  // made here that the server will surely accept are added at once
+  // (optimistic); others when it acknowledged them (202):
+  //   shown = max(applied, baseline + acked + sure)
+  // Invariant: baseline + acked never exceeds the player's true total, and
+  // sure taps are accepted (see takeToken), so the count never shows a tap
+  // the server refuses and never runs backwards.
   // A tap can be counted (and pushed live) before its own 202 arrives, so
   // only a count beyond baseline + acked + inflight proves taps from
   // elsewhere; rebasing on less would count an in-flight tap twice.
   var baseline = null;   // applied value the local count starts from
   var acked = 0;         // taps acknowledged since baseline
   var inflight = 0;      // taps sent whose answer has not arrived yet
+  var sure = 0;          // of those, taps the server will accept (shown already)
   var lastApplied = null;
 
   function renderMyTaps() {
@@ -182,8 +320,7 @@
       baseline = applied - acked - inflight;
     }
     lastApplied = applied;
-    var shown = String(Math.max(applied, baseline + acked));
-    if (el.textContent !== shown) el.textContent = shown;
+    setCount(el, Math.max(applied, baseline + acked + sure));
   }
 
   var errorTimer = 0;
@@ -194,7 +331,7 @@
     // readers, which watch role=status regions, announce the change.
     el.textContent = message;
     clearTimeout(errorTimer);
-    errorTimer = setTimeout(function () { el.textContent = ''; }, ERROR_SHOW_MS);
+    errorTimer = setTimeout(function () { if (!leaving) el.textContent = ''; }, ERROR_SHOW_MS);
   }
 
   // After a 429 the page sends no taps for the Retry-After the server gave
@@ -207,28 +344,45 @@
   function tooFast(retryAfter, message) {
     var secs = parseInt(retryAfter, 10);
     tooFastUntil = Date.now() + Math.max(1, isNaN(secs) ? 1 : secs) * 1000;
-    tooFastMessage = message || 'Too fast! Slow down a little.';
+    tooFastMessage = message;
   }
 
   function holdingTaps() { return Date.now() < tooFastUntil; }
 
   // A 401 means the player is gone from the game (kicked, or left out by
-  // an import): the page says so and goes to the join form.
+  // an import): the page says so and goes to the join form. A kick also
+  // comes over the live stream (#kicked) at once.
   var leaving = false;
+
+  function leave(message) {
+    if (leaving) return;
+    leaving = true;
+    var note = byId('kicked');
+    if (note) {
+      if (message) note.textContent = message;
+      else message = note.textContent;
+      note.hidden = false;
+    }
+    showTapError(message);
+    setTimeout(function () { location.assign('/'); }, ERROR_SHOW_MS);
+  }
 
   // tapRefused shows why taps were refused (the server's message), holds
   // taps after a 429, and leaves after a 401.
   function tapRefused(status, json, retryAfter) {
     if (status === 401) {
-      leaving = true;
-      showTapError('You are no longer in this game. Taking you to the join page…');
-      setTimeout(function () { location.assign('/'); }, ERROR_SHOW_MS);
+      leave('You are no longer in this game. Taking you to the join page…');
       return;
     }
-    var msg = json && typeof json.error === 'string' && json.error;
-    if (!msg) msg = status === 429 ? 'Too fast! Slow down a little.' :
-      status === 503 ? 'Server busy, try again.' : 'Tap not counted (' + status + ').';
-    if (status === 429) tooFast(retryAfter, msg);
+    // The server's words are for API users (they name the setting); the
+    // player gets these.
+    var msg = status === 429 ? 'Too fast! Wait a moment, then try again.' :
+      status === 503 ? 'Server busy, try again.' :
+      (json && typeof json.error === 'string' && json.error) || 'Tap not counted (' + status + ').';
+    if (status === 429) {
+      tooFast(retryAfter, msg);
+      tokens = Math.min(tokens, 0); // lowering the page's bucket is always safe
+    }
     showTapError(msg);
   }
 
@@ -272,12 +426,17 @@
   // htmx:afterSwap): re-apply the max rule to a fresh #my-taps and re-mark
   // our leaderboard row. Both run in the same task as the swap, before paint.
   function afterSwap(e) {
+    formatNumbers(e.target);
     var id = e.target && e.target.id;
-    if (id === 'my-taps') renderMyTaps();
+    if (id === 'my-taps' || id === 'my-rank') {
+      renderMyTaps();
+      renderRound(); // the personal result at the bell uses both
+    }
     else if (id === 'leaderboard' || id === 'leaderboard-full') markMyRows();
     else if (id === 'tap-ack') tapAnswered(e.target, true);
     else if (id === 'tap-error') tapAnswered(e.target, false);
     else if (id === 'round') renderRound();
+    else if (id === 'kicked') leave('');
   }
   body.addEventListener('htmx:oobAfterSwap', afterSwap);
   body.addEventListener('htmx:afterSwap', afterSwap);
@@ -292,9 +451,16 @@
     return !!t.closest('input, textarea, select, [contenteditable], button, a[href], summary');
   }
 
+  var pressTimer = 0;
   function pressFeedback() {
+    tapButton.classList.remove('is-pressed');
+    void tapButton.offsetWidth; // restart the press animation on every tap
     tapButton.classList.add('is-pressed');
-    setTimeout(function () { tapButton.classList.remove('is-pressed'); }, 90);
+    clearTimeout(pressTimer);
+    pressTimer = setTimeout(function () { tapButton.classList.remove('is-pressed'); }, 90);
+    if (navigator.vibrate) {
+      try { navigator.vibrate(8); } catch (err) { /* not allowed here */ }
+    }
   }
 
   if (tapButton) {
@@ -315,8 +481,7 @@
       var now = Date.now();
       if (e.repeat && now - lastKeyTap < KEY_REPEAT_MS) return;
       lastKeyTap = now;
-      pressFeedback();
-      tapButton.click();
+      tap();
     });
     // The browser's own actions for these keys (scroll on Space, click on a
     // focused button) run on keypress/keyup; we already tapped on keydown.
@@ -341,85 +506,152 @@
   // not count; they are never sent again (no double count), and the live
   // #my-taps shows them if they counted.
   var tapSeq = 0;
-  var unanswered = {};   // seq -> taps sent over the socket, no answer yet
+  var unanswered = {};   // seq -> [taps, sure taps] sent over the socket, no answer yet
   var batched = 0;       // taps waiting for the batch window
+  var batchedSure = 0;   // of those, sure ones
   var batchTimer = 0;
+
+  // Which taps may show at once. The server refuses taps over its limit
+  // (data-tap-rate per second, bursts of data-tap-burst on the button; rate
+  // 0: no limit), a message (or POST) whole. The page keeps a token bucket
+  // C with server bucket S >= C + taps on their way: C starts empty,
+  // refills at the same rate, is capped at the burst less the taps on their
+  // way, and every tap takes one token (C may go below 0). A tap made with a
+  // token in hand is sure: sure taps go in messages of their own, which the
+  // server then always has the tokens for, whatever order messages arrive
+  // in. Other taps are sent too, and shown once acknowledged.
+  var tapRate = tapButton ? parseFloat(tapButton.getAttribute('data-tap-rate')) : 0;
+  var tapBurst = tapButton ? parseInt(tapButton.getAttribute('data-tap-burst'), 10) : 0;
+  var tokens = 0;
+  var tokensAt = Date.now();
+
+  // takeToken takes a token for a tap not yet counted in inflight and
+  // reports whether there was one.
+  function takeToken() {
+    if (!(tapRate > 0) || !(tapBurst > 0)) return true;
+    var now = Date.now();
+    tokens = Math.min(tapBurst - inflight, tokens + (now - tokensAt) / 1000 * tapRate);
+    tokensAt = now;
+    tokens -= 1;
+    return tokens >= 0;
+  }
+
+  // nearBell: a tap this close to the end of a timed round may reach the
+  // server after the bell and be refused, so it is not shown before its
+  // answer.
+  var BELL_MARGIN_MS = 500;
+  function nearBell() {
+    var r = byId('round');
+    if (!r || r.getAttribute('data-mode') !== 'timed') return false;
+    return serverNow() > num(r, 'data-ends-at') - BELL_MARGIN_MS;
+  }
+
+  // answered settles n taps (k of them sure) that got an answer or were lost.
+  function answered(n, k, ok) {
+    inflight = Math.max(0, inflight - n);
+    sure = Math.max(0, sure - k);
+    if (ok) acked += n;
+    renderMyTaps();
+  }
 
   function socketOpen() {
     return !fellBack && wsOpenedAt > 0 && pageSocket && pageSocket.readyState === 1;
   }
 
+  // tap is one tap: a finger or mouse button going down, or Space/Enter.
+  // Counted on pointerdown, once per finger: two thumbs that overlap make
+  // two pointerdowns and no click at all.
+  function tap() {
+    if (leaving || tapButton.disabled) return;
+    pressFeedback();
+    if (holdingTaps()) {
+      showTapError(tooFastMessage);
+      return;
+    }
+    var isSure = takeToken() && !nearBell();
+    batched++;
+    inflight++;
+    if (isSure) {
+      batchedSure++;
+      sure++;
+      renderMyTaps();
+    }
+    if (!batchTimer) batchTimer = setTimeout(flushTaps, TAP_BATCH_MS);
+  }
+
   if (tapButton) {
-    tapButton.addEventListener('click', function () {
-      if (leaving) return;
-      if (holdingTaps()) {
-        showTapError(tooFastMessage);
-        return;
-      }
-      batched++;
-      inflight++;
-      if (!batchTimer) batchTimer = setTimeout(flushTaps, TAP_BATCH_MS);
+    tapButton.addEventListener('pointerdown', function (e) {
+      if (e.pointerType === 'mouse' && e.button !== 0) return;
+      tap();
     });
+    // A click that no pointer made (detail 0: a screen reader's or switch
+    // control's activation) is a tap; any other click follows a
+    // pointerdown that was counted already.
+    tapButton.addEventListener('click', function (e) {
+      if (e.detail === 0) tap();
+    });
+    tapButton.addEventListener('contextmenu', function (e) { e.preventDefault(); }); // long press
   }
 
   function flushTaps() {
     clearTimeout(batchTimer);
     batchTimer = 0;
-    var n = batched;
+    var n = batched, k = batchedSure;
     batched = 0;
+    batchedSure = 0;
     if (n === 0) return;
     if (holdingTaps()) { // a 429 came while these waited for the window
-      inflight = Math.max(0, inflight - n);
       showTapError(tooFastMessage);
-      renderMyTaps();
+      answered(n, k, false);
       return;
     }
+    // Sure taps and the others go in separate messages (see takeToken).
+    sendTaps(k, true);
+    sendTaps(n - k, false);
+  }
+
+  function sendTaps(n, allSure) {
+    if (n <= 0) return;
     if (!socketOpen()) {
-      postTaps(n);
+      postTaps(n, allSure);
       return;
     }
     while (n > 0) {
       var count = Math.min(n, MAX_BURST);
       n -= count;
       tapSeq++;
-      unanswered[tapSeq] = count;
+      unanswered[tapSeq] = [count, allSure ? count : 0];
       pageSocket.send(JSON.stringify({ count: count, seq: tapSeq }));
     }
   }
 
   // postTaps sends taps when there is no open socket.
-  function postTaps(n) {
-    var count = Math.min(n, MAX_BURST);
+  function postTaps(n, allSure) {
+    var count = Math.min(n, MAX_BURST), kc = allSure ? count : 0;
     fetch('/api/tap', {
       method: 'POST', credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ count: count })
     }).then(function (r) {
-      inflight = Math.max(0, inflight - count);
-      if (r.ok) {
-        acked += count;
-        renderMyTaps();
-        return;
-      }
+      answered(count, kc, r.ok);
+      if (r.ok) return;
       var retryAfter = r.headers.get('Retry-After');
       return r.json().then(function (j) { tapRefused(r.status, j, retryAfter); },
         function () { tapRefused(r.status, null, retryAfter); });
     }, function () {
-      inflight = Math.max(0, inflight - count);
-      showTapError('No connection. Tap again in a moment.');
+      answered(count, kc, false);
+      showTapError('No connection: taps not sent.');
     });
-    if (n > count) postTaps(n - count);
+    if (n > count) postTaps(n - count, allSure);
   }
 
   // tapAnswered handles a swapped-in #tap-ack or #tap-error.
   function tapAnswered(el, ok) {
     var seq = el.getAttribute('data-seq');
-    var count = seq ? unanswered[seq] : undefined;
-    if (count !== undefined) {
+    var sent = seq ? unanswered[seq] : undefined;
+    if (sent !== undefined) {
       delete unanswered[seq];
-      inflight = Math.max(0, inflight - count);
-      if (ok) acked += count;
-      renderMyTaps();
+      answered(sent[0], sent[1], ok);
     }
     if (!ok) tapRefused(parseInt(el.getAttribute('data-status'), 10), { error: el.textContent }, el.getAttribute('data-retry-after'));
   }
@@ -427,12 +659,16 @@
   // The socket closed: taps still waiting for the window go by POST; taps
   // sent without an answer are given up (not resent: they may have counted).
   function socketClosed() {
-    var lost = 0;
+    var lost = 0, lostSure = 0;
     for (var seq in unanswered) {
-      if (Object.prototype.hasOwnProperty.call(unanswered, seq)) lost += unanswered[seq];
+      if (Object.prototype.hasOwnProperty.call(unanswered, seq)) {
+        lost += unanswered[seq][0];
+        lostSure += unanswered[seq][1];
+      }
     }
     unanswered = {};
     inflight = Math.max(0, inflight - lost);
+    sure = Math.max(0, sure - lostSure);
     if (batched > 0) flushTaps();
     if (lost > 0) showTapError('Connection lost: ' + lost + (lost === 1 ? ' tap' : ' taps') + ' may not have counted.');
     renderMyTaps();
@@ -521,6 +757,11 @@
       setText(r.querySelector('[data-round-clock]'), text);
       setText(r.querySelector('[data-round-next]'), nextText);
       r.setAttribute('data-live-status', now < starts ? 'countdown' : now < ends ? 'running' : 'over');
+      if (tapButton) keepAwake(now < ends);
+      renderMyResult(final ? r : null);
+    } else {
+      if (tapButton) keepAwake(false);
+      renderMyResult(null);
     }
     if (tapButton) tapButton.disabled = !playing;
     if (why) {
@@ -529,8 +770,75 @@
     }
   }
 
-  setInterval(renderRound, ROUND_TICK_MS);
+  // The personal result at the bell (game page): "Red won — you were #35
+  // of 412 with 231 taps", from the final #round and the player's own
+  // counted taps and rank (ties share a rank).
+  function renderMyResult(r) {
+    var el = byId('my-result');
+    if (!el) return;
+    var rank = byId('my-rank'), mine = byId('my-taps'), text = '';
+    if (r && rank && mine) {
+      var label = r.getAttribute('data-winner-label');
+      var head = label ? label + ' won' : 'It\'s a tie';
+      var n = parseInt(rank.getAttribute('data-n'), 10);
+      var of = parseInt(rank.getAttribute('data-of'), 10);
+      var taps = parseInt(mine.getAttribute('data-applied'), 10) || 0;
+      text = n > 0 ? head + ' — you were #' + formatCount(n) + (of > 0 ? ' of ' + formatCount(of) : '') +
+        ' with ' + formatCount(taps) + (taps === 1 ? ' tap' : ' taps') : head + ' — you did not tap this round';
+    }
+    setText(el, text);
+    el.hidden = !text;
+  }
 
+  // Phones keep the screen on from the countdown to the bell (Screen Wake
+  // Lock API where there is one), and let it sleep again after. A lock is
+  // lost when the page is hidden; it is asked for again when it shows.
+  // body[data-wake-lock] says what the page holds (for tests and debugging).
+  var wantAwake = false;
+  var wakeLock = null;
+
+  function keepAwake(on) {
+    if (on === wantAwake) return;
+    wantAwake = on;
+    if (on) askWakeLock();
+    else if (wakeLock) {
+      var l = wakeLock;
+      wakeLock = null;
+      l.release().catch(function () {});
+      body.setAttribute('data-wake-lock', 'released');
+    }
+  }
+
+  function askWakeLock() {
+    if (!navigator.wakeLock) {
+      body.setAttribute('data-wake-lock', 'unsupported');
+      return;
+    }
+    if (document.visibilityState !== 'visible' || wakeLock) return;
+    navigator.wakeLock.request('screen').then(function (l) {
+      if (!wantAwake) {
+        l.release().catch(function () {});
+        return;
+      }
+      wakeLock = l;
+      body.setAttribute('data-wake-lock', 'held');
+      l.addEventListener('release', function () {
+        if (wakeLock === l) wakeLock = null;
+      });
+    }, function () { body.setAttribute('data-wake-lock', 'refused'); });
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (wantAwake && document.visibilityState === 'visible') askWakeLock();
+  });
+
+  setInterval(renderRound, ROUND_TICK_MS);
+  // A page that never connected says so once the WebSocket had its chance
+  // and the SSE fallback its first try.
+  if (live) setTimeout(function () { if (!streamUp) streamState(false); }, WS_OPEN_TIMEOUT_MS);
+
+  formatNumbers(body);
+  localTimes(body);
   renderRound();
   renderMyTaps();
   markMyRows();

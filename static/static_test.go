@@ -1,6 +1,7 @@
 package static
 
 import (
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/andybalholm/brotli"
 )
 
 func get(t *testing.T, target string, header ...string) *http.Response {
@@ -40,11 +43,11 @@ func body(t *testing.T, res *http.Response) string {
 var assetNames = []string{"app.css", "app.js", "htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.js", "htmx-ext-ws-2.0.4.js"}
 
 func TestURL(t *testing.T) {
-	re := regexp.MustCompile(`^/static/([a-z0-9.\-]+)\?v=([0-9a-f]{12})$`)
+	re := regexp.MustCompile(`^/static/([a-z0-9.\-]+)\.([0-9a-f]{12})(\.[a-z]+)$`)
 	for _, name := range assetNames {
 		u := URL(name)
 		m := re.FindStringSubmatch(u)
-		if m == nil || m[1] != name {
+		if m == nil || m[1]+m[3] != name {
 			t.Fatalf("URL(%q) = %q", name, u)
 		}
 		// The version is the start of the SHA-256 of the file on disk.
@@ -97,10 +100,13 @@ func TestContentTypes(t *testing.T) {
 func TestCacheControl(t *testing.T) {
 	const immutable = "public, max-age=31536000, immutable"
 	cases := map[string]string{
-		URL("app.css"):           immutable,
-		"/static/app.css":        "no-cache",
-		"/static/app.css?v=old1": "no-cache",
-		"/static/app.css?v=":     "no-cache",
+		URL("app.css"):                                immutable,
+		URL("favicon.svg"):                            immutable,
+		"/static/app.css":                             "no-cache",
+		"/static/app.css?v=old1":                      "no-cache",
+		"/static/app.css?v=":                          "no-cache",
+		"/static/app.css?v=" + assets["app.css"].hash: immutable,  // the older form
+		"/static/app.0123456789ab.css":                "no-cache", // another build's name: this one, revalidated
 	}
 	for target, want := range cases {
 		res := get(t, target)
@@ -200,5 +206,48 @@ func TestVendoredVersions(t *testing.T) {
 		if res := get(t, "/static/"+lic); res.StatusCode != http.StatusOK {
 			t.Errorf("%s: status %d", lic, res.StatusCode)
 		}
+	}
+}
+
+// Text assets go compressed as the browser accepts (brotli before gzip),
+// with Vary and an ETag per encoding; the body decodes to the file.
+func TestCompression(t *testing.T) {
+	disk, err := os.ReadFile("htmx-2.0.11.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for accept, want := range map[string]string{
+		"gzip, deflate, br, zstd": "br", "gzip": "gzip", "br;q=0, gzip": "gzip", "": "", "identity": "", "gzip;q=0": "",
+	} {
+		res := get(t, URL("htmx-2.0.11.min.js"), "Accept-Encoding", accept)
+		raw := body(t, res)
+		if got := res.Header.Get("Content-Encoding"); got != want {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", accept, got, want)
+		}
+		if res.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("Accept-Encoding %q: Vary %q", accept, res.Header.Get("Vary"))
+		}
+		var r io.Reader = strings.NewReader(raw)
+		switch want {
+		case "br":
+			r = brotli.NewReader(r)
+		case "gzip":
+			if r, err = gzip.NewReader(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plain, err := io.ReadAll(r)
+		if err != nil || string(plain) != string(disk) {
+			t.Fatalf("Accept-Encoding %q: body does not decode to the file (%v)", accept, err)
+		}
+		if want != "" {
+			if len(raw) > len(disk)/2 {
+				t.Errorf("%s: %d of %d bytes", want, len(raw), len(disk))
+			}
+			if !strings.HasSuffix(res.Header.Get("ETag"), "-"+want+`"`) {
+				t.Errorf("%s: ETag %q", want, res.Header.Get("ETag"))
+			}
+		}
+		t.Logf("Accept-Encoding %q: %d bytes (file %d)", accept, len(raw), len(disk))
 	}
 }

@@ -211,31 +211,43 @@ func (s *Store) Touch(ctx context.Context, now time.Time, users ...game.User) er
 	return nil
 }
 
-// Stats returns taps and rank for each id, in one round trip.
+// Stats returns taps and rank for each id, and how many are ranked, in two
+// round trips. Ties share a rank (1, 2, 2, 4): a player's rank is one more
+// than the number of players with more taps.
 func (s *Store) Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error) {
 	out := make(map[string]game.PlayerStats, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	scores := make([]*redis.FloatCmd, len(ids))
-	ranks := make([]*redis.IntCmd, len(ids))
+	var ranked *redis.IntCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			scores[i] = p.ZScore(ctx, KeyLeaderboard, id)
-			ranks[i] = p.ZRevRank(ctx, KeyLeaderboard, id)
 		}
+		ranked = p.ZCard(ctx, KeyLeaderboard)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("player stats: %w", err)
 	}
+	above := make([]*redis.IntCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range ids {
+			if v, err := scores[i].Result(); err == nil {
+				above[i] = p.ZCount(ctx, KeyLeaderboard, "("+strconv.FormatFloat(v, 'f', -1, 64), "+inf")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("player ranks: %w", err)
+	}
 	for i, id := range ids {
-		var st game.PlayerStats
+		st := game.PlayerStats{Of: ranked.Val()}
 		if v, err := scores[i].Result(); err == nil {
 			st.Taps = int64(v)
-		}
-		if r, err := ranks[i].Result(); err == nil {
-			st.Rank = int(r) + 1
+			st.Rank = int(above[i].Val()) + 1
 		}
 		out[id] = st
 	}
@@ -298,14 +310,18 @@ func (s *Store) Snapshot(ctx context.Context, top int, now time.Time) (game.Snap
 	if err := s.roundState(ctx, &snap, v[5], now); err != nil {
 		return game.Snapshot{}, err
 	}
+	rank := 0
 	for i, z := range lb.Val() {
+		if i == 0 || z.Score != lb.Val()[i-1].Score { // ties share a rank: 1, 2, 2, 4
+			rank = i + 1
+		}
 		id := z.Member.(string)
 		u, ok := users[id]
 		if !ok {
 			continue
 		}
 		snap.Leaderboard = append(snap.Leaderboard, game.LeaderboardEntry{
-			ID: id, Username: u.Username, Team: u.Team, TapCount: int64(z.Score), Rank: i + 1,
+			ID: id, Username: u.Username, Team: u.Team, TapCount: int64(z.Score), Rank: rank,
 		})
 	}
 	for _, id := range online {

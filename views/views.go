@@ -20,9 +20,14 @@ import (
 // PageData is what the game and leaderboard pages need.
 type PageData struct {
 	Me        game.User     // the signed-in player
-	Rank      int           // 1-based rank, 0 = not ranked yet
+	Rank      int           // 1-based rank (ties share one), 0 = not ranked yet
+	RankOf    int64         // players ranked
 	State     game.Snapshot // current state (Leaderboard holds up to 100; the game page shows the top 10)
 	Transport string        // "auto" (WebSocket, fall back to SSE), "ws" or "sse" (forced)
+	// TapRate and TapBurst are the server's tap limit per player (0: none):
+	// app.js shows a tap at once only when the server will surely take it.
+	TapRate  float64
+	TapBurst int
 }
 
 // GameTop is how many leaderboard rows the game page shows; the hub should
@@ -141,7 +146,7 @@ func rankText(rank int) string {
 	if rank <= 0 {
 		return "–"
 	}
-	return strconv.Itoa(rank)
+	return Number(int64(rank))
 }
 
 // entryRank is the rank to show for the i-th (0-based) leaderboard entry.

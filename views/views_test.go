@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"fmt"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -124,16 +125,17 @@ func TestJoinPage(t *testing.T) {
 func TestLayoutAssets(t *testing.T) {
 	doc := render(t, JoinPage("", ""))
 	for _, name := range []string{"app.css", "htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.js", "htmx-ext-ws-2.0.4.js", "app.js"} {
-		re := regexp.MustCompile(`"/static/` + regexp.QuoteMeta(name) + `\?v=[0-9a-f]{12}"`)
+		ext := path.Ext(name)
+		re := regexp.MustCompile(`"/static/` + regexp.QuoteMeta(strings.TrimSuffix(name, ext)) + `\.[0-9a-f]{12}` + regexp.QuoteMeta(ext) + `"`)
 		if !re.MatchString(doc) {
 			t.Errorf("no cache-busted URL for %s", name)
 		}
 	}
 	// Scripts are deferred and in dependency order.
-	iHTMX := strings.Index(doc, "htmx-2.0.11.min.js")
-	iSSE := strings.Index(doc, "htmx-ext-sse-2.2.4.js")
-	iWS := strings.Index(doc, "htmx-ext-ws-2.0.4.js")
-	iApp := strings.Index(doc, "/static/app.js")
+	iHTMX := strings.Index(doc, "htmx-2.0.11.min.")
+	iSSE := strings.Index(doc, "htmx-ext-sse-2.2.4.")
+	iWS := strings.Index(doc, "htmx-ext-ws-2.0.4.")
+	iApp := regexp.MustCompile(`/static/app\.[0-9a-f]{12}\.js`).FindStringIndex(doc)[0]
 	if !(iHTMX < iSSE && iSSE < iWS && iWS < iApp) {
 		t.Errorf("script order wrong: %d %d %d %d", iHTMX, iSSE, iWS, iApp)
 	}
@@ -168,7 +170,7 @@ func TestGamePage(t *testing.T) {
 	}
 	mustContain(t, doc,
 		`<button id="tap-button"`, `type="button"`, `aria-label="Tap for team Red"`,
-		`data-applied="42">42</span>`, `<span id="my-rank" class="num">–</span>`,
+		`data-applied="42">42</span>`, `<span id="my-rank" class="num num--w1">–</span>`,
 		`aria-live="polite"`, `href="/leaderboard"`, `connecting…`,
 		`tug__fill--75`, // 300 of 400
 		`&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;`, `&lt;b&gt;n0&lt;/b&gt;`,
@@ -206,7 +208,7 @@ func TestGamePageMarksOwnRow(t *testing.T) {
 	doc := render(t, GamePage(d))
 	mustContain(t, doc,
 		`<li class="board__row team-red is-me" data-player-id="p3" aria-current="true">`,
-		`<span id="my-rank" class="num">4</span>`, `data-me-id="p3"`)
+		`<span id="my-rank" class="num num--w1" data-n="4" data-of="0">4</span>`, `data-me-id="p3"`)
 	if n := strings.Count(doc, "is-me"); n != 1 {
 		t.Errorf("%d rows marked as mine, want 1", n)
 	}
@@ -260,7 +262,7 @@ func TestStateFragments(t *testing.T) {
 	if strings.Join(ids, ",") != strings.Join(liveIDs, ",") {
 		t.Errorf("top-level ids %v, want %v", ids, liveIDs)
 	}
-	mustContain(t, frag, `<span id="blue-score" class="num" hx-swap-oob="true">300</span>`,
+	mustContain(t, frag, `<span id="blue-score" data-n="300" class="num num--w3" hx-swap-oob="true">300</span>`,
 		`tug__fill--75`, `&lt;b&gt;n9&lt;/b&gt;`)
 	mustNotContain(t, frag, `data-player-id="p10"`, `<b>n`, "is-me")
 
@@ -274,7 +276,7 @@ func TestStateFragments(t *testing.T) {
 func TestFragmentsMatchPages(t *testing.T) {
 	d := pageData("auto") // Me is not on the leaderboard, so no row is marked
 	page := render(t, GamePage(d))
-	frag := render(t, StateFragments(d.State, GameTop)) + render(t, MeFragment(d.Me.TapCount, d.Rank))
+	frag := render(t, StateFragments(d.State, GameTop)) + render(t, MeFragment(d.Me.TapCount, d.Rank, 10))
 	for _, n := range topLevel(t, frag) {
 		var sb strings.Builder
 		if err := html.Render(&sb, n); err != nil {
@@ -289,7 +291,7 @@ func TestFragmentsMatchPages(t *testing.T) {
 
 	d.State = snapshot(120)
 	page = normalize(render(t, LeaderboardPage(d)))
-	frag = render(t, LeaderboardFragments(d.State)) + render(t, MeFragment(d.Me.TapCount, d.Rank))
+	frag = render(t, LeaderboardFragments(d.State)) + render(t, MeFragment(d.Me.TapCount, d.Rank, 10))
 	for _, n := range topLevel(t, frag) {
 		var sb strings.Builder
 		if err := html.Render(&sb, n); err != nil {
@@ -319,13 +321,13 @@ func normalize(s string) string {
 }
 
 func TestMeFragment(t *testing.T) {
-	frag := render(t, MeFragment(1234, 5))
-	want := `<span id="my-taps" class="num" data-applied="1234" hx-swap-oob="true">1234</span>` +
-		`<span id="my-rank" class="num" hx-swap-oob="true">5</span>`
+	frag := render(t, MeFragment(1234, 5, 40))
+	want := `<span id="my-taps" class="num num--w5" data-applied="1234" hx-swap-oob="true">1,234</span>` +
+		`<span id="my-rank" class="num num--w1" data-n="5" data-of="40" hx-swap-oob="true">5</span>`
 	if frag != want {
 		t.Errorf("got  %s\nwant %s", frag, want)
 	}
-	mustContain(t, render(t, MeFragment(0, 0)), `data-applied="0"`, `hx-swap-oob="true">–</span>`)
+	mustContain(t, render(t, MeFragment(0, 0, 0)), `data-applied="0"`, `hx-swap-oob="true">–</span>`)
 }
 
 func TestLeaderboardFragmentsTop100(t *testing.T) {
