@@ -669,3 +669,42 @@ func tail(path string, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// Allow creates ACLs letting principal (e.g. "User:app") do ops on res,
+// from any host, and waits until every broker enforces them.
+func (k *ApacheKafka) Allow(t testing.TB, principal string, res sarama.Resource, ops ...sarama.AclOperation) {
+	t.Helper()
+	var acls []*sarama.Acl
+	for _, op := range ops {
+		acls = append(acls, &sarama.Acl{Principal: principal, Host: "*", Operation: op, PermissionType: sarama.AclPermissionAllow})
+	}
+	if err := k.Admin().CreateACLs([]*sarama.ResourceAcls{{Resource: res, Acls: acls}}); err != nil {
+		t.Fatalf("create ACLs for %s on %v %s: %v", principal, res.ResourceType, res.ResourceName, err)
+	}
+	cfg := k.SaramaConfig()
+	name := res.ResourceName
+	Eventually(t, 30*time.Second, func() string {
+		for i := range k.nodes {
+			b := sarama.NewBroker(k.Addr(i))
+			if err := b.Open(cfg); err != nil {
+				return err.Error()
+			}
+			r, err := b.DescribeAcls(&sarama.DescribeAclsRequest{Version: 1, AclFilter: sarama.AclFilter{
+				ResourceType: res.ResourceType, ResourceName: &name, ResourcePatternTypeFilter: res.ResourcePatternType,
+				Principal: &principal, Operation: sarama.AclOperationAny, PermissionType: sarama.AclPermissionAny,
+			}})
+			_ = b.Close()
+			if err != nil {
+				return err.Error()
+			}
+			var n int
+			for _, ra := range r.ResourceAcls {
+				n += len(ra.Acls)
+			}
+			if n < len(ops) {
+				return fmt.Sprintf("node %d has %d of the %d ACLs", i, n, len(ops))
+			}
+		}
+		return ""
+	})
+}
