@@ -538,21 +538,31 @@ func deref(s *string) string {
 func (k *ApacheKafka) CreateTopics(t testing.TB, partitions int32, names ...string) {
 	t.Helper()
 	for _, name := range names {
-		if err := k.Admin().CreateTopic(name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: -1}, false); err != nil {
-			t.Fatalf("create topic %s: %v", name, err)
-		}
+		k.CreateTopic(t, name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: -1})
+	}
+}
+
+// CreateTopic creates one topic as d says (e.g. a ReplicaAssignment that
+// makes one node the preferred leader of every partition) and waits until
+// each partition has a leader.
+func (k *ApacheKafka) CreateTopic(t testing.TB, name string, d *sarama.TopicDetail) {
+	t.Helper()
+	if err := k.Admin().CreateTopic(name, d, false); err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
 	}
 	client := k.client(t)
 	defer client.Close()
 	Eventually(t, 30*time.Second, func() string {
-		if err := client.RefreshMetadata(names...); err != nil {
+		if err := client.RefreshMetadata(name); err != nil {
 			return err.Error()
 		}
-		for _, name := range names {
-			for p := range partitions {
-				if _, err := client.Leader(name, p); err != nil {
-					return fmt.Sprintf("%s/%d: %v", name, p, err)
-				}
+		parts, err := client.Partitions(name)
+		if err != nil {
+			return err.Error()
+		}
+		for _, p := range parts {
+			if _, err := client.Leader(name, p); err != nil {
+				return fmt.Sprintf("%s/%d: %v", name, p, err)
 			}
 		}
 		return ""
