@@ -88,13 +88,20 @@ func noopServer(b *testing.B) string {
 	return "http://" + ln.Addr().String() + "/api/tap"
 }
 
-// BenchmarkTap: one iteration is 20,000 taps of 1,000 players from 64
+// BenchmarkTap (sub-benchmarks per broker: kfake, then one Apache Kafka
+// node): one iteration is 20,000 taps of 1,000 players from 64
 // keep-alive connections against tapwars (every 202 waited for Kafka's
 // acks=all acknowledgement), then the same against the do-nothing handler.
 // It reports both rates and their ratio, and checks that Redis counted
 // exactly the acknowledged taps.
 func BenchmarkTap(b *testing.B) {
-	r, k := testenv.StartRedis(b), testenv.StartKafka(b, 6, stream.Topic)
+	for _, kind := range testenv.KafkaKinds {
+		b.Run(kind, func(b *testing.B) { benchTap(b, kind) })
+	}
+}
+
+func benchTap(b *testing.B, kind string) {
+	r, k := testenv.StartRedis(b), testenv.StartBroker(b, kind, 6, stream.Topic)
 	rc := r.Client()
 	if err := rc.ConfigSet(context.Background(), "appendfsync", "everysec").Err(); err != nil {
 		b.Fatal(err)
