@@ -110,7 +110,7 @@ func benchTap(b *testing.B, kind string) {
 	vars := map[string]string{"ADDR": "127.0.0.1:0", "DATA_DIR": b.TempDir(), "REDIS_URL": r.URL(),
 		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "bench-secret-0123456789", "LOG_LEVEL": "error",
 		// Limits off: one client address plays 1,000 players here.
-		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0"}
+		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "JOINS_PER_SECOND": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0"}
 	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
 		b.Fatal(err)
 	}
@@ -130,6 +130,9 @@ func benchTap(b *testing.B, kind string) {
 		var j struct{ Token string }
 		_ = json.NewDecoder(res.Body).Decode(&j)
 		_ = res.Body.Close()
+		if j.Token == "" {
+			b.Fatalf("join %d: %s", i, res.Status)
+		}
 		tokens[i] = j.Token
 	}
 	noop := noopServer(b)
