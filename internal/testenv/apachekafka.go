@@ -718,3 +718,19 @@ func (k *ApacheKafka) Allow(t testing.TB, principal string, res sarama.Resource,
 		return ""
 	})
 }
+
+// AllowApp grants user the ACLs tapwars needs with its default KAFKA_GROUP
+// (consumer groups starting "tapwars"): read and write game-taps and
+// game-checkpoints, and create game-checkpoints (the app asks for it at
+// every start: issue 18, item 3).
+func (k *ApacheKafka) AllowApp(t testing.TB, user string) {
+	t.Helper()
+	principal := "User:" + user
+	topic := func(name string) sarama.Resource {
+		return sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: name, ResourcePatternType: sarama.AclPatternLiteral}
+	}
+	k.Allow(t, principal, topic(stream.Topic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe)
+	k.Allow(t, principal, topic(stream.CheckpointTopic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe, sarama.AclOperationCreate)
+	k.Allow(t, principal, sarama.Resource{ResourceType: sarama.AclResourceGroup, ResourceName: "tapwars", ResourcePatternType: sarama.AclPatternPrefixed},
+		sarama.AclOperationRead, sarama.AclOperationDescribe)
+}
