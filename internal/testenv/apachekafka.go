@@ -63,6 +63,23 @@ type ApacheKafka struct {
 	admin     sarama.ClusterAdmin
 }
 
+// clusters maps each running test cluster's first address to it, so the
+// topic readers (TopicMessages, ProducerIDs) reach a secured one as its
+// super user.
+var clusters sync.Map
+
+// readerConfig is the client configuration for reading the topics of
+// brokers: the super user's for a test's Apache Kafka, else sarama's
+// default (plaintext).
+func readerConfig(brokers []string) *sarama.Config {
+	if len(brokers) > 0 {
+		if k, ok := clusters.Load(brokers[0]); ok {
+			return k.(*ApacheKafka).SaramaConfig()
+		}
+	}
+	return sarama.NewConfig()
+}
+
 // KafkaSuperUser is the super user of a cluster with SASL.
 const KafkaSuperUser = "admin"
 
@@ -161,6 +178,7 @@ func StartApacheKafka(t testing.TB, o ApacheKafkaOptions) *ApacheKafka {
 		k.nodes = append(k.nodes, n)
 	}
 	t.Cleanup(k.cleanup)
+	clusters.Store(k.Addrs()[0], k)
 	k.writeConfig()
 	k.format()
 	for i := range k.nodes {
@@ -653,6 +671,7 @@ func (k *ApacheKafka) Running(i int) bool { return !isClosed(k.nodes[i].exited) 
 func (k *ApacheKafka) LogFile(i int) string { return k.nodes[i].log }
 
 func (k *ApacheKafka) cleanup() {
+	clusters.Delete(k.Addrs()[0])
 	if k.admin != nil {
 		_ = k.admin.Close()
 	}

@@ -7,14 +7,14 @@ import (
 )
 
 // ProducerIDs reads every record batch of topic with a client of its own
-// (cfg, e.g. ApacheKafka.SaramaConfig, or nil for plaintext) and counts the
+// (cfg, or nil for the super user's settings of a test cluster) and counts the
 // batches per producer id, the idempotent producer's identity: a producer
 // that keeps its id across broker failures writes all its batches under
 // one id, one that starts over takes a new id each time.
 func ProducerIDs(t testing.TB, brokers []string, cfg *sarama.Config, topic string) map[int64]int {
 	t.Helper()
 	if cfg == nil {
-		cfg = sarama.NewConfig()
+		cfg = readerConfig(brokers)
 	}
 	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
