@@ -170,9 +170,10 @@ func StartApacheKafka(t testing.TB, o ApacheKafkaOptions) *ApacheKafka {
 		k.pki = NewPKI(t)
 		k.password = randomID(t)
 	}
+	ports := distinctPorts(t, 2*o.Nodes)
 	for i := range o.Nodes {
 		n := &kafkaNode{id: i + 1, dir: filepath.Join(k.dir, fmt.Sprintf("node-%d", i+1)),
-			brokerPort: FreePort(t), ctrlPort: FreePort(t), exited: closedChan()}
+			brokerPort: ports[2*i], ctrlPort: ports[2*i+1], exited: closedChan()}
 		n.props = filepath.Join(n.dir, "server.properties")
 		n.log = filepath.Join(k.dir, fmt.Sprintf("node-%d.log", i+1))
 		k.nodes = append(k.nodes, n)
@@ -187,6 +188,18 @@ func StartApacheKafka(t testing.TB, o ApacheKafkaOptions) *ApacheKafka {
 	k.waitBrokers(k.nodeIDs(), 120*time.Second)
 	t.Logf("apache kafka %s: %d node(s) ready in %v (logs in %s)", KafkaVersion(), o.Nodes, time.Since(began).Round(time.Millisecond), k.dir)
 	return k
+}
+
+// distinctPorts are n free ports, no two alike (FreePort may hand out a
+// port it just gave).
+func distinctPorts(t testing.TB, n int) []int {
+	var ports []int
+	for len(ports) < n {
+		if p := FreePort(t); !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }
 
 func closedChan() chan struct{} { c := make(chan struct{}); close(c); return c }
