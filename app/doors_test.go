@@ -156,9 +156,11 @@ func TestOneAddressCannotUseUpTheJoins(t *testing.T) {
 		t.Fatalf("a flood of 1,200 joins from one address: %d joined, %d refused, last refusal %s", got, refused, msg)
 	}
 	t.Logf("flood from one address: %d joined, %d refused: %s", got, refused, msg)
-	// The flooding address is refused now; a room behind another address joins.
-	if code, _, body := admReq(t, flood, "POST", base+"/api/join", `{}`, map[string]string{"Content-Type": "application/json"}); code != 429 {
-		t.Fatalf("the flooding address is not refused any more: %d %s", code, body)
+	// The flooding address is refused now (its bucket refills at 10 a
+	// second, so a few may pass on a slow machine); a room behind another
+	// address joins.
+	if got, refused, msg := joinFrom(flood, 20, 20); refused < 10 {
+		t.Fatalf("the flooding address is not refused any more: %d of 20 joined: %s", got, msg)
 	}
 	room := clientFrom("127.0.0.2")
 	if got, refused, msg := joinFrom(room, 300, 16); got != 300 {

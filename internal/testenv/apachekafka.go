@@ -370,7 +370,7 @@ func (k *ApacheKafka) format() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			args := []string{"format", "-t", k.clusterID, "-c", n.props}
+			args := []string{"format", "--cluster-id=" + k.clusterID, "-c", n.props}
 			if k.opt.SASL {
 				args = append(args, "--add-scram", fmt.Sprintf("SCRAM-SHA-512=[name=%s,password=%s]", KafkaSuperUser, k.password))
 			}
