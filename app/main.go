@@ -152,13 +152,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Game = ledger.New(m.Store, stream.NewFacts(m.producer))
-	m.cps, err = stream.NewCheckpoints(kcfg, m.producer)
+	m.cps, err = stream.NewCheckpoints(kcfg)
 	if err != nil {
 		return err
 	}
 	m.Checkpoints = ledger.NewCheckpointer(m.Store, m.cps, m.Log)
 	copt := m.ConsumerOptions
-	if copt.Restore == nil {
+	if copt.Restore == nil && c.CheckpointEvery > 0 {
+		// CHECKPOINT_INTERVAL=0 turns checkpoints off both ways: the
+		// newest one may be old, so a rebuild replays the whole log.
 		copt.Restore = m.Checkpoints.Restore
 	}
 	if copt.Rebuilt == nil {
@@ -221,10 +223,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ConsumerLag:         m.consumer.Lag,
 		Context:             runCtx,
 		Ready: map[string]handlers.Checker{
-			"redis":    func(ctx context.Context) error { return rc.explain(m.Store.Ping(ctx)) },
-			"kafka":    m.consumer.Ping,
-			"consumer": m.consumer.Applying,
-			"state":    m.consumer.Ready,
+			"redis":      func(ctx context.Context) error { return rc.explain(m.Store.Ping(ctx)) },
+			"kafka":      m.consumer.Ping,
+			"consumer":   m.consumer.Applying,
+			"state":      m.consumer.Ready,
+			"checkpoint": m.Checkpoints.Ready,
+		},
+		Details: map[string]func(context.Context) string{
+			"checkpoint_age": ledger.Age(c.CheckpointEvery),
 		},
 	})
 	m.srv = &http.Server{
