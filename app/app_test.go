@@ -30,7 +30,7 @@ func instance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]s
 // startApp runs one instance on 127.0.0.1:0 against r and k with env over
 // the test defaults, letting tune adjust Main before it starts. Instances of
 // one test share SESSION_SECRET and KAFKA_GROUP.
-func startApp(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
+func startApp(t *testing.T, r *testenv.Redis, k testenv.Broker, env map[string]string, tune func(*app.Main)) *app.Main {
 	t.Helper()
 	m := app.NewMain()
 	vars := map[string]string{

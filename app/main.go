@@ -231,6 +231,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		},
 		Details: map[string]func(context.Context) string{
 			"checkpoint_age": ledger.Age(c.CheckpointEvery),
+			"log":            m.consumer.LogDetail,
 		},
 	})
 	m.srv = &http.Server{

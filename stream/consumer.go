@@ -68,7 +68,8 @@ type Consumer struct {
 	log    *slog.Logger
 	opt    ConsumerOptions
 
-	stuck *stuckPartitions
+	stuck    *stuckPartitions
+	problems logProblems
 
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
@@ -78,7 +79,10 @@ type Consumer struct {
 	oldest map[int32]int64 // first offset Kafka keeps, per partition
 	// resumed is the offset the store held for a partition when this
 	// session claimed it: an idle claim checks the store still holds it.
-	resumed    map[int32]int64
+	resumed map[int32]int64
+	// started is where this session's claim of a partition starts: its
+	// first batch covers the offsets from there, records or not.
+	started    map[int32]int64
 	rebuilding map[int32]rebuild
 }
 
@@ -117,7 +121,7 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
 	return &Consumer{cfg: c, client: client, group: group, reader: reader, app: app, log: log, opt: opt,
-		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
+		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, started: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log)}, nil
 }
 
 // Run consumes until ctx ends, rejoining the group after each rebalance and
@@ -192,12 +196,18 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 		h.c.setOldest(p, oldest)
 		off, ok := offs[p]
+		if ok && off < oldest {
+			h.c.reportDeleted(p, off, oldest)
+		} else if !ok && oldest > 0 {
+			h.c.reportDeleted(p, -1, oldest)
+		}
 		if !ok || off < oldest {
 			off = oldest
 		}
 		sess.ResetOffset(Topic, p, off, "")
 		h.c.mu.Lock()
 		delete(h.c.resumed, p)
+		h.c.started[p] = off
 		if ok && !restored && off > oldest {
 			h.c.resumed[p] = off
 		}
@@ -206,6 +216,9 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		// partition even before its first batch.
 		var lag int64
 		if hw, err := h.c.client.GetOffset(Topic, p, sarama.OffsetNewest); err == nil {
+			if ok && off > hw {
+				h.c.reportPastEnd(p, off, hw)
+			}
 			lag = max(hw-off, 0)
 			if (!ok || restored) && hw > off {
 				h.c.startRebuild(p, hw) // a store without this partition (or just given a checkpoint): rebuilding from the log
@@ -247,11 +260,25 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	// the one the store held when the claim started: a store that loses it
 	// while no taps flow (FLUSHALL just after a restart) is noticed too.
 	applied := int64(-1)
+	// pos is the offset after the last one this claim was given (records
+	// or not): offsets that carry no record for this consumer (transaction
+	// markers, aborted records, compacted ones) lie between two records,
+	// and the next batch covers them, so the store's offset moves past them.
+	pos := int64(-1)
 	h.c.mu.Lock()
 	if off, ok := h.c.resumed[p]; ok {
 		applied = off
 	}
+	if off, ok := h.c.started[p]; ok {
+		pos = off
+	}
 	h.c.mu.Unlock()
+	if h.c.isPastEnd(p) {
+		if !h.waitPastEnd(ctx, p) {
+			return nil
+		}
+		applied, pos = -1, -1 // the claim starts where Kafka put it
+	}
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
 	var known knownSchedule
 	for {
@@ -285,11 +312,16 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				break drain
 			}
 		}
-		if err := h.flush(ctx, p, msgs, &known); err != nil {
+		from := msgs[0].Offset
+		if pos >= 0 && pos < from {
+			from = pos
+		}
+		if err := h.flush(ctx, p, from, msgs, &known); err != nil {
 			return nil // session over; the next owner resumes from Redis
 		}
 		check.Reset(h.c.opt.CheckEvery) // the check runs only after a quiet CheckEvery
 		applied = msgs[len(msgs)-1].Offset + 1
+		pos = applied
 		sess.MarkOffset(Topic, p, applied, "")
 		h.c.setLag(p, claim.HighWaterMarkOffset()-applied)
 		h.c.caughtUp(p, applied)
@@ -310,27 +342,29 @@ func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error
 	return h.catchUp(ctx, p, applied)
 }
 
-// flush applies msgs (consecutive records of partition p) atomically with
-// their offsets, retrying until it succeeds or the session ends. When the
-// store lacks the records before them, it replays those first.
-func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage, known *knownSchedule) error {
+// flush applies msgs (consecutive records of partition p, the offsets from
+// from on) atomically with their offsets, retrying until it succeeds or the
+// session ends. When the store lacks the records before them, it replays
+// those first.
+func (h *groupHandler) flush(ctx context.Context, p int32, from int64, msgs []*sarama.ConsumerMessage, known *knownSchedule) error {
 	for {
-		behind, err := h.apply(ctx, p, msgs, known)
+		behind, err := h.apply(ctx, p, from, msgs[len(msgs)-1].Offset+1, msgs, known)
 		if err != nil || !behind {
 			return err
 		}
-		h.c.log.Warn("the store is behind the log: rebuilding the partition from the log", "partition", p, "upTo", msgs[0].Offset)
-		if err := h.catchUp(ctx, p, msgs[0].Offset); err != nil {
+		h.c.log.Warn("the store is behind the log: rebuilding the partition from the log", "partition", p, "upTo", from)
+		if err := h.catchUp(ctx, p, from); err != nil {
 			return err
 		}
 	}
 }
 
-// apply applies msgs once (retrying store errors); behind reports that the
-// store lacks records before them, and nothing was applied. known is the
-// partition's schedule when the last batch was applied (see knownSchedule).
-func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage, known *knownSchedule) (behind bool, err error) {
-	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
+// apply applies the offsets [from, next) of p, whose records are msgs (none
+// when the offsets carry no record), once (retrying store errors); behind
+// reports that the store lacks records before them, and nothing was
+// applied. known is the partition's schedule when the last batch was
+// applied (see knownSchedule).
+func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msgs []*sarama.ConsumerMessage, known *knownSchedule) (behind bool, err error) {
 	var bo backoff
 	// failed counts a failed attempt and waits before the next; false when
 	// the session ended meanwhile.
@@ -384,7 +418,9 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 				*known = knownSchedule{sc: after, ok: true}
 			}
 			metrics.ApplyLatency.Observe(time.Since(start).Seconds())
-			metrics.BatchSize.Observe(float64(len(msgs)))
+			if len(msgs) > 0 {
+				metrics.BatchSize.Observe(float64(len(msgs)))
+			}
 			metrics.TapsApplied.Add(float64(res.Applied))
 			for reason, n := range skipped {
 				metrics.TapsSkipped.WithLabelValues(reason).Add(float64(n))
@@ -436,11 +472,14 @@ func (h *groupHandler) replayStart(ctx context.Context, p int32) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	if off, ok := offs[p]; ok && off >= oldest {
+	off, ok := offs[p]
+	if ok && off >= oldest {
 		return off, nil
 	}
-	if len(offs) > 0 {
-		h.c.log.Error("records the store never applied were deleted by Kafka's retention: they are lost", "partition", p, "stored", offs[p], "oldest", oldest)
+	if ok {
+		h.c.reportDeleted(p, off, oldest)
+	} else if oldest > 0 {
+		h.c.reportDeleted(p, -1, oldest)
 	}
 	return oldest, nil
 }
@@ -455,6 +494,8 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 	defer pc.Close()
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
 	var known knownSchedule
+	// next is the offset after the last one read, records or not (see pos
+	// in ConsumeClaim).
 	for next := start; next < upTo; {
 		msgs = msgs[:0]
 		select {
@@ -474,16 +515,15 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 				break drain
 			}
 		}
+		end := msgs[len(msgs)-1].Offset + 1
 		for len(msgs) > 0 && msgs[len(msgs)-1].Offset >= upTo {
 			msgs = msgs[:len(msgs)-1] // the claim delivers these
+			end = upTo                // and no record lies between
 		}
-		if len(msgs) == 0 {
-			return false, nil
-		}
-		if behind, err := h.apply(ctx, p, msgs, &known); err != nil || behind {
+		if behind, err := h.apply(ctx, p, next, end, msgs, &known); err != nil || behind {
 			return behind, err
 		}
-		next = msgs[len(msgs)-1].Offset + 1
+		next = end
 		h.c.caughtUp(p, next)
 	}
 	return false, nil
@@ -716,6 +756,9 @@ func (c *Consumer) CatchingUp() bool { return len(c.Rebuilding()) > 0 }
 func (c *Consumer) Ready(context.Context) error {
 	if !c.joined.Load() {
 		return game.Errorf(game.EUNAVAILABLE, "starting: the consumer has not joined its group yet")
+	}
+	if err := c.pastEndError(); err != nil {
+		return err
 	}
 	left := c.Rebuilding()
 	if len(left) == 0 {
