@@ -194,7 +194,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if c.TapTimeout <= 0 {
 			settle = handlers.DefaultTapTimeout + time.Second
 		}
-		ledger.NewRoundKeeper(m.Game, m.ends.HighWatermarks, settle, m.Log).Run(runCtx, 100*time.Millisecond)
+		keeper := ledger.NewRoundKeeper(m.Game, m.ends.HighWatermarks, settle, m.Log)
+		keeper.Pending = m.producer.Pending
+		keeper.Run(runCtx, 100*time.Millisecond)
 	}()
 	hubOpt := m.HubOptions
 	if hubOpt.CatchingUp == nil {

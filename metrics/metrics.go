@@ -67,7 +67,7 @@ var (
 	Limits     = []string{"taps_per_player", "joins_per_address", "joins_total", "connections_per_address", "connections_total", "admin_logins"}
 	// RejectReasons are the error codes a tap can be refused with.
 	RejectReasons = []string{game.EINVALID, game.EUNAUTHORIZED, game.EFORBIDDEN, game.ETOOMANY, game.EUNAVAILABLE,
-		game.EMEDIATYPE, game.ETOOLARGE, game.ETIMEOUT, game.ECONFLICT}
+		game.EMEDIATYPE, game.ETOOLARGE, game.ETIMEOUT, game.ECONFLICT, game.EPENDING}
 )
 
 func counter(name, help string) prometheus.Counter {

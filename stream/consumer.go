@@ -22,6 +22,14 @@ type Applier interface {
 	Offsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error)
 }
 
+// Repairer is implemented by an Applier that can tell when keys were
+// deleted under it and drop what is left (store.Store): the consumer then
+// rebuilds it from the log.
+type Repairer interface {
+	Consistent(ctx context.Context) (bool, error)
+	DropProjection(ctx context.Context) error
+}
+
 // RoundReader is implemented by an Applier that keeps timed rounds
 // (store.Store): the consumer counts a partition's taps with the schedule
 // of the partition's round.
@@ -73,6 +81,9 @@ type Consumer struct {
 
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
+	// noRepair stops rebuilds for an inconsistent store that a rebuild
+	// left inconsistent (see verify).
+	noRepair atomic.Bool
 
 	mu     sync.Mutex
 	lag    map[int32]int64
@@ -336,10 +347,42 @@ func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error
 		return nil // Redis down: the next check or batch retries
 	}
 	if off, ok := offs[p]; ok && off >= applied {
+		r, ok := h.c.app.(Repairer)
+		if !ok || h.c.noRepair.Load() {
+			return nil
+		}
+		if good, err := r.Consistent(ctx); err != nil || good {
+			return nil
+		}
+		if err := h.repair(ctx, p, applied, r, 0); err != nil {
+			return err
+		}
+		if good, err := r.Consistent(ctx); err == nil && !good {
+			// The log itself leads there: rebuilding again would loop.
+			h.c.noRepair.Store(true)
+			h.c.log.Error("the store is still inconsistent after a rebuild from the log: not rebuilding for it again", "partition", p)
+		}
 		return nil
 	}
 	h.c.log.Warn("the store lost applied records of a partition: rebuilding it from the log", "partition", p, "stored", offs[p], "applied", applied)
 	return h.catchUp(ctx, p, applied)
+}
+
+// repair drops the projection, whose keys were deleted under it (the
+// store does not know players the log holds), and rebuilds it from the
+// log up to next; the other partitions notice the dropped offsets and
+// rebuild too. A tap answered 2xx is never dropped as "unknown player".
+func (h *groupHandler) repair(ctx context.Context, p int32, next int64, r Repairer, unknown int64) error {
+	metrics.LogProblems.WithLabelValues(metrics.ProblemInconsistent).Inc()
+	h.c.log.Error("the store lost game keys under it (e.g. DEL game:users): rebuilding it from the log; use the admin reset to start a new round",
+		"partition", p, "unknownTaps", unknown)
+	h.c.startRebuild(p, next)
+	if _, err := retry(ctx, h.c.log, "drop the projection", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, r.DropProjection(ctx)
+	}); err != nil {
+		return err
+	}
+	return h.catchUp(ctx, p, next)
 }
 
 // flush applies msgs (consecutive records of partition p, the offsets from
@@ -348,7 +391,12 @@ func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error
 // those first.
 func (h *groupHandler) flush(ctx context.Context, p int32, from int64, msgs []*sarama.ConsumerMessage, known *knownSchedule) error {
 	for {
-		behind, err := h.apply(ctx, p, from, msgs[len(msgs)-1].Offset+1, msgs, known)
+		next := msgs[len(msgs)-1].Offset + 1
+		behind, unknown, err := h.apply(ctx, p, from, next, msgs, known)
+		if r, ok := h.c.app.(Repairer); ok && err == nil && unknown > 0 {
+			*known = knownSchedule{}
+			return h.repair(ctx, p, next, r, unknown)
+		}
 		if err != nil || !behind {
 			return err
 		}
@@ -364,7 +412,10 @@ func (h *groupHandler) flush(ctx context.Context, p int32, from int64, msgs []*s
 // reports that the store lacks records before them, and nothing was
 // applied. known is the partition's schedule when the last batch was
 // applied (see knownSchedule).
-func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msgs []*sarama.ConsumerMessage, known *knownSchedule) (behind bool, err error) {
+//
+// unknown is the number of taps of players the store does not know (nor
+// kicked): applied live, they mean keys were deleted under the store.
+func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msgs []*sarama.ConsumerMessage, known *knownSchedule) (behind bool, unknown int64, err error) {
 	var bo backoff
 	// failed counts a failed attempt and waits before the next; false when
 	// the session ended meanwhile.
@@ -382,7 +433,7 @@ func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msg
 			if sched, err = rr.PartitionSchedule(ctx, Topic, p); err != nil {
 				// the batch cannot be applied without it: an apply error
 				if !failed("read round schedule", err) {
-					return false, ctx.Err()
+					return false, 0, ctx.Err()
 				}
 				continue
 			}
@@ -400,7 +451,7 @@ func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msg
 		cancel()
 		if err != nil {
 			if !failed("apply batch", err) {
-				return false, ctx.Err()
+				return false, 0, ctx.Err()
 			}
 			continue
 		}
@@ -410,7 +461,7 @@ func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msg
 			from = res.Offset
 			continue
 		case game.Behind:
-			return true, nil
+			return true, 0, nil
 		case game.Duplicate:
 			metrics.DuplicateBatches.Inc()
 		case game.Applied:
@@ -428,12 +479,15 @@ func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msg
 			if res.Unknown > 0 {
 				metrics.TapsSkipped.WithLabelValues(SkipUnknown).Add(float64(res.Unknown))
 			}
+			if res.Kicked > 0 {
+				metrics.TapsSkipped.WithLabelValues(SkipKicked).Add(float64(res.Kicked))
+			}
 			if res.OldRound > 0 {
 				metrics.TapsSkipped.WithLabelValues(SkipOldRound).Add(float64(res.OldRound))
 			}
 		}
 		h.c.stuck.applied(p)
-		return false, nil
+		return false, res.Unknown, nil
 	}
 }
 
@@ -520,7 +574,8 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 			msgs = msgs[:len(msgs)-1] // the claim delivers these
 			end = upTo                // and no record lies between
 		}
-		if behind, err := h.apply(ctx, p, next, end, msgs, &known); err != nil || behind {
+		// (unknown players in a replay are the log's own: skipped, counted)
+		if behind, _, err := h.apply(ctx, p, next, end, msgs, &known); err != nil || behind {
 			return behind, err
 		}
 		next = end
