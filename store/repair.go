@@ -14,8 +14,9 @@ var ErrInconsistent = fmt.Errorf("the store's game keys were deleted under it (g
 
 // Consistent reports false when game:users is gone while the leaderboard
 // holds players (a kick removes a player from both; nothing else removes
-// either).
-func (s *Store) Consistent(ctx context.Context) (bool, error) {
+// either), or while players tap (unknownTaps: a batch just met taps of
+// players the store does not know, and it knows none).
+func (s *Store) Consistent(ctx context.Context, unknownTaps bool) (bool, error) {
 	var users *redis.IntCmd
 	var board, prev *redis.IntCmd
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -26,7 +27,7 @@ func (s *Store) Consistent(ctx context.Context) (bool, error) {
 	}); err != nil {
 		return false, err
 	}
-	return users.Val() > 0 || board.Val()+prev.Val() == 0, nil
+	return users.Val() > 0 || (!unknownTaps && board.Val()+prev.Val() == 0), nil
 }
 
 // DropProjection deletes every key a replay of the log builds, offsets

@@ -26,7 +26,7 @@ type Applier interface {
 // deleted under it and drop what is left (store.Store): the consumer then
 // rebuilds it from the log.
 type Repairer interface {
-	Consistent(ctx context.Context) (bool, error)
+	Consistent(ctx context.Context, unknownTaps bool) (bool, error)
 	DropProjection(ctx context.Context) error
 }
 
@@ -347,25 +347,32 @@ func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error
 		return nil // Redis down: the next check or batch retries
 	}
 	if off, ok := offs[p]; ok && off >= applied {
-		r, ok := h.c.app.(Repairer)
-		if !ok || h.c.noRepair.Load() {
-			return nil
-		}
-		if good, err := r.Consistent(ctx); err != nil || good {
-			return nil
-		}
-		if err := h.repair(ctx, p, applied, r, 0); err != nil {
-			return err
-		}
-		if good, err := r.Consistent(ctx); err == nil && !good {
-			// The log itself leads there: rebuilding again would loop.
-			h.c.noRepair.Store(true)
-			h.c.log.Error("the store is still inconsistent after a rebuild from the log: not rebuilding for it again", "partition", p)
-		}
-		return nil
+		return h.repairIfLost(ctx, p, applied, 0)
 	}
 	h.c.log.Warn("the store lost applied records of a partition: rebuilding it from the log", "partition", p, "stored", offs[p], "applied", applied)
 	return h.catchUp(ctx, p, applied)
+}
+
+// repairIfLost rebuilds the store from the log when game keys were deleted
+// under it (see Repairer), found by the idle check or by a batch with
+// unknown taps of unknown players. A rebuild that leaves the store as it
+// was means the log itself leads there: it is not repeated.
+func (h *groupHandler) repairIfLost(ctx context.Context, p int32, next, unknown int64) error {
+	r, ok := h.c.app.(Repairer)
+	if !ok || h.c.noRepair.Load() {
+		return nil
+	}
+	if good, err := r.Consistent(ctx, unknown > 0); err != nil || good {
+		return nil
+	}
+	if err := h.repair(ctx, p, next, r, unknown); err != nil {
+		return err
+	}
+	if good, err := r.Consistent(ctx, unknown > 0); err == nil && !good {
+		h.c.noRepair.Store(true)
+		h.c.log.Error("the store is still inconsistent after a rebuild from the log: not rebuilding for it again", "partition", p)
+	}
+	return nil
 }
 
 // repair drops the projection, whose keys were deleted under it (the
@@ -393,9 +400,9 @@ func (h *groupHandler) flush(ctx context.Context, p int32, from int64, msgs []*s
 	for {
 		next := msgs[len(msgs)-1].Offset + 1
 		behind, unknown, err := h.apply(ctx, p, from, next, msgs, known)
-		if r, ok := h.c.app.(Repairer); ok && err == nil && unknown > 0 {
-			*known = knownSchedule{}
-			return h.repair(ctx, p, next, r, unknown)
+		if err == nil && unknown > 0 {
+			*known = knownSchedule{} // a rebuild may run
+			return h.repairIfLost(ctx, p, next, unknown)
 		}
 		if err != nil || !behind {
 			return err
