@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,15 +19,17 @@ import (
 // cover, where losing Redis cannot take them. It is compacted, and its keys
 // are few so that compaction leaves about two checkpoints: a checkpoint is
 // chunks keyed "<slot>/<n>" in one of two slots, "a" and "b", then a head
-// record keyed "head" naming the slot, its number of chunks and the
-// checkpoint's id, written last. Each checkpoint writes the slot the newest
+// record keyed "head/<slot>" naming the slot, its number of chunks and the
+// checkpoint's id, written last (so compaction keeps the newest head of
+// each slot). Each checkpoint writes the slot the newest
 // head does not name, so a writer that dies half-way overwrites only the
 // older checkpoint's chunks, and the newest complete one stays readable
 // whatever compaction removes meanwhile (compaction keeps the newest record
 // of each key). Chunks left over from a bigger checkpoint in the slot are
 // tombstoned before the head. Every chunk carries the id in a header, so a
 // chunk of another checkpoint (two writers at once) is never read as this
-// one's.
+// one's. Should the newest checkpoint still be incomplete (two writers at
+// once during a rebalance), the reader falls back to the other slot's.
 const CheckpointTopic = "game-checkpoints"
 
 // checkpointChunk is the most bytes of one chunk record (Kafka's default
@@ -135,7 +138,7 @@ func (cs *Checkpoints) Write(ctx context.Context, data []byte, at time.Time) err
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.last == nil {
-		h, _, err := cs.newestHead(ctx)
+		h, _, err := cs.newestHead(ctx, "", -1)
 		if err != nil {
 			return fmt.Errorf("write checkpoint: %w", err)
 		}
@@ -175,7 +178,7 @@ func (cs *Checkpoints) Write(ctx context.Context, data []byte, at time.Time) err
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	hv, _ := json.Marshal(head) // cannot fail
-	if err := cs.prod.Produce(ctx, CheckpointTopic, Record{Key: "head", Value: hv, Partition: 0}); err != nil {
+	if err := cs.prod.Produce(ctx, CheckpointTopic, Record{Key: "head/" + head.Slot, Value: hv, Partition: 0}); err != nil {
 		cs.last = nil // the head may or may not be written: read it again
 		return fmt.Errorf("write checkpoint head: %w", err)
 	}
@@ -216,15 +219,32 @@ func (e *CheckpointError) Reason() string {
 }
 
 // Latest returns the newest complete checkpoint; ErrNoCheckpoint when the
-// topic holds none, a *CheckpointError when it cannot be read.
+// topic holds none, a *CheckpointError when it cannot be read. When the
+// newest is incomplete, the other slot's (older) is read instead.
 func (cs *Checkpoints) Latest(ctx context.Context) ([]byte, CheckpointInfo, error) {
-	head, headAt, err := cs.newestHead(ctx)
+	head, headAt, err := cs.newestHead(ctx, "", -1)
 	if err != nil {
 		return nil, CheckpointInfo{}, err
 	}
 	if headAt < 0 {
 		return nil, CheckpointInfo{}, ErrNoCheckpoint
 	}
+	data, info, err := cs.assemble(ctx, head, headAt)
+	if err == nil || head.Slot == "" {
+		return data, info, err
+	}
+	other, otherAt, oerr := cs.newestHead(ctx, head.Slot, headAt)
+	if oerr != nil || otherAt < 0 {
+		return nil, info, err
+	}
+	if data, oinfo, oerr := cs.assemble(ctx, other, otherAt); oerr == nil {
+		return data, oinfo, nil // the newest complete one
+	}
+	return nil, info, err
+}
+
+// assemble reads the chunks of the checkpoint head (at offset headAt).
+func (cs *Checkpoints) assemble(ctx context.Context, head checkpointHead, headAt int64) ([]byte, CheckpointInfo, error) {
 	info := CheckpointInfo{ID: head.ID, At: time.UnixMilli(head.At), Chunks: head.Chunks}
 	oldest, err := cs.client.GetOffset(CheckpointTopic, 0, sarama.OffsetOldest)
 	if err != nil {
@@ -273,7 +293,7 @@ func (cs *Checkpoints) Latest(ctx context.Context) ([]byte, CheckpointInfo, erro
 // Newest describes the newest checkpoint without reading its chunks;
 // ErrNoCheckpoint when there is none.
 func (cs *Checkpoints) Newest(ctx context.Context) (CheckpointInfo, error) {
-	head, headAt, err := cs.newestHead(ctx)
+	head, headAt, err := cs.newestHead(ctx, "", -1)
 	if err != nil {
 		return CheckpointInfo{}, err
 	}
@@ -284,9 +304,10 @@ func (cs *Checkpoints) Newest(ctx context.Context) (CheckpointInfo, error) {
 }
 
 // newestHead finds the newest head record and its offset (-1: none, the
-// topic is missing or empty). Only a topic the brokers say does not exist
-// counts as none: any other failure is a *CheckpointError.
-func (cs *Checkpoints) newestHead(ctx context.Context) (head checkpointHead, at int64, err error) {
+// topic is missing or empty), not of slot skip ("": any) and before offset
+// before (-1: the end). Only a topic the brokers say does not exist counts
+// as none: any other failure is a *CheckpointError.
+func (cs *Checkpoints) newestHead(ctx context.Context, skip string, before int64) (head checkpointHead, at int64, err error) {
 	if err := cs.client.RefreshMetadata(CheckpointTopic); err != nil {
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 			return head, -1, nil
@@ -301,12 +322,16 @@ func (cs *Checkpoints) newestHead(ctx context.Context) (head checkpointHead, at 
 	if err != nil {
 		return head, -1, &CheckpointError{fmt.Errorf("end offset of %s: %w", CheckpointTopic, err)}
 	}
+	if before >= 0 {
+		end = min(end, before)
+	}
 	at = -1
 	for hi, w := end, int64(1); hi > oldest && at < 0; hi, w = hi-w, min(2*w, headWindow) {
 		lo := max(oldest, hi-w)
 		err := cs.read(ctx, lo, hi, func(m *sarama.ConsumerMessage) {
 			var h checkpointHead
-			if string(m.Key) == "head" && json.Unmarshal(m.Value, &h) == nil && h.ID != "" {
+			key := string(m.Key)
+			if (key == "head" || strings.HasPrefix(key, "head/")) && json.Unmarshal(m.Value, &h) == nil && h.ID != "" && (skip == "" || h.Slot != skip) {
 				head, at = h, m.Offset
 			}
 		})

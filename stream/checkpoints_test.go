@@ -230,3 +230,56 @@ func TestLatestTellsMissingFromUnreadable(t *testing.T) {
 	}
 	t.Logf("broker down: %v", err)
 }
+
+// Two writers at once (a rebalance moved partition 0 while a checkpoint
+// was being written): the second overwrites a chunk of the newest
+// checkpoint, and compaction removes the original. The newest is then
+// incomplete, and the reader takes the other slot's complete checkpoint;
+// at no point is there no readable checkpoint. Before, the single "head"
+// key left only the broken newest one.
+func TestCheckpointBrokenBySecondWriterFallsBack(t *testing.T) {
+	eachLogBroker(t, 1, func(t *testing.T, k logBroker) {
+		createCheckpointTopic(t, k.Addrs())
+		cfg := stream.Config{Brokers: k.Addrs()}
+		cps, err := stream.NewCheckpoints(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cps.Close()
+		ctx := context.Background()
+		r := rand.New(rand.NewPCG(5, 6))
+		one, two := randomBytes(r, 900_000), randomBytes(r, 600_000)
+		for _, d := range [][]byte{one, two} {
+			if err := cps.Write(ctx, d, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prod, err := stream.NewProducer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer prod.Close()
+		// The other writer's first chunk lands in slot "b", after two's head.
+		if err := prod.Produce(ctx, stream.CheckpointTopic, stream.Record{Key: "b/0", Value: randomBytes(r, 1000),
+			Headers: map[string]string{"checkpoint": "beef0000beef0000"}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+		if err := prod.Produce(ctx, stream.CheckpointTopic, stream.Record{Key: "other", Value: []byte("x")}); err != nil {
+			t.Fatal(err) // rolls the segment
+		}
+		testenv.Eventually(t, 60*time.Second, func() string {
+			k.compact()
+			got, _, err := cps.Latest(ctx)
+			switch {
+			case err != nil:
+				t.Fatalf("no readable checkpoint: %v", err)
+			case bytes.Equal(got, two):
+				return "two still complete: not compacted yet"
+			case !bytes.Equal(got, one):
+				t.Fatalf("read %d bytes that are neither checkpoint", len(got))
+			}
+			return ""
+		})
+	})
+}
