@@ -98,7 +98,48 @@ func TestTransactionalWriterBetweenTaps(t *testing.T) {
 			}
 			return ""
 		})
+
+		// A transaction is the last thing on the log: its marker is the
+		// log's end, which Redis' offsets reach (lag 0, round results can
+		// post) though no record follows it.
+		txnTaps(t, k.Addrs(), "last", true, map[*joined]int{&a: 2, &b: 2})
+		want[&a] += 2
+		want[&b] += 2
+		waitTotals(t, base, want)
+		testenv.Eventually(t, 10*time.Second, func() string {
+			ends := logEnds(t, k.Addrs())
+			for p, end := range ends {
+				got, _ := r.Client().HGet(context.Background(), "game:offsets", fmt.Sprintf("%s/%d", stream.Topic, p)).Int64()
+				if got != end {
+					return fmt.Sprintf("partition %d: Redis at %d, the log ends at %d", p, got, end)
+				}
+			}
+			return ""
+		})
 	})
+}
+
+// logEnds is the end offset of every partition of game-taps.
+func logEnds(t *testing.T, addrs []string) map[int32]int64 {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_6_0_0
+	client, err := sarama.NewClient(addrs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(stream.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := map[int32]int64{}
+	for _, p := range parts {
+		if ends[p], err = client.GetOffset(stream.Topic, p, sarama.OffsetNewest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ends
 }
 
 // deleteAll deletes every record of every partition of topic (as

@@ -302,6 +302,21 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			msgs = append(msgs, m)
 		case <-check.C:
 			known = knownSchedule{} // the check may rebuild the partition
+			if pos >= 0 && pos < claim.HighWaterMarkOffset() {
+				// Nothing came for a while, yet the log goes on: markers?
+				if to, err := h.c.recordless(p, pos); err == nil && to > pos {
+					behind, _, err := h.apply(ctx, p, pos, to, nil, &known)
+					if err != nil {
+						return nil // session over
+					}
+					if !behind { // (else the store lost records: verify rebuilds)
+						pos, applied = to, to
+						sess.MarkOffset(Topic, p, to, "")
+						h.c.setLag(p, claim.HighWaterMarkOffset()-to)
+						h.c.caughtUp(p, to)
+					}
+				}
+			}
 			if applied >= 0 {
 				if err := h.verify(ctx, p, applied); err != nil {
 					return nil // session over
