@@ -81,9 +81,14 @@ type Consumer struct {
 
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
-	// noRepair stops rebuilds for an inconsistent store that a rebuild
-	// left inconsistent (see verify).
-	noRepair atomic.Bool
+	// One repair at a time (repairIfLost): repairing is set from the drop
+	// until the rebuilds end. repairs are the recent ones' times: a third
+	// within repairWindow means the log itself leads there, and noRepair
+	// stops them.
+	repairMu  sync.Mutex
+	repairing atomic.Bool
+	repairs   []time.Time
+	noRepair  atomic.Bool
 
 	mu     sync.Mutex
 	lag    map[int32]int64
@@ -374,21 +379,44 @@ func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error
 // was means the log itself leads there: it is not repeated.
 func (h *groupHandler) repairIfLost(ctx context.Context, p int32, next, unknown int64) error {
 	r, ok := h.c.app.(Repairer)
-	if !ok || h.c.noRepair.Load() {
+	if !ok || h.c.noRepair.Load() || h.c.repairing.Load() || h.c.CatchingUp() {
+		return nil // a rebuild runs: the store is checked once it ended
+	}
+	h.c.repairMu.Lock()
+	if h.c.repairing.Load() || h.c.CatchingUp() {
+		h.c.repairMu.Unlock()
 		return nil
 	}
 	if good, err := r.Consistent(ctx, unknown > 0); err != nil || good {
+		h.c.repairMu.Unlock()
 		return nil
 	}
-	if err := h.repair(ctx, p, next, r, unknown); err != nil {
-		return err
+	now := time.Now()
+	recent := h.c.repairs[:0]
+	for _, at := range h.c.repairs {
+		if now.Sub(at) < repairWindow {
+			recent = append(recent, at)
+		}
 	}
-	if good, err := r.Consistent(ctx, unknown > 0); err == nil && !good {
+	h.c.repairs = append(recent, now)
+	if len(h.c.repairs) > maxRepairs {
 		h.c.noRepair.Store(true)
-		h.c.log.Error("the store is still inconsistent after a rebuild from the log: not rebuilding for it again", "partition", p)
+		h.c.repairMu.Unlock()
+		metrics.LogProblems.WithLabelValues(metrics.ProblemInconsistent).Inc()
+		h.c.log.Error("the store is inconsistent again right after rebuilds from the log (the log itself leads there): not rebuilding for it again until a restart",
+			"rebuilds", maxRepairs, "within", repairWindow)
+		return nil
 	}
-	return nil
+	h.c.repairing.Store(true)
+	h.c.repairMu.Unlock()
+	return h.repair(ctx, p, next, r, unknown)
 }
+
+// At most maxRepairs repairs within repairWindow (see repairIfLost).
+const (
+	maxRepairs   = 2
+	repairWindow = time.Minute
+)
 
 // repair drops the projection, whose keys were deleted under it (the
 // store does not know players the log holds), and rebuilds it from the
@@ -806,6 +834,9 @@ func (c *Consumer) caughtUp(p int32, applied int64) {
 	c.mu.Unlock()
 	if n == 0 {
 		metrics.Rebuilding.Set(0)
+	}
+	if ended {
+		c.repairing.Store(false)
 	}
 	if ended && c.opt.Rebuilt != nil {
 		c.opt.Rebuilt()
