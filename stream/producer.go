@@ -240,7 +240,7 @@ func (p *Producer) Send(ctx context.Context, ev game.TapEvent) error {
 	err = p.produce(ctx, "send tap", Topic, Record{Key: ev.UserID, Value: val, Partition: ByKey})
 	var pe *Pending
 	if errors.As(err, &pe) {
-		pe.err = game.Wrap(pe.err, game.EPENDING, "no answer from Kafka in time: this tap may still count (it is not sent again)")
+		pe.err = game.Wrap(pe.err, game.EPENDING, "no answer in time: this tap may still count (it is not sent again)")
 	}
 	return err
 }
