@@ -161,13 +161,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Game = ledger.New(m.Store, stream.NewFacts(m.producer))
-	m.cps, err = stream.NewCheckpoints(kcfg, m.producer)
+	m.cps, err = stream.NewCheckpoints(kcfg)
 	if err != nil {
 		return err
 	}
 	m.Checkpoints = ledger.NewCheckpointer(m.Store, m.cps, m.Log)
 	copt := m.ConsumerOptions
-	if copt.Restore == nil {
+	if copt.Restore == nil && c.CheckpointEvery > 0 {
+		// CHECKPOINT_INTERVAL=0 turns checkpoints off both ways: the
+		// newest one may be old, so a rebuild replays the whole log.
 		copt.Restore = m.Checkpoints.Restore
 	}
 	if copt.Rebuilt == nil {
@@ -201,7 +203,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if c.TapTimeout <= 0 {
 			settle = handlers.DefaultTapTimeout + time.Second
 		}
-		ledger.NewRoundKeeper(m.Game, m.ends.HighWatermarks, settle, m.Log).Run(runCtx, 100*time.Millisecond)
+		keeper := ledger.NewRoundKeeper(m.Game, m.ends.HighWatermarks, settle, m.Log)
+		keeper.Pending = m.producer.Pending
+		keeper.Run(runCtx, 100*time.Millisecond)
 	}()
 	hubOpt := m.HubOptions
 	if hubOpt.CatchingUp == nil {
@@ -230,12 +234,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ConsumerLag:         m.consumer.Lag,
 		Context:             runCtx,
 		Ready: map[string]handlers.Checker{
-			"redis":    func(ctx context.Context) error { return rc.explain(m.Store.Ping(ctx)) },
-			"kafka":    m.consumer.Ping,
-			"consumer": m.consumer.Applying,
-			"state":    m.consumer.Ready,
+			"redis":      func(ctx context.Context) error { return rc.explain(m.Store.Ping(ctx)) },
+			"kafka":      m.consumer.Ping,
+			"consumer":   m.consumer.Applying,
+			"state":      m.consumer.Ready,
+			"checkpoint": m.Checkpoints.Ready,
 		},
-		ReadyNotes: map[string]func() string{"log": m.consumer.Unapplied},
+		Details: map[string]func(context.Context) string{
+			"checkpoint_age": ledger.Age(c.CheckpointEvery),
+			"log":            m.consumer.LogDetail,
+		},
 	})
 	m.srv = &http.Server{
 		Handler:           e,

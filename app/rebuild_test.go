@@ -228,7 +228,7 @@ func TestRebuildFromCheckpoint(t *testing.T) {
 		recording atomic.Bool
 		froms     = map[int32]int64{}
 	)
-	m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0", "CHECKPOINT_INTERVAL": "0"}, func(m *app.Main) {
+	m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0", "CHECKPOINT_INTERVAL": "1h"}, func(m *app.Main) {
 		m.ConsumerOptions.BeforeApply = func(b game.Batch) {
 			if recording.Load() {
 				mu.Lock()

@@ -19,6 +19,7 @@ const (
 	ETOOMANY      = "too_many"     // a limit was reached; try later (429)
 	ETIMEOUT      = "timeout"      // the client was too slow sending its request (408)
 	EUNAVAILABLE  = "unavailable"  // a dependency is down or slow; retry (503)
+	EPENDING      = "pending"      // handed to a dependency that did not answer in time: it may still take effect (504)
 	EINTERNAL     = "internal"     // a bug (500)
 )
 

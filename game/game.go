@@ -200,7 +200,8 @@ const (
 type ApplyResult struct {
 	Status   ApplyStatus
 	Applied  int64 // taps counted
-	Unknown  int64 // taps of players the store does not know
+	Unknown  int64 // taps of players the store does not know (nor kicked): the store lost them
+	Kicked   int64 // taps of kicked players (after their kick in the log)
 	OldRound int64 // taps of a round that had ended when they were applied
 	Offset   int64 // the partition's stored next offset (Overlap, Duplicate, Behind; -1: none)
 }

@@ -26,6 +26,7 @@ var statusOf = map[string]int{
 	game.ETOOMANY:      http.StatusTooManyRequests,
 	game.EINTERNAL:     http.StatusInternalServerError,
 	game.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	game.EPENDING:      http.StatusGatewayTimeout, // may still count: never "not counted"
 }
 
 // closeCodeOf is the WebSocket close code of an error code that ends a

@@ -49,14 +49,16 @@ const DefaultTapTimeout = 3 * time.Second
 
 // Options configure the handlers; zero values take the defaults.
 type Options struct {
-	TapTimeout   time.Duration            // how long a tap waits for Kafka before 503 (default DefaultTapTimeout)
-	BodyLimit    string                   // largest request body (default "16K")
-	BodyTimeout  time.Duration            // how long an API request's body may take to arrive (default 10 s)
-	PublicURL    string                   // the address players use (the presenter screen's QR code); "" = from the request
-	Ready        map[string]Checker       // dependencies checked by /readyz, by name
-	ReadyNotes   map[string]func() string // what /readyz also shows when not "", without failing (records the consumer skipped)
-	WriteTimeout time.Duration            // live streams: a write stuck this long drops the client (default 10 s)
-	Heartbeat    time.Duration            // live streams: idle heartbeat interval (default 15 s)
+	TapTimeout  time.Duration      // how long a tap waits for Kafka before 503 (default DefaultTapTimeout)
+	BodyLimit   string             // largest request body (default "16K")
+	BodyTimeout time.Duration      // how long an API request's body may take to arrive (default 10 s)
+	PublicURL   string             // the address players use (the presenter screen's QR code); "" = from the request
+	Ready       map[string]Checker // dependencies checked by /readyz, by name
+	// Details are shown at /readyz by name (e.g. the newest checkpoint's
+	// age) and never make it fail.
+	Details      map[string]func(context.Context) string
+	WriteTimeout time.Duration // live streams: a write stuck this long drops the client (default 10 s)
+	Heartbeat    time.Duration // live streams: idle heartbeat interval (default 15 s)
 
 	// Limits (see limits.go); 0 disables each.
 	TapRateLimit        float64 // taps per second per player (burst: max(50, 2 s worth)); 429 beyond
@@ -211,9 +213,9 @@ func (s *Server) ready(c echo.Context) error {
 			status[name] = "ok"
 		}
 	}
-	for name, note := range s.opt.ReadyNotes {
-		if n := note(); n != "" {
-			status[name] = n
+	for name, detail := range s.opt.Details {
+		if d := detail(ctx); d != "" {
+			status[name] = d
 		}
 	}
 	return c.JSON(code, status)

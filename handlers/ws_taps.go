@@ -25,6 +25,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/metrics"
+	"github.com/tapwars/tapwars/stream"
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -173,6 +175,7 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 		}
 		if err != nil {
 			t.refuse(m.Seq, err)
+			t.settle(tctx, m.Seq, n, err)
 			return
 		}
 		t.ack(m.Seq, n)
@@ -181,6 +184,24 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 
 // release frees a message's slot.
 func (t *socketTaps) release() { <-t.slots }
+
+// settle follows a tap answered 504 (it may still count) with its ack or
+// its refusal once Kafka's answer is known, echoing the same seq.
+func (t *socketTaps) settle(ctx context.Context, seq json.RawMessage, n int, err error) {
+	var p interface{ Wait(context.Context) error }
+	if game.ErrorCode(err) != game.EPENDING || !errors.As(err, &p) {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, stream.PendingWait)
+	defer cancel()
+	switch err := p.Wait(wctx); {
+	case err == nil:
+		metrics.TapsAccepted.Add(float64(n))
+		t.ack(seq, n)
+	case wctx.Err() == nil:
+		t.refuse(seq, err)
+	}
+}
 
 func (t *socketTaps) ack(seq json.RawMessage, n int) {
 	if t.html {

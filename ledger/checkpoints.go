@@ -3,12 +3,14 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"sync"
 	"time"
 
+	"github.com/tapwars/tapwars/metrics"
 	"github.com/tapwars/tapwars/store"
 	"github.com/tapwars/tapwars/stream"
 )
@@ -23,6 +25,9 @@ type Checkpointer struct {
 
 	mu   sync.Mutex        // one restore at a time
 	last map[string]string // offsets of the last checkpoint written
+
+	readMu  sync.Mutex
+	readErr error // the last restore's failure to read the newest checkpoint
 }
 
 // NewCheckpointer returns a Checkpointer of st's projection on cps.
@@ -46,16 +51,19 @@ func (c *Checkpointer) Take(ctx context.Context) (written bool, err error) {
 		return false, err
 	}
 	c.last = cp.Offsets()
+	metrics.CheckpointAt.Store(start.UnixMilli())
 	c.log.Info("checkpoint written", "bytes", len(data), "players", len(cp.Hashes[store.KeyUsers]), "offsets", cp.Offsets(), "took", time.Since(start))
 	return true, nil
 }
 
 // Run writes a checkpoint every interval while owner() says this instance
 // should (the one consuming partition 0 writes them) and rebuilding() does
-// not hold, until ctx ends.
+// not hold, until ctx ends. The other instances read when the newest one
+// was written, for tapwars_checkpoint_age_seconds.
 func (c *Checkpointer) Run(ctx context.Context, every time.Duration, owner, rebuilding func() bool) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	c.readAge(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -63,6 +71,7 @@ func (c *Checkpointer) Run(ctx context.Context, every time.Duration, owner, rebu
 		case <-tick.C:
 		}
 		if !owner() || rebuilding() {
+			c.readAge(ctx)
 			continue
 		}
 		tctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -84,14 +93,25 @@ func (c *Checkpointer) Restore(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	data, err := c.cps.Latest(ctx)
-	if err != nil || data == nil {
-		return err
+	data, info, err := c.cps.Latest(ctx)
+	if errors.Is(err, stream.ErrNoCheckpoint) {
+		c.noteRead(nil)
+		return nil
 	}
 	var cp store.Checkpoint
-	if err := json.Unmarshal(data, &cp); err != nil {
-		return fmt.Errorf("checkpoint is damaged: %w", err)
+	if err == nil {
+		if jerr := json.Unmarshal(data, &cp); jerr != nil {
+			err = &stream.CheckpointError{Err: fmt.Errorf("checkpoint %s is damaged: %w", info.ID, jerr)}
+		}
 	}
+	if err != nil {
+		// Never "no checkpoint": the log's start may be gone, and a replay
+		// without it would build (and then checkpoint) a wrong state.
+		c.noteRead(err)
+		return err
+	}
+	c.noteRead(nil)
+	metrics.CheckpointAt.Store(max(metrics.CheckpointAt.Load(), info.At.UnixMilli()))
 	ok, err := c.st.RestoreCheckpoint(ctx, cp)
 	if err != nil {
 		return err
@@ -101,4 +121,54 @@ func (c *Checkpointer) Restore(ctx context.Context) error {
 			"players", len(cp.Hashes[store.KeyUsers]), "bytes", len(data), "took", time.Since(start))
 	}
 	return nil
+}
+
+// noteRead records the outcome of reading the newest checkpoint: a failure
+// is logged at error level (once until it reads again) and counted.
+func (c *Checkpointer) noteRead(err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	switch {
+	case err != nil && c.readErr == nil:
+		metrics.LogProblems.WithLabelValues(metrics.ProblemCheckpoint).Inc()
+		c.log.Error("the newest checkpoint cannot be read: the state is not rebuilt until it can (retrying)", "err", err)
+	case err == nil && c.readErr != nil:
+		c.log.Info("the newest checkpoint can be read again")
+	}
+	c.readErr = err
+}
+
+// Ready reports, for /readyz, that the newest checkpoint could not be read
+// when the state was last rebuilt.
+func (c *Checkpointer) Ready(context.Context) error {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	return c.readErr
+}
+
+// readAge learns when the newest checkpoint was written.
+func (c *Checkpointer) readAge(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	info, err := c.cps.Newest(rctx)
+	if err == nil {
+		metrics.CheckpointAt.Store(max(metrics.CheckpointAt.Load(), info.At.UnixMilli()))
+	} else if !errors.Is(err, stream.ErrNoCheckpoint) && ctx.Err() == nil {
+		c.log.Warn("cannot read when the newest checkpoint was written", "err", err)
+	}
+}
+
+// Age says how old the newest checkpoint this instance knows is, for
+// /readyz.
+func Age(every time.Duration) func(context.Context) string {
+	return func(context.Context) string {
+		if every <= 0 {
+			return "off (CHECKPOINT_INTERVAL=0)"
+		}
+		at := metrics.CheckpointAt.Load()
+		if at == 0 {
+			return "none yet"
+		}
+		return fmt.Sprintf("newest %s old (one every %s)", time.Since(time.UnixMilli(at)).Round(time.Second), every)
+	}
 }

@@ -26,6 +26,10 @@ type RoundKeeper struct {
 	// still be on its way to Kafka: the tap timeout plus a margin.
 	Settle time.Duration
 	Log    *slog.Logger
+	// Pending, when set, is how many of this instance's taps were answered
+	// 504 (they may still count) and are still on their way to Kafka: the
+	// result waits for them, at most stream.PendingWait after Settle.
+	Pending func() int
 
 	ends       map[int32]int64 // watermarks read after the bell of endsRound
 	endsRound  int64
@@ -98,6 +102,9 @@ func (k *RoundKeeper) Step(ctx context.Context, now time.Time) error {
 		return err
 	}
 	if res == nil {
+		if k.Pending != nil && k.Pending() > 0 && ms < sc.EndsAt+(k.Settle+stream.PendingWait).Milliseconds() {
+			return nil // taps answered "may still count" are not settled yet
+		}
 		return k.finish(ctx, *sc)
 	}
 	if sc.Repeat && ms >= sc.Next().CountdownAt {

@@ -72,7 +72,7 @@ var (
 		"tcp_connections_per_address", "tcp_connections_total"}
 	// RejectReasons are the error codes a tap can be refused with.
 	RejectReasons = []string{game.EINVALID, game.EUNAUTHORIZED, game.EFORBIDDEN, game.ETOOMANY, game.EUNAVAILABLE,
-		game.EMEDIATYPE, game.ETOOLARGE, game.ETIMEOUT, game.ECONFLICT}
+		game.EMEDIATYPE, game.ETOOLARGE, game.ETIMEOUT, game.ECONFLICT, game.EPENDING}
 )
 
 func counter(name, help string) prometheus.Counter {

@@ -648,6 +648,9 @@
   // tapAnswered handles a swapped-in #tap-ack or #tap-error.
   function tapAnswered(el, ok) {
     var seq = el.getAttribute('data-seq');
+    // [i18-log] 504: no answer in time, the taps may still count; their
+    // ack or error follows with the same seq, so they stay unanswered.
+    if (!ok && el.getAttribute('data-status') === '504') { showTapError(el.textContent); return; }
     var sent = seq ? unanswered[seq] : undefined;
     if (sent !== undefined) {
       delete unanswered[seq];

@@ -141,7 +141,7 @@ end
 //	'X', id, kick record    kicked player of an import
 //	'N', teams              teams' names and colours (JSON)
 //
-// Returns {status, applied, unknown, old round, offset}.
+// Returns {status, applied, unknown, old round, offset, kicked}.
 var applyScript *redis.Script
 
 const applyScriptSrc = newRoundLua + namesLua + `
@@ -181,7 +181,7 @@ end
 local round = tonumber(redis.call('GET', KEYS[12]) or '0')
 local pround = tonumber(redis.call('HGET', KEYS[13], field) or '0')
 local iround = tonumber(redis.call('GET', KEYS[15]) or '0')
-local blue, red, unknown, old = 0, 0, 0, 0
+local blue, red, unknown, old, kicked = 0, 0, 0, 0, 0
 local changed, admin = false, nil
 
 -- count_taps adds the (id, count) pairs ARGV[lo..hi] in chunks of players:
@@ -202,7 +202,13 @@ local function count_taps(lo, hi)
     for k = 1, #part do
       local id, n, u = part[k], ns[c + k - 1], us[k]
       if not u then
-        unknown = unknown + n
+        -- a kicked player's taps may follow their kick in the log; any
+        -- other player the store does not know is an inconsistency
+        if redis.call('HEXISTS', KEYS[14], id) == 1 then
+          kicked = kicked + n
+        else
+          unknown = unknown + n
+        end
       else
         local total = string.format('%d', (tonumber(sc[k]) or 0) + n)
         local team = string.match(u, '"team":"(%a+)"')
@@ -369,7 +375,7 @@ if changed then
 end
 if admin then redis.call('PUBLISH', 'CHANNEL_ADMIN', admin) end
 redis.call('HSET', KEYS[6], field, ARGV[3])
-return {0, blue + red, unknown, old, 0}
+return {0, blue + red, unknown, old, 0, kicked}
 `
 
 // luaNames fills in the placeholders of the projection's scripts, so the
@@ -409,10 +415,14 @@ func (s *Store) Apply(ctx context.Context, b game.Batch) (game.ApplyResult, erro
 	if err != nil {
 		return game.ApplyResult{}, fmt.Errorf("apply %s [%d,%d): %w", OffsetField(b.Topic, b.Partition), b.From, b.Next, err)
 	}
-	if len(res) != 5 {
+	if len(res) != 5 && len(res) != 6 {
 		return game.ApplyResult{}, fmt.Errorf("apply: unexpected reply %v", res)
 	}
-	return game.ApplyResult{Status: game.ApplyStatus(res[0]), Applied: res[1], Unknown: res[2], OldRound: res[3], Offset: res[4]}, nil
+	r := game.ApplyResult{Status: game.ApplyStatus(res[0]), Applied: res[1], Unknown: res[2], OldRound: res[3], Offset: res[4]}
+	if len(res) == 6 {
+		r.Kicked = res[5]
+	}
+	return r, nil
 }
 
 func appendTaps(args []any, taps []game.PlayerTaps) []any {

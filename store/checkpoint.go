@@ -53,6 +53,9 @@ func (s *Store) TakeCheckpoint(ctx context.Context) (cp Checkpoint, ok bool, err
 	if err != nil {
 		return Checkpoint{}, false, fmt.Errorf("read checkpoint: %w", err)
 	}
+	if len(hashes[0].Val()) == 0 && len(sorted[0].Val())+len(sorted[1].Val()) > 0 {
+		return Checkpoint{}, false, ErrInconsistent // never a checkpoint of a state that lost its players
+	}
 	cp = Checkpoint{Version: CheckpointVersion, Hashes: map[string]map[string]string{}, Strings: map[string]string{}, Sorted: map[string]map[string]int64{}}
 	for i, k := range checkpointHashes {
 		if v := hashes[i].Val(); len(v) > 0 {

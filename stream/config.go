@@ -110,6 +110,9 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	// Consumer group: offsets that matter live in Redis (see store.Apply);
 	// the ones committed to Kafka only feed lag monitoring.
 	cfg.Consumer.Return.Errors = true
+	// Transactional writers (Kafka Connect or MirrorMaker 2 exactly-once,
+	// Kafka Streams) may share the topic: only committed records count.
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Enable = true
 	cfg.Consumer.Offsets.AutoCommit.Interval = time.Second

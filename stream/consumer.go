@@ -22,6 +22,14 @@ type Applier interface {
 	Offsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error)
 }
 
+// Repairer is implemented by an Applier that can tell when keys were
+// deleted under it and drop what is left (store.Store): the consumer then
+// rebuilds it from the log.
+type Repairer interface {
+	Consistent(ctx context.Context, unknownTaps bool) (bool, error)
+	DropProjection(ctx context.Context) error
+}
+
 // RoundReader is implemented by an Applier that keeps timed rounds
 // (store.Store): the consumer counts a partition's taps with the schedule
 // of the partition's round.
@@ -70,16 +78,28 @@ type Consumer struct {
 
 	stuck     *stuckPartitions
 	unapplied *unappliedFacts
+	problems  logProblems
 
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
+	// One repair at a time (repairIfLost): repairing is set from the drop
+	// until the rebuilds end. repairs are the recent ones' times: a third
+	// within repairWindow means the log itself leads there, and noRepair
+	// stops them.
+	repairMu  sync.Mutex
+	repairing atomic.Bool
+	repairs   []time.Time
+	noRepair  atomic.Bool
 
 	mu     sync.Mutex
 	lag    map[int32]int64
 	oldest map[int32]int64 // first offset Kafka keeps, per partition
 	// resumed is the offset the store held for a partition when this
 	// session claimed it: an idle claim checks the store still holds it.
-	resumed    map[int32]int64
+	resumed map[int32]int64
+	// started is where this session's claim of a partition starts: its
+	// first batch covers the offsets from there, records or not.
+	started    map[int32]int64
 	rebuilding map[int32]rebuild
 }
 
@@ -118,7 +138,7 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
 	return &Consumer{cfg: c, client: client, group: group, reader: reader, app: app, log: log, opt: opt,
-		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log),
+		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, started: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log),
 		unapplied: &unappliedFacts{log: log}}, nil
 }
 
@@ -194,12 +214,18 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 		h.c.setOldest(p, oldest)
 		off, ok := offs[p]
+		if ok && off < oldest {
+			h.c.reportDeleted(p, off, oldest)
+		} else if !ok && oldest > 0 {
+			h.c.reportDeleted(p, -1, oldest)
+		}
 		if !ok || off < oldest {
 			off = oldest
 		}
 		sess.ResetOffset(Topic, p, off, "")
 		h.c.mu.Lock()
 		delete(h.c.resumed, p)
+		h.c.started[p] = off
 		if ok && !restored && off > oldest {
 			h.c.resumed[p] = off
 		}
@@ -208,6 +234,9 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		// partition even before its first batch.
 		var lag int64
 		if hw, err := h.c.client.GetOffset(Topic, p, sarama.OffsetNewest); err == nil {
+			if ok && off > hw {
+				h.c.reportPastEnd(p, off, hw)
+			}
 			lag = max(hw-off, 0)
 			if (!ok || restored) && hw > off {
 				h.c.startRebuild(p, hw) // a store without this partition (or just given a checkpoint): rebuilding from the log
@@ -249,11 +278,25 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	// the one the store held when the claim started: a store that loses it
 	// while no taps flow (FLUSHALL just after a restart) is noticed too.
 	applied := int64(-1)
+	// pos is the offset after the last one this claim was given (records
+	// or not): offsets that carry no record for this consumer (transaction
+	// markers, aborted records, compacted ones) lie between two records,
+	// and the next batch covers them, so the store's offset moves past them.
+	pos := int64(-1)
 	h.c.mu.Lock()
 	if off, ok := h.c.resumed[p]; ok {
 		applied = off
 	}
+	if off, ok := h.c.started[p]; ok {
+		pos = off
+	}
 	h.c.mu.Unlock()
+	if h.c.isPastEnd(p) {
+		if !h.waitPastEnd(ctx, p) {
+			return nil
+		}
+		applied, pos = -1, -1 // the claim starts where Kafka put it
+	}
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
 	var known knownSchedule
 	for {
@@ -266,6 +309,21 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			msgs = append(msgs, m)
 		case <-check.C:
 			known = knownSchedule{} // the check may rebuild the partition
+			if pos >= 0 && pos < claim.HighWaterMarkOffset() {
+				// Nothing came for a while, yet the log goes on: markers?
+				if to, err := h.c.recordless(p, pos); err == nil && to > pos {
+					behind, _, err := h.apply(ctx, p, pos, to, nil, &known)
+					if err != nil {
+						return nil // session over
+					}
+					if !behind { // (else the store lost records: verify rebuilds)
+						pos, applied = to, to
+						sess.MarkOffset(Topic, p, to, "")
+						h.c.setLag(p, claim.HighWaterMarkOffset()-to)
+						h.c.caughtUp(p, to)
+					}
+				}
+			}
 			if applied >= 0 {
 				if err := h.verify(ctx, p, applied); err != nil {
 					return nil // session over
@@ -287,11 +345,16 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				break drain
 			}
 		}
-		if err := h.flush(ctx, p, msgs, &known); err != nil {
+		from := msgs[0].Offset
+		if pos >= 0 && pos < from {
+			from = pos
+		}
+		if err := h.flush(ctx, p, from, msgs, &known); err != nil {
 			return nil // session over; the next owner resumes from Redis
 		}
 		check.Reset(h.c.opt.CheckEvery) // the check runs only after a quiet CheckEvery
 		applied = msgs[len(msgs)-1].Offset + 1
+		pos = applied
 		sess.MarkOffset(Topic, p, applied, "")
 		h.c.setLag(p, claim.HighWaterMarkOffset()-applied)
 		h.c.caughtUp(p, applied)
@@ -306,33 +369,105 @@ func (h *groupHandler) verify(ctx context.Context, p int32, applied int64) error
 		return nil // Redis down: the next check or batch retries
 	}
 	if off, ok := offs[p]; ok && off >= applied {
-		return nil
+		return h.repairIfLost(ctx, p, applied, 0)
 	}
 	h.c.log.Warn("the store lost applied records of a partition: rebuilding it from the log", "partition", p, "stored", offs[p], "applied", applied)
 	return h.catchUp(ctx, p, applied)
 }
 
-// flush applies msgs (consecutive records of partition p) atomically with
-// their offsets, retrying until it succeeds or the session ends. When the
-// store lacks the records before them, it replays those first.
-func (h *groupHandler) flush(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage, known *knownSchedule) error {
+// repairIfLost rebuilds the store from the log when game keys were deleted
+// under it (see Repairer), found by the idle check or by a batch with
+// unknown taps of unknown players. A rebuild that leaves the store as it
+// was means the log itself leads there: it is not repeated.
+func (h *groupHandler) repairIfLost(ctx context.Context, p int32, next, unknown int64) error {
+	r, ok := h.c.app.(Repairer)
+	if !ok || h.c.noRepair.Load() || h.c.repairing.Load() || h.c.CatchingUp() {
+		return nil // a rebuild runs: the store is checked once it ended
+	}
+	h.c.repairMu.Lock()
+	if h.c.repairing.Load() || h.c.CatchingUp() {
+		h.c.repairMu.Unlock()
+		return nil
+	}
+	if good, err := r.Consistent(ctx, unknown > 0); err != nil || good {
+		h.c.repairMu.Unlock()
+		return nil
+	}
+	now := time.Now()
+	recent := h.c.repairs[:0]
+	for _, at := range h.c.repairs {
+		if now.Sub(at) < repairWindow {
+			recent = append(recent, at)
+		}
+	}
+	h.c.repairs = append(recent, now)
+	if len(h.c.repairs) > maxRepairs {
+		h.c.noRepair.Store(true)
+		h.c.repairMu.Unlock()
+		metrics.LogProblems.WithLabelValues(metrics.ProblemInconsistent).Inc()
+		h.c.log.Error("the store is inconsistent again right after rebuilds from the log (the log itself leads there): not rebuilding for it again until a restart",
+			"rebuilds", maxRepairs, "within", repairWindow)
+		return nil
+	}
+	h.c.repairing.Store(true)
+	h.c.repairMu.Unlock()
+	return h.repair(ctx, p, next, r, unknown)
+}
+
+// At most maxRepairs repairs within repairWindow (see repairIfLost).
+const (
+	maxRepairs   = 2
+	repairWindow = time.Minute
+)
+
+// repair drops the projection, whose keys were deleted under it (the
+// store does not know players the log holds), and rebuilds it from the
+// log up to next; the other partitions notice the dropped offsets and
+// rebuild too. A tap answered 2xx is never dropped as "unknown player".
+func (h *groupHandler) repair(ctx context.Context, p int32, next int64, r Repairer, unknown int64) error {
+	metrics.LogProblems.WithLabelValues(metrics.ProblemInconsistent).Inc()
+	h.c.log.Error("the store lost game keys under it (e.g. DEL game:users): rebuilding it from the log; use the admin reset to start a new round",
+		"partition", p, "unknownTaps", unknown)
+	h.c.startRebuild(p, next)
+	if _, err := retry(ctx, h.c.log, "drop the projection", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, r.DropProjection(ctx)
+	}); err != nil {
+		return err
+	}
+	return h.catchUp(ctx, p, next)
+}
+
+// flush applies msgs (consecutive records of partition p, the offsets from
+// from on) atomically with their offsets, retrying until it succeeds or the
+// session ends. When the store lacks the records before them, it replays
+// those first.
+func (h *groupHandler) flush(ctx context.Context, p int32, from int64, msgs []*sarama.ConsumerMessage, known *knownSchedule) error {
 	for {
-		behind, err := h.apply(ctx, p, msgs, known)
+		next := msgs[len(msgs)-1].Offset + 1
+		behind, unknown, err := h.apply(ctx, p, from, next, msgs, known)
+		if err == nil && unknown > 0 {
+			*known = knownSchedule{} // a rebuild may run
+			return h.repairIfLost(ctx, p, next, unknown)
+		}
 		if err != nil || !behind {
 			return err
 		}
-		h.c.log.Warn("the store is behind the log: rebuilding the partition from the log", "partition", p, "upTo", msgs[0].Offset)
-		if err := h.catchUp(ctx, p, msgs[0].Offset); err != nil {
+		h.c.log.Warn("the store is behind the log: rebuilding the partition from the log", "partition", p, "upTo", from)
+		if err := h.catchUp(ctx, p, from); err != nil {
 			return err
 		}
 	}
 }
 
-// apply applies msgs once (retrying store errors); behind reports that the
-// store lacks records before them, and nothing was applied. known is the
-// partition's schedule when the last batch was applied (see knownSchedule).
-func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.ConsumerMessage, known *knownSchedule) (behind bool, err error) {
-	from, next := msgs[0].Offset, msgs[len(msgs)-1].Offset+1
+// apply applies the offsets [from, next) of p, whose records are msgs (none
+// when the offsets carry no record), once (retrying store errors); behind
+// reports that the store lacks records before them, and nothing was
+// applied. known is the partition's schedule when the last batch was
+// applied (see knownSchedule).
+//
+// unknown is the number of taps of players the store does not know (nor
+// kicked): applied live, they mean keys were deleted under the store.
+func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msgs []*sarama.ConsumerMessage, known *knownSchedule) (behind bool, unknown int64, err error) {
 	var bo backoff
 	// failed counts a failed attempt and waits before the next; false when
 	// the session ended meanwhile.
@@ -350,7 +485,7 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 			if sched, err = rr.PartitionSchedule(ctx, Topic, p); err != nil {
 				// the batch cannot be applied without it: an apply error
 				if !failed("read round schedule", err) {
-					return false, ctx.Err()
+					return false, 0, ctx.Err()
 				}
 				continue
 			}
@@ -368,7 +503,7 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 		cancel()
 		if err != nil {
 			if !failed("apply batch", err) {
-				return false, ctx.Err()
+				return false, 0, ctx.Err()
 			}
 			continue
 		}
@@ -378,7 +513,7 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 			from = res.Offset
 			continue
 		case game.Behind:
-			return true, nil
+			return true, 0, nil
 		case game.Duplicate:
 			metrics.DuplicateBatches.Inc()
 		case game.Applied:
@@ -386,7 +521,9 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 				*known = knownSchedule{sc: after, ok: true}
 			}
 			metrics.ApplyLatency.Observe(time.Since(start).Seconds())
-			metrics.BatchSize.Observe(float64(len(msgs)))
+			if len(msgs) > 0 {
+				metrics.BatchSize.Observe(float64(len(msgs)))
+			}
 			metrics.TapsApplied.Add(float64(res.Applied))
 			for reason, n := range skipped {
 				metrics.TapsSkipped.WithLabelValues(reason).Add(float64(n))
@@ -394,12 +531,15 @@ func (h *groupHandler) apply(ctx context.Context, p int32, msgs []*sarama.Consum
 			if res.Unknown > 0 {
 				metrics.TapsSkipped.WithLabelValues(SkipUnknown).Add(float64(res.Unknown))
 			}
+			if res.Kicked > 0 {
+				metrics.TapsSkipped.WithLabelValues(SkipKicked).Add(float64(res.Kicked))
+			}
 			if res.OldRound > 0 {
 				metrics.TapsSkipped.WithLabelValues(SkipOldRound).Add(float64(res.OldRound))
 			}
 		}
 		h.c.stuck.applied(p)
-		return false, nil
+		return false, res.Unknown, nil
 	}
 }
 
@@ -438,11 +578,14 @@ func (h *groupHandler) replayStart(ctx context.Context, p int32) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	if off, ok := offs[p]; ok && off >= oldest {
+	off, ok := offs[p]
+	if ok && off >= oldest {
 		return off, nil
 	}
-	if len(offs) > 0 {
-		h.c.log.Error("records the store never applied were deleted by Kafka's retention: they are lost", "partition", p, "stored", offs[p], "oldest", oldest)
+	if ok {
+		h.c.reportDeleted(p, off, oldest)
+	} else if oldest > 0 {
+		h.c.reportDeleted(p, -1, oldest)
 	}
 	return oldest, nil
 }
@@ -457,6 +600,8 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 	defer pc.Close()
 	msgs := make([]*sarama.ConsumerMessage, 0, h.c.opt.MaxBatch)
 	var known knownSchedule
+	// next is the offset after the last one read, records or not (see pos
+	// in ConsumeClaim).
 	for next := start; next < upTo; {
 		msgs = msgs[:0]
 		select {
@@ -476,16 +621,16 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 				break drain
 			}
 		}
+		end := msgs[len(msgs)-1].Offset + 1
 		for len(msgs) > 0 && msgs[len(msgs)-1].Offset >= upTo {
 			msgs = msgs[:len(msgs)-1] // the claim delivers these
+			end = upTo                // and no record lies between
 		}
-		if len(msgs) == 0 {
-			return false, nil
-		}
-		if behind, err := h.apply(ctx, p, msgs, &known); err != nil || behind {
+		// (unknown players in a replay are the log's own: skipped, counted)
+		if behind, _, err := h.apply(ctx, p, next, end, msgs, &known); err != nil || behind {
 			return behind, err
 		}
-		next = msgs[len(msgs)-1].Offset + 1
+		next = end
 		h.c.caughtUp(p, next)
 	}
 	return false, nil
@@ -703,6 +848,9 @@ func (c *Consumer) caughtUp(p int32, applied int64) {
 	if n == 0 {
 		metrics.Rebuilding.Set(0)
 	}
+	if ended {
+		c.repairing.Store(false)
+	}
 	if ended && c.opt.Rebuilt != nil {
 		c.opt.Rebuilt()
 	}
@@ -729,6 +877,9 @@ func (c *Consumer) CatchingUp() bool { return len(c.Rebuilding()) > 0 }
 func (c *Consumer) Ready(context.Context) error {
 	if !c.joined.Load() {
 		return game.Errorf(game.EUNAVAILABLE, "starting: the consumer has not joined its group yet")
+	}
+	if err := c.pastEndError(); err != nil {
+		return err
 	}
 	left := c.Rebuilding()
 	if len(left) == 0 {

@@ -27,12 +27,13 @@ const (
 	SkipNoUser    = "no_user"
 	SkipBadCount  = "bad_count"
 	SkipUnknown   = "unknown_player"
+	SkipKicked    = "kicked_player"
 	SkipOldRound  = "old_round"
 	SkipOffRound  = "outside_round" // a timed round's tap stamped before its start or after its bell
 )
 
 func init() {
-	for _, r := range []string{SkipTooLarge, SkipMalformed, SkipNoUser, SkipBadCount, SkipUnknown, SkipOldRound, SkipOffRound} {
+	for _, r := range []string{SkipTooLarge, SkipMalformed, SkipNoUser, SkipBadCount, SkipUnknown, SkipKicked, SkipOldRound, SkipOffRound} {
 		metrics.TapsSkipped.WithLabelValues(r) // shown as 0 from the start
 	}
 }

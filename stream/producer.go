@@ -51,6 +51,8 @@ type Producer struct {
 
 	results sync.WaitGroup // result goroutines of every AsyncProducer
 	gone    chan struct{}  // closed when Close stopped waiting: calls still open fail
+
+	pending atomic.Int64 // calls whose caller gave up while their records were on their way
 }
 
 // Record is one record to write to a topic. Partition's zero value is
@@ -77,6 +79,10 @@ const renewPoll = 100 * time.Millisecond
 // ErrClosed is returned by Send and Produce after Close, and by calls that
 // were still waiting when Close gave up on them.
 var ErrClosed = errors.New("producer closed")
+
+// errNotSent is the result of a record its caller stopped waiting for
+// before handing it to sarama.
+var errNotSent = errors.New("not sent: the caller stopped waiting before it reached the producer")
 
 // call is one Send or Produce waiting for its records' results.
 type call struct {
@@ -222,12 +228,21 @@ func (p *Producer) renew() error {
 // Send writes one tap event to the taps topic, keyed and partitioned by
 // player id, and waits until Kafka acknowledged it or ctx ends. An error is
 // a game.EUNAVAILABLE error that wraps game.ErrUnavailable.
+//
+// When ctx ends after the event reached sarama, the error is a *Pending
+// (code game.EPENDING): the tap may still be written, and Pending.Wait
+// tells once sarama knows.
 func (p *Producer) Send(ctx context.Context, ev game.TapEvent) error {
 	val, err := EncodeEvent(ev)
 	if err != nil {
 		return unavailable("send tap", err)
 	}
-	return p.produce(ctx, "send tap", Topic, Record{Key: ev.UserID, Value: val, Partition: ByKey})
+	err = p.produce(ctx, "send tap", Topic, Record{Key: ev.UserID, Value: val, Partition: ByKey})
+	var pe *Pending
+	if errors.As(err, &pe) {
+		pe.err = game.Wrap(pe.err, game.EPENDING, "no answer in time: this tap may still count (it is not sent again)")
+	}
+	return err
 }
 
 // Produce writes recs to topic and returns once Kafka acknowledged all of
@@ -271,8 +286,13 @@ func (p *Producer) produce(ctx context.Context, what, topic string, recs ...Reco
 		select {
 		case in <- message(topic, &recs[i], c):
 		case <-ctx.Done():
-			// The records handed over already may still be written.
 			p.mu.RUnlock()
+			if i > 0 { // the records handed over already may still be written
+				for range len(recs) - i {
+					c.result(errNotSent) // the call completes with the others
+				}
+				return p.pendingCall(what, c, ctx.Err())
+			}
 			return unavailable(what, fmt.Errorf("no room in the producer's queue: %w", ctx.Err()))
 		}
 	}
@@ -280,18 +300,75 @@ func (p *Producer) produce(ctx context.Context, what, topic string, recs ...Reco
 
 	select {
 	case <-c.done:
-		if c.err != nil {
-			if errors.Is(c.err, sarama.ErrInvalidPartition) {
-				return game.Wrap(c.err, game.EINVALID, fmt.Sprintf("%s: no such partition", what))
-			}
-			return unavailable(what, c.err)
-		}
-		return nil
+		return p.outcome(what, c.err)
 	case <-ctx.Done():
-		return unavailable(what, fmt.Errorf("no acknowledgement from kafka: %w", ctx.Err()))
+		return p.pendingCall(what, c, ctx.Err())
 	case <-p.gone:
-		return unavailable(what, ErrClosed)
+		return p.pendingCall(what, c, ErrClosed)
 	}
+}
+
+// Pending is the error of a call whose records reached sarama but were not
+// acknowledged when its caller stopped waiting: sarama may still write
+// them (it retries what it holds), so the caller must not say they were
+// not written. Its code is game.EPENDING (504).
+type Pending struct {
+	what string
+	c    *call
+	p    *Producer
+	err  error
+}
+
+func (e *Pending) Error() string { return e.err.Error() }
+func (e *Pending) Unwrap() error { return e.err }
+
+// Wait returns the call's outcome once sarama knows it: nil when Kafka
+// acknowledged every record, an EUNAVAILABLE error when sarama gave up on
+// one. ctx bounds the wait (its error: still unknown).
+func (e *Pending) Wait(ctx context.Context) error {
+	select {
+	case <-e.c.done:
+		return e.p.outcome(e.what, e.c.err)
+	case <-e.p.gone:
+		return fmt.Errorf("%s: %w", e.what, ErrClosed)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pendingCall is the *Pending of c, counted in Pending until c completes.
+func (p *Producer) pendingCall(what string, c *call, cause error) error {
+	p.pending.Add(1)
+	go func() {
+		defer p.pending.Add(-1)
+		select {
+		case <-c.done:
+		case <-p.gone:
+		}
+	}()
+	return &Pending{what: what, c: c, p: p, err: game.Wrap(fmt.Errorf("%s: no acknowledgement from kafka: %w", what, cause), game.EPENDING,
+		"no answer from Kafka in time: it may still be recorded")}
+}
+
+// PendingWait bounds how long anyone waits for the outcome of a *Pending:
+// sarama gives up on a record well before (Retry.Max tries, each bounded
+// by the network timeouts).
+const PendingWait = 2 * time.Minute
+
+// Pending is how many calls' records are on their way to Kafka after their
+// callers stopped waiting: taps answered "may still count". A timed round's
+// result waits for them.
+func (p *Producer) Pending() int { return int(p.pending.Load()) }
+
+// outcome is the error of a completed call whose first error is err.
+func (p *Producer) outcome(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sarama.ErrInvalidPartition):
+		return game.Wrap(err, game.EINVALID, fmt.Sprintf("%s: no such partition", what))
+	}
+	return unavailable(what, err)
 }
 
 // message is the sarama message of r, carrying its call.

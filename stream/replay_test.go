@@ -154,12 +154,7 @@ func TestRebuildTenMillionTaps(t *testing.T) {
 	took := h.replay(t, "full", nil)
 	t.Logf("full replay without a checkpoint: %v, %.0f records/s, %.0f taps/s", took, float64(records)/took.Seconds(), float64(h.taps)/took.Seconds())
 
-	prod, err := stream.NewProducer(h.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	cps, err := stream.NewCheckpoints(h.cfg, prod)
+	cps, err := stream.NewCheckpoints(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
