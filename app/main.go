@@ -147,6 +147,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if len(c.KafkaBrokers) > 0 {
 		kcfg.Security = ksec
 	}
+	if _, err := stream.EnsureTopics(kcfg, c.KafkaTopics(), m.Log); err != nil {
+		return err
+	}
 	m.producer, err = stream.NewProducer(kcfg)
 	if err != nil {
 		return err
