@@ -27,7 +27,7 @@ func manifestACLs(t *testing.T) (string, []kfake.ACL) {
 		Spec     struct {
 			Authorization struct {
 				ACLs []struct {
-					Resource struct{ Type, Name, PatternType string }
+					Resource   struct{ Type, Name, PatternType string }
 					Operations []string
 					Host       string
 				}
