@@ -159,6 +159,9 @@ func TestRebuildTenMillionTaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prod.Close()
+	if _, err := stream.EnsureTopics(h.cfg, stream.Topics{}, quiet); err != nil {
+		t.Fatal(err)
+	}
 	cps, err := stream.NewCheckpoints(h.cfg, prod)
 	if err != nil {
 		t.Fatal(err)
