@@ -172,6 +172,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Game.Rebuilding = m.consumer.CatchingUp
+	if _, _, err := m.Game.MarkPartitions(ctx, time.Now()); err != nil {
+		m.Log.Warn("kafka: could not check game-taps for new partitions; will retry", "err", err)
+	}
 	m.ends, err = stream.NewWatermarks(kcfg)
 	if err != nil {
 		return err
