@@ -90,7 +90,7 @@ type TopicState struct {
 // topic, or Create on a missing one, it fails naming the topic and the
 // right. It never lets the broker create a topic by default.
 func EnsureTopics(c Config, t Topics, log *slog.Logger) (TopicState, error) {
-	cfg, err := saramaConfig(c)
+	cfg, err := producerConfig(c) // the first connection: fail fast, as the producer does
 	if err != nil {
 		return TopicState{}, err
 	}
