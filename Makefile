@@ -10,7 +10,7 @@ PKGS            := ./...
 COMPOSE         ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE    := docker-compose.dev.yml
 
-.PHONY: help run build test test-short generate lint bench compose-config compose-up compose-down clean
+.PHONY: help run build setup kafka-jars test test-short generate lint bench compose-config compose-up compose-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -21,7 +21,13 @@ run: ## run the game on :8080 with the embedded broker and store (DATA_DIR=./dat
 build: ## build the static binary into ./tapwars
 	CGO_ENABLED=0 $(GO) build -trimpath -o tapwars ./cmd/tapwars
 
-test: ## run every test with the race detector (needs redis-server; browser tests need chromium)
+setup: ## install what the tests need when it is missing (Debian packages, templ, Kafka jars): .ci/setup
+	.ci/setup
+
+kafka-jars: ## fetch the Apache Kafka jars the real-Kafka tests run, from Maven Central (KAFKA_JARS=dir)
+	.ci/kafka-jars.sh
+
+test: setup ## run every test with the race detector, after `make setup` (real redis-server, kfake and Apache Kafka, chromium)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-short: ## skip the slow fault and browser tests

@@ -39,7 +39,7 @@ const admToken = "admin-token-for-tests-0123456789"
 
 // admInstance runs an instance with ADMIN_TOKEN set (unless env overrides
 // it) and lets tune adjust Main before Run.
-func admInstance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
+func admInstance(t *testing.T, r *testenv.Redis, k testenv.Broker, env map[string]string, tune func(*app.Main)) *app.Main {
 	t.Helper()
 	return startApp(t, r, k, overlay(map[string]string{"ADMIN_TOKEN": admToken}, env), tune)
 }

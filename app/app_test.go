@@ -21,8 +21,9 @@ import (
 	"github.com/tapwars/tapwars/stream"
 )
 
-// instance runs one tapwars Main against the test's redis-server and kfake.
-func instance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string) *app.Main {
+// instance runs one tapwars Main against the test's redis-server and broker
+// (kfake or Apache Kafka).
+func instance(t *testing.T, r *testenv.Redis, k testenv.Broker, env map[string]string) *app.Main {
 	t.Helper()
 	return startApp(t, r, k, env, nil)
 }
@@ -30,14 +31,14 @@ func instance(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]s
 // startApp runs one instance on 127.0.0.1:0 against r and k with env over
 // the test defaults, letting tune adjust Main before it starts. Instances of
 // one test share SESSION_SECRET and KAFKA_GROUP.
-func startApp(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
+func startApp(t *testing.T, r *testenv.Redis, k testenv.Broker, env map[string]string, tune func(*app.Main)) *app.Main {
 	t.Helper()
 	m := app.NewMain()
 	vars := map[string]string{
 		"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
-		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
-		"LOG_LEVEL": "warn",
+		"SESSION_SECRET": "test-secret-0123456789", "LOG_LEVEL": "warn",
 	}
+	maps.Copy(vars, k.Env())
 	maps.Copy(vars, env)
 	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tapwars/tapwars/app"
@@ -24,7 +25,7 @@ const (
 // securedKafka is a kfake broker secured one way, and the settings that
 // reach it.
 type securedKafka struct {
-	k   *testenv.Kafka
+	k   testenv.Broker
 	env map[string]string
 }
 
@@ -53,6 +54,26 @@ func startSecuredKafka(t *testing.T, mech string, pki *testenv.PKI, clientAuth b
 	return securedKafka{k: testenv.StartKafkaWith(t, 3, opts, stream.Topic), env: env}
 }
 
+// startSecuredApacheKafka starts Apache Kafka with SCRAM-SHA-512 over TLS
+// and ACLs, and kafkaUser with the rights tapwars needs (not a super user).
+func startSecuredApacheKafka(t *testing.T) securedKafka {
+	t.Helper()
+	k := testenv.StartApacheKafka(t, testenv.ApacheKafkaOptions{SASL: true, ACLs: true})
+	k.CreateTopics(t, 3, stream.Topic)
+	k.AddUser(t, kafkaUser, kafkaPassword)
+	principal := "User:" + kafkaUser
+	topic := func(name string) sarama.Resource {
+		return sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: name, ResourcePatternType: sarama.AclPatternLiteral}
+	}
+	k.Allow(t, principal, topic(stream.Topic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe)
+	// Create: the app asks to create game-checkpoints at every start (issue
+	// 18, item 3).
+	k.Allow(t, principal, topic(stream.CheckpointTopic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe, sarama.AclOperationCreate)
+	k.Allow(t, principal, sarama.Resource{ResourceType: sarama.AclResourceGroup, ResourceName: "tapwars", ResourcePatternType: sarama.AclPatternPrefixed},
+		sarama.AclOperationRead, sarama.AclOperationDescribe)
+	return securedKafka{k: k, env: k.EnvAs(kafkaUser, kafkaPassword)}
+}
+
 // Taps go through a broker that demands SCRAM, TLS, mutual TLS, or both:
 // produced, consumed and counted exactly, and the admin page's lag view
 // (its own Kafka connection) reads the end offsets.
@@ -62,6 +83,7 @@ func TestSecuredKafka(t *testing.T) {
 		name      string
 		mech      string
 		tls, mtls bool
+		apache    bool              // real Apache Kafka with ACLs, as a user that is not a super user
 		env       map[string]string // over the secured broker's settings
 		log       string            // a line the log must have
 	}{
@@ -69,6 +91,7 @@ func TestSecuredKafka(t *testing.T) {
 		{name: "scram-sha-256 over TLS", mech: "SCRAM-SHA-256", tls: true},
 		{name: "plain over mutual TLS", mech: "PLAIN", tls: true, mtls: true},
 		{name: "TLS without SASL", tls: true},
+		{name: "apache: scram-sha-512 over TLS with ACLs", apache: true},
 		{name: "TLS without verification", tls: true,
 			env: map[string]string{"KAFKA_SSL_CA_PATH": "", "KAFKA_SSL_INSECURE_SKIP_VERIFY": "true"},
 			log: "KAFKA_SSL_INSECURE_SKIP_VERIFY is set: the brokers' certificates are not checked"},
@@ -78,7 +101,12 @@ func TestSecuredKafka(t *testing.T) {
 			if tc.tls {
 				p = pki
 			}
-			sk := startSecuredKafka(t, tc.mech, p, tc.mtls)
+			var sk securedKafka
+			if tc.apache {
+				sk = startSecuredApacheKafka(t)
+			} else {
+				sk = startSecuredKafka(t, tc.mech, p, tc.mtls)
+			}
 			r := testenv.StartRedis(t)
 			var logs syncBuf
 			m := admInstance(t, r, sk.k, overlay(sk.env, tc.env), func(m *app.Main) { m.LogOutput = &logs })
@@ -181,7 +209,7 @@ func TestKafkaMisconfigurationFailsFast(t *testing.T) {
 	mtls := startSecuredKafka(t, "", pki, true)
 	plain := testenv.StartKafka(t, 1, stream.Topic)
 	r := testenv.StartRedis(t)
-	base := func(k *testenv.Kafka, env map[string]string) map[string]string {
+	base := func(k testenv.Broker, env map[string]string) map[string]string {
 		return overlay(map[string]string{
 			"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "REDIS_URL": r.URL(),
 			"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "test-secret-0123456789",
@@ -229,13 +257,14 @@ func TestReadyzNamesKafkaAuthFailure(t *testing.T) {
 	}
 	// kfake keeps its SCRAM users in its data dir: forget them, as a
 	// password change would.
-	sk.k.Stop()
-	for _, f := range globAll(sk.k.Dir, "sasl.json") {
+	fake := sk.k.(*testenv.Kafka)
+	fake.Stop()
+	for _, f := range globAll(fake.Dir, "sasl.json") {
 		if err := os.Remove(f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sk.k.RestartWith([]kfake.Opt{kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", kafkaUser, "rotated-password")})
+	fake.RestartWith([]kfake.Opt{kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", kafkaUser, "rotated-password")})
 	testenv.Eventually(t, 15*time.Second, func() string {
 		code, body := readyz(t, m.URL())
 		if code != 503 || !strings.Contains(body["kafka"], "KAFKA_USERNAME/KAFKA_PASSWORD") || body["redis"] != "ok" {

@@ -26,7 +26,7 @@ import (
 
 // startNode runs an instance for tests that load it on purpose: no
 // per-player limits.
-func startNode(t *testing.T, r *testenv.Redis, k *testenv.Kafka, env map[string]string, tune func(*app.Main)) *app.Main {
+func startNode(t *testing.T, r *testenv.Redis, k testenv.Broker, env map[string]string, tune func(*app.Main)) *app.Main {
 	t.Helper()
 	return startApp(t, r, k, overlay(map[string]string{"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0"}, env), tune)
 }

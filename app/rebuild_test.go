@@ -143,49 +143,53 @@ func TestRebuildAfterRedisLoss(t *testing.T) {
 		"restart-without-data": func(r *testenv.Redis) { r.RestartEmpty() },
 	} {
 		t.Run(name, func(t *testing.T) {
-			r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
-			m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0"}, func(m *app.Main) {
-				// Small, slowed batches: the rebuild lasts long enough to be seen.
-				m.ConsumerOptions.MaxBatch = 50
-				m.ConsumerOptions.BeforeApply = func(game.Batch) { time.Sleep(2 * time.Millisecond) }
-			})
-			base := m.URL()
-			players := history(t, base)
-
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			msgs := sseStream(t, ctx, base+"/events?format=json", "")
-			stop := tapLoad([]string{base}, players, 4)
-			time.Sleep(time.Second)
-			lose(r)
-			// Live pages show "catching up" instead of a half-rebuilt state.
-			waitSSE(t, msgs, 5*time.Second, "catching up", func(m sseMsg) bool {
-				return m.event == "status" && strings.Contains(m.data, "catching up")
-			})
-			sawRebuild := false
-			var late []joined
-			deadline := time.Now().Add(2 * time.Second)
-			for time.Now().Before(deadline) {
-				if code, body := readyz(t, base); code == http.StatusServiceUnavailable && strings.HasPrefix(body["state"], "rebuilding") {
-					sawRebuild = true
-				}
-				if len(late) < 3 { // joins keep working during the rebuild
-					var j joined
-					if code, _, _ := call(t, "POST", base+"/api/join", "", fmt.Sprintf(`{"username":"late%d"}`, len(late)), &j); code == 201 {
-						late = append(late, j)
-						tapN(t, base, j, 2)
-					}
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			acked := ackedIDs(stop())
-			t.Logf("%d taps acknowledged under load, rebuild seen on /readyz: %v, %d joins during it", len(acked), sawRebuild, len(late))
-			if len(late) == 0 || !sawRebuild {
-				t.Fatalf("joins during the rebuild: %d; /readyz said rebuilding: %v", len(late), sawRebuild)
-			}
-			checkProjection(t, base, k.Addrs(), acked, append(players, late...), 3, 1)
+			testenv.EachKafka(t, func(t *testing.T, kafka string) { testRebuildAfterRedisLoss(t, kafka, lose) })
 		})
 	}
+}
+
+func testRebuildAfterRedisLoss(t *testing.T, kafka string, lose func(r *testenv.Redis)) {
+	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kafka, 3, stream.Topic)
+	m := admInstance(t, r, k, map[string]string{"TAP_RATE_LIMIT": "0"}, func(m *app.Main) {
+		// Small, slowed batches: the rebuild lasts long enough to be seen.
+		m.ConsumerOptions.MaxBatch = 50
+		m.ConsumerOptions.BeforeApply = func(game.Batch) { time.Sleep(2 * time.Millisecond) }
+	})
+	base := m.URL()
+	players := history(t, base)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs := sseStream(t, ctx, base+"/events?format=json", "")
+	stop := tapLoad([]string{base}, players, 4)
+	time.Sleep(time.Second)
+	lose(r)
+	// Live pages show "catching up" instead of a half-rebuilt state.
+	waitSSE(t, msgs, 5*time.Second, "catching up", func(m sseMsg) bool {
+		return m.event == "status" && strings.Contains(m.data, "catching up")
+	})
+	sawRebuild := false
+	var late []joined
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, body := readyz(t, base); code == http.StatusServiceUnavailable && strings.HasPrefix(body["state"], "rebuilding") {
+			sawRebuild = true
+		}
+		if len(late) < 3 { // joins keep working during the rebuild
+			var j joined
+			if code, _, _ := call(t, "POST", base+"/api/join", "", fmt.Sprintf(`{"username":"late%d"}`, len(late)), &j); code == 201 {
+				late = append(late, j)
+				tapN(t, base, j, 2)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	acked := ackedIDs(stop())
+	t.Logf("%d taps acknowledged under load, rebuild seen on /readyz: %v, %d joins during it", len(acked), sawRebuild, len(late))
+	if len(late) == 0 || !sawRebuild {
+		t.Fatalf("joins during the rebuild: %d; /readyz said rebuilding: %v", len(late), sawRebuild)
+	}
+	checkProjection(t, base, k.Addrs(), acked, append(players, late...), 3, 1)
 }
 
 // A replay of the whole log into an empty Redis gives exactly the live

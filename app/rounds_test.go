@@ -93,7 +93,11 @@ func TestTimedRoundExactAtTheBell(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	testenv.EachKafka(t, testTimedRoundExactAtTheBell)
+}
+
+func testTimedRoundExactAtTheBell(t *testing.T, kafka string) {
+	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kafka, 4, stream.Topic)
 	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "TAP_TIMEOUT": "1s"}
 	n1, n2 := startApp(t, r, k, env, nil), startApp(t, r, k, env, nil)
 	bases := []string{n1.URL(), n2.URL()}

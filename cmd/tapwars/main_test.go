@@ -251,9 +251,13 @@ func TestKillUnderLoadExternal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	testenv.EachKafka(t, testKillUnderLoadExternal)
+}
+
+func testKillUnderLoadExternal(t *testing.T, kafka string) {
+	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kafka, 4, stream.Topic)
 	port := testenv.FreePort(t)
-	env := []string{"REDIS_URL=" + r.URL(), "KAFKA_BROKERS=" + strings.Join(k.Addrs(), ","), "DATA_DIR=" + t.TempDir()}
+	env := append([]string{"REDIS_URL=" + r.URL(), "DATA_DIR=" + t.TempDir()}, testenv.EnvList(k.Env())...)
 	p := start(t, port, env...)
 	var players []joined
 	for i := range 6 {

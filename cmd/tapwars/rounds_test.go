@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,11 +20,15 @@ func TestKill9DuringTimedRound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	testenv.EachKafka(t, testKill9DuringTimedRound)
+}
+
+func testKill9DuringTimedRound(t *testing.T, kafka string) {
+	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kafka, 4, stream.Topic)
 	port := testenv.FreePort(t)
 	const token = "round-admin-token-0123456789"
-	env := []string{"REDIS_URL=" + r.URL(), "KAFKA_BROKERS=" + strings.Join(k.Addrs(), ","), "DATA_DIR=" + t.TempDir(),
-		"ADMIN_TOKEN=" + token, "TAP_TIMEOUT=1s", "TAP_RATE_LIMIT=0"}
+	env := append([]string{"REDIS_URL=" + r.URL(), "DATA_DIR=" + t.TempDir(),
+		"ADMIN_TOKEN=" + token, "TAP_TIMEOUT=1s", "TAP_RATE_LIMIT=0"}, testenv.EnvList(k.Env())...)
 	p := start(t, port, env...)
 	var players []joined
 	for i := range 6 {
