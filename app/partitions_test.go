@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/store"
@@ -18,16 +16,9 @@ import (
 
 // growTopic adds partitions to game-taps as an operator would
 // (kafka-topics.sh --alter --partitions n).
-func growTopic(t *testing.T, brokers []string, n int32) {
+func growTopic(t *testing.T, b testenv.Broker, n int32) {
 	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V3_6_0_0
-	admin, err := sarama.NewClusterAdmin(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := admin.CreatePartitions(stream.Topic, n, nil, false); err != nil {
+	if err := brokerAdmin(t, b).CreatePartitions(stream.Topic, n, nil, false); err != nil {
 		t.Fatalf("grow %s to %d partitions: %v", stream.Topic, n, err)
 	}
 	t.Logf("%s grown to %d partitions", stream.Topic, n)
@@ -92,7 +83,11 @@ func TestGrowingPartitionsLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
+	testenv.EachKafka(t, testGrowingPartitions)
+}
+
+func testGrowingPartitions(t *testing.T, kind string) {
+	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kind, 2, stream.Topic)
 	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "JOINS_PER_SECOND": "0", "TAP_TIMEOUT": "2s"}
 	n1, n2 := startApp(t, r, k, env, nil), startApp(t, r, k, env, nil)
 	bases := []string{n1.URL(), n2.URL()}
@@ -109,7 +104,7 @@ func TestGrowingPartitionsLosesNothing(t *testing.T) {
 	// Open play (round 0): grow 2 -> 4 while tapping; newcomers tap too.
 	stop := tapLoad(bases, players, 6)
 	time.Sleep(300 * time.Millisecond)
-	growTopic(t, k.Addrs(), 4)
+	growTopic(t, k, 4)
 	waitMarked(t, r, 4)
 	late := joinAll("second", 10)
 	stopLate := tapLoad(bases, late, 4)
@@ -125,7 +120,7 @@ func TestGrowingPartitionsLosesNothing(t *testing.T) {
 	}
 	stop = tapLoad(bases, players, 6)
 	time.Sleep(300 * time.Millisecond)
-	growTopic(t, k.Addrs(), 6)
+	growTopic(t, k, 6)
 	waitMarked(t, r, 6)
 	late = joinAll("third", 10)
 	stopLate = tapLoad(bases, late, 4)
@@ -141,7 +136,7 @@ func TestGrowingPartitionsLosesNothing(t *testing.T) {
 	rs := startRound(t, bases[0], `{"seconds": 5, "countdown": 1}`)
 	announced := time.Now()
 	time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(500 * time.Millisecond)))
-	growTopic(t, k.Addrs(), 8)
+	growTopic(t, k, 8)
 	waitMarked(t, r, 8)
 	late = joinAll("fourth", 6)
 	stopLate = tapLoad(bases, late, 4)

@@ -16,20 +16,14 @@ import (
 
 // recreateTopic deletes game-taps and creates it again with n partitions,
 // as an operator would with kafka-topics.sh.
-func recreateTopic(t *testing.T, brokers []string, n int32) {
+func recreateTopic(t *testing.T, b testenv.Broker, n int32) {
 	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V3_6_0_0
-	admin, err := sarama.NewClusterAdmin(brokers, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := brokerAdmin(t, b)
 	if err := admin.DeleteTopic(stream.Topic); err != nil {
 		t.Fatalf("delete %s: %v", stream.Topic, err)
 	}
 	testenv.Eventually(t, 10*time.Second, func() string {
-		err := admin.CreateTopic(stream.Topic, &sarama.TopicDetail{NumPartitions: n, ReplicationFactor: 1}, false)
+		err := admin.CreateTopic(stream.Topic, &sarama.TopicDetail{NumPartitions: n, ReplicationFactor: -1}, false)
 		if err != nil {
 			return err.Error()
 		}
@@ -54,7 +48,11 @@ func tapAccepted(t *testing.T, base string, j joined, n int) {
 // same Redis, a tap answered 202 counts, in the round being played, and the
 // log says what happened.
 func TestRecreatedTopicCountsTaps(t *testing.T) {
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 2, stream.Topic)
+	testenv.EachKafka(t, testRecreatedTopic)
+}
+
+func testRecreatedTopic(t *testing.T, kind string) {
+	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kind, 2, stream.Topic)
 	var logs syncBuf
 	m := admInstance(t, r, k, map[string]string{"LOG_LEVEL": "info"}, func(m *app.Main) { m.LogOutput = &logs })
 	base := m.URL()
@@ -68,7 +66,7 @@ func TestRecreatedTopicCountsTaps(t *testing.T) {
 	tapN(t, base, a, 3)
 	waitTotals(t, base, map[*joined]int64{&a: 3})
 
-	recreateTopic(t, k.Addrs(), 2)
+	recreateTopic(t, k, 2)
 	tapAccepted(t, base, a, 5)
 	tapAccepted(t, base, b, 1)
 	c := join(t, base, "cat")
