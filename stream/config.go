@@ -79,9 +79,8 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	cfg.Metadata.Retry.Backoff = 250 * time.Millisecond
 	// Partitions added to game-taps are seen within this: the consumer
 	// group rebalances when a refresh shows more (sarama checks at this
-	// interval too). Only the topics in use are asked for (not Full).
+	// interval too).
 	cfg.Metadata.RefreshFrequency = 10 * time.Second
-	cfg.Metadata.Full = false
 	// Never let a broker create a topic with its defaults (1 partition,
 	// replication factor 1 on stock Kafka): EnsureTopics creates tapwars'
 	// topics with settings of its own.

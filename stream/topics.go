@@ -95,7 +95,6 @@ func EnsureTopics(c Config, t Topics, log *slog.Logger) (TopicState, error) {
 		return TopicState{}, err
 	}
 	cfg.ClientID += "-admin"
-	cfg.Metadata.Full = true // the cluster admin refreshes metadata without naming topics
 	client, err := sarama.NewClient(c.Brokers, cfg)
 	if err != nil {
 		return TopicState{}, c.Security.explain(c.Brokers, err)
@@ -197,7 +196,7 @@ func topicIdentity(client sarama.Client) (TopicState, error) {
 
 // howToCreate says how an operator creates s.
 func howToCreate(s topicSpec) string {
-	return fmt.Sprintf("%d partitions, replication factor %d, config %s", s.detail.NumPartitions, s.detail.ReplicationFactor, showConfig(s.detail.ConfigEntries))
+	return fmt.Sprintf("partitions=%d, replication factor=%d, config %s", s.detail.NumPartitions, s.detail.ReplicationFactor, showConfig(s.detail.ConfigEntries))
 }
 
 func showConfig(m map[string]*string) string {
