@@ -98,6 +98,23 @@ func testGrowingPartitions(t *testing.T, kind string) {
 		}
 		return out
 	}
+	// joinOnNew joins players until want of them are pinned to partitions
+	// from..to-1 (the new ones), at most 60.
+	joinOnNew := func(prefix string, from int32, want int) []joined {
+		var out []joined
+		on := 0
+		for i := 0; on < want; i++ {
+			if i == 60 {
+				t.Fatalf("60 players joined, %d of them on partitions >= %d", on, from)
+			}
+			j := join(t, bases[i%2], fmt.Sprintf("%s%d", prefix, i))
+			if p, ok := game.IDPartition(j.User.ID); ok && p >= from {
+				on++
+			}
+			out = append(out, j)
+		}
+		return out
+	}
 	players := joinAll("first", 10)
 	waitMarked(t, r, 2)
 
@@ -106,7 +123,7 @@ func testGrowingPartitions(t *testing.T, kind string) {
 	time.Sleep(300 * time.Millisecond)
 	growTopic(t, k, 4)
 	waitMarked(t, r, 4)
-	late := joinAll("second", 10)
+	late := joinOnNew("second", 2, 4)
 	stopLate := tapLoad(bases, late, 4)
 	time.Sleep(1500 * time.Millisecond)
 	answers := append(stop(), stopLate()...)
@@ -122,7 +139,7 @@ func testGrowingPartitions(t *testing.T, kind string) {
 	time.Sleep(300 * time.Millisecond)
 	growTopic(t, k, 6)
 	waitMarked(t, r, 6)
-	late = joinAll("third", 10)
+	late = joinOnNew("third", 4, 4)
 	stopLate = tapLoad(bases, late, 4)
 	time.Sleep(1500 * time.Millisecond)
 	answers = append(stop(), stopLate()...)
@@ -138,7 +155,7 @@ func testGrowingPartitions(t *testing.T, kind string) {
 	time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(500 * time.Millisecond)))
 	growTopic(t, k, 8)
 	waitMarked(t, r, 8)
-	late = joinAll("fourth", 6)
+	late = joinOnNew("fourth", 6, 3)
 	stopLate = tapLoad(bases, late, 4)
 	time.Sleep(time.Until(time.UnixMilli(rs.EndsAt).Add(500 * time.Millisecond)))
 	answers = append(stop(), stopLate()...)

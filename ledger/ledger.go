@@ -158,7 +158,16 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 			u := k.User
 			kicked[i] = game.Fact{Type: game.FactKicked, User: &u, At: k.KickedAt, RemovedTaps: k.RemovedTaps}
 		}
-		return g.facts.Import(ctx, round, now, ex.Players, kicked)
+		if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
+			return err
+		}
+		// Held until the projection reached the import's round: a partition
+		// marked meanwhile (partitions.go) would get the round before it.
+		_ = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
+			r, err := g.Store.Round(ctx)
+			return r >= round, err
+		})
+		return nil
 	})
 	if err != nil {
 		return 0, err

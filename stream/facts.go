@@ -19,8 +19,9 @@ type RecordProducer interface {
 // them are answered, so that the log alone rebuilds the state:
 //
 //   - joins and kicks are keyed by player id, on the partition of that
-//     player's taps, so a replay always meets a player's join before their
-//     taps and their kick after them;
+//     player's taps (the one pinned in the id, game.PinnedID), so a replay
+//     always meets a player's join before their taps and their kick after
+//     them;
 //   - a round (reset) or an import is a marker on every partition, so each
 //     partition sees it at one point: its taps before the marker belong to
 //     the old round, those after it to the new one;
