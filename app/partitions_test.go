@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
+	"github.com/tapwars/tapwars/app"
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/internal/testenv"
 	"github.com/tapwars/tapwars/store"
@@ -22,6 +26,20 @@ func growTopic(t *testing.T, b testenv.Broker, n int32) {
 		t.Fatalf("grow %s to %d partitions: %v", stream.Topic, n, err)
 	}
 	t.Logf("%s grown to %d partitions", stream.Topic, n)
+}
+
+// brokerPartitions lists game-taps' partitions.
+func brokerPartitions(t *testing.T, b testenv.Broker) []int32 {
+	t.Helper()
+	md, err := brokerAdmin(t, b).DescribeTopics([]string{stream.Topic})
+	if err != nil || len(md) != 1 || md[0].Err != sarama.ErrNoError {
+		t.Fatalf("describe %s: %v %+v", stream.Topic, err, md)
+	}
+	var out []int32
+	for _, p := range md[0].Partitions {
+		out = append(out, p.ID)
+	}
+	return out
 }
 
 // waitMarked waits until tapwars marked n partitions for the current round.
@@ -89,17 +107,16 @@ func TestGrowingPartitionsLosesNothing(t *testing.T) {
 func testGrowingPartitions(t *testing.T, kind string) {
 	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kind, 2, stream.Topic)
 	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "JOINS_PER_SECOND": "0", "TAP_TIMEOUT": "2s"}
-	n1, n2 := startApp(t, r, k, env, nil), startApp(t, r, k, env, nil)
-	bases := []string{n1.URL(), n2.URL()}
-	joinAll := func(prefix string, n int) []joined {
-		out := make([]joined, n)
-		for i := range out {
-			out[i] = join(t, bases[i%2], fmt.Sprintf("%s%d", prefix, i))
+	nodes := []*app.Main{startApp(t, r, k, env, nil), startApp(t, r, k, env, nil)}
+	urls := func() []string {
+		var out []string
+		for _, n := range nodes {
+			out = append(out, n.URL())
 		}
 		return out
 	}
 	// joinOnNew joins players until want of them are pinned to partitions
-	// from..to-1 (the new ones), at most 60.
+	// from on (the new ones), at most 60.
 	joinOnNew := func(prefix string, from int32, want int) []joined {
 		var out []joined
 		on := 0
@@ -107,7 +124,7 @@ func testGrowingPartitions(t *testing.T, kind string) {
 			if i == 60 {
 				t.Fatalf("60 players joined, %d of them on partitions >= %d", on, from)
 			}
-			j := join(t, bases[i%2], fmt.Sprintf("%s%d", prefix, i))
+			j := join(t, nodes[i%len(nodes)].URL(), fmt.Sprintf("%s%d", prefix, i))
 			if p, ok := game.IDPartition(j.User.ID); ok && p >= from {
 				on++
 			}
@@ -115,60 +132,68 @@ func testGrowingPartitions(t *testing.T, kind string) {
 		}
 		return out
 	}
-	players := joinAll("first", 10)
+	// grow adds partitions while players tap, then rolls the instances as
+	// a deploy would: a new one (which sees every partition from its start)
+	// joins, newcomers join, everyone taps through all of them, and the
+	// oldest instance leaves. It returns the answers and the newcomers.
+	grow := func(players []joined, to int32, during func()) ([]tapAnswer, []joined) {
+		stop := tapLoad(urls(), players, 6)
+		time.Sleep(300 * time.Millisecond)
+		if during != nil {
+			during()
+		}
+		from := int32(len(brokerPartitions(t, k)))
+		growTopic(t, k, to)
+		waitMarked(t, r, to)
+		nodes = append(nodes, startApp(t, r, k, env, nil))
+		late := joinOnNew(fmt.Sprintf("p%d-", to), from, 3)
+		stopLate := tapLoad(urls(), append(slices.Clone(players), late...), 4)
+		time.Sleep(1500 * time.Millisecond)
+		answers := append(stop(), stopLate()...)
+		_ = nodes[0].Close()
+		nodes = nodes[1:]
+		return answers, late
+	}
+	players := make([]joined, 10)
+	for i := range players {
+		players[i] = join(t, nodes[i%2].URL(), fmt.Sprintf("first%d", i))
+	}
 	waitMarked(t, r, 2)
 
-	// Open play (round 0): grow 2 -> 4 while tapping; newcomers tap too.
-	stop := tapLoad(bases, players, 6)
-	time.Sleep(300 * time.Millisecond)
-	growTopic(t, k, 4)
-	waitMarked(t, r, 4)
-	late := joinOnNew("second", 2, 4)
-	stopLate := tapLoad(bases, late, 4)
-	time.Sleep(1500 * time.Millisecond)
-	answers := append(stop(), stopLate()...)
+	// Open play (round 0): 2 -> 4 partitions.
+	answers, late := grow(players, 4, nil)
 	players = append(players, late...)
 	waitCounted(t, r, taps202(answers))
 	t.Logf("open play: %d answers, every 202 counted", len(answers))
 
-	// After a reset (round 1): grow 4 -> 6 while tapping.
-	if code, body := admin(t, "POST", bases[0]+"/admin/reset", "", nil); code != 200 {
+	// After a reset (round 1): 4 -> 6.
+	if code, body := admin(t, "POST", nodes[0].URL()+"/admin/reset", "", nil); code != 200 {
 		t.Fatalf("reset: %d %s", code, body)
 	}
-	stop = tapLoad(bases, players, 6)
-	time.Sleep(300 * time.Millisecond)
-	growTopic(t, k, 6)
-	waitMarked(t, r, 6)
-	late = joinOnNew("third", 4, 4)
-	stopLate = tapLoad(bases, late, 4)
-	time.Sleep(1500 * time.Millisecond)
-	answers = append(stop(), stopLate()...)
+	answers, late = grow(players, 6, nil)
 	players = append(players, late...)
-	round1 := taps202(answers)
-	waitCounted(t, r, round1)
+	waitCounted(t, r, taps202(answers))
 	t.Logf("after a reset: %d answers, every 202 counted", len(answers))
 
-	// During a timed round (round 2): grow 6 -> 8 in play.
-	stop = tapLoad(bases, players, 6)
-	rs := startRound(t, bases[0], `{"seconds": 5, "countdown": 1}`)
-	announced := time.Now()
-	time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(500 * time.Millisecond)))
-	growTopic(t, k, 8)
-	waitMarked(t, r, 8)
-	late = joinOnNew("fourth", 6, 3)
-	stopLate = tapLoad(bases, late, 4)
-	time.Sleep(time.Until(time.UnixMilli(rs.EndsAt).Add(500 * time.Millisecond)))
-	answers = append(stop(), stopLate()...)
+	// During a timed round (round 2): 6 -> 8 in play.
+	var (
+		rs        game.RoundState
+		announced time.Time
+	)
+	answers, late = grow(players, 8, func() {
+		rs = startRound(t, nodes[0].URL(), `{"seconds": 10, "countdown": 1}`)
+		announced = time.Now()
+		time.Sleep(time.Until(time.UnixMilli(rs.StartsAt).Add(300 * time.Millisecond)))
+	})
 	players = append(players, late...)
-	final := finalRound(t, bases[1], rs.Number, 60*time.Second)
-	checkRoundExact(t, final, announced, answers)
-	onNew := 0
-	for _, p := range late {
-		if part, ok := game.IDPartition(p.User.ID); ok && part >= 6 {
-			onNew++
-		}
+	if time.Now().UnixMilli() >= rs.EndsAt {
+		t.Fatalf("the round ended before the growth was done (a slow machine): %+v", rs)
 	}
-	t.Logf("timed round: %+v; %d of %d late players on partitions 6-7", final, onNew, len(late))
+	time.Sleep(time.Until(time.UnixMilli(rs.EndsAt).Add(500 * time.Millisecond)))
+	final := finalRound(t, nodes[0].URL(), rs.Number, 60*time.Second)
+	checkRoundExact(t, final, announced, answers)
+	t.Logf("timed round: %+v", final)
+	bases := urls()
 
 	// Redis loses everything: the rebuild from the log gives the same
 	// result and the same counts per player.
