@@ -195,6 +195,36 @@ type groupHandler struct {
 	// topicID is game-taps' id as Setup saw it ("" if unknown): recorded
 	// beside the offsets after a claim's first batch.
 	topicID string
+	// stale is set when game-taps went away or changed its id during the
+	// session: its claims apply nothing more (they may be reading the new
+	// topic at the old one's offsets) and the group is joined again.
+	stale atomic.Bool
+}
+
+// topicWatch is how often a session checks that game-taps is still the
+// topic it started on. sarama waits Consumer.Retry.Backoff (2 s) before
+// fetching again after the topic went away, so a recreated topic is
+// noticed before its records are fetched at the old offsets.
+const topicWatch = time.Second
+
+// watchTopic ends the session when game-taps is deleted or gets another id.
+func (h *groupHandler) watchTopic(ctx context.Context, id string) {
+	t := time.NewTicker(topicWatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur, err := topicIdentity(h.c.client)
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) || (err == nil && cur.ID != id) {
+			h.stale.Store(true)
+			h.c.log.Warn("game-taps was deleted or recreated: its partitions apply nothing more until the group is joined again", "id", id, "now", cur.ID, "err", err)
+			h.rejoin()
+			return
+		}
+	}
 }
 
 // Setup moves every claimed partition to the offset stored in Redis, or to
@@ -205,6 +235,9 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	var err error
 	if h.topicID, err = h.c.checkTopic(sess.Context()); err != nil {
 		return err
+	}
+	if h.topicID != "" {
+		go h.watchTopic(sess.Context(), h.topicID)
 	}
 	offs, restored, err := h.c.storedOffsets(sess.Context(), parts)
 	if err != nil {
@@ -321,6 +354,9 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			default:
 				break drain
 			}
+		}
+		if h.stale.Load() {
+			return nil // the topic changed: Setup moves the offsets first
 		}
 		if err := h.flush(ctx, p, msgs, &known); err != nil {
 			return nil // session over; the next owner resumes from Redis
