@@ -19,7 +19,14 @@ command -v mvn >/dev/null || { echo "kafka-jars: mvn is needed: apt-get install 
 echo "installing: Apache Kafka $version jars from Maven Central into $dir"
 tmp="$dir.tmp.$$"
 rm -rf "$tmp"
-mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp"
+# Maven's output is shown only when it fails (with -q it is otherwise bare
+# terminal escapes).
+if ! out=$(mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1); then
+  echo "$out" >&2
+  echo "kafka-jars: mvn could not fetch the jars (above)" >&2
+  rm -rf "$tmp"
+  exit 1
+fi
 rm -rf "$dir"
 mv "$tmp" "$dir"
 echo "$stamp" >"$dir/.complete"

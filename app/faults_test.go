@@ -179,7 +179,23 @@ func TestBrokerOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 3, stream.Topic)
+	testenv.EachKafka(t, testBrokerOutage)
+}
+
+// stopStart stops and restarts a one-node broker of either kind.
+func stopStart(k testenv.Broker) (stop, start func()) {
+	switch k := k.(type) {
+	case *testenv.ApacheKafka:
+		return func() { k.Stop(0) }, func() { k.Start(0) }
+	case *testenv.Kafka:
+		return k.Stop, k.Restart
+	}
+	panic(fmt.Sprintf("stopStart: %T", k))
+}
+
+func testBrokerOutage(t *testing.T, kafka string) {
+	r, k := testenv.StartRedis(t), testenv.StartBroker(t, kafka, 3, stream.Topic)
+	stopBroker, startBroker := stopStart(k)
 	m := startNode(t, r, k, nil, nil)
 	base := m.URL()
 	var players []joined
@@ -189,7 +205,7 @@ func TestBrokerOutage(t *testing.T) {
 	stopLoad := tapLoad([]string{base}, players, 4)
 	time.Sleep(700 * time.Millisecond)
 
-	k.Stop()
+	stopBroker()
 	down := time.Now()
 	// Every tap sent while the broker is down is answered 503 within 5 s;
 	// /readyz names kafka; /healthz (the process lives) stays 200.
@@ -231,7 +247,7 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	t.Logf("taps answered 503 in at most %v while the broker was down", slowest.Round(time.Millisecond))
 
-	k.Restart()
+	startBroker()
 	back := time.Now()
 	t.Logf("broker down for %v", back.Sub(down).Round(time.Millisecond))
 	testenv.Eventually(t, 20*time.Second, func() string {

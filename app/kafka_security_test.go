@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tapwars/tapwars/app"
@@ -61,16 +60,7 @@ func startSecuredApacheKafka(t *testing.T) securedKafka {
 	k := testenv.StartApacheKafka(t, testenv.ApacheKafkaOptions{SASL: true, ACLs: true})
 	k.CreateTopics(t, 3, stream.Topic)
 	k.AddUser(t, kafkaUser, kafkaPassword)
-	principal := "User:" + kafkaUser
-	topic := func(name string) sarama.Resource {
-		return sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: name, ResourcePatternType: sarama.AclPatternLiteral}
-	}
-	k.Allow(t, principal, topic(stream.Topic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe)
-	// Create: the app asks to create game-checkpoints at every start (issue
-	// 18, item 3).
-	k.Allow(t, principal, topic(stream.CheckpointTopic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe, sarama.AclOperationCreate)
-	k.Allow(t, principal, sarama.Resource{ResourceType: sarama.AclResourceGroup, ResourceName: "tapwars", ResourcePatternType: sarama.AclPatternPrefixed},
-		sarama.AclOperationRead, sarama.AclOperationDescribe)
+	k.AllowApp(t, kafkaUser)
 	return securedKafka{k: k, env: k.EnvAs(kafkaUser, kafkaPassword)}
 }
 

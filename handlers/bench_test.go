@@ -88,13 +88,20 @@ func noopServer(b *testing.B) string {
 	return "http://" + ln.Addr().String() + "/api/tap"
 }
 
-// BenchmarkTap: one iteration is 20,000 taps of 1,000 players from 64
+// BenchmarkTap (sub-benchmarks per broker: kfake, then one Apache Kafka
+// node): one iteration is 20,000 taps of 1,000 players from 64
 // keep-alive connections against tapwars (every 202 waited for Kafka's
 // acks=all acknowledgement), then the same against the do-nothing handler.
 // It reports both rates and their ratio, and checks that Redis counted
 // exactly the acknowledged taps.
 func BenchmarkTap(b *testing.B) {
-	r, k := testenv.StartRedis(b), testenv.StartKafka(b, 6, stream.Topic)
+	for _, kind := range testenv.KafkaKinds {
+		b.Run(kind, func(b *testing.B) { benchTap(b, kind) })
+	}
+}
+
+func benchTap(b *testing.B, kind string) {
+	r, k := testenv.StartRedis(b), testenv.StartBroker(b, kind, 6, stream.Topic)
 	rc := r.Client()
 	if err := rc.ConfigSet(context.Background(), "appendfsync", "everysec").Err(); err != nil {
 		b.Fatal(err)
@@ -103,7 +110,7 @@ func BenchmarkTap(b *testing.B) {
 	vars := map[string]string{"ADDR": "127.0.0.1:0", "DATA_DIR": b.TempDir(), "REDIS_URL": r.URL(),
 		"KAFKA_BROKERS": strings.Join(k.Addrs(), ","), "SESSION_SECRET": "bench-secret-0123456789", "LOG_LEVEL": "error",
 		// Limits off: one client address plays 1,000 players here.
-		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0"}
+		"TAP_RATE_LIMIT": "0", "JOIN_RATE_LIMIT": "0", "JOINS_PER_SECOND": "0", "MAX_CONNECTIONS": "0", "MAX_CONNECTIONS_PER_IP": "0"}
 	if err := m.Config.Parse(nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
 		b.Fatal(err)
 	}
@@ -123,6 +130,9 @@ func BenchmarkTap(b *testing.B) {
 		var j struct{ Token string }
 		_ = json.NewDecoder(res.Body).Decode(&j)
 		_ = res.Body.Close()
+		if j.Token == "" {
+			b.Fatalf("join %d: %s", i, res.Status)
+		}
 		tokens[i] = j.Token
 	}
 	noop := noopServer(b)

@@ -1,7 +1,9 @@
 package stream_test
 
 // Benchmarks of the Kafka side against kfake over TCP and a real
-// redis-server (AOF everysec, as the embedded redis-server runs).
+// redis-server (AOF everysec, as the embedded redis-server runs); the
+// producer and consumer ones also against one Apache Kafka node
+// (sub-benchmarks kfake and apache, testenv.KafkaKinds).
 //
 //	go test -run '^$' -bench . -benchtime 3x ./stream
 
@@ -24,15 +26,18 @@ import (
 
 type benchEnv struct {
 	r       *testenv.Redis
-	k       *testenv.Kafka
+	k       testenv.Broker
 	st      *store.Store
 	cfg     stream.Config
 	players []game.User
 }
 
-func newBenchEnv(b *testing.B, players int) *benchEnv {
+func newBenchEnv(b *testing.B, players int) *benchEnv { return newBenchEnvOn(b, "kfake", players) }
+
+// newBenchEnvOn is newBenchEnv on a broker of kind (testenv.KafkaKinds).
+func newBenchEnvOn(b *testing.B, kind string, players int) *benchEnv {
 	b.Helper()
-	e := &benchEnv{r: testenv.StartRedis(b), k: testenv.StartKafka(b, 6, stream.Topic)}
+	e := &benchEnv{r: testenv.StartRedis(b), k: testenv.StartBroker(b, kind, 6, stream.Topic)}
 	c := e.r.Client()
 	if err := c.ConfigSet(context.Background(), "appendfsync", "everysec").Err(); err != nil {
 		b.Fatal(err)
@@ -92,8 +97,14 @@ func (e *benchEnv) fill(b *testing.B, n int) {
 // notify — in records per second: 200,000 records per iteration are written
 // first, then one consumer (6 partitions) applies them all.
 func BenchmarkConsumer(b *testing.B) {
+	for _, kind := range testenv.KafkaKinds {
+		b.Run(kind, func(b *testing.B) { benchConsumer(b, kind) })
+	}
+}
+
+func benchConsumer(b *testing.B, kind string) {
 	const perIter = 200000
-	e := newBenchEnv(b, 1000)
+	e := newBenchEnvOn(b, kind, 1000)
 	e.fill(b, perIter*b.N)
 	c, err := stream.NewConsumer(e.cfg, e.st, quiet, stream.ConsumerOptions{})
 	if err != nil {
@@ -129,8 +140,14 @@ func BenchmarkConsumer(b *testing.B) {
 // it: 64 concurrent callers, each waiting for Kafka's acknowledgement
 // (acks=all, idempotent). One iteration is 20,000 acknowledged sends.
 func BenchmarkProducer(b *testing.B) {
+	for _, kind := range testenv.KafkaKinds {
+		b.Run(kind, func(b *testing.B) { benchProducer(b, kind) })
+	}
+}
+
+func benchProducer(b *testing.B, kind string) {
 	const perIter, callers = 20000, 64
-	e := newBenchEnv(b, 1000)
+	e := newBenchEnvOn(b, kind, 1000)
 	p, err := stream.NewProducer(e.cfg)
 	if err != nil {
 		b.Fatal(err)

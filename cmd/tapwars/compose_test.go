@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tapwars/tapwars/internal/testenv"
 )
 
 // docker-compose.dev.yml is valid for docker-compose (when it is
@@ -53,6 +55,11 @@ func TestComposeAndDockerfile(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("docker-compose.dev.yml lacks %q", want)
 		}
+	}
+
+	// The development stack runs the Kafka the tests run.
+	if want := "image: apache/kafka:" + testenv.KafkaVersion() + "\n"; !strings.Contains(string(b), want) {
+		t.Errorf("docker-compose.dev.yml does not pin %q, the version internal/testenv/kafka/pom.xml runs in the tests", strings.TrimSpace(want))
 	}
 
 	d, err := os.ReadFile(filepath.Join(root, "Dockerfile"))

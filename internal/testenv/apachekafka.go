@@ -63,6 +63,23 @@ type ApacheKafka struct {
 	admin     sarama.ClusterAdmin
 }
 
+// clusters maps each running test cluster's first address to it, so the
+// topic readers (TopicMessages, ProducerIDs) reach a secured one as its
+// super user.
+var clusters sync.Map
+
+// readerConfig is the client configuration for reading the topics of
+// brokers: the super user's for a test's Apache Kafka, else sarama's
+// default (plaintext).
+func readerConfig(brokers []string) *sarama.Config {
+	if len(brokers) > 0 {
+		if k, ok := clusters.Load(brokers[0]); ok {
+			return k.(*ApacheKafka).SaramaConfig()
+		}
+	}
+	return sarama.NewConfig()
+}
+
 // KafkaSuperUser is the super user of a cluster with SASL.
 const KafkaSuperUser = "admin"
 
@@ -153,22 +170,55 @@ func StartApacheKafka(t testing.TB, o ApacheKafkaOptions) *ApacheKafka {
 		k.pki = NewPKI(t)
 		k.password = randomID(t)
 	}
-	for i := range o.Nodes {
-		n := &kafkaNode{id: i + 1, dir: filepath.Join(k.dir, fmt.Sprintf("node-%d", i+1)),
-			brokerPort: FreePort(t), ctrlPort: FreePort(t), exited: closedChan()}
-		n.props = filepath.Join(n.dir, "server.properties")
-		n.log = filepath.Join(k.dir, fmt.Sprintf("node-%d.log", i+1))
-		k.nodes = append(k.nodes, n)
-	}
 	t.Cleanup(k.cleanup)
-	k.writeConfig()
-	k.format()
-	for i := range k.nodes {
-		k.launch(i)
+	// Ports are free when picked but another process may take one before
+	// Kafka binds it (tests of other packages run at the same time): then
+	// start again on other ports.
+	for attempt := 1; ; attempt++ {
+		ports := pickPorts(t, 2*o.Nodes)
+		k.nodes = nil
+		for i := range o.Nodes {
+			n := &kafkaNode{id: i + 1, dir: filepath.Join(k.dir, fmt.Sprintf("try-%d", attempt), fmt.Sprintf("node-%d", i+1)),
+				brokerPort: ports[2*i], ctrlPort: ports[2*i+1], exited: closedChan()}
+			n.props = filepath.Join(n.dir, "server.properties")
+			n.log = filepath.Join(k.dir, fmt.Sprintf("try-%d", attempt), fmt.Sprintf("node-%d.log", i+1))
+			k.nodes = append(k.nodes, n)
+		}
+		clusters.Store(k.Addrs()[0], k)
+		k.writeConfig()
+		k.format()
+		for i := range k.nodes {
+			k.launch(i)
+		}
+		if !k.waitBrokers(k.nodeIDs(), 120*time.Second) {
+			break
+		}
+		clusters.Delete(k.Addrs()[0])
+		for i := range k.nodes {
+			k.Kill(i)
+		}
+		if attempt == 3 {
+			t.Fatal("apache kafka: a port was taken by another process three times in a row")
+		}
+		t.Logf("apache kafka: a port was taken by another process; starting again on other ports")
 	}
-	k.waitBrokers(k.nodeIDs(), 120*time.Second)
 	t.Logf("apache kafka %s: %d node(s) ready in %v (logs in %s)", KafkaVersion(), o.Nodes, time.Since(began).Round(time.Millisecond), k.dir)
 	return k
+}
+
+// pickPorts is distinctPorts; a test of the harness replaces it.
+var pickPorts = distinctPorts
+
+// distinctPorts are n free ports, no two alike (FreePort may hand out a
+// port it just gave).
+func distinctPorts(t testing.TB, n int) []int {
+	var ports []int
+	for len(ports) < n {
+		if p := FreePort(t); !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }
 
 func closedChan() chan struct{} { c := make(chan struct{}); close(c); return c }
@@ -373,17 +423,29 @@ func (k *ApacheKafka) nodeIDs() []int32 {
 }
 
 // waitBrokers polls the metadata until it lists every broker of ids (a
-// broker is listed once it is registered and not fenced).
-func (k *ApacheKafka) waitBrokers(ids []int32, timeout time.Duration) {
+// broker is listed once it is registered and not fenced). It reports
+// portTaken when a node exited because its port was in use, and fails the
+// test when one exited for another reason or time ran out.
+func (k *ApacheKafka) waitBrokers(ids []int32, timeout time.Duration) (portTaken bool) {
 	t := k.t
 	t.Helper()
 	cfg := k.SaramaConfig()
 	cfg.Metadata.Retry.Max = 0
+	// Short: a port another process holds may accept and never answer.
+	cfg.Net.ReadTimeout = 3 * time.Second
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
 		for i, n := range k.nodes {
-			if slices.Contains(ids, int32(n.id)) && isClosed(n.exited) {
+			if !slices.Contains(ids, int32(n.id)) {
+				continue
+			}
+			// A node that cannot bind takes many seconds to give up: do not
+			// wait for it.
+			if log, _ := os.ReadFile(n.log); bytes.Contains(log, []byte("Address already in use")) {
+				return true
+			}
+			if isClosed(n.exited) {
 				t.Fatalf("apache kafka node %d exited while starting:\n%s", i, tail(n.log, 60))
 			}
 		}
@@ -397,7 +459,7 @@ func (k *ApacheKafka) waitBrokers(ids []int32, timeout time.Duration) {
 			_ = client.Close()
 			missing := slices.DeleteFunc(slices.Clone(ids), func(id int32) bool { return slices.Contains(have, id) })
 			if len(missing) == 0 {
-				return
+				return false
 			}
 			last = fmt.Sprintf("metadata lists brokers %v, waiting for %v", have, missing)
 		}
@@ -538,21 +600,31 @@ func deref(s *string) string {
 func (k *ApacheKafka) CreateTopics(t testing.TB, partitions int32, names ...string) {
 	t.Helper()
 	for _, name := range names {
-		if err := k.Admin().CreateTopic(name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: -1}, false); err != nil {
-			t.Fatalf("create topic %s: %v", name, err)
-		}
+		k.CreateTopic(t, name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: -1})
+	}
+}
+
+// CreateTopic creates one topic as d says (e.g. a ReplicaAssignment that
+// makes one node the preferred leader of every partition) and waits until
+// each partition has a leader.
+func (k *ApacheKafka) CreateTopic(t testing.TB, name string, d *sarama.TopicDetail) {
+	t.Helper()
+	if err := k.Admin().CreateTopic(name, d, false); err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
 	}
 	client := k.client(t)
 	defer client.Close()
 	Eventually(t, 30*time.Second, func() string {
-		if err := client.RefreshMetadata(names...); err != nil {
+		if err := client.RefreshMetadata(name); err != nil {
 			return err.Error()
 		}
-		for _, name := range names {
-			for p := range partitions {
-				if _, err := client.Leader(name, p); err != nil {
-					return fmt.Sprintf("%s/%d: %v", name, p, err)
-				}
+		parts, err := client.Partitions(name)
+		if err != nil {
+			return err.Error()
+		}
+		for _, p := range parts {
+			if _, err := client.Leader(name, p); err != nil {
+				return fmt.Sprintf("%s/%d: %v", name, p, err)
 			}
 		}
 		return ""
@@ -633,7 +705,9 @@ func (k *ApacheKafka) Stop(i int) {
 func (k *ApacheKafka) Start(i int) {
 	k.t.Helper()
 	k.launch(i)
-	k.waitBrokers([]int32{int32(k.nodes[i].id)}, 120*time.Second)
+	if k.waitBrokers([]int32{int32(k.nodes[i].id)}, 120*time.Second) {
+		k.t.Fatalf("apache kafka node %d cannot restart: another process took its port %d or %d", i, k.nodes[i].brokerPort, k.nodes[i].ctrlPort)
+	}
 }
 
 // Running reports whether node i's JVM is running.
@@ -643,6 +717,9 @@ func (k *ApacheKafka) Running(i int) bool { return !isClosed(k.nodes[i].exited) 
 func (k *ApacheKafka) LogFile(i int) string { return k.nodes[i].log }
 
 func (k *ApacheKafka) cleanup() {
+	if len(k.nodes) > 0 {
+		clusters.Delete(k.Addrs()[0])
+	}
 	if k.admin != nil {
 		_ = k.admin.Close()
 	}
@@ -707,4 +784,20 @@ func (k *ApacheKafka) Allow(t testing.TB, principal string, res sarama.Resource,
 		}
 		return ""
 	})
+}
+
+// AllowApp grants user the ACLs tapwars needs with its default KAFKA_GROUP
+// (consumer groups starting "tapwars"): read and write game-taps and
+// game-checkpoints, and create game-checkpoints (the app asks for it at
+// every start: issue 18, item 3).
+func (k *ApacheKafka) AllowApp(t testing.TB, user string) {
+	t.Helper()
+	principal := "User:" + user
+	topic := func(name string) sarama.Resource {
+		return sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: name, ResourcePatternType: sarama.AclPatternLiteral}
+	}
+	k.Allow(t, principal, topic(stream.Topic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe)
+	k.Allow(t, principal, topic(stream.CheckpointTopic), sarama.AclOperationRead, sarama.AclOperationWrite, sarama.AclOperationDescribe, sarama.AclOperationCreate)
+	k.Allow(t, principal, sarama.Resource{ResourceType: sarama.AclResourceGroup, ResourceName: "tapwars", ResourcePatternType: sarama.AclPatternPrefixed},
+		sarama.AclOperationRead, sarama.AclOperationDescribe)
 }

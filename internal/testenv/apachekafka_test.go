@@ -109,6 +109,13 @@ func TestApacheKafkaSASLWithACLs(t *testing.T) {
 	if n := count(t, k, "t1"); n != 3 {
 		t.Fatalf("topic holds %d records, want 3", n)
 	}
+	// The topic readers reach a secured cluster as its super user.
+	if msgs := testenv.TopicMessages(t, k.Addrs(), "t1"); len(msgs) != 3 {
+		t.Fatalf("TopicMessages read %d records, want 3", len(msgs))
+	}
+	if ids := testenv.ProducerIDs(t, k.Addrs(), nil, "t1"); len(ids) != 1 {
+		t.Fatalf("producer ids %v, want the one idempotent producer's", ids)
+	}
 	bad := k.SaramaConfigAs("player", "wrong")
 	if _, err := sarama.NewClient(k.Addrs(), bad); err == nil {
 		t.Fatal("a wrong password was accepted")

@@ -36,7 +36,7 @@ func TopicRecords(t testing.TB, brokers []string) []Record {
 // partition).
 func TopicMessages(t testing.TB, brokers []string, topic string) []*sarama.ConsumerMessage {
 	t.Helper()
-	client, err := sarama.NewClient(brokers, sarama.NewConfig())
+	client, err := sarama.NewClient(brokers, readerConfig(brokers))
 	if err != nil {
 		t.Fatal(err)
 	}
