@@ -18,14 +18,17 @@ import (
 // setting has a flag and an environment variable of the same name (the flag
 // in lower case with dashes); a flag wins over the variable.
 type Config struct {
-	Addr             string   // ADDR: listen address
-	DataDir          string   // DATA_DIR: embedded broker and store, generated secrets
-	RedisURL         string   // REDIS_URL: external Redis; empty = embedded store
-	KafkaBrokers     []string // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
-	KafkaVersion     string   // KAFKA_VERSION: protocol version sarama speaks
-	KafkaGroup       string   // KAFKA_GROUP: consumer group id
-	KafkaPartitions  int      // KAFKA_PARTITIONS: partitions of game-taps in the embedded broker
-	KafkaCompression string   // KAFKA_COMPRESSION: codec of the producer's record batches
+	Addr             string        // ADDR: listen address
+	DataDir          string        // DATA_DIR: embedded broker and store, generated secrets
+	RedisURL         string        // REDIS_URL: external Redis; empty = embedded store
+	KafkaBrokers     []string      // KAFKA_BROKERS: external Kafka, comma-separated; empty = embedded broker
+	KafkaVersion     string        // KAFKA_VERSION: protocol version sarama speaks
+	KafkaGroup       string        // KAFKA_GROUP: consumer group id
+	KafkaPartitions  int           // KAFKA_PARTITIONS: partitions game-taps is created with when missing
+	KafkaReplication int           // KAFKA_REPLICATION_FACTOR: replication factor of created topics; 0 = min(3, brokers)
+	KafkaMinInsync   int           // KAFKA_MIN_INSYNC_REPLICAS: min.insync.replicas of created topics; 0 = replication factor - 1 (at least 1)
+	KafkaRetention   time.Duration // KAFKA_RETENTION: retention of a created game-taps; 0 = forever
+	KafkaCompression string        // KAFKA_COMPRESSION: codec of the producer's record batches
 
 	// Secured Kafka and Redis; the Kafka names are the old game's.
 	KafkaSSL           bool   // KAFKA_SSL: TLS to the brokers
@@ -107,12 +110,36 @@ func (c *Config) settings() []setting {
 		}},
 		{"KAFKA_VERSION", "Kafka protocol version", "3.6.0", str(&c.KafkaVersion)},
 		{"KAFKA_GROUP", "consumer group that applies taps", "tapwars-applier", str(&c.KafkaGroup)},
-		{"KAFKA_PARTITIONS", "partitions of game-taps in the embedded broker", "6", func(v string) error {
+		{"KAFKA_PARTITIONS", "partitions game-taps is created with when it is missing (embedded or external Kafka)", "6", func(v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 1000 {
 				return fmt.Errorf("must be a whole number from 1 to 1000")
 			}
 			c.KafkaPartitions = n
+			return nil
+		}},
+		{"KAFKA_REPLICATION_FACTOR", "replication factor of the topics tapwars creates; 0 = min(3, brokers in the cluster)", "0", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 32 {
+				return fmt.Errorf("must be a whole number from 0 (automatic) to 32")
+			}
+			c.KafkaReplication = n
+			return nil
+		}},
+		{"KAFKA_MIN_INSYNC_REPLICAS", "min.insync.replicas of the topics tapwars creates (with acks=all, a tap is acknowledged once on this many brokers); 0 = replication factor - 1, at least 1", "0", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 32 {
+				return fmt.Errorf("must be a whole number from 0 (automatic) to 32")
+			}
+			c.KafkaMinInsync = n
+			return nil
+		}},
+		{"KAFKA_RETENTION", "how long a game-taps that tapwars creates keeps records (retention.ms), so how old a Redis may be and still be rebuilt from the log; 0 = forever", "168h", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || (d > 0 && d < time.Minute) {
+				return fmt.Errorf("must be a duration of at least 1m such as 168h, or 0 to keep records forever")
+			}
+			c.KafkaRetention = d
 			return nil
 		}},
 		{"KAFKA_COMPRESSION", "compression of the records tapwars writes: none, lz4, zstd, snappy or gzip", stream.DefaultCompression, func(v string) error {
@@ -254,6 +281,12 @@ func SettingNames() []string {
 		}
 	}
 	return names
+}
+
+// KafkaTopics is how tapwars creates its topics when they are missing.
+func (c *Config) KafkaTopics() stream.Topics {
+	return stream.Topics{Partitions: int32(c.KafkaPartitions), ReplicationFactor: int16(c.KafkaReplication),
+		MinInsyncReplicas: c.KafkaMinInsync, Retention: c.KafkaRetention}
 }
 
 // KafkaSecurity is the TLS and SASL part of the configuration.

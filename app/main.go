@@ -156,6 +156,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if len(c.KafkaBrokers) > 0 {
 		kcfg.Security = ksec
 	}
+	if _, err := stream.EnsureTopics(kcfg, c.KafkaTopics(), m.Log); err != nil {
+		return err
+	}
 	m.producer, err = stream.NewProducer(kcfg)
 	if err != nil {
 		return err
@@ -180,6 +183,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Game.Rebuilding = m.consumer.CatchingUp
+	if _, _, err := m.Game.MarkPartitions(ctx, time.Now()); err != nil {
+		m.Log.Warn("kafka: could not check game-taps for new partitions; will retry", "err", err)
+	}
 	m.ends, err = stream.NewWatermarks(kcfg)
 	if err != nil {
 		return err

@@ -468,6 +468,24 @@ func TestDeploymentAndReferences(t *testing.T) {
 	if !groupACL {
 		t.Fatalf("the KafkaUser has no ACL for the group %s", cm.Data["KAFKA_GROUP"])
 	}
+	// Every topic tapwars uses has a KafkaTopic and the user's ACLs on it.
+	cps := only[*kafkaTopic](t, all[path.Join(root, "strimzi/kafkatopic-checkpoints.yaml")])
+	if cps.Metadata.Name != stream.CheckpointTopic || cps.Spec.Partitions != 1 || cps.Spec.Config["cleanup.policy"] != "compact" {
+		t.Fatalf("KafkaTopic %s: %+v", cps.Metadata.Name, cps.Spec)
+	}
+	for _, name := range []string{stream.Topic, stream.CheckpointTopic} {
+		ops := map[string]bool{}
+		for _, a := range user.Spec.Authorization.ACLs {
+			if a.Resource.Type == "topic" && a.Resource.Name == name {
+				for _, op := range a.Operations {
+					ops[op] = true
+				}
+			}
+		}
+		if !ops["Describe"] || !ops["Read"] || !ops["Write"] || ops["Create"] {
+			t.Fatalf("the KafkaUser's rights on topic %s are %v; want Describe, Read and Write, and no Create", name, ops)
+		}
+	}
 }
 
 // README's configuration table has a row for every setting.

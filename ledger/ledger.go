@@ -73,7 +73,11 @@ func New(st *store.Store, facts *stream.Facts) *Game {
 // id, name and session. A join Kafka did not acknowledge is undone, and the
 // caller answers 503.
 func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User, error) {
-	u, err := g.Store.Join(ctx, name, now)
+	p, err := g.joinPartition(ctx)
+	if err != nil {
+		return game.User{}, err
+	}
+	u, err := g.Store.JoinOn(ctx, name, now, p)
 	if err != nil {
 		return game.User{}, err
 	}
@@ -90,22 +94,26 @@ func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User,
 // projection at once (the consumer applying the markers later changes
 // nothing more). starts is not used: a round starts at its markers; it is
 // kept for the admin handler's signature.
-func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (store.ResetResult, error) {
+func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (res store.ResetResult, err error) {
 	if g.rebuilding() {
 		return store.ResetResult{}, errRebuilding
 	}
-	cur, err := g.Store.Round(ctx)
-	if err != nil {
-		return store.ResetResult{}, err
-	}
-	round, err := game.NextRound(cur)
-	if err != nil {
-		return store.ResetResult{}, err
-	}
-	if err := g.facts.NewRound(ctx, round, now); err != nil {
-		return store.ResetResult{}, err
-	}
-	return g.Store.Reset(ctx, round, now)
+	err = g.withMarkers(ctx, func() error {
+		cur, err := g.Store.Round(ctx)
+		if err != nil {
+			return err
+		}
+		round, err := game.NextRound(cur)
+		if err != nil {
+			return err
+		}
+		if err := g.facts.NewRound(ctx, round, now); err != nil {
+			return err
+		}
+		res, err = g.Store.Reset(ctx, round, now)
+		return err
+	})
+	return res, err
 }
 
 // Kick logs a player's kick and waits until the consumer applied it, to
@@ -141,21 +149,34 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 	if g.rebuilding() {
 		return 0, errRebuilding
 	}
-	cur, err := g.Store.Round(ctx)
+	var round int64
+	err := g.withMarkers(ctx, func() error {
+		cur, err := g.Store.Round(ctx)
+		if err != nil {
+			return err
+		}
+		next, err := game.NextRound(cur)
+		if err != nil {
+			return err
+		}
+		round = max(next, ex.Round)
+		kicked := make([]game.Fact, len(ex.Kicked))
+		for i, k := range ex.Kicked {
+			u := k.User
+			kicked[i] = game.Fact{Type: game.FactKicked, User: &u, At: k.KickedAt, RemovedTaps: k.RemovedTaps}
+		}
+		if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
+			return err
+		}
+		// Held until the projection reached the import's round: a partition
+		// marked meanwhile (partitions.go) would get the round before it.
+		_ = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
+			r, err := g.Store.Round(ctx)
+			return r >= round, err
+		})
+		return nil
+	})
 	if err != nil {
-		return 0, err
-	}
-	next, err := game.NextRound(cur)
-	if err != nil {
-		return 0, err
-	}
-	round := max(next, ex.Round)
-	kicked := make([]game.Fact, len(ex.Kicked))
-	for i, k := range ex.Kicked {
-		u := k.User
-		kicked[i] = game.Fact{Type: game.FactKicked, User: &u, At: k.KickedAt, RemovedTaps: k.RemovedTaps}
-	}
-	if err := g.facts.Import(ctx, round, now, ex.Players, kicked); err != nil {
 		return 0, err
 	}
 	// the history keeps the first result of a round: imported rounds fill
@@ -195,10 +216,18 @@ func (g *Game) wait(ctx context.Context, limit time.Duration, done func(context.
 // StartTimedRound logs timed round current+1 with sc's durations on every
 // partition, then starts it in the projection at once. sc.Number is filled
 // in; its times must be absolute (unix ms).
-func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error) {
+func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (started game.RoundSchedule, err error) {
 	if g.rebuilding() {
 		return game.RoundSchedule{}, errRebuilding
 	}
+	err = g.withMarkers(ctx, func() error {
+		started, err = g.startTimedRound(ctx, sc, now)
+		return err
+	})
+	return started, err
+}
+
+func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error) {
 	cur, err := g.Store.Round(ctx)
 	if err != nil {
 		return game.RoundSchedule{}, err
@@ -226,6 +255,10 @@ func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 // the caller checks that sc is still the current round. Its markers depend
 // on sc alone, so two instances writing them at once write the same round.
 func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+	return g.withMarkers(ctx, func() error { return g.continueRounds(ctx, sc, now) })
+}
+
+func (g *Game) continueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
 	if _, err := game.NextRound(sc.Number); err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ func (k *RoundKeeper) Run(ctx context.Context, tick time.Duration) {
 	var (
 		failing bool
 		retryAt time.Time
+		markAt  time.Time
 	)
 	for {
 		select {
@@ -58,6 +59,10 @@ func (k *RoundKeeper) Run(ctx context.Context, tick time.Duration) {
 			return
 		case <-t.C:
 			now := time.Now()
+			if now.After(markAt) {
+				k.markPartitions(ctx, now)
+				markAt = now.Add(MarkEvery)
+			}
 			if now.Before(retryAt) {
 				continue
 			}
@@ -73,6 +78,21 @@ func (k *RoundKeeper) Run(ctx context.Context, tick time.Duration) {
 				failing = false
 			}
 		}
+	}
+}
+
+// MarkEvery is how often the keeper looks for partitions added to game-taps.
+const MarkEvery = 2 * time.Second
+
+// markPartitions gives partitions added to game-taps the current round's
+// marker (Game.MarkPartitions).
+func (k *RoundKeeper) markPartitions(ctx context.Context, now time.Time) {
+	from, to, err := k.g.MarkPartitions(ctx, now)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		k.Log.Warn("kafka: could not check game-taps for new partitions; will retry", "err", err)
+	case to > from:
+		k.Log.Info("kafka: new partitions of game-taps carry the current round's marker; new players go to them too", "from", from, "to", to)
 	}
 }
 

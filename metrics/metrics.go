@@ -23,6 +23,7 @@ var (
 	UnappliedFacts   = counter("unapplied_facts_total", "Records tapwars wrote (joins, kicks, rounds, imports) that the consumer could not apply and skipped: the state lacks them (an ERROR in the log, a note at /readyz). Alert on any.")
 	ApplyErrors      = counter("apply_errors_total", "Failed attempts to apply a batch to Redis (retried).")
 	DuplicateBatches = counter("duplicate_batches_total", "Batches delivered again whose records were already counted.")
+	TopicRebases     = counter("topic_rebases_total", "Times the offsets in Redis were moved to a game-taps with another topic id (recreated, or another cluster).")
 	ConsumerLag      = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tapwars_consumer_lag", Help: "Records not yet applied, per partition consumed by this instance.",
 	}, []string{"partition"})
@@ -86,6 +87,7 @@ func init() {
 		TapsAccepted, TapsApplied, TapsRejected, TapsSkipped, UnappliedFacts, ApplyErrors, DuplicateBatches,
 		ConsumerLag, Rebuilding, BatchSize, ApplyLatency, TapAckSeconds, LiveConnections, BroadcastSeconds, DroppedFrames, HTTPRequests,
 		LimitRefusals, PartitionFailingSince, OpenConnections,
+		TopicRebases,
 	)
 	for _, v := range Transports {
 		LiveConnections.WithLabelValues(v)

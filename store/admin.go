@@ -388,7 +388,9 @@ func (s *Store) Export(ctx context.Context, now time.Time) (Export, error) {
 		ex.RoundStarts[f] = atoi(n)
 	}
 	for f, n := range offsets.Val() {
-		ex.Offsets[f] = atoi(n)
+		if !strings.Contains(f, "#") { // "<topic>#id" is the topic's id (topic.go)
+			ex.Offsets[f] = atoi(n)
+		}
 	}
 	return ex, nil
 }

@@ -143,11 +143,20 @@ func nameKeysArg(name string) string { return strings.Join(game.NameKeys(name), 
 // Join creates a player with a normalised name and puts them on the team
 // with fewer players online.
 func (s *Store) Join(ctx context.Context, name string, now time.Time) (game.User, error) {
+	return s.JoinOn(ctx, name, now, -1)
+}
+
+// JoinOn is Join with the player's id pinned to a partition of the tap log
+// (game.PinnedID); partition < 0 pins nothing.
+func (s *Store) JoinOn(ctx context.Context, name string, now time.Time, partition int32) (game.User, error) {
 	name, err := game.NormalizeName(name)
 	if err != nil {
 		return game.User{}, err
 	}
 	id, sid := newID(), newID()
+	if partition >= 0 {
+		id = game.PinnedID(id, partition)
+	}
 	jname, err := json.Marshal(name)
 	if err != nil {
 		return game.User{}, fmt.Errorf("encode name: %w", err)

@@ -83,8 +83,9 @@ type Checkpoints struct {
 	tried map[string]int
 }
 
-// NewCheckpoints connects to the brokers and creates the topic (1
-// partition, compacted) when missing.
+// NewCheckpoints connects to the brokers with a producer of its own (a
+// checkpoint never waits in line with taps); EnsureTopics created the
+// topic (1 partition, compacted) when it was missing.
 func NewCheckpoints(c Config) (*Checkpoints, error) {
 	cfg, err := saramaConfig(c)
 	if err != nil {
@@ -93,18 +94,6 @@ func NewCheckpoints(c Config) (*Checkpoints, error) {
 	client, err := sarama.NewClient(c.Brokers, cfg)
 	if err != nil {
 		return nil, c.Security.explain(c.Brokers, err)
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("kafka admin: %w", err)
-	}
-	compact := "compact"
-	err = admin.CreateTopic(CheckpointTopic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1,
-		ConfigEntries: map[string]*string{"cleanup.policy": &compact}}, false)
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		_ = client.Close()
-		return nil, fmt.Errorf("create topic %s: %w", CheckpointTopic, err)
 	}
 	reader, err := sarama.NewConsumerFromClient(client)
 	if err != nil {

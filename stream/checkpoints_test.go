@@ -208,7 +208,11 @@ func TestHalfWrittenCheckpointLeavesTheNewestReadable(t *testing.T) {
 // read it": before, any metadata error was "no checkpoint".
 func TestLatestTellsMissingFromUnreadable(t *testing.T) {
 	k := testenv.StartKafka(t, 1, stream.Topic)
-	cps, err := stream.NewCheckpoints(stream.Config{Brokers: k.Addrs()})
+	cfg := stream.Config{Brokers: k.Addrs()}
+	if _, err := stream.EnsureTopics(cfg, stream.Topics{}, quiet); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := stream.NewCheckpoints(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

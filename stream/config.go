@@ -77,7 +77,14 @@ func saramaConfig(c Config) (*sarama.Config, error) {
 	cfg.Net.WriteTimeout = 5 * time.Second
 	cfg.Metadata.Retry.Max = 3
 	cfg.Metadata.Retry.Backoff = 250 * time.Millisecond
-	cfg.Metadata.RefreshFrequency = time.Minute
+	// Partitions added to game-taps are seen within this: the consumer
+	// group rebalances when a refresh shows more (sarama checks at this
+	// interval too).
+	cfg.Metadata.RefreshFrequency = 10 * time.Second
+	// Never let a broker create a topic with its defaults (1 partition,
+	// replication factor 1 on stock Kafka): EnsureTopics creates tapwars'
+	// topics with settings of its own.
+	cfg.Metadata.AllowAutoTopicCreation = false
 
 	// Producer (sarama's AsyncProducer, see producer.go): idempotent, acks
 	// from all in-sync replicas, so a resent batch never writes a record

@@ -37,6 +37,15 @@ type RoundReader interface {
 	PartitionSchedule(ctx context.Context, topic string, partition int32) (game.RoundSchedule, error)
 }
 
+// TopicKeeper is implemented by an Applier that ties its offsets to the
+// topic's identity (store.Store): offsets of a deleted and recreated
+// game-taps, or of another cluster's, mean nothing in this one.
+type TopicKeeper interface {
+	TopicID(ctx context.Context, topic string) (string, error)
+	AdoptTopicID(ctx context.Context, topic, id string) error
+	RebaseTopic(ctx context.Context, topic, oldID, newID string, starts map[int32]int64) (bool, error)
+}
+
 // knownSchedule is a partition's round schedule as the store holds it after
 // the batches a claim (or a replay) applied, so that the next batch counts
 // with it without reading it again. Only the apply script moves it, by the
@@ -150,9 +159,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.log.Warn("kafka consumer", "err", err)
 		}
 	}()
-	h := &groupHandler{c: c}
 	for ctx.Err() == nil {
-		if err := c.group.Consume(ctx, []string{Topic}, h); err != nil {
+		// A claim whose partition consumer stopped (its offset is out of
+		// range: the topic was recreated) ends the session, so Setup runs
+		// again.
+		sctx, rejoin := context.WithCancel(ctx)
+		h := &groupHandler{c: c, rejoin: rejoin}
+		err := c.group.Consume(sctx, []string{Topic}, h)
+		rejoin()
+		if err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
 				return nil
 			}
@@ -196,16 +211,67 @@ func (c *Consumer) setLag(p int32, lag int64) {
 	metrics.ConsumerLag.WithLabelValues(fmt.Sprint(p)).Set(float64(lag))
 }
 
-type groupHandler struct{ c *Consumer }
+type groupHandler struct {
+	c      *Consumer
+	rejoin context.CancelFunc // ends the session
+	// topicID is game-taps' id as Setup saw it ("" if unknown): recorded
+	// beside the offsets after a claim's first batch.
+	topicID string
+	// stale is set when game-taps went away or changed its id during the
+	// session: its claims apply nothing more (they may be reading the new
+	// topic at the old one's offsets) and the group is joined again.
+	stale atomic.Bool
+}
+
+// topicWatch is how often a session checks that game-taps is still the
+// topic it started on. sarama waits Consumer.Retry.Backoff (2 s) before
+// fetching again after the topic went away, so a recreated topic is
+// noticed before its records are fetched at the old offsets.
+const topicWatch = time.Second
+
+// watchTopic ends the session when game-taps is deleted or gets another id.
+func (h *groupHandler) watchTopic(ctx context.Context, id string) {
+	t := time.NewTicker(topicWatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur, err := topicIdentity(h.c.client)
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) || (err == nil && cur.ID != id) {
+			h.stale.Store(true)
+			h.c.log.Warn("game-taps was deleted or recreated: its partitions apply nothing more until the group is joined again", "id", id, "now", cur.ID, "err", err)
+			h.rejoin()
+			return
+		}
+	}
+}
 
 // Setup moves every claimed partition to the offset stored in Redis, or to
 // the oldest record when Redis has none (so a fresh Redis is rebuilt from
 // the log).
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	parts := sess.Claims()[Topic]
+	var err error
+	if h.topicID, err = h.c.checkTopic(sess.Context()); err != nil {
+		return err
+	}
+	if h.topicID != "" {
+		go h.watchTopic(sess.Context(), h.topicID)
+	}
 	offs, restored, err := h.c.storedOffsets(sess.Context(), parts)
 	if err != nil {
 		return err
+	}
+	if restored { // the checkpoint's offsets may be of another topic
+		if h.topicID, err = h.c.checkTopic(sess.Context()); err != nil {
+			return err
+		}
+		if offs, err = h.c.app.Offsets(sess.Context(), Topic, parts); err != nil {
+			return err
+		}
 	}
 	for _, p := range parts {
 		oldest, err := h.c.client.GetOffset(Topic, p, sarama.OffsetOldest)
@@ -304,6 +370,10 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		select {
 		case m, ok := <-claim.Messages():
 			if !ok {
+				if ctx.Err() == nil {
+					h.c.log.Warn("the partition's consumer stopped (was game-taps deleted or recreated?): joining the group again", "partition", p)
+					h.rejoin()
+				}
 				return nil
 			}
 			msgs = append(msgs, m)
@@ -345,12 +415,18 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 				break drain
 			}
 		}
+		if h.stale.Load() {
+			return nil // the topic changed: Setup moves the offsets first
+		}
 		from := msgs[0].Offset
 		if pos >= 0 && pos < from {
 			from = pos
 		}
 		if err := h.flush(ctx, p, from, msgs, &known); err != nil {
 			return nil // session over; the next owner resumes from Redis
+		}
+		if tk, ok := h.c.app.(TopicKeeper); ok && h.topicID != "" && applied < 0 {
+			_ = tk.AdoptTopicID(ctx, Topic, h.topicID) // a store's first offsets: the next Setup retries
 		}
 		check.Reset(h.c.opt.CheckEvery) // the check runs only after a quiet CheckEvery
 		applied = msgs[len(msgs)-1].Offset + 1
@@ -890,4 +966,52 @@ func (c *Consumer) Ready(context.Context) error {
 		n += l
 	}
 	return game.Errorf(game.EUNAVAILABLE, "rebuilding: replaying the log into Redis (%d partitions, about %d records to go)", len(left), n)
+}
+
+// checkTopic ties the store's offsets to game-taps' topic id: offsets kept
+// before ids were are adopted; offsets of another topic (game-taps deleted
+// and recreated, or another cluster) are moved to this one, whose
+// partitions are then read from their start in the current round. The
+// state in Redis goes on; records of the old topic it had not applied are
+// gone with that topic, and this log alone no longer rebuilds the players
+// who joined before (the next checkpoint covers them).
+// It returns game-taps' id ("" when unknown).
+func (c *Consumer) checkTopic(ctx context.Context) (string, error) {
+	tk, ok := c.app.(TopicKeeper)
+	if !ok {
+		return "", nil
+	}
+	cur, err := topicIdentity(c.client)
+	if err != nil || cur.ID == "" {
+		return "", err // no topic (it comes back) or a broker without topic ids
+	}
+	stored, err := tk.TopicID(ctx, Topic)
+	if err != nil || stored == cur.ID {
+		return cur.ID, err
+	}
+	if stored == "" {
+		return cur.ID, tk.AdoptTopicID(ctx, Topic, cur.ID)
+	}
+	parts, err := c.client.Partitions(Topic)
+	if err != nil {
+		return "", fmt.Errorf("partitions of %s: %w", Topic, err)
+	}
+	starts := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		if starts[p], err = c.client.GetOffset(Topic, p, sarama.OffsetOldest); err != nil {
+			return "", fmt.Errorf("oldest offset of %s/%d: %w", Topic, p, err)
+		}
+	}
+	moved, err := tk.RebaseTopic(ctx, Topic, stored, cur.ID, starts)
+	if err != nil {
+		return "", err
+	}
+	if moved {
+		metrics.TopicRebases.Inc()
+		c.log.Error("game-taps is not the topic Redis's offsets belong to: it was deleted and recreated, or this is another Kafka cluster. "+
+			"The game goes on from the state in Redis, reading the new topic from its start; records of the old topic not applied yet are lost with it, "+
+			"and until the next checkpoint a rebuild from this log alone lacks the players who joined before",
+			"topic", Topic, "id", cur.ID, "storedID", stored, "cluster", cur.Cluster)
+	}
+	return cur.ID, nil
 }

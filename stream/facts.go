@@ -19,8 +19,9 @@ type RecordProducer interface {
 // them are answered, so that the log alone rebuilds the state:
 //
 //   - joins and kicks are keyed by player id, on the partition of that
-//     player's taps, so a replay always meets a player's join before their
-//     taps and their kick after them;
+//     player's taps (the one pinned in the id, game.PinnedID), so a replay
+//     always meets a player's join before their taps and their kick after
+//     them;
 //   - a round (reset) or an import is a marker on every partition, so each
 //     partition sees it at one point: its taps before the marker belong to
 //     the old round, those after it to the new one;
@@ -78,11 +79,31 @@ func (fs *Facts) markers(ctx context.Context, f game.Fact) error {
 	if err != nil {
 		return err
 	}
-	recs := make([]Record, n)
-	for p := range n {
-		if recs[p], err = factRecord(f, "", p); err != nil {
+	return fs.Mark(ctx, f, 0, n)
+}
+
+// Partitions is the number of partitions of game-taps, from fresh metadata.
+func (fs *Facts) Partitions() (int32, error) { return fs.p.Partitions(Topic) }
+
+// SetKeyPartitions bounds the hash of unpinned ids (Producer.SetKeyPartitions).
+func (fs *Facts) SetKeyPartitions(n int32) {
+	if kp, ok := fs.p.(interface{ SetKeyPartitions(int32) }); ok {
+		kp.SetKeyPartitions(n)
+	}
+}
+
+// Mark logs a round or import marker on partitions [from, to).
+func (fs *Facts) Mark(ctx context.Context, f game.Fact, from, to int32) error {
+	if from >= to {
+		return nil
+	}
+	recs := make([]Record, 0, to-from)
+	for p := from; p < to; p++ {
+		r, err := factRecord(f, "", p)
+		if err != nil {
 			return err
 		}
+		recs = append(recs, r)
 	}
 	if err := fs.p.Produce(ctx, Topic, recs...); err != nil {
 		return fmt.Errorf("log %s %d: %w", f.Type, f.Round, err)

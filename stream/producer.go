@@ -53,6 +53,9 @@ type Producer struct {
 	gone    chan struct{}  // closed when Close stopped waiting: calls still open fail
 
 	pending atomic.Int64 // calls whose caller gave up while their records were on their way
+	// keyParts is how many partitions of game-taps the ids without a pinned
+	// partition are hashed over (0: all); see SetKeyPartitions.
+	keyParts *atomic.Int32
 }
 
 // Record is one record to write to a topic. Partition's zero value is
@@ -114,6 +117,14 @@ func NewProducer(c Config) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	keyParts := new(atomic.Int32)
+	cfg.Producer.Partitioner = func(topic string) sarama.Partitioner {
+		r := newRecordPartitioner(topic).(recordPartitioner)
+		if topic == Topic {
+			r.keyParts = keyParts
+		}
+		return r
+	}
 	client, err := sarama.NewClient(c.Brokers, cfg)
 	if err != nil {
 		return nil, c.Security.explain(c.Brokers, err)
@@ -124,12 +135,13 @@ func NewProducer(c Config) (*Producer, error) {
 		return nil, fmt.Errorf("kafka producer %v: %w", c.Brokers, err)
 	}
 	p := &Producer{
-		client:  client,
-		async:   async,
-		tripped: make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		renewed: make(chan struct{}),
-		gone:    make(chan struct{}),
+		client:   client,
+		async:    async,
+		tripped:  make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		renewed:  make(chan struct{}),
+		gone:     make(chan struct{}),
+		keyParts: keyParts,
 	}
 	p.readResults(async, 0)
 	go p.renewLoop()
@@ -283,8 +295,12 @@ func (p *Producer) produce(ctx context.Context, what, topic string, recs ...Reco
 	}
 	in := p.async.Input()
 	for i := range recs {
+		m := message(topic, &recs[i], c)
+		if topic == Topic && m.Partition == ByKey {
+			m.Partition = p.pinned(recs[i].Key)
+		}
 		select {
-		case in <- message(topic, &recs[i], c):
+		case in <- m:
 		case <-ctx.Done():
 			p.mu.RUnlock()
 			if i > 0 { // the records handed over already may still be written
@@ -396,9 +412,37 @@ func unavailable(what string, err error) error {
 		"kafka unavailable: the event was not acknowledged in time, try again")
 }
 
-// Partitions is the number of partitions of topic, from the metadata
-// (refreshed when the topic is not known yet).
+// SetKeyPartitions makes records of ids without a pinned partition go by
+// their hash over partitions [0, n) of game-taps, whatever the topic grows
+// to, so such a player's records stay on one partition; 0 hashes over all.
+func (p *Producer) SetKeyPartitions(n int32) { p.keyParts.Store(n) }
+
+// pinned is the partition of game-taps a key (a player id) is pinned to, or
+// ByKey for a key without one. A partition the metadata does not know yet
+// (added just now) is looked up once; one that does not exist at all (the
+// topic was recreated smaller) falls back to the hash.
+func (p *Producer) pinned(key string) int32 {
+	n, ok := game.IDPartition(key)
+	if !ok {
+		return ByKey
+	}
+	for refreshed := false; ; refreshed = true {
+		if ids, err := p.client.Partitions(Topic); err == nil && n < int32(len(ids)) {
+			return n
+		}
+		if refreshed || p.client.RefreshMetadata(Topic) != nil {
+			slog.Warn("kafka producer: a player's partition is not in game-taps; placing their record by its hash", "partition", n)
+			return ByKey
+		}
+	}
+}
+
+// Partitions is the number of partitions of topic, from fresh metadata (a
+// round marker must reach partitions added just now).
 func (p *Producer) Partitions(topic string) (int32, error) {
+	if err := p.client.RefreshMetadata(topic); err != nil {
+		return 0, unavailable("partitions of "+topic, err)
+	}
 	ids, err := p.client.Partitions(topic)
 	if err != nil {
 		return 0, unavailable("partitions of "+topic, err)
@@ -448,8 +492,13 @@ func (p *Producer) Close() error {
 
 // recordPartitioner places a record with a partition set (>= 0) exactly
 // there and hashes the key of the others with CRC32, as librdkafka (kcat)
-// does, so `kcat -P -K` writes a player's records where this app does.
-type recordPartitioner struct{ crc sarama.Partitioner }
+// does, so `kcat -P -K` writes a player's records where this app does
+// until the topic grows. keyParts, when set and > 0, bounds the hash to
+// the partitions the topic had (SetKeyPartitions).
+type recordPartitioner struct {
+	crc      sarama.Partitioner
+	keyParts *atomic.Int32
+}
 
 func newRecordPartitioner(topic string) sarama.Partitioner {
 	return recordPartitioner{crc: sarama.NewConsistentCRCHashPartitioner(topic)}
@@ -458,6 +507,11 @@ func newRecordPartitioner(topic string) sarama.Partitioner {
 func (r recordPartitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
 	if m.Partition >= 0 {
 		return m.Partition, nil // sarama refuses it if out of range
+	}
+	if r.keyParts != nil {
+		if k := r.keyParts.Load(); k > 0 && k < n {
+			n = k
+		}
 	}
 	return r.crc.Partition(m, n)
 }

@@ -154,6 +154,9 @@ func TestRebuildTenMillionTaps(t *testing.T) {
 	took := h.replay(t, "full", nil)
 	t.Logf("full replay without a checkpoint: %v, %.0f records/s, %.0f taps/s", took, float64(records)/took.Seconds(), float64(h.taps)/took.Seconds())
 
+	if _, err := stream.EnsureTopics(h.cfg, stream.Topics{}, quiet); err != nil {
+		t.Fatal(err)
+	}
 	cps, err := stream.NewCheckpoints(h.cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tapwars/tapwars/game"
+)
+
+// KeyPartitions is how the tap log's partitions are used (not part of the
+// projection: it is about the log, and survives a rebuild):
+//
+//   - "base": the partition count when tapwars first saw the topic; ids
+//     without a pinned partition are hashed over it, so they never move;
+//   - "marked": the partitions [0, marked) carry the current round's marker;
+//     new players are pinned among them only.
+const KeyPartitions = "game:partitions"
+
+// keyMarkersLock serialises the writers of round markers (resets, rounds,
+// imports, marking new partitions), so a partition added while a round
+// starts gets that round's marker either way.
+const keyMarkersLock = "game:markers:lock"
+
+// Partitions reads base and marked; zeros when not set yet.
+func (s *Store) Partitions(ctx context.Context) (base, marked int32, err error) {
+	vals, err := s.rdb.HMGet(ctx, KeyPartitions, "base", "marked").Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read partitions: %w", err)
+	}
+	return int32(atoi(vals[0])), int32(atoi(vals[1])), nil
+}
+
+// SetPartitions records base (once: the first value stays) and marked.
+func (s *Store) SetPartitions(ctx context.Context, base, marked int32) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSetNX(ctx, KeyPartitions, "base", base)
+		p.HSet(ctx, KeyPartitions, "marked", marked)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record partitions: %w", err)
+	}
+	return nil
+}
+
+// markersLockTTL frees the lock of a writer that died holding it.
+const markersLockTTL = 15 * time.Second
+
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// LockMarkers waits (until ctx ends) for the round-marker lock and returns
+// its release.
+func (s *Store) LockMarkers(ctx context.Context) (unlock func(), err error) {
+	token := newID()
+	for {
+		ok, err := s.rdb.SetNX(ctx, keyMarkersLock, token, markersLockTTL).Result()
+		if err != nil {
+			return nil, fmt.Errorf("lock round markers: %w", err)
+		}
+		if ok {
+			return func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				defer cancel()
+				_ = unlockScript.Run(ctx, s.rdb, []string{keyMarkersLock}, token).Err()
+			}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: another instance is writing round markers: %w", game.ErrUnavailable, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// ImportRound is the round the last import started (0: none).
+func (s *Store) ImportRound(ctx context.Context) (int64, error) {
+	v, err := s.rdb.Get(ctx, KeyImportRound).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read import round: %w", err)
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
