@@ -8,24 +8,17 @@
 package live
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/a-h/templ"
-
 	"github.com/tapwars/tapwars/game"
 	"github.com/tapwars/tapwars/metrics"
-	"github.com/tapwars/tapwars/views"
 )
 
 // Source is the game state the hub reads (store.Store in the app).
@@ -34,27 +27,6 @@ type Source interface {
 	Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error)
 	Subscribe(ctx context.Context) <-chan struct{}
 	Touch(ctx context.Context, now time.Time, users ...game.User) error
-}
-
-// Format is what a client receives.
-type Format int
-
-const (
-	SSEJSON  Format = iota // SSE, data: the /api/game-state JSON
-	SSEGame                // SSE, data: the game page's HTML fragments
-	SSEBoard               // SSE, data: the leaderboard page's HTML fragments
-	WSJSON                 // WebSocket text messages of JSON
-	WSGame                 // WebSocket text messages of game page fragments
-	WSBoard                // WebSocket text messages of leaderboard page fragments
-	numFormats
-)
-
-// Transport names the transport of a format, as a metric label.
-func (f Format) Transport() string {
-	if f >= WSJSON {
-		return "ws"
-	}
-	return "sse"
 }
 
 // Frame is one state update. Its bytes are rendered once, by the first
@@ -67,24 +39,21 @@ type Frame struct {
 	// before while Options.BoardInterval holds a change back.
 	board   []game.LeaderboardEntry
 	boardAt time.Time // when board last changed
-	status  string    // "live", "reconnecting" or "catching up" puts a connection status in front; "" none
-	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
+	status  Status
+	prev    *Frame // the rendered frame before this one, for deltas; dropped once rendered
 	prevSeq uint64
 
 	delivery // how many of its clients have it, for pacing (pacing.go)
 
 	once     sync.Once
 	rendered atomic.Bool
-	full     [numFormats][]byte
-	delta    [numFormats][]byte // HTML formats: only the parts that changed since prevSeq
-	hasDelta bool
-	parts    [2][][]byte // rendered views.StateParts and views.LeaderboardParts
+	out      *Rendered
 }
 
 // Bytes is the frame as a client of format f receives it: the whole state.
 func (f *Frame) Bytes(format Format) []byte {
 	f.render()
-	return f.full[format]
+	return f.out.Whole(format)
 }
 
 // Since is what a client of format f that was last sent frame seq needs: the
@@ -92,93 +61,30 @@ func (f *Frame) Bytes(format Format) []byte {
 // nothing), else the whole state.
 func (f *Frame) Since(format Format, seq uint64) []byte {
 	f.render()
-	if f.hasDelta && seq == f.prevSeq && f.delta[format] != nil {
-		return f.delta[format]
+	if seq == f.prevSeq {
+		if d := f.out.Delta(format); d != nil {
+			return d
+		}
 	}
-	return f.full[format]
+	return f.out.Whole(format)
 }
 
-// render encodes every format once. A rendering error (none is expected:
-// the templates write to memory) leaves the frame empty, and clients skip it.
+// render encodes every format once (Render). A rendering error (none is
+// expected: the templates write to memory) leaves the frame empty, and
+// clients skip it.
 func (f *Frame) render() {
 	f.once.Do(func() {
 		defer f.rendered.Store(true)
-		prev := f.prev
+		var prev *Rendered
+		if f.prev != nil {
+			prev = f.prev.out
+		}
 		f.prev = nil // keep no chain of old frames alive
-		snap := top(f.Snapshot, 10)
-		js, err := json.Marshal(snap)
+		out, err := Render(prev, View{Snapshot: f.Snapshot, Board: f.board, Status: f.status})
 		if err != nil {
-			return
+			out = &Rendered{}
 		}
-		shown := f.Snapshot
-		shown.Leaderboard = f.board
-		for i, parts := range [2][]templ.Component{views.StateParts(shown, views.GameTop), views.LeaderboardParts(shown)} {
-			for _, p := range parts {
-				b, err := renderLine(p)
-				if err != nil {
-					return
-				}
-				f.parts[i] = append(f.parts[i], b)
-			}
-		}
-		var status, sseStatus []byte
-		if f.status != "" {
-			text, sseText := f.status, f.status
-			if f.status == "live" {
-				sseText = "live (SSE)"
-			}
-			span := func(text string) []byte {
-				b, err := renderLine(views.ConnectionStatus(strings.ReplaceAll(f.status, " ", "-"), text, true))
-				if err != nil {
-					return nil
-				}
-				return append(b, ' ')
-			}
-			status, sseStatus = span(text), span(sseText)
-			f.full[SSEJSON] = sseEvent("status", []byte(`{"status":"`+f.status+`"}`))
-			js = append([]byte(`{"status":"`+f.status+`",`), js[1:]...)
-		}
-		f.full[SSEJSON] = append(f.full[SSEJSON], sseEvent("state", js)...)
-		// A JSON socket also carries answers to taps: its state frames say
-		// what they are.
-		f.full[WSJSON] = append([]byte(`{"type":"state",`), js[1:]...)
-		// A whole frame is a new client's first view: it shows the newest
-		// leaderboard even while deltas hold a change back (deltas then
-		// skip it or bring a newer one; a page never goes back).
-		whole := [2][][]byte{f.parts[0], f.parts[1]}
-		if !slices.Equal(f.board, f.Snapshot.Leaderboard) {
-			for i, parts := range [2][]templ.Component{views.StateParts(f.Snapshot, views.GameTop), views.LeaderboardParts(f.Snapshot)} {
-				b, err := renderLine(parts[views.PartLeaderboard])
-				if err != nil {
-					return
-				}
-				whole[i] = append(slices.Clone(whole[i][:views.PartLeaderboard]), b)
-			}
-		}
-		gameHTML := append(slices.Clone(status), bytes.Join(whole[0], nil)...)
-		boardHTML := append(slices.Clone(status), bytes.Join(whole[1], nil)...)
-		f.full[WSGame], f.full[WSBoard] = gameHTML, boardHTML
-		f.full[SSEGame] = sseEvent("state", append(slices.Clone(sseStatus), gameHTML[len(status):]...))
-		f.full[SSEBoard] = sseEvent("state", append(slices.Clone(sseStatus), boardHTML[len(status):]...))
-		if prev == nil || f.status != "" || len(prev.parts[0]) != len(f.parts[0]) || len(prev.parts[1]) != len(f.parts[1]) {
-			return
-		}
-		f.hasDelta = true
-		for i, ft := range [2][2]Format{{WSGame, SSEGame}, {WSBoard, SSEBoard}} {
-			var d []byte
-			for j, p := range f.parts[i] {
-				if !bytes.Equal(p, prev.parts[i][j]) {
-					d = append(d, p...)
-				}
-			}
-			f.delta[ft[0]] = d
-			if d == nil {
-				f.delta[ft[0]] = []byte{} // nothing changed: nothing to send
-				f.delta[ft[1]] = []byte{}
-			} else {
-				f.delta[ft[1]] = sseEvent("state", d)
-			}
-		}
+		f.out = out
 	})
 }
 
@@ -206,13 +112,13 @@ type Options struct {
 
 // Hub is the per-instance fan-out.
 type Hub struct {
-	src      Source
-	log      *slog.Logger
-	opt      Options
-	seq      atomic.Uint64
-	last     atomic.Pointer[Frame]
-	down     atomic.Bool // the last read failed: clients show "reconnecting"
-	catching atomic.Bool // the state is being rebuilt: clients show "catching up"
+	src  Source
+	log  *slog.Logger
+	opt  Options
+	seq  atomic.Uint64
+	last atomic.Pointer[Frame]
+	link Link        // the state's link (status.go); under refreshMu
+	down atomic.Bool // link is LinkDown, for Down
 	// boardDue is when a held-back leaderboard change is due (unix ns), 0 none.
 	boardDue atomic.Int64
 	// gap is the time between the last two frames (ns): when pacing spaces
@@ -366,45 +272,57 @@ func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
 	h.refreshMu.Lock()
 	defer h.refreshMu.Unlock()
 	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
+	catching := err == nil && h.opt.CatchingUp != nil && h.opt.CatchingUp()
+	t := h.step(err == nil, catching)
+	old := h.last.Load()
 	if err != nil {
-		h.setDown(true)
+		// Going down, every client is sent the last frame again with the
+		// status in front, so pages keep the numbers they had, marked
+		// "reconnecting"; no state frame is sent while down, and clients
+		// that connect meanwhile get the same.
+		if t.Publish() && old != nil {
+			h.publish(&Frame{Seq: h.seq.Add(1), Snapshot: old.Snapshot, board: old.board, boardAt: old.boardAt, status: t.Status})
+		}
 		return err
 	}
-	recovered := h.setDown(false)
-	old := h.last.Load()
-	status := "" // put in front of the frame: "catching up", or "live" on recovery
-	if h.opt.CatchingUp != nil && h.opt.CatchingUp() {
+	if t.To == LinkCatchingUp {
 		// While the state is rebuilt from the log, pages never go back:
 		// a snapshot behind the one shown is held back, and every frame
 		// is marked "catching up".
-		if !h.catching.Swap(true) {
-			h.log.Info("the state is being rebuilt from the log; clients show catching up")
-		}
-		status = "catching up"
 		if old != nil && behind(snap.GameState, old.Snapshot.GameState) {
 			snap = old.Snapshot
 		}
-		if old != nil && old.status == status && sameState(old.Snapshot, snap) {
+		if old != nil && old.status == t.Status && sameState(old.Snapshot, snap) {
 			return nil // the pages show this already
 		}
-	} else {
-		if h.catching.Swap(false) {
-			h.log.Info("live updates resumed: the state is rebuilt")
-			recovered = true
-		}
-		if skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
-			return nil
-		}
-		if recovered {
-			status = "live"
-		}
+	} else if skipSame && !t.Changed() && old != nil && sameState(old.Snapshot, snap) {
+		return nil
 	}
 	f := h.next(old, snap, time.Now())
-	if status != "" {
-		f.status, f.prev = status, nil
+	if t.Status != StatusNone {
+		f.status, f.prev = t.Status, nil
 	}
 	h.publish(f)
 	return nil
+}
+
+// step moves the link after a read (Link.Step) and logs a change.
+func (h *Hub) step(readOK, catching bool) Transition {
+	t := h.link.Step(readOK, catching)
+	h.link = t.To
+	h.down.Store(t.To == LinkDown)
+	switch {
+	case !t.Changed():
+	case t.To == LinkDown:
+		h.log.Warn("live updates paused: the store does not answer; clients show reconnecting")
+	case t.To == LinkCatchingUp:
+		h.log.Info("the state is being rebuilt from the log; clients show catching up")
+	case t.From == LinkCatchingUp:
+		h.log.Info("live updates resumed: the state is rebuilt")
+	default:
+		h.log.Info("live updates resumed")
+	}
+	return t
 }
 
 // publish makes f the newest frame and wakes every client, counting them
@@ -478,71 +396,6 @@ func (h *Hub) Latest() *Frame { return h.last.Load() }
 // Down reports whether the hub could not read the state lately.
 func (h *Hub) Down() bool { return h.down.Load() }
 
-// setDown records whether the state can be read and reports whether that
-// changed. Going down, every client is sent the last frame again with a
-// status in front (see Frame.status), so pages keep the numbers they had,
-// marked "reconnecting"; no state frame is sent while down, and clients
-// that connect meanwhile get the same. The first frame after recovery
-// carries the "live" status.
-func (h *Hub) setDown(down bool) bool {
-	if h.down.Swap(down) == down {
-		return false
-	}
-	if !down {
-		h.log.Info("live updates resumed")
-		return true
-	}
-	h.log.Warn("live updates paused: the store does not answer; clients show reconnecting")
-	if old := h.last.Load(); old != nil {
-		h.publish(&Frame{Seq: h.seq.Add(1), Snapshot: old.Snapshot, board: old.board, boardAt: old.boardAt, status: "reconnecting"})
-	}
-	return true
-}
-
-// top returns snap with at most n leaderboard entries.
-func top(snap game.Snapshot, n int) game.Snapshot {
-	if len(snap.Leaderboard) > n {
-		snap.Leaderboard = snap.Leaderboard[:n]
-	}
-	return snap
-}
-
-// renderLine renders a component on one line: SSE's data: field ends at a
-// newline, and names cannot contain one.
-func renderLine(c templ.Component) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := c.Render(context.Background(), &buf); err != nil {
-		return nil, fmt.Errorf("render fragments: %w", err)
-	}
-	return bytes.ReplaceAll(bytes.ReplaceAll(buf.Bytes(), []byte("\r"), nil), []byte("\n"), []byte(" ")), nil
-}
-
-func sseEvent(name string, data []byte) []byte {
-	var b bytes.Buffer
-	b.Grow(len(data) + len(name) + 16)
-	b.WriteString("event: ")
-	b.WriteString(name)
-	b.WriteString("\ndata: ")
-	b.Write(data)
-	b.WriteString("\n\n")
-	return b.Bytes()
-}
-
-// Personal renders a player's own fragments in format f's encoding.
-func Personal(st game.PlayerStats, f Format) ([]byte, error) {
-	html, err := renderLine(views.MeFragment(st.Taps, st.Rank, st.Of))
-	if err != nil {
-		return nil, err
-	}
-	switch f {
-	case SSEGame, SSEBoard:
-		return sseEvent("state", html), nil
-	case WSGame, WSBoard:
-		return html, nil
-	}
-	return nil, nil // JSON clients get no personal fragments
-}
-
 // refreshStats gives each connected player their taps and rank when they
 // changed since the last time, and returns the clients that got them (to
 // be woken to write them).
@@ -550,7 +403,7 @@ func (h *Hub) refreshStats(ctx context.Context) ([]*Client, error) {
 	h.mu.Lock()
 	byUser := map[string][]*Client{}
 	for c := range h.clients {
-		if c.user != nil && c.format != SSEJSON && c.format != WSJSON {
+		if c.user != nil && c.format.Page.HTML() {
 			byUser[c.user.ID] = append(byUser[c.user.ID], c)
 		}
 	}
@@ -609,7 +462,7 @@ func (h *Hub) Count() map[string]int {
 	defer h.mu.Unlock()
 	out := map[string]int{"sse": 0, "ws": 0}
 	for c := range h.clients {
-		out[c.format.Transport()]++
+		out[c.format.Transport.String()]++
 	}
 	return out
 }
@@ -656,22 +509,6 @@ func (h *Hub) Kick(ids []string) {
 
 // ErrKicked is returned by Serve when the client's player was kicked.
 var ErrKicked = errors.New("live updates: the player was removed from the game")
-
-// kickedMessage is the notice a kicked player's page gets, in format f's
-// encoding (nil for JSON streams, which are just closed).
-func kickedMessage(f Format) []byte {
-	html, err := renderLine(views.Kicked())
-	if err != nil {
-		return nil
-	}
-	switch f {
-	case SSEGame, SSEBoard:
-		return sseEvent("state", html)
-	case WSGame, WSBoard:
-		return html
-	}
-	return nil
-}
 
 // ErrClosing is returned by Register when the instance shuts down.
 var ErrClosing = errors.New("live updates: server is shutting down")
