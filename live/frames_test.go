@@ -43,7 +43,8 @@ var boardRowsRE = regexp.MustCompile(`class="board__taps"><span [^>]*data-n="(\d
 
 // After its first, whole frame a page gets only the elements that changed;
 // the leaderboard changes at most once per BoardInterval, and its last
-// change always arrives. JSON streams keep getting the whole state.
+// change always arrives. JSON streams keep getting the whole state (but
+// for the users list, while the number online stays the same).
 func TestFramesCarryOnlyWhatChanged(t *testing.T) {
 	const boardEvery = 400 * time.Millisecond
 	e := startHub(t, live.Options{BoardInterval: boardEvery})

@@ -48,35 +48,45 @@ func components(p Page, s game.Snapshot) []templ.Component {
 // the HTML pages the parts that changed since the frame it was rendered
 // after.
 type Rendered struct {
-	full     byFormat
-	delta    byFormat // HTML pages: only the parts that changed since prev
-	hasDelta bool
-	parts    pageParts
+	full  byFormat
+	delta byFormat // what a client that has prev needs; nil: the whole frame
+	parts pageParts
+	users onlineKey
 }
+
+// onlineKey tells when the players online changed enough for a JSON
+// frame to carry the "users" list again.
+type onlineKey struct{ active, listed int }
 
 // Whole is the message a client of format f gets when it needs the whole
 // state (its first, or after it fell behind).
 func (r *Rendered) Whole(f Format) []byte { return r.full.get(f) }
 
 // Delta is the message a client of format f that has the previous frame
-// needs (empty: nothing changed), or nil when there is no delta for f (JSON,
-// a status frame, a frame rendered after none): send Whole.
-func (r *Rendered) Delta(f Format) []byte {
-	if !r.hasDelta {
-		return nil
-	}
-	return r.delta.get(f)
-}
+// needs (empty: nothing changed), or nil when there is none (a status
+// frame, a frame rendered after none): send Whole.
+//
+// HTML pages get the parts that changed. JSON clients get the state
+// without the "users" list while the number of players online stays the
+// same: the list (up to store.MaxOnlineListed players) is most of a
+// frame's bytes, and changes with every tap; GET /api/game-state has it.
+func (r *Rendered) Delta(f Format) []byte { return r.delta.get(f) }
 
 // Render encodes v in every format. prev is the frame the clients had
 // before (nil: none); a frame with a status, or rendered after none,
 // carries no delta. Render reads nothing and keeps nothing: the same
 // arguments give the same bytes.
 func Render(prev *Rendered, v View) (*Rendered, error) {
-	r := &Rendered{}
+	r := &Rendered{users: onlineKey{int(v.Snapshot.GameState.ActiveUsers), len(v.Snapshot.Users)}}
 	js, err := json.Marshal(top(v.Snapshot, 10))
 	if err != nil {
 		return nil, fmt.Errorf("render state JSON: %w", err)
+	}
+	var jsDelta []byte // the state without its users
+	if prev != nil && v.Status == StatusNone && prev.users == r.users {
+		if jsDelta, err = stateWithoutUsers(v.Snapshot); err != nil {
+			return nil, err
+		}
 	}
 	shown := v.Snapshot
 	shown.Leaderboard = v.Board
@@ -122,6 +132,10 @@ func Render(prev *Rendered, v View) (*Rendered, error) {
 		r.full.set(Format{WS, p}, append(slices.Clone(status), body...))
 		r.full.set(Format{SSE, p}, sseEvent("state", append(slices.Clone(sseStatus), body...)))
 	}
+	if jsDelta != nil {
+		r.delta.set(SSEJSON, sseEvent("state", jsDelta))
+		r.delta.set(WSJSON, append([]byte(`{"type":"state",`), jsDelta[1:]...))
+	}
 	if prev == nil || v.Status != StatusNone {
 		return r, nil
 	}
@@ -130,7 +144,6 @@ func Render(prev *Rendered, v View) (*Rendered, error) {
 			return r, nil
 		}
 	}
-	r.hasDelta = true
 	for _, p := range htmlPages {
 		d := []byte{} // nothing changed: nothing to send
 		for j, part := range r.parts[p] {
@@ -146,6 +159,21 @@ func Render(prev *Rendered, v View) (*Rendered, error) {
 		}
 	}
 	return r, nil
+}
+
+// usersKey is the "users" field as a nil list marshals: strings escape
+// their quotes, so it occurs only as the key.
+var usersKey = []byte(`,"users":null`)
+
+// stateWithoutUsers is the state JSON of s without its "users" field.
+func stateWithoutUsers(s game.Snapshot) ([]byte, error) {
+	s = top(s, 10)
+	s.Users = nil
+	js, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("render state JSON: %w", err)
+	}
+	return bytes.Replace(js, usersKey, nil, 1), nil
 }
 
 // statusSpan renders the connection status element pages show for s.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -274,5 +275,68 @@ func TestFrameSinceGivesAClientBehindTheWholeFrame(t *testing.T) {
 				t.Errorf("%v last sent %d: whole %v, want %v", format, tc.last, whole, tc.whole)
 			}
 		}
+	}
+}
+
+// After a frame, JSON clients get the state without the "users" list
+// while the number online stays the same — every other field of the
+// game-state document, so its size does not depend on the players online;
+// when the number online changes (or after a status) the frame is whole.
+func TestRenderJSONDeltaLeavesOutTheUsers(t *testing.T) {
+	var keys []string
+	st := reflect.TypeFor[game.Snapshot]()
+	for i := range st.NumField() {
+		if k, _, _ := strings.Cut(st.Field(i).Tag.Get("json"), ","); k != "-" && k != "users" {
+			keys = append(keys, k)
+		}
+	}
+	sizes := map[int]int{}
+	for _, n := range []int{3, 30, 100} {
+		prev := mustRender(t, nil, view(testSnapshot(n, 10), StatusNone))
+		next := testSnapshot(n, 11)
+		next.Users[0].TapCount++
+		r := mustRender(t, prev, view(next, StatusNone))
+		for _, f := range []Format{WSJSON, SSEJSON} {
+			d := r.Delta(f)
+			if f == SSEJSON {
+				body, ok := strings.CutPrefix(string(d), "event: state\ndata: ")
+				if !ok || !strings.HasSuffix(body, "\n\n") {
+					t.Fatalf("%d players, %v: %q", n, f, d)
+				}
+				d = []byte(strings.TrimSuffix(body, "\n\n"))
+			}
+			var got map[string]json.RawMessage
+			if err := json.Unmarshal(d, &got); err != nil {
+				t.Fatalf("%d players, %v: %v: %s", n, f, err, d)
+			}
+			if _, ok := got["users"]; ok {
+				t.Errorf("%d players, %v: the delta carries the users", n, f)
+			}
+			for _, k := range keys {
+				if _, ok := got[k]; !ok {
+					t.Errorf("%d players, %v: the delta lacks %q", n, f, k)
+				}
+			}
+			if f == WSJSON && string(got["type"]) != `"state"` {
+				t.Errorf("%d players: socket delta type %s", n, got["type"])
+			}
+			var gs game.State
+			if err := json.Unmarshal(got["gameState"], &gs); err != nil || gs != next.GameState {
+				t.Errorf("%d players, %v: gameState %+v, want %+v", n, f, gs, next.GameState)
+			}
+		}
+		sizes[n] = len(r.Delta(WSJSON))
+		// Someone came online: the list comes again.
+		joined := testSnapshot(n+1, 12)
+		if d := mustRender(t, r, view(joined, StatusNone)).Delta(WSJSON); d != nil {
+			t.Errorf("%d players, one joined: JSON delta %.200s, want the whole frame", n, d)
+		}
+		if d := mustRender(t, r, view(next, StatusLive)).Delta(WSJSON); d != nil {
+			t.Errorf("%d players: a status frame has a JSON delta", n)
+		}
+	}
+	// 30 and 100 online: both fill the top 10; only the counts' digits differ.
+	if d := sizes[100] - sizes[30]; d < 0 || d > 4 {
+		t.Errorf("JSON delta bytes by players online: %v; want the same but for the counts' digits", sizes)
 	}
 }
