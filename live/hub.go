@@ -5,14 +5,18 @@
 // each client's own goroutine then writes the newest frame. A slow client
 // only ever skips frames (latest wins); it never delays the others, and one
 // that stays stuck past the write timeout is disconnected.
+//
+// Files: hub.go registers clients, publishes frames and closes; state.go
+// reads the state into frames; render.go turns a frame into bytes per
+// Format (pure); status.go decides the connection status (pure); pacing.go
+// spaces frames, leaderboard changes and personal updates out; personal.go
+// sends players their own stats; client.go is one connection's writer.
 package live
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,65 +31,6 @@ type Source interface {
 	Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error)
 	Subscribe(ctx context.Context) <-chan struct{}
 	Touch(ctx context.Context, now time.Time, users ...game.User) error
-}
-
-// Frame is one state update. Its bytes are rendered once, by the first
-// client that needs them (an instance without live clients renders
-// nothing), and shared by every client of a format.
-type Frame struct {
-	Seq      uint64
-	Snapshot game.Snapshot
-	// board is the leaderboard the pages show: the snapshot's, or the one
-	// before while Options.BoardInterval holds a change back.
-	board   []game.LeaderboardEntry
-	boardAt time.Time // when board last changed
-	status  Status
-	prev    *Frame // the rendered frame before this one, for deltas; dropped once rendered
-	prevSeq uint64
-
-	delivery // how many of its clients have it, for pacing (pacing.go)
-
-	once     sync.Once
-	rendered atomic.Bool
-	out      *Rendered
-}
-
-// Bytes is the frame as a client of format f receives it: the whole state.
-func (f *Frame) Bytes(format Format) []byte {
-	f.render()
-	return f.out.Whole(format)
-}
-
-// Since is what a client of format f that was last sent frame seq needs: the
-// parts that changed when seq is the frame before this one (possibly
-// nothing), else the whole state.
-func (f *Frame) Since(format Format, seq uint64) []byte {
-	f.render()
-	if seq == f.prevSeq {
-		if d := f.out.Delta(format); d != nil {
-			return d
-		}
-	}
-	return f.out.Whole(format)
-}
-
-// render encodes every format once (Render). A rendering error (none is
-// expected: the templates write to memory) leaves the frame empty, and
-// clients skip it.
-func (f *Frame) render() {
-	f.once.Do(func() {
-		defer f.rendered.Store(true)
-		var prev *Rendered
-		if f.prev != nil {
-			prev = f.prev.out
-		}
-		f.prev = nil // keep no chain of old frames alive
-		out, err := Render(prev, View{Snapshot: f.Snapshot, Board: f.board, Status: f.status})
-		if err != nil {
-			out = &Rendered{}
-		}
-		f.out = out
-	})
 }
 
 // Options tune the hub; zero values take the defaults.
@@ -172,16 +117,16 @@ func (h *Hub) Run(ctx context.Context) {
 	board := time.NewTimer(time.Hour) // a held-back leaderboard change falls due
 	board.Stop()
 	defer board.Stop()
-	var lastStats time.Time
 	// Personal updates come at most once per StatsInterval; one that falls
 	// due sooner is sent when the interval is over, never dropped.
+	statsPace := cadence{every: h.opt.StatsInterval}
 	statsDue := time.NewTimer(time.Hour)
 	statsDue.Stop()
 	defer statsDue.Stop()
 	// stats stores the personal updates that changed and returns their
 	// clients, for a frame's wake or signal to write them.
 	stats := func() []*Client {
-		lastStats = time.Now()
+		statsPace.ran(time.Now())
 		cs, err := h.refreshStats(ctx)
 		if err != nil {
 			h.log.Warn("live personal update failed", "err", err)
@@ -219,7 +164,7 @@ func (h *Hub) Run(ctx context.Context) {
 		// Personal updates that are due go out with the frame: stored
 		// first, they are written with it, in one write call.
 		var staged []*Client
-		statsNow := time.Since(lastStats) >= h.opt.StatsInterval
+		statsNow := statsPace.due(start)
 		if statsNow {
 			staged = stats()
 		}
@@ -239,7 +184,7 @@ func (h *Hub) Run(ctx context.Context) {
 				board.Reset(time.Until(time.Unix(0, due)))
 			}
 			if !statsNow {
-				statsDue.Reset(h.opt.StatsInterval - time.Since(lastStats))
+				statsDue.Reset(statsPace.wait(time.Now()))
 			}
 		}
 		// Pace to the clients (pacing.go).
@@ -261,70 +206,6 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
-// Refresh reads the state, renders a frame and wakes every client.
-func (h *Hub) Refresh(ctx context.Context) error { return h.refresh(ctx, false) }
-
-// refresh is Refresh; with skipSame it sends nothing when the state did not
-// change (the idle re-read).
-func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
-	// One refresh at a time (Run and a first connect can both call it), so
-	// an older read is never stored over a newer one.
-	h.refreshMu.Lock()
-	defer h.refreshMu.Unlock()
-	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
-	catching := err == nil && h.opt.CatchingUp != nil && h.opt.CatchingUp()
-	t := h.step(err == nil, catching)
-	old := h.last.Load()
-	if err != nil {
-		// Going down, every client is sent the last frame again with the
-		// status in front, so pages keep the numbers they had, marked
-		// "reconnecting"; no state frame is sent while down, and clients
-		// that connect meanwhile get the same.
-		if t.Publish() && old != nil {
-			h.publish(&Frame{Seq: h.seq.Add(1), Snapshot: old.Snapshot, board: old.board, boardAt: old.boardAt, status: t.Status})
-		}
-		return err
-	}
-	if t.To == LinkCatchingUp {
-		// While the state is rebuilt from the log, pages never go back:
-		// a snapshot behind the one shown is held back, and every frame
-		// is marked "catching up".
-		if old != nil && behind(snap.GameState, old.Snapshot.GameState) {
-			snap = old.Snapshot
-		}
-		if old != nil && old.status == t.Status && sameState(old.Snapshot, snap) {
-			return nil // the pages show this already
-		}
-	} else if skipSame && !t.Changed() && old != nil && sameState(old.Snapshot, snap) {
-		return nil
-	}
-	f := h.next(old, snap, time.Now())
-	if t.Status != StatusNone {
-		f.status, f.prev = t.Status, nil
-	}
-	h.publish(f)
-	return nil
-}
-
-// step moves the link after a read (Link.Step) and logs a change.
-func (h *Hub) step(readOK, catching bool) Transition {
-	t := h.link.Step(readOK, catching)
-	h.link = t.To
-	h.down.Store(t.To == LinkDown)
-	switch {
-	case !t.Changed():
-	case t.To == LinkDown:
-		h.log.Warn("live updates paused: the store does not answer; clients show reconnecting")
-	case t.To == LinkCatchingUp:
-		h.log.Info("the state is being rebuilt from the log; clients show catching up")
-	case t.From == LinkCatchingUp:
-		h.log.Info("live updates resumed: the state is rebuilt")
-	default:
-		h.log.Info("live updates resumed")
-	}
-	return t
-}
-
 // publish makes f the newest frame and wakes every client, counting them
 // for pacing (see expect).
 func (h *Hub) publish(f *Frame) {
@@ -337,124 +218,11 @@ func (h *Hub) publish(f *Frame) {
 	}
 }
 
-// next makes the frame that follows old (nil: none) for snap. The pages'
-// leaderboard keeps old's while it changed less than BoardInterval ago;
-// boardDue then tells Run when to show the held-back one.
-func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
-	f := &Frame{Seq: h.seq.Add(1), Snapshot: snap, board: snap.Leaderboard, boardAt: now}
-	h.boardDue.Store(0)
-	if old == nil {
-		return f
-	}
-	if old.rendered.Load() {
-		f.prev, f.prevSeq = old, old.Seq
-	}
-	hold := max(h.opt.BoardInterval, 3*time.Duration(h.gap.Load()))
-	switch {
-	case slices.Equal(old.board, snap.Leaderboard):
-		f.board, f.boardAt = old.board, old.boardAt
-	case now.Sub(old.boardAt) < hold:
-		f.board, f.boardAt = old.board, old.boardAt
-		h.boardDue.Store(old.boardAt.Add(hold).UnixNano())
-	}
-	return f
-}
-
-// behind reports whether a shows less of the game than b: an earlier round,
-// or fewer taps of a team in the same round (a new round starts at zero).
-func behind(a, b game.State) bool {
-	return a.Round < b.Round || a.Round == b.Round && (a.BlueScore < b.BlueScore || a.RedScore < b.RedScore)
-}
-
-// sameState reports whether two snapshots show the same game. LastUpdated
-// is left out: it is "now" for a game that never changed.
-func sameState(a, b game.Snapshot) bool {
-	a.GameState.LastUpdated, b.GameState.LastUpdated = 0, 0
-	return reflect.DeepEqual(a, b)
-}
-
-// first is the newest frame, read now if there is none yet: clients that
-// connect together before the first frame share one read.
-func (h *Hub) first(ctx context.Context) (*Frame, error) {
-	if f := h.Latest(); f != nil {
-		return f, nil
-	}
-	h.firstMu.Lock()
-	defer h.firstMu.Unlock()
-	if f := h.Latest(); f != nil {
-		return f, nil
-	}
-	if err := h.Refresh(ctx); err != nil {
-		return nil, err
-	}
-	return h.Latest(), nil
-}
-
 // Latest is the newest frame, or nil before the first.
 func (h *Hub) Latest() *Frame { return h.last.Load() }
 
 // Down reports whether the hub could not read the state lately.
 func (h *Hub) Down() bool { return h.down.Load() }
-
-// refreshStats gives each connected player their taps and rank when they
-// changed since the last time, and returns the clients that got them (to
-// be woken to write them).
-func (h *Hub) refreshStats(ctx context.Context) ([]*Client, error) {
-	h.mu.Lock()
-	byUser := map[string][]*Client{}
-	for c := range h.clients {
-		if c.user != nil && c.format.Page.HTML() {
-			byUser[c.user.ID] = append(byUser[c.user.ID], c)
-		}
-	}
-	h.mu.Unlock()
-	if len(byUser) == 0 {
-		return nil, nil
-	}
-	ids := make([]string, 0, len(byUser))
-	for id := range byUser {
-		ids = append(ids, id)
-	}
-	readAt := time.Now()
-	stats, err := h.src.Stats(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	var got []*Client
-	for id, cs := range byUser {
-		st := stats[id]
-		h.mu.Lock()
-		old, ok := h.sent[id]
-		h.sent[id] = st
-		h.mu.Unlock()
-		if ok && old == st {
-			continue
-		}
-		for _, c := range cs {
-			if b, err := Personal(st, c.format); err == nil && b != nil {
-				c.personal.Store(&personalUpdate{readAt: readAt, msg: b})
-				got = append(got, c)
-			}
-		}
-	}
-	return got, nil
-}
-
-func (h *Hub) touchAll(ctx context.Context) {
-	h.mu.Lock()
-	seen := map[string]bool{}
-	var users []game.User
-	for c := range h.clients {
-		if c.user != nil && !seen[c.user.ID] {
-			seen[c.user.ID] = true
-			users = append(users, *c.user)
-		}
-	}
-	h.mu.Unlock()
-	if err := h.src.Touch(ctx, time.Now(), users...); err != nil {
-		h.log.Warn("presence heartbeat", "err", err)
-	}
-}
 
 // Count returns the number of connected clients per transport.
 func (h *Hub) Count() map[string]int {

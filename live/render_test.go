@@ -261,10 +261,10 @@ func TestRenderJSONIsTheWholeState(t *testing.T) {
 // behind (or new) gets the whole frame.
 func TestFrameSinceGivesAClientBehindTheWholeFrame(t *testing.T) {
 	prev := &Frame{Seq: 5, Snapshot: testSnapshot(10, 1)}
-	prev.board = prev.Snapshot.Leaderboard
+	prev.board = shownBoard{entries: prev.Snapshot.Leaderboard}
 	prev.render()
 	f := &Frame{Seq: 6, Snapshot: testSnapshot(10, 2), prev: prev, prevSeq: 5}
-	f.board = f.Snapshot.Leaderboard
+	f.board = shownBoard{entries: f.Snapshot.Leaderboard}
 	for _, tc := range []struct {
 		last  uint64
 		whole bool
