@@ -7,7 +7,7 @@
 // that stays stuck past the write timeout is disconnected.
 //
 // Files: hub.go registers clients, publishes frames and closes; state.go
-// reads the state into frames; render.go turns a frame into bytes per
+// reads the state into frames and run.go decides when; render.go turns a frame into bytes per
 // Format (pure); status.go decides the connection status (pure); pacing.go
 // spaces frames, leaderboard changes and personal updates out; personal.go
 // sends players their own stats; client.go is one connection's writer.
@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/tapwars/tapwars/game"
-	"github.com/tapwars/tapwars/metrics"
 )
 
 // Source is the game state the hub reads (store.Store in the app).
@@ -100,110 +99,6 @@ func NewHub(src Source, log *slog.Logger, opt Options) *Hub {
 		opt.IdleRefresh = time.Second
 	}
 	return &Hub{src: src, log: log, opt: opt, clients: map[*Client]struct{}{}, sent: map[string]game.PlayerStats{}}
-}
-
-// Run follows the store's change notifications until ctx ends, producing at
-// most one frame per MinInterval (changes in between are coalesced).
-func (h *Hub) Run(ctx context.Context) {
-	changes := h.src.Subscribe(ctx)
-	touch := time.NewTicker(h.opt.TouchInterval)
-	defer touch.Stop()
-	// Presence expires without any change being published: re-read now and
-	// then even when nothing happened.
-	idle := time.NewTicker(h.opt.IdleRefresh)
-	defer idle.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	board := time.NewTimer(time.Hour) // a held-back leaderboard change falls due
-	board.Stop()
-	defer board.Stop()
-	// Personal updates come at most once per StatsInterval; one that falls
-	// due sooner is sent when the interval is over, never dropped.
-	statsPace := cadence{every: h.opt.StatsInterval}
-	statsDue := time.NewTimer(time.Hour)
-	statsDue.Stop()
-	defer statsDue.Stop()
-	// stats stores the personal updates that changed and returns their
-	// clients, for a frame's wake or signal to write them.
-	stats := func() []*Client {
-		statsPace.ran(time.Now())
-		cs, err := h.refreshStats(ctx)
-		if err != nil {
-			h.log.Warn("live personal update failed", "err", err)
-		}
-		return cs
-	}
-	signal := func(cs []*Client) {
-		for _, c := range cs {
-			c.signal()
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				return
-			}
-		case <-retry.C:
-		case <-board.C:
-		case <-idle.C:
-			if err := h.refresh(ctx, true); err != nil && ctx.Err() == nil {
-				h.log.Warn("live update failed", "err", err)
-			}
-			continue
-		case <-touch.C:
-			h.touchAll(ctx)
-			continue
-		case <-statsDue.C:
-			signal(stats())
-			continue
-		}
-		start := time.Now()
-		// Personal updates that are due go out with the frame: stored
-		// first, they are written with it, in one write call.
-		var staged []*Client
-		statsNow := statsPace.due(start)
-		if statsNow {
-			staged = stats()
-		}
-		before := h.Latest()
-		err := h.Refresh(ctx)
-		if h.Latest() == before { // no frame woke them (a failed or held-back read)
-			signal(staged)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			h.log.Warn("live update failed", "err", err)
-			retry.Reset(time.Second)
-		} else {
-			if due := h.boardDue.Load(); due != 0 {
-				board.Reset(time.Until(time.Unix(0, due)))
-			}
-			if !statsNow {
-				statsDue.Reset(statsPace.wait(time.Now()))
-			}
-		}
-		// Pace to the clients (pacing.go).
-		gap := h.opt.MinInterval
-		if f := h.Latest(); f != nil {
-			var took time.Duration
-			took, gap = f.gapAfter(ctx, start, gap)
-			if ctx.Err() != nil {
-				return
-			}
-			metrics.BroadcastSeconds.Observe(took.Seconds())
-		}
-		h.gap.Store(int64(gap))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(gap - time.Since(start)):
-		}
-	}
 }
 
 // publish makes f the newest frame and wakes every client, counting them
