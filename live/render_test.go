@@ -269,7 +269,7 @@ func TestFrameSinceGivesAClientBehindTheWholeFrame(t *testing.T) {
 		last  uint64
 		whole bool
 	}{{5, false}, {4, true}, {1, true}, {0, true}} {
-		for _, format := range []Format{WSGame, SSEBoard} {
+		for _, format := range allFormats {
 			got := f.Since(format, tc.last)
 			if whole := bytes.Equal(got, f.Bytes(format)); whole != tc.whole {
 				t.Errorf("%v last sent %d: whole %v, want %v", format, tc.last, whole, tc.whole)
