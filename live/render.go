@@ -44,9 +44,8 @@ func components(p Page, s game.Snapshot) []templ.Component {
 	return views.StateParts(s, views.GameTop)
 }
 
-// Rendered is one frame's bytes in every format: the whole state, and for
-// the HTML pages the parts that changed since the frame it was rendered
-// after.
+// Rendered is one frame's bytes in every format: the whole state, and what
+// a client that has the frame it was rendered after needs (Delta).
 type Rendered struct {
 	full  byFormat
 	delta byFormat // what a client that has prev needs; nil: the whole frame
