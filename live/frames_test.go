@@ -81,6 +81,11 @@ func TestFramesCarryOnlyWhatChanged(t *testing.T) {
 	if last := jmsgs[len(jmsgs)-1]; !bytes.Contains(last, []byte(`"leaderboard":`)) || !bytes.Contains(last, []byte(`"blueScore":`)) {
 		t.Fatalf("JSON clients must get the whole state: %s", last)
 	}
+	// ... but for the users list, which only the first frame carries while
+	// the number online stays the same.
+	if !bytes.Contains(jmsgs[0], []byte(`"users":`)) || bytes.Contains(jmsgs[len(jmsgs)-1], []byte(`"users":`)) {
+		t.Fatalf("JSON frames: first %s, last %s; want users in the first only", jmsgs[0], jmsgs[len(jmsgs)-1])
+	}
 
 	// Ten leaderboard changes in quick succession: the rows change at most
 	// once per boardEvery, and end on the last count.
