@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -174,4 +176,115 @@ func benchBroadcast(b *testing.B, clients int, tcp bool) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// playersSource is a game of n players online, each tapping about five
+// times a second: every Snapshot (one frame, 50 ms apart at the hub's
+// default pace) n/4 taps by random players. Its users list is the most
+// recently seen, capped like the store's (store.MaxOnlineListed).
+type playersSource struct {
+	benchSource
+	mu      sync.Mutex
+	rnd     *rand.Rand
+	players []game.Player // by id order
+	recent  []int         // indexes into players, most recently seen first
+}
+
+func newPlayersSource(n int) *playersSource {
+	s := &playersSource{rnd: rand.New(rand.NewPCG(1, uint64(n)))}
+	for i := range n {
+		team := game.Blue
+		if i%2 == 1 {
+			team = game.Red
+		}
+		s.players = append(s.players, game.Player{ID: fmt.Sprintf("%032x", i), Username: fmt.Sprintf("player %d", i), Team: team})
+		s.recent = append(s.recent, i)
+	}
+	return s
+}
+
+func (s *playersSource) Snapshot(ctx context.Context, top int, now time.Time) (game.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var snap game.Snapshot
+	for range max(1, len(s.players)/4) {
+		i := s.rnd.IntN(len(s.players))
+		s.players[i].TapCount++
+		snap.GameState.TotalTaps++
+		s.recent = append([]int{i}, slices.DeleteFunc(s.recent, func(j int) bool { return j == i })...)
+	}
+	n := s.total.Add(snap.GameState.TotalTaps)
+	for _, i := range s.recent[:min(len(s.recent), 100)] {
+		snap.Users = append(snap.Users, s.players[i])
+	}
+	byTaps := slices.Clone(s.players)
+	slices.SortStableFunc(byTaps, func(a, b game.Player) int { return int(b.TapCount - a.TapCount) })
+	for r, p := range byTaps[:min(len(byTaps), top)] {
+		snap.Leaderboard = append(snap.Leaderboard, game.LeaderboardEntry{ID: p.ID, Username: p.Username, Team: p.Team, TapCount: p.TapCount, Rank: r + 1})
+	}
+	online := int64(len(s.players))
+	snap.GameState = game.State{BlueScore: n / 2, RedScore: n - n/2, TotalTaps: n, ActiveUsers: online, BlueOnline: online / 2, RedOnline: online - online/2, LastUpdated: now.UnixMilli()}
+	return snap, nil
+}
+
+// byteConn counts the bytes written through it.
+type byteConn struct {
+	frames, bytes atomic.Int64
+}
+
+func (c *byteConn) Write(deadline time.Time, msgs ...[]byte) error {
+	for _, m := range msgs {
+		c.bytes.Add(int64(len(m)))
+	}
+	c.frames.Add(1)
+	return nil
+}
+func (c *byteConn) Heartbeat(ctx context.Context) error { return nil }
+func (c *byteConn) Bye(ctx context.Context) error       { return nil }
+
+// BenchmarkLiveBytes: the bytes a live client is sent per second while n
+// players tap, at the hub's default pace of 20 frames a second (one op is
+// one frame, 50 ms apart, so the leaderboard's hold of Options.BoardInterval
+// works as in the app; B/client/s = B/frame × 20). The first, whole frame
+// is left out.
+//
+//	go test -run '^$' -bench LiveBytes -benchtime 100x ./live
+func BenchmarkLiveBytes(b *testing.B) {
+	for _, players := range []int{100, 1000} {
+		for _, f := range []struct {
+			name   string
+			format live.Format
+		}{{"ws-json", live.WSJSON}, {"sse-json", live.SSEJSON}, {"ws-game", live.WSGame}} {
+			b.Run(fmt.Sprintf("players=%d/%s", players, f.name), func(b *testing.B) {
+				src := newPlayersSource(players)
+				hub := live.NewHub(src, slog.New(slog.NewTextHandler(io.Discard, nil)), live.Options{})
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				conn := &byteConn{}
+				done := make(chan struct{})
+				go func() { defer close(done); _ = hub.Serve(ctx, conn, f.format, nil, live.ServeOptions{}) }()
+				for conn.frames.Load() < 1 {
+					time.Sleep(time.Millisecond)
+				}
+				bytes0 := conn.bytes.Load()
+				b.ResetTimer()
+				start := time.Now()
+				for i := range b.N {
+					time.Sleep(time.Until(start.Add(time.Duration(i) * 50 * time.Millisecond)))
+					if err := hub.Refresh(ctx); err != nil {
+						b.Fatal(err)
+					}
+					for conn.frames.Load() < int64(i+2) {
+						runtime.Gosched()
+					}
+				}
+				b.StopTimer()
+				perFrame := float64(conn.bytes.Load()-bytes0) / float64(b.N)
+				b.ReportMetric(perFrame, "B/frame")
+				b.ReportMetric(perFrame*20, "B/client/s")
+				cancel()
+				<-done
+			})
+		}
+	}
 }

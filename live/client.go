@@ -92,7 +92,7 @@ func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.Us
 	h.serving.Add(1)
 	h.mu.Unlock()
 	defer h.serving.Done()
-	gauge := metrics.LiveConnections.WithLabelValues(format.Transport())
+	gauge := metrics.LiveConnections.WithLabelValues(format.Transport.String())
 	gauge.Inc()
 	defer func() {
 		h.mu.Lock()

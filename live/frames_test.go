@@ -43,7 +43,8 @@ var boardRowsRE = regexp.MustCompile(`class="board__taps"><span [^>]*data-n="(\d
 
 // After its first, whole frame a page gets only the elements that changed;
 // the leaderboard changes at most once per BoardInterval, and its last
-// change always arrives. JSON streams keep getting the whole state.
+// change always arrives. JSON streams keep getting the whole state (but
+// for the users list, while the number online stays the same).
 func TestFramesCarryOnlyWhatChanged(t *testing.T) {
 	const boardEvery = 400 * time.Millisecond
 	e := startHub(t, live.Options{BoardInterval: boardEvery})
@@ -80,6 +81,16 @@ func TestFramesCarryOnlyWhatChanged(t *testing.T) {
 	if last := jmsgs[len(jmsgs)-1]; !bytes.Contains(last, []byte(`"leaderboard":`)) || !bytes.Contains(last, []byte(`"blueScore":`)) {
 		t.Fatalf("JSON clients must get the whole state: %s", last)
 	}
+	// ... but for the users list, which the first frame carries, and then
+	// only a frame where the number online changed (ann's join may come
+	// after the first read): one more change, with ann online throughout.
+	total = e.change(1)
+	waitAll(t, []*recConn{page, js}, total, 5*time.Second)
+	jmsgs, _, _ = js.snapshot()
+	if !bytes.Contains(jmsgs[0], []byte(`"users":`)) || bytes.Contains(jmsgs[len(jmsgs)-1], []byte(`"users":`)) {
+		t.Fatalf("JSON frames: first %s, last %s; want users in the first, not the last", jmsgs[0], jmsgs[len(jmsgs)-1])
+	}
+	msgs, _, _ = page.snapshot()
 
 	// Ten leaderboard changes in quick succession: the rows change at most
 	// once per boardEvery, and end on the last count.

@@ -5,27 +5,23 @@
 // each client's own goroutine then writes the newest frame. A slow client
 // only ever skips frames (latest wins); it never delays the others, and one
 // that stays stuck past the write timeout is disconnected.
+//
+// Files: hub.go registers clients, publishes frames and closes; state.go
+// reads the state into frames and run.go decides when; render.go turns a frame into bytes per
+// Format (pure); status.go decides the connection status (pure); pacing.go
+// spaces frames, leaderboard changes and personal updates out; personal.go
+// sends players their own stats; client.go is one connection's writer.
 package live
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"reflect"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/a-h/templ"
-
 	"github.com/tapwars/tapwars/game"
-	"github.com/tapwars/tapwars/metrics"
-	"github.com/tapwars/tapwars/views"
 )
 
 // Source is the game state the hub reads (store.Store in the app).
@@ -34,152 +30,6 @@ type Source interface {
 	Stats(ctx context.Context, ids []string) (map[string]game.PlayerStats, error)
 	Subscribe(ctx context.Context) <-chan struct{}
 	Touch(ctx context.Context, now time.Time, users ...game.User) error
-}
-
-// Format is what a client receives.
-type Format int
-
-const (
-	SSEJSON  Format = iota // SSE, data: the /api/game-state JSON
-	SSEGame                // SSE, data: the game page's HTML fragments
-	SSEBoard               // SSE, data: the leaderboard page's HTML fragments
-	WSJSON                 // WebSocket text messages of JSON
-	WSGame                 // WebSocket text messages of game page fragments
-	WSBoard                // WebSocket text messages of leaderboard page fragments
-	numFormats
-)
-
-// Transport names the transport of a format, as a metric label.
-func (f Format) Transport() string {
-	if f >= WSJSON {
-		return "ws"
-	}
-	return "sse"
-}
-
-// Frame is one state update. Its bytes are rendered once, by the first
-// client that needs them (an instance without live clients renders
-// nothing), and shared by every client of a format.
-type Frame struct {
-	Seq      uint64
-	Snapshot game.Snapshot
-	// board is the leaderboard the pages show: the snapshot's, or the one
-	// before while Options.BoardInterval holds a change back.
-	board   []game.LeaderboardEntry
-	boardAt time.Time // when board last changed
-	status  string    // "live", "reconnecting" or "catching up" puts a connection status in front; "" none
-	prev    *Frame    // the rendered frame before this one, for deltas; dropped once rendered
-	prevSeq uint64
-
-	delivery // how many of its clients have it, for pacing (pacing.go)
-
-	once     sync.Once
-	rendered atomic.Bool
-	full     [numFormats][]byte
-	delta    [numFormats][]byte // HTML formats: only the parts that changed since prevSeq
-	hasDelta bool
-	parts    [2][][]byte // rendered views.StateParts and views.LeaderboardParts
-}
-
-// Bytes is the frame as a client of format f receives it: the whole state.
-func (f *Frame) Bytes(format Format) []byte {
-	f.render()
-	return f.full[format]
-}
-
-// Since is what a client of format f that was last sent frame seq needs: the
-// parts that changed when seq is the frame before this one (possibly
-// nothing), else the whole state.
-func (f *Frame) Since(format Format, seq uint64) []byte {
-	f.render()
-	if f.hasDelta && seq == f.prevSeq && f.delta[format] != nil {
-		return f.delta[format]
-	}
-	return f.full[format]
-}
-
-// render encodes every format once. A rendering error (none is expected:
-// the templates write to memory) leaves the frame empty, and clients skip it.
-func (f *Frame) render() {
-	f.once.Do(func() {
-		defer f.rendered.Store(true)
-		prev := f.prev
-		f.prev = nil // keep no chain of old frames alive
-		snap := top(f.Snapshot, 10)
-		js, err := json.Marshal(snap)
-		if err != nil {
-			return
-		}
-		shown := f.Snapshot
-		shown.Leaderboard = f.board
-		for i, parts := range [2][]templ.Component{views.StateParts(shown, views.GameTop), views.LeaderboardParts(shown)} {
-			for _, p := range parts {
-				b, err := renderLine(p)
-				if err != nil {
-					return
-				}
-				f.parts[i] = append(f.parts[i], b)
-			}
-		}
-		var status, sseStatus []byte
-		if f.status != "" {
-			text, sseText := f.status, f.status
-			if f.status == "live" {
-				sseText = "live (SSE)"
-			}
-			span := func(text string) []byte {
-				b, err := renderLine(views.ConnectionStatus(strings.ReplaceAll(f.status, " ", "-"), text, true))
-				if err != nil {
-					return nil
-				}
-				return append(b, ' ')
-			}
-			status, sseStatus = span(text), span(sseText)
-			f.full[SSEJSON] = sseEvent("status", []byte(`{"status":"`+f.status+`"}`))
-			js = append([]byte(`{"status":"`+f.status+`",`), js[1:]...)
-		}
-		f.full[SSEJSON] = append(f.full[SSEJSON], sseEvent("state", js)...)
-		// A JSON socket also carries answers to taps: its state frames say
-		// what they are.
-		f.full[WSJSON] = append([]byte(`{"type":"state",`), js[1:]...)
-		// A whole frame is a new client's first view: it shows the newest
-		// leaderboard even while deltas hold a change back (deltas then
-		// skip it or bring a newer one; a page never goes back).
-		whole := [2][][]byte{f.parts[0], f.parts[1]}
-		if !slices.Equal(f.board, f.Snapshot.Leaderboard) {
-			for i, parts := range [2][]templ.Component{views.StateParts(f.Snapshot, views.GameTop), views.LeaderboardParts(f.Snapshot)} {
-				b, err := renderLine(parts[views.PartLeaderboard])
-				if err != nil {
-					return
-				}
-				whole[i] = append(slices.Clone(whole[i][:views.PartLeaderboard]), b)
-			}
-		}
-		gameHTML := append(slices.Clone(status), bytes.Join(whole[0], nil)...)
-		boardHTML := append(slices.Clone(status), bytes.Join(whole[1], nil)...)
-		f.full[WSGame], f.full[WSBoard] = gameHTML, boardHTML
-		f.full[SSEGame] = sseEvent("state", append(slices.Clone(sseStatus), gameHTML[len(status):]...))
-		f.full[SSEBoard] = sseEvent("state", append(slices.Clone(sseStatus), boardHTML[len(status):]...))
-		if prev == nil || f.status != "" || len(prev.parts[0]) != len(f.parts[0]) || len(prev.parts[1]) != len(f.parts[1]) {
-			return
-		}
-		f.hasDelta = true
-		for i, ft := range [2][2]Format{{WSGame, SSEGame}, {WSBoard, SSEBoard}} {
-			var d []byte
-			for j, p := range f.parts[i] {
-				if !bytes.Equal(p, prev.parts[i][j]) {
-					d = append(d, p...)
-				}
-			}
-			f.delta[ft[0]] = d
-			if d == nil {
-				f.delta[ft[0]] = []byte{} // nothing changed: nothing to send
-				f.delta[ft[1]] = []byte{}
-			} else {
-				f.delta[ft[1]] = sseEvent("state", d)
-			}
-		}
-	})
 }
 
 // Options tune the hub; zero values take the defaults.
@@ -206,13 +56,13 @@ type Options struct {
 
 // Hub is the per-instance fan-out.
 type Hub struct {
-	src      Source
-	log      *slog.Logger
-	opt      Options
-	seq      atomic.Uint64
-	last     atomic.Pointer[Frame]
-	down     atomic.Bool // the last read failed: clients show "reconnecting"
-	catching atomic.Bool // the state is being rebuilt: clients show "catching up"
+	src  Source
+	log  *slog.Logger
+	opt  Options
+	seq  atomic.Uint64
+	last atomic.Pointer[Frame]
+	link Link        // the state's link (status.go); under refreshMu
+	down atomic.Bool // link is LinkDown, for Down
 	// boardDue is when a held-back leaderboard change is due (unix ns), 0 none.
 	boardDue atomic.Int64
 	// gap is the time between the last two frames (ns): when pacing spaces
@@ -251,162 +101,6 @@ func NewHub(src Source, log *slog.Logger, opt Options) *Hub {
 	return &Hub{src: src, log: log, opt: opt, clients: map[*Client]struct{}{}, sent: map[string]game.PlayerStats{}}
 }
 
-// Run follows the store's change notifications until ctx ends, producing at
-// most one frame per MinInterval (changes in between are coalesced).
-func (h *Hub) Run(ctx context.Context) {
-	changes := h.src.Subscribe(ctx)
-	touch := time.NewTicker(h.opt.TouchInterval)
-	defer touch.Stop()
-	// Presence expires without any change being published: re-read now and
-	// then even when nothing happened.
-	idle := time.NewTicker(h.opt.IdleRefresh)
-	defer idle.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	board := time.NewTimer(time.Hour) // a held-back leaderboard change falls due
-	board.Stop()
-	defer board.Stop()
-	var lastStats time.Time
-	// Personal updates come at most once per StatsInterval; one that falls
-	// due sooner is sent when the interval is over, never dropped.
-	statsDue := time.NewTimer(time.Hour)
-	statsDue.Stop()
-	defer statsDue.Stop()
-	// stats stores the personal updates that changed and returns their
-	// clients, for a frame's wake or signal to write them.
-	stats := func() []*Client {
-		lastStats = time.Now()
-		cs, err := h.refreshStats(ctx)
-		if err != nil {
-			h.log.Warn("live personal update failed", "err", err)
-		}
-		return cs
-	}
-	signal := func(cs []*Client) {
-		for _, c := range cs {
-			c.signal()
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				return
-			}
-		case <-retry.C:
-		case <-board.C:
-		case <-idle.C:
-			if err := h.refresh(ctx, true); err != nil && ctx.Err() == nil {
-				h.log.Warn("live update failed", "err", err)
-			}
-			continue
-		case <-touch.C:
-			h.touchAll(ctx)
-			continue
-		case <-statsDue.C:
-			signal(stats())
-			continue
-		}
-		start := time.Now()
-		// Personal updates that are due go out with the frame: stored
-		// first, they are written with it, in one write call.
-		var staged []*Client
-		statsNow := time.Since(lastStats) >= h.opt.StatsInterval
-		if statsNow {
-			staged = stats()
-		}
-		before := h.Latest()
-		err := h.Refresh(ctx)
-		if h.Latest() == before { // no frame woke them (a failed or held-back read)
-			signal(staged)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			h.log.Warn("live update failed", "err", err)
-			retry.Reset(time.Second)
-		} else {
-			if due := h.boardDue.Load(); due != 0 {
-				board.Reset(time.Until(time.Unix(0, due)))
-			}
-			if !statsNow {
-				statsDue.Reset(h.opt.StatsInterval - time.Since(lastStats))
-			}
-		}
-		// Pace to the clients (pacing.go).
-		gap := h.opt.MinInterval
-		if f := h.Latest(); f != nil {
-			var took time.Duration
-			took, gap = f.gapAfter(ctx, start, gap)
-			if ctx.Err() != nil {
-				return
-			}
-			metrics.BroadcastSeconds.Observe(took.Seconds())
-		}
-		h.gap.Store(int64(gap))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(gap - time.Since(start)):
-		}
-	}
-}
-
-// Refresh reads the state, renders a frame and wakes every client.
-func (h *Hub) Refresh(ctx context.Context) error { return h.refresh(ctx, false) }
-
-// refresh is Refresh; with skipSame it sends nothing when the state did not
-// change (the idle re-read).
-func (h *Hub) refresh(ctx context.Context, skipSame bool) error {
-	// One refresh at a time (Run and a first connect can both call it), so
-	// an older read is never stored over a newer one.
-	h.refreshMu.Lock()
-	defer h.refreshMu.Unlock()
-	snap, err := h.src.Snapshot(ctx, h.opt.LeaderboardN, time.Now())
-	if err != nil {
-		h.setDown(true)
-		return err
-	}
-	recovered := h.setDown(false)
-	old := h.last.Load()
-	status := "" // put in front of the frame: "catching up", or "live" on recovery
-	if h.opt.CatchingUp != nil && h.opt.CatchingUp() {
-		// While the state is rebuilt from the log, pages never go back:
-		// a snapshot behind the one shown is held back, and every frame
-		// is marked "catching up".
-		if !h.catching.Swap(true) {
-			h.log.Info("the state is being rebuilt from the log; clients show catching up")
-		}
-		status = "catching up"
-		if old != nil && behind(snap.GameState, old.Snapshot.GameState) {
-			snap = old.Snapshot
-		}
-		if old != nil && old.status == status && sameState(old.Snapshot, snap) {
-			return nil // the pages show this already
-		}
-	} else {
-		if h.catching.Swap(false) {
-			h.log.Info("live updates resumed: the state is rebuilt")
-			recovered = true
-		}
-		if skipSame && !recovered && old != nil && sameState(old.Snapshot, snap) {
-			return nil
-		}
-		if recovered {
-			status = "live"
-		}
-	}
-	f := h.next(old, snap, time.Now())
-	if status != "" {
-		f.status, f.prev = status, nil
-	}
-	h.publish(f)
-	return nil
-}
-
 // publish makes f the newest frame and wakes every client, counting them
 // for pacing (see expect).
 func (h *Hub) publish(f *Frame) {
@@ -419,189 +113,11 @@ func (h *Hub) publish(f *Frame) {
 	}
 }
 
-// next makes the frame that follows old (nil: none) for snap. The pages'
-// leaderboard keeps old's while it changed less than BoardInterval ago;
-// boardDue then tells Run when to show the held-back one.
-func (h *Hub) next(old *Frame, snap game.Snapshot, now time.Time) *Frame {
-	f := &Frame{Seq: h.seq.Add(1), Snapshot: snap, board: snap.Leaderboard, boardAt: now}
-	h.boardDue.Store(0)
-	if old == nil {
-		return f
-	}
-	if old.rendered.Load() {
-		f.prev, f.prevSeq = old, old.Seq
-	}
-	hold := max(h.opt.BoardInterval, 3*time.Duration(h.gap.Load()))
-	switch {
-	case slices.Equal(old.board, snap.Leaderboard):
-		f.board, f.boardAt = old.board, old.boardAt
-	case now.Sub(old.boardAt) < hold:
-		f.board, f.boardAt = old.board, old.boardAt
-		h.boardDue.Store(old.boardAt.Add(hold).UnixNano())
-	}
-	return f
-}
-
-// behind reports whether a shows less of the game than b: an earlier round,
-// or fewer taps of a team in the same round (a new round starts at zero).
-func behind(a, b game.State) bool {
-	return a.Round < b.Round || a.Round == b.Round && (a.BlueScore < b.BlueScore || a.RedScore < b.RedScore)
-}
-
-// sameState reports whether two snapshots show the same game. LastUpdated
-// is left out: it is "now" for a game that never changed.
-func sameState(a, b game.Snapshot) bool {
-	a.GameState.LastUpdated, b.GameState.LastUpdated = 0, 0
-	return reflect.DeepEqual(a, b)
-}
-
-// first is the newest frame, read now if there is none yet: clients that
-// connect together before the first frame share one read.
-func (h *Hub) first(ctx context.Context) (*Frame, error) {
-	if f := h.Latest(); f != nil {
-		return f, nil
-	}
-	h.firstMu.Lock()
-	defer h.firstMu.Unlock()
-	if f := h.Latest(); f != nil {
-		return f, nil
-	}
-	if err := h.Refresh(ctx); err != nil {
-		return nil, err
-	}
-	return h.Latest(), nil
-}
-
 // Latest is the newest frame, or nil before the first.
 func (h *Hub) Latest() *Frame { return h.last.Load() }
 
 // Down reports whether the hub could not read the state lately.
 func (h *Hub) Down() bool { return h.down.Load() }
-
-// setDown records whether the state can be read and reports whether that
-// changed. Going down, every client is sent the last frame again with a
-// status in front (see Frame.status), so pages keep the numbers they had,
-// marked "reconnecting"; no state frame is sent while down, and clients
-// that connect meanwhile get the same. The first frame after recovery
-// carries the "live" status.
-func (h *Hub) setDown(down bool) bool {
-	if h.down.Swap(down) == down {
-		return false
-	}
-	if !down {
-		h.log.Info("live updates resumed")
-		return true
-	}
-	h.log.Warn("live updates paused: the store does not answer; clients show reconnecting")
-	if old := h.last.Load(); old != nil {
-		h.publish(&Frame{Seq: h.seq.Add(1), Snapshot: old.Snapshot, board: old.board, boardAt: old.boardAt, status: "reconnecting"})
-	}
-	return true
-}
-
-// top returns snap with at most n leaderboard entries.
-func top(snap game.Snapshot, n int) game.Snapshot {
-	if len(snap.Leaderboard) > n {
-		snap.Leaderboard = snap.Leaderboard[:n]
-	}
-	return snap
-}
-
-// renderLine renders a component on one line: SSE's data: field ends at a
-// newline, and names cannot contain one.
-func renderLine(c templ.Component) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := c.Render(context.Background(), &buf); err != nil {
-		return nil, fmt.Errorf("render fragments: %w", err)
-	}
-	return bytes.ReplaceAll(bytes.ReplaceAll(buf.Bytes(), []byte("\r"), nil), []byte("\n"), []byte(" ")), nil
-}
-
-func sseEvent(name string, data []byte) []byte {
-	var b bytes.Buffer
-	b.Grow(len(data) + len(name) + 16)
-	b.WriteString("event: ")
-	b.WriteString(name)
-	b.WriteString("\ndata: ")
-	b.Write(data)
-	b.WriteString("\n\n")
-	return b.Bytes()
-}
-
-// Personal renders a player's own fragments in format f's encoding.
-func Personal(st game.PlayerStats, f Format) ([]byte, error) {
-	html, err := renderLine(views.MeFragment(st.Taps, st.Rank, st.Of))
-	if err != nil {
-		return nil, err
-	}
-	switch f {
-	case SSEGame, SSEBoard:
-		return sseEvent("state", html), nil
-	case WSGame, WSBoard:
-		return html, nil
-	}
-	return nil, nil // JSON clients get no personal fragments
-}
-
-// refreshStats gives each connected player their taps and rank when they
-// changed since the last time, and returns the clients that got them (to
-// be woken to write them).
-func (h *Hub) refreshStats(ctx context.Context) ([]*Client, error) {
-	h.mu.Lock()
-	byUser := map[string][]*Client{}
-	for c := range h.clients {
-		if c.user != nil && c.format != SSEJSON && c.format != WSJSON {
-			byUser[c.user.ID] = append(byUser[c.user.ID], c)
-		}
-	}
-	h.mu.Unlock()
-	if len(byUser) == 0 {
-		return nil, nil
-	}
-	ids := make([]string, 0, len(byUser))
-	for id := range byUser {
-		ids = append(ids, id)
-	}
-	readAt := time.Now()
-	stats, err := h.src.Stats(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	var got []*Client
-	for id, cs := range byUser {
-		st := stats[id]
-		h.mu.Lock()
-		old, ok := h.sent[id]
-		h.sent[id] = st
-		h.mu.Unlock()
-		if ok && old == st {
-			continue
-		}
-		for _, c := range cs {
-			if b, err := Personal(st, c.format); err == nil && b != nil {
-				c.personal.Store(&personalUpdate{readAt: readAt, msg: b})
-				got = append(got, c)
-			}
-		}
-	}
-	return got, nil
-}
-
-func (h *Hub) touchAll(ctx context.Context) {
-	h.mu.Lock()
-	seen := map[string]bool{}
-	var users []game.User
-	for c := range h.clients {
-		if c.user != nil && !seen[c.user.ID] {
-			seen[c.user.ID] = true
-			users = append(users, *c.user)
-		}
-	}
-	h.mu.Unlock()
-	if err := h.src.Touch(ctx, time.Now(), users...); err != nil {
-		h.log.Warn("presence heartbeat", "err", err)
-	}
-}
 
 // Count returns the number of connected clients per transport.
 func (h *Hub) Count() map[string]int {
@@ -609,7 +125,7 @@ func (h *Hub) Count() map[string]int {
 	defer h.mu.Unlock()
 	out := map[string]int{"sse": 0, "ws": 0}
 	for c := range h.clients {
-		out[c.format.Transport()]++
+		out[c.format.Transport.String()]++
 	}
 	return out
 }
@@ -656,22 +172,6 @@ func (h *Hub) Kick(ids []string) {
 
 // ErrKicked is returned by Serve when the client's player was kicked.
 var ErrKicked = errors.New("live updates: the player was removed from the game")
-
-// kickedMessage is the notice a kicked player's page gets, in format f's
-// encoding (nil for JSON streams, which are just closed).
-func kickedMessage(f Format) []byte {
-	html, err := renderLine(views.Kicked())
-	if err != nil {
-		return nil
-	}
-	switch f {
-	case SSEGame, SSEBoard:
-		return sseEvent("state", html)
-	case WSGame, WSBoard:
-		return html
-	}
-	return nil
-}
 
 // ErrClosing is returned by Register when the instance shuts down.
 var ErrClosing = errors.New("live updates: server is shutting down")

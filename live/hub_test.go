@@ -504,6 +504,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	for round := range 3 {
 		cctx, cancel := context.WithCancel(ctx)
 		var servs []*served
+		formats := []live.Format{live.SSEJSON, live.SSEGame, live.SSEBoard, live.WSJSON, live.WSGame, live.WSBoard}
 		for i := range 300 {
 			var conn live.Conn = newRecConn()
 			if i%10 == 0 {
@@ -513,7 +514,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 			if i%3 == 0 {
 				user = &u
 			}
-			servs = append(servs, serve(cctx, e.hub, conn, live.Format(i%6), user, opt))
+			servs = append(servs, serve(cctx, e.hub, conn, formats[i%len(formats)], user, opt))
 		}
 		testenv.Eventually(t, 10*time.Second, func() string {
 			c := e.hub.Count()
