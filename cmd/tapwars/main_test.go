@@ -110,7 +110,10 @@ func (p *proc) term() {
 	select {
 	case err := <-done:
 		if err != nil {
-			p.t.Fatalf("exit after SIGTERM: %v", err)
+			p.logMu.Lock()
+			log := p.log.String()
+			p.logMu.Unlock()
+			p.t.Fatalf("exit after SIGTERM: %v\n%s", err, log[max(0, len(log)-4000):])
 		}
 	case <-time.After(10 * time.Second):
 		p.t.Fatal("no exit within 10 s of SIGTERM")
