@@ -247,7 +247,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			"checkpoint": m.Checkpoints.Ready,
 		},
 		Details: map[string]func(context.Context) string{
-			"checkpoint_age": ledger.Age(c.CheckpointEvery),
+			"checkpoint_age": m.Checkpoints.Age(c.CheckpointEvery),
 			"log":            m.consumer.LogDetail,
 		},
 	})

@@ -385,7 +385,7 @@ func cspListener() (listen func(ev any), seen func() []string) {
 	return listen, seen
 }
 
-var hexID = regexp.MustCompile(`^[0-9a-f]{16,64}$`)
+var hexID = regexp.MustCompile(`^[0-9a-f]{16,64}(p[0-9]+)?$`) // p<N>: the partition a player is pinned to
 
 // join opens the site, fills in the join form and submits it; path is then
 // opened (e.g. "/?transport=sse") when it is not "/".

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapwars/tapwars/metrics"
@@ -28,6 +29,20 @@ type Checkpointer struct {
 
 	readMu  sync.Mutex
 	readErr error // the last restore's failure to read the newest checkpoint
+
+	newest atomic.Int64 // unix ms of the newest checkpoint this instance wrote or read (0: none)
+}
+
+// seen records a checkpoint made at ms: this instance's newest, and the
+// process's gauge.
+func (c *Checkpointer) seen(ms int64) {
+	for {
+		cur := c.newest.Load()
+		if ms <= cur || c.newest.CompareAndSwap(cur, ms) {
+			break
+		}
+	}
+	metrics.CheckpointAt.Store(max(metrics.CheckpointAt.Load(), ms))
 }
 
 // NewCheckpointer returns a Checkpointer of st's projection on cps.
@@ -51,7 +66,7 @@ func (c *Checkpointer) Take(ctx context.Context) (written bool, err error) {
 		return false, err
 	}
 	c.last = cp.Offsets()
-	metrics.CheckpointAt.Store(start.UnixMilli())
+	c.seen(start.UnixMilli())
 	c.log.Info("checkpoint written", "bytes", len(data), "players", len(cp.Hashes[store.KeyUsers]), "offsets", cp.Offsets(), "took", time.Since(start))
 	return true, nil
 }
@@ -111,7 +126,7 @@ func (c *Checkpointer) Restore(ctx context.Context) error {
 		return err
 	}
 	c.noteRead(nil)
-	metrics.CheckpointAt.Store(max(metrics.CheckpointAt.Load(), info.At.UnixMilli()))
+	c.seen(info.At.UnixMilli())
 	ok, err := c.st.RestoreCheckpoint(ctx, cp)
 	if err != nil {
 		return err
@@ -152,7 +167,7 @@ func (c *Checkpointer) readAge(ctx context.Context) {
 	defer cancel()
 	info, err := c.cps.Newest(rctx)
 	if err == nil {
-		metrics.CheckpointAt.Store(max(metrics.CheckpointAt.Load(), info.At.UnixMilli()))
+		c.seen(info.At.UnixMilli())
 	} else if !errors.Is(err, stream.ErrNoCheckpoint) && ctx.Err() == nil {
 		c.log.Warn("cannot read when the newest checkpoint was written", "err", err)
 	}
@@ -160,12 +175,12 @@ func (c *Checkpointer) readAge(ctx context.Context) {
 
 // Age says how old the newest checkpoint this instance knows is, for
 // /readyz.
-func Age(every time.Duration) func(context.Context) string {
+func (c *Checkpointer) Age(every time.Duration) func(context.Context) string {
 	return func(context.Context) string {
 		if every <= 0 {
 			return "off (CHECKPOINT_INTERVAL=0)"
 		}
-		at := metrics.CheckpointAt.Load()
+		at := c.newest.Load()
 		if at == 0 {
 			return "none yet"
 		}
