@@ -247,8 +247,17 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 	screen.showRound(teams, game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusOver, StartsAt: now - 60_000, EndsAt: now - 5000,
 		NextStartsAt: now + 600_000, Winner: &red, Final: true, Blue: 9_999_999, Red: 9_999_999 + 1, TopTapper: &top})
 	screen.waitRound(2*time.Second, "the winner banner", func(v roundView) bool { return v.Headline == "Dogs of Thunder wins!" })
-	if got := eval[int](screen, `document.querySelectorAll('#screen-podium:not([hidden]) .podium__place').length`); got != 3 {
-		t.Errorf("the podium shows %d places, want 3", got)
+	// The top 3, each with their name and their taps grouped like the board's.
+	podium := eval[[]string](screen, `[...document.querySelectorAll('#screen-podium:not([hidden]) .podium__place')].map(li =>
+		li.querySelector('.podium__block').textContent + ' ' + li.querySelector('.podium__name').textContent + ' ' + li.querySelector('.podium__taps').textContent)`)
+	want := []struct{ head, digits string }{{"1 Kim", "9876543"}, {"2 Maximiliana Thunderclap", "4999999"}, {"3 Zoë", "4000000"}}
+	if len(podium) != len(want) {
+		t.Errorf("the podium shows %q, want the top 3", podium)
+	}
+	for i := range min(len(podium), len(want)) {
+		if taps, ok := strings.CutPrefix(podium[i], want[i].head+" "); !ok || !grouped(taps, want[i].digits) {
+			t.Errorf("podium place %d shows %q, want %s with %s taps grouped", i+1, podium[i], want[i].head, want[i].digits)
+		}
 	}
 	check("final")
 }
