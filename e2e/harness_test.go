@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -547,15 +546,7 @@ func (p *player) screenshot(name string, width, height int64, mobile bool) strin
 	if err != nil {
 		p.t.Fatalf("screenshot: %v", err)
 	}
-	dir := filepath.Join("testdata", "artifacts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		p.t.Fatal(err)
-	}
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-	p.t.Logf("screenshot %s (%d bytes)", path, len(png))
+	path := saveArtifact(p.t, name, png)
 	p.do(chromedp.EmulateViewport(1280, 900))
 	return path
 }

@@ -209,8 +209,9 @@ func touch(kind input.DispatchTouchEventType, points ...*input.TouchPoint) chrom
 	})
 }
 
-// saveArtifact writes testdata/artifacts/<name>.png.
-func saveArtifact(t *testing.T, name string, png []byte) {
+// saveArtifact writes testdata/artifacts/<name>.png (the test artifacts;
+// gitignored) and returns its path.
+func saveArtifact(t *testing.T, name string, png []byte) string {
 	t.Helper()
 	dir := filepath.Join("testdata", "artifacts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -220,7 +221,8 @@ func saveArtifact(t *testing.T, name string, png []byte) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot %s", path)
+	t.Logf("screenshot %s (%d bytes)", path, len(png))
+	return path
 }
 
 // Two thumbs whose touches overlap (the second lands before the first
