@@ -455,13 +455,7 @@ func TestRoundOnPhones(t *testing.T) {
 		p.waitConnected(10*time.Second, "live")
 		ps = append(ps, p)
 	}
-	now := time.Now()
-	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
-		CountdownAt: now.UnixMilli(), StartsAt: now.Add(2 * time.Second).UnixMilli(), EndsAt: now.Add(7 * time.Second).UnixMilli(),
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := e.startRound(2*time.Second, 5*time.Second)
 	const buttonJS = `(() => { const r = document.getElementById('tap-button').getBoundingClientRect();
 		return {Top: r.top, Bottom: r.bottom, Height: innerHeight, Scroll: scrollY, Wake: document.body.dataset.wakeLock || ''}; })()`
 	type buttonView struct {

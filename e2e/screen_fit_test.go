@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,17 +35,7 @@ func (e *env) importState(players []game.User) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", e.m.URL()+"/admin/import", bytes.NewReader(raw))
-	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusAccepted {
-		e.t.Fatalf("import: %d", res.StatusCode)
-	}
+	e.admin("POST", "/admin/import", raw)
 	deadline := time.Now().Add(10 * time.Second)
 	for e.state().GameState.TotalTaps != ex.TotalTaps {
 		if time.Now().After(deadline) {
@@ -59,17 +48,7 @@ func (e *env) importState(players []game.User) {
 // setTeams names the teams and sets their colours (POST /admin/teams).
 func (e *env) setTeams(body string) {
 	e.t.Helper()
-	req, _ := http.NewRequest("POST", e.m.URL()+"/admin/teams", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		e.t.Fatalf("teams: %d", res.StatusCode)
-	}
+	e.admin("POST", "/admin/teams", []byte(body))
 }
 
 // bigPlayers are a room whose scores reached 7 digits per team.
