@@ -15,14 +15,15 @@ import (
 // roomSize is an event's room: more players than the lobby or the top 5 show.
 const roomSize = 45
 
-// A room of 45 players with long names, the lobby and then 6- and 7-digit
+// A room of 45 players with long names and the host's long team names, the lobby and then 6- and 7-digit
 // scores: the presenter screen fits at every projector size (the lobby
 // counts all 45 and shows whole names only; the board its top 5), and the
 // phone's /leaderboard lists all 45 rows with every number on one line
-// inside its box at 320–430 px. Screenshots screen-lobby-45-*,
+// inside its box and room for each name at 320–430 px. Screenshots screen-lobby-45-*,
 // screen-room-45-* and leaderboard-45-*.
 func TestFullRoomOnTheBoard(t *testing.T) {
 	e := newPhoneEnv(t, nil)
+	e.setTeams(`{"blue":{"name":"Clever Cats","color":"#6d28d9"},"red":{"name":"Dogs of Thunder","color":"#0f766e"}}`)
 	browser := newBrowser(t)
 	ann := newPlayer(t, browser, "Annabelle Longname")
 	ann.join(e.base, "/")
@@ -87,6 +88,12 @@ func TestFullRoomOnTheBoard(t *testing.T) {
 		if bad := eval[[]string](ann, numberLayoutJS); len(bad) > 0 {
 			t.Errorf("/leaderboard at %d px: %s", w, strings.Join(bad, "; "))
 		}
-		ann.screenshot(fmt.Sprintf("leaderboard-45-%d", w), w, 800, true)
+		// A player's name keeps room beside a host's long team name and a
+		// 6-digit count: at least 60 px, five letters or so.
+		if narrow := eval[float64](ann, `Math.min(...[...document.querySelectorAll('#leaderboard-full .board__name')].map(e => e.getBoundingClientRect().width))`); narrow < 60 {
+			t.Errorf("/leaderboard at %d px: a player's name has %.0f px", w, narrow)
+		}
+		eval[bool](ann, `(() => { document.getElementById('leaderboard-full').scrollIntoView(); return true; })()`)
+		ann.shot(fmt.Sprintf("leaderboard-45-%d", w))
 	}
 }
