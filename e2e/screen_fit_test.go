@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -239,19 +238,6 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 		}
 	}
 	check("final")
-}
-
-// apiJoin joins a player over the JSON API, without tapping.
-func (e *env) apiJoin(name string) {
-	e.t.Helper()
-	res, err := http.Post(e.m.URL()+"/api/join", "application/json", strings.NewReader(fmt.Sprintf(`{"username":%q}`, name)))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusCreated {
-		e.t.Fatalf("join %s: %d", name, res.StatusCode)
-	}
 }
 
 // Before the first tap the screen is a lobby: how many players are here
