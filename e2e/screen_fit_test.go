@@ -108,6 +108,18 @@ const fitJS = `(() => {
 				}
 				break;
 			}
+			// inside its card's padding: text over a card's edge looks cut
+			const card = el.parentElement && el.parentElement.closest('.scoreboard, .screen__board, .podium, .lobby, .round');
+			if (card) {
+				const cr = card.getBoundingClientRect(), cs = getComputedStyle(card);
+				const inner = {left: cr.left + parseFloat(cs.borderLeftWidth) + parseFloat(cs.paddingLeft), top: cr.top + parseFloat(cs.borderTopWidth) + parseFloat(cs.paddingTop),
+					right: cr.right - parseFloat(cs.borderRightWidth) - parseFloat(cs.paddingRight), bottom: cr.bottom - parseFloat(cs.borderBottomWidth) - parseFloat(cs.paddingBottom)};
+				// (a big font's glyph box may stand a little past its line)
+				const tol = Math.max(2, parseFloat(cs0.fontSize) * 0.1);
+				if (box.left < inner.left - tol || box.top < inner.top - tol || box.right > inner.right + tol || box.bottom > inner.bottom + tol) {
+					bad.push(name + ': outside its card .' + card.className.split(' ')[0] + ' ' + JSON.stringify([box.left - inner.left, box.top - inner.top, inner.right - box.right, inner.bottom - box.bottom].map(Math.round)));
+				}
+			}
 			if (!ellipsis && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== 'inline') bad.push(name + ': overflows its box (' + el.scrollWidth + ' > ' + el.clientWidth + ')');
 			boxes.push({name, el, box});
 		}
@@ -200,6 +212,12 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 			time.Sleep(500 * time.Millisecond) // the tug bar animates; screen.js fits every 200 ms
 			if bad := screen.fitProblems(); len(bad) > 0 {
 				t.Errorf("%s at %dx%d:\n  %s", state, sz.w, sz.h, strings.Join(bad, "\n  "))
+			}
+			// Each team's name lines up with its score: blue on the left
+			// edge, red on the right.
+			if off := eval[float64](screen, `(() => { const r = s => document.querySelector(s).getBoundingClientRect();
+				return Math.max(Math.abs(r('.team-blue .score__team').left - r('#blue-score').left), Math.abs(r('.team-red .score__team').right - r('#red-score').right)); })()`); off > 2 {
+				t.Errorf("%s at %dx%d: a team's name is %.0f px off its score's edge", state, sz.w, sz.h, off)
 			}
 			name := "screen-7digit-" + sz.name
 			if state != "open play" {
