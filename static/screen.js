@@ -34,19 +34,16 @@
     el.setAttribute('data-n', String(n));
   }
 
-  // The elements screen.css fits to their width by their length.
-  var FIT = '.score__team, #blue-score, #red-score, #total-taps, .round__clock, .round__headline, .round__final, .round__top, .round__next, .podium__taps';
+  // The elements screen.css fits to their width by their length (the
+  // counts fit by their num--wN class: app.css, "numbers that fit").
+  var FIT = '.score__team, .round__clock, .round__headline, .round__final, .round__top, .round__next, .podium__taps';
 
   function fit() {
     var els = screen.querySelectorAll(FIT);
     for (var i = 0; i < els.length; i++) {
       // Array.from counts characters (an emoji is one), not UTF-16 units.
       var n = String(Math.max(1, Array.from(els[i].textContent.trim()).length));
-      // A live element (one with an id) is replaced on every swap, and
-      // htmx copies the old one's style attribute onto the new one, which
-      // the CSP refuses: its parent carries the length.
-      var host = els[i].id ? els[i].parentElement : els[i];
-      if (host.style.getPropertyValue('--chars') !== n) host.style.setProperty('--chars', n);
+      if (els[i].style.getPropertyValue('--chars') !== n) els[i].style.setProperty('--chars', n);
     }
   }
 
