@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tapwars/tapwars/game"
@@ -256,6 +258,20 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 		}
 	}
 	check("final")
+
+	// In German the screen groups with dots, once: app.js formats every
+	// count and screen.js's podium and lobby use the same formatter.
+	screen.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de-DE"})
+		return err
+	}), chromedp.EmulateViewport(1280, 720), chromedp.Navigate(e.base+"/screen"), chromedp.WaitVisible(chromedp.CSS(".screen__qr svg")))
+	screen.waitConnected(10*time.Second, "live")
+	screen.waitView(liveWithin, "German numbers", func(v view) bool {
+		return v.Blue == "9.999.999" && v.Red == "9.999.999" && v.Total == "19.999.998"
+	})
+	if s := eval[string](screen, `[...document.querySelectorAll('#leaderboard .board__taps .num')].map(e => e.textContent).join(' ')`); s != "9.876.543 4.999.999 4.000.000 999.999 123.456 1" {
+		t.Errorf("the board's taps in German: %q", s)
+	}
 }
 
 // Before the first tap the screen is a lobby: how many players are here
