@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tapwars/tapwars/game"
 )
 
 // consoleView is what the host console shows of the round.
@@ -102,10 +104,11 @@ func TestHostConsole(t *testing.T) {
 		return v.State == "Countdown" && strings.HasPrefix(v.Clock, "Starts in") && v.Stop
 	})
 	host.waitConsole(5*time.Second, "play", func(v consoleView) bool { return v.State == "Playing" && strings.HasSuffix(v.Clock, "left") })
-	e.apiTaps("Kim", 9)
+	kim := e.apiTaps("Kim", 9) // the round's only taps: Kim's team wins
 	v = host.waitConsole(15*time.Second, "the final result", func(v consoleView) bool { return v.State == "Final" })
-	if !strings.Contains(v.Winner, "wins!") || !strings.Contains(v.Winner, "Kim (9 taps)") {
-		t.Errorf("winner line %q", v.Winner)
+	winner := map[game.Team]string{game.Blue: "Blue wins!", game.Red: "Red wins!"}[kim]
+	if !strings.Contains(v.Winner, winner) || !strings.Contains(v.Winner, "Kim (9 taps)") {
+		t.Errorf("winner line %q, want %q and Kim's 9 taps", v.Winner, winner)
 	}
 	if strings.Contains(strings.ToLower(v.Text), "countdown is on") || strings.Contains(v.Text, "Starts in") {
 		t.Errorf("after the bell the console still speaks of the countdown: %q", v.Text)

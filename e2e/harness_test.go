@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -171,9 +170,9 @@ func (e *env) state() game.Snapshot {
 	return s
 }
 
-// apiTaps joins a player over the JSON API and taps count times at once;
-// it returns the player's team.
-func (e *env) apiTaps(name string, count int) game.Team {
+// apiJoin joins a player over the JSON API, without tapping; it returns
+// the player's token and team.
+func (e *env) apiJoin(name string) (token string, team game.Team) {
 	e.t.Helper()
 	res, err := http.Post(e.m.URL()+"/api/join", "application/json", strings.NewReader(fmt.Sprintf(`{"username":%q}`, name)))
 	if err != nil {
@@ -188,10 +187,18 @@ func (e *env) apiTaps(name string, count int) game.Team {
 	if err != nil || j.Token == "" {
 		e.t.Fatalf("join %s: %v %d", name, err, res.StatusCode)
 	}
+	return j.Token, j.User.Team
+}
+
+// apiTaps joins a player over the JSON API and taps count times at once;
+// it returns the player's team.
+func (e *env) apiTaps(name string, count int) game.Team {
+	e.t.Helper()
+	token, team := e.apiJoin(name)
 	req, _ := http.NewRequest("POST", e.m.URL()+"/api/tap", strings.NewReader(fmt.Sprintf(`{"count":%d}`, count)))
-	req.Header.Set("Authorization", "Bearer "+j.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	res, err = http.DefaultClient.Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -199,7 +206,7 @@ func (e *env) apiTaps(name string, count int) game.Team {
 	if res.StatusCode != http.StatusAccepted {
 		e.t.Fatalf("tap: %d", res.StatusCode)
 	}
-	return j.User.Team
+	return team
 }
 
 // logSink sends the instance's log to the test log until the test ends.
@@ -547,15 +554,7 @@ func (p *player) screenshot(name string, width, height int64, mobile bool) strin
 	if err != nil {
 		p.t.Fatalf("screenshot: %v", err)
 	}
-	dir := filepath.Join("testdata", "artifacts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		p.t.Fatal(err)
-	}
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-	p.t.Logf("screenshot %s (%d bytes)", path, len(png))
+	path := saveArtifact(p.t, name, png)
 	p.do(chromedp.EmulateViewport(1280, 900))
 	return path
 }

@@ -209,8 +209,9 @@ func touch(kind input.DispatchTouchEventType, points ...*input.TouchPoint) chrom
 	})
 }
 
-// saveArtifact writes testdata/artifacts/<name>.png.
-func saveArtifact(t *testing.T, name string, png []byte) {
+// saveArtifact writes testdata/artifacts/<name>.png (the test artifacts;
+// gitignored) and returns its path.
+func saveArtifact(t *testing.T, name string, png []byte) string {
 	t.Helper()
 	dir := filepath.Join("testdata", "artifacts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -220,7 +221,8 @@ func saveArtifact(t *testing.T, name string, png []byte) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot %s", path)
+	t.Logf("screenshot %s (%d bytes)", path, len(png))
+	return path
 }
 
 // Two thumbs whose touches overlap (the second lands before the first
@@ -453,13 +455,7 @@ func TestRoundOnPhones(t *testing.T) {
 		p.waitConnected(10*time.Second, "live")
 		ps = append(ps, p)
 	}
-	now := time.Now()
-	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
-		CountdownAt: now.UnixMilli(), StartsAt: now.Add(2 * time.Second).UnixMilli(), EndsAt: now.Add(7 * time.Second).UnixMilli(),
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := e.startRound(2*time.Second, 5*time.Second)
 	const buttonJS = `(() => { const r = document.getElementById('tap-button').getBoundingClientRect();
 		return {Top: r.top, Bottom: r.bottom, Height: innerHeight, Scroll: scrollY, Wake: document.body.dataset.wakeLock || ''}; })()`
 	type buttonView struct {
@@ -694,7 +690,8 @@ func TestTooFastMessageIsPlainAndStill(t *testing.T) {
 // (views.GamePage with the app's own CSS and JS, served without the rest of
 // the app, since a real round cannot reach ten million taps in a test): the
 // winner banner's "▲ Blue 9,999,999 – Red 9,876,543 ●" pills, the clock
-// and the personal result fit at every phone width.
+// and the personal result fit at every phone width, with the game's own
+// team names and with a host's 16-character ones.
 func TestFinalScoresFitOnPhones(t *testing.T) {
 	winner := "blue"
 	now := time.Now().UnixMilli()
@@ -716,43 +713,53 @@ func TestFinalScoresFitOnPhones(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
+	teams := game.DefaultTeams()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = views.GamePage(d).Render(r.Context(), w)
+		_ = views.GamePage(d).Render(views.WithTeams(r.Context(), teams), w)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	browser := newBrowser(t)
 	p := newPlayer(t, browser, "Annabelle")
-	for _, w := range phoneWidths {
-		p.asPhone(w, 800)
-		p.do(chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(".round__winner")))
-		testenv.Eventually(t, 3*time.Second, func() string {
-			if r := eval[string](p, `document.getElementById('my-result').textContent`); r != "Blue won — you were #35 of 412 with 1,234,567 taps" {
-				return fmt.Sprintf("personal result %q", r)
+	// The game's own team names, then a host's of the longest length.
+	host := game.Teams{Blue: game.TeamStyle{Name: "Clever Cats Club", Color: "#6d28d9"}, Red: game.TeamStyle{Name: "Dogs of Thunder", Color: "#0f766e"}}
+	for pass, ts := range []game.Teams{teams, host} {
+		teams = ts
+		for _, w := range phoneWidths {
+			p.asPhone(w, 800)
+			p.do(chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(".round__winner")))
+			testenv.Eventually(t, 3*time.Second, func() string {
+				if r, want := eval[string](p, `document.getElementById('my-result').textContent`), ts.Blue.Name+" won — you were #35 of 412 with 1,234,567 taps"; r != want {
+					return fmt.Sprintf("personal result %q", r)
+				}
+				return ""
+			})
+			if bad := eval[[]string](p, numberLayoutJS); len(bad) > 0 {
+				t.Errorf("%d px: %s", w, strings.Join(bad, "; "))
 			}
-			return ""
-		})
-		if bad := eval[[]string](p, numberLayoutJS); len(bad) > 0 {
-			t.Errorf("%d px: %s", w, strings.Join(bad, "; "))
-		}
-		// Each pill on one line, inside the banner.
-		type pill struct {
-			Lines             int
-			Left, Right, BoxL float64
-			BoxR              float64
-			Text              string
-		}
-		for _, pl := range eval[[]pill](p, `[...document.querySelectorAll('.round__team')].map(e => { const r = e.getBoundingClientRect(), b = e.closest('.round__winner').getBoundingClientRect();
+			// Each pill on one line, inside the banner.
+			type pill struct {
+				Lines             int
+				Left, Right, BoxL float64
+				BoxR              float64
+				Text              string
+			}
+			for _, pl := range eval[[]pill](p, `[...document.querySelectorAll('.round__team')].map(e => { const r = e.getBoundingClientRect(), b = e.closest('.round__winner').getBoundingClientRect();
 			return {Lines: Math.round(r.height / parseFloat(getComputedStyle(e).lineHeight || 20)), Left: r.left, Right: r.right, BoxL: b.left, BoxR: b.right, Text: e.textContent}; })`) {
-			if pl.Right > pl.BoxR+0.5 || pl.Left < pl.BoxL-0.5 || pl.Lines > 1 {
-				t.Errorf("%d px: pill %q spans %.0f..%.0f in a banner %.0f..%.0f (%d lines)", w, pl.Text, pl.Left, pl.Right, pl.BoxL, pl.BoxR, pl.Lines)
+				if pl.Right > pl.BoxR+0.5 || pl.Left < pl.BoxL-0.5 || pl.Lines > 1 {
+					t.Errorf("%d px: pill %q spans %.0f..%.0f in a banner %.0f..%.0f (%d lines)", w, pl.Text, pl.Left, pl.Right, pl.BoxL, pl.BoxR, pl.Lines)
+				}
+				if !strings.Contains(pl.Text, "9,") {
+					t.Errorf("%d px: pill %q has no separators", w, pl.Text)
+				}
 			}
-			if !strings.Contains(pl.Text, "9,") {
-				t.Errorf("%d px: pill %q has no separators", w, pl.Text)
+			if pass == 0 {
+				p.shot(fmt.Sprintf("final-%d", w))
+			} else {
+				p.shot(fmt.Sprintf("final-teams-%d", w))
 			}
 		}
-		p.shot(fmt.Sprintf("final-%d", w))
 	}
 }
 

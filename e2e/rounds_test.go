@@ -35,6 +35,20 @@ const roundViewJS = `(() => {
 
 func (p *player) round() roundView { return eval[roundView](p, roundViewJS) }
 
+// startRound starts a timed round now, as the host's Start button does: a
+// countdown, then play.
+func (e *env) startRound(countdown, play time.Duration) game.RoundSchedule {
+	e.t.Helper()
+	now := time.Now()
+	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
+		CountdownAt: now.UnixMilli(), StartsAt: now.Add(countdown).UnixMilli(), EndsAt: now.Add(countdown + play).UnixMilli(),
+	}, now)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sc
+}
+
 // waitRound polls p's round view until ok, failing after timeout.
 func (p *player) waitRound(timeout time.Duration, what string, ok func(roundView) bool) roundView {
 	p.t.Helper()
@@ -65,13 +79,7 @@ func TestTimedRoundInTheBrowser(t *testing.T) {
 	screen.do(chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(e.base+"/screen"), chromedp.WaitVisible(chromedp.CSS(".screen__qr svg")))
 	screen.waitConnected(10*time.Second, "live")
 
-	now := time.Now()
-	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
-		CountdownAt: now.UnixMilli(), StartsAt: now.Add(2 * time.Second).UnixMilli(), EndsAt: now.Add(7 * time.Second).UnixMilli(),
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := e.startRound(2*time.Second, 5*time.Second)
 	counting := func(v roundView) bool { return v.Clock == "2…" || v.Clock == "1…" }
 	for _, p := range []*player{ann, bob} {
 		v := p.waitRound(1500*time.Millisecond, "countdown", func(v roundView) bool { return counting(v) && v.Disabled })
@@ -147,13 +155,7 @@ func TestRoundOnPhonesWithWrongClocks(t *testing.T) {
 		t.Fatalf("Ann's clock is %d ms off, want -40 s", skew)
 	}
 
-	now := time.Now()
-	sc, err := e.m.Game.StartTimedRound(context.Background(), game.RoundSchedule{
-		CountdownAt: now.UnixMilli(), StartsAt: now.Add(3 * time.Second).UnixMilli(), EndsAt: now.Add(7 * time.Second).UnixMilli(),
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := e.startRound(3*time.Second, 4*time.Second)
 	for _, p := range []*player{ann, bob} {
 		p.waitRound(time.Until(time.UnixMilli(sc.StartsAt))-200*time.Millisecond, "countdown", func(v roundView) bool {
 			return (v.Clock == "3…" || v.Clock == "2…" || v.Clock == "1…") && v.Disabled

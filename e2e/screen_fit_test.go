@@ -1,15 +1,15 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tapwars/tapwars/game"
@@ -36,17 +36,7 @@ func (e *env) importState(players []game.User) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", e.m.URL()+"/admin/import", bytes.NewReader(raw))
-	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusAccepted {
-		e.t.Fatalf("import: %d", res.StatusCode)
-	}
+	e.admin("POST", "/admin/import", raw)
 	deadline := time.Now().Add(10 * time.Second)
 	for e.state().GameState.TotalTaps != ex.TotalTaps {
 		if time.Now().After(deadline) {
@@ -59,17 +49,7 @@ func (e *env) importState(players []game.User) {
 // setTeams names the teams and sets their colours (POST /admin/teams).
 func (e *env) setTeams(body string) {
 	e.t.Helper()
-	req, _ := http.NewRequest("POST", e.m.URL()+"/admin/teams", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		e.t.Fatalf("teams: %d", res.StatusCode)
-	}
+	e.admin("POST", "/admin/teams", []byte(body))
 }
 
 // bigPlayers are a room whose scores reached 7 digits per team.
@@ -129,6 +109,18 @@ const fitJS = `(() => {
 					bad.push(name + ': clipped by ' + a.tagName + '.' + a.className);
 				}
 				break;
+			}
+			// inside its card's padding: text over a card's edge looks cut
+			const card = el.parentElement && el.parentElement.closest('.scoreboard, .screen__board, .podium, .lobby, .round');
+			if (card) {
+				const cr = card.getBoundingClientRect(), cs = getComputedStyle(card);
+				const inner = {left: cr.left + parseFloat(cs.borderLeftWidth) + parseFloat(cs.paddingLeft), top: cr.top + parseFloat(cs.borderTopWidth) + parseFloat(cs.paddingTop),
+					right: cr.right - parseFloat(cs.borderRightWidth) - parseFloat(cs.paddingRight), bottom: cr.bottom - parseFloat(cs.borderBottomWidth) - parseFloat(cs.paddingBottom)};
+				// (a big font's glyph box may stand a little past its line)
+				const tol = Math.max(2, parseFloat(cs0.fontSize) * 0.1);
+				if (box.left < inner.left - tol || box.top < inner.top - tol || box.right > inner.right + tol || box.bottom > inner.bottom + tol) {
+					bad.push(name + ': outside its card .' + card.className.split(' ')[0] + ' ' + JSON.stringify([box.left - inner.left, box.top - inner.top, inner.right - box.right, inner.bottom - box.bottom].map(Math.round)));
+				}
 			}
 			if (!ellipsis && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== 'inline') bad.push(name + ': overflows its box (' + el.scrollWidth + ' > ' + el.clientWidth + ')');
 			boxes.push({name, el, box});
@@ -223,6 +215,12 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 			if bad := screen.fitProblems(); len(bad) > 0 {
 				t.Errorf("%s at %dx%d:\n  %s", state, sz.w, sz.h, strings.Join(bad, "\n  "))
 			}
+			// Each team's name lines up with its score: blue on the left
+			// edge, red on the right.
+			if off := eval[float64](screen, `(() => { const r = s => document.querySelector(s).getBoundingClientRect();
+				return Math.max(Math.abs(r('.team-blue .score__team').left - r('#blue-score').left), Math.abs(r('.team-red .score__team').right - r('#red-score').right)); })()`); off > 2 {
+				t.Errorf("%s at %dx%d: a team's name is %.0f px off its score's edge", state, sz.w, sz.h, off)
+			}
 			name := "screen-7digit-" + sz.name
 			if state != "open play" {
 				name = "screen-7digit-" + state + "-" + sz.name
@@ -247,22 +245,32 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 	screen.showRound(teams, game.RoundState{Number: 12, Mode: game.ModeTimed, Status: game.StatusOver, StartsAt: now - 60_000, EndsAt: now - 5000,
 		NextStartsAt: now + 600_000, Winner: &red, Final: true, Blue: 9_999_999, Red: 9_999_999 + 1, TopTapper: &top})
 	screen.waitRound(2*time.Second, "the winner banner", func(v roundView) bool { return v.Headline == "Dogs of Thunder wins!" })
-	if got := eval[int](screen, `document.querySelectorAll('#screen-podium:not([hidden]) .podium__place').length`); got != 3 {
-		t.Errorf("the podium shows %d places, want 3", got)
+	// The top 3, each with their name and their taps grouped like the board's.
+	podium := eval[[]string](screen, `[...document.querySelectorAll('#screen-podium:not([hidden]) .podium__place')].map(li =>
+		li.querySelector('.podium__block').textContent + ' ' + li.querySelector('.podium__name').textContent + ' ' + li.querySelector('.podium__taps').textContent)`)
+	want := []struct{ head, digits string }{{"1 Kim", "9876543"}, {"2 Maximiliana Thunderclap", "4999999"}, {"3 Zoë", "4000000"}}
+	if len(podium) != len(want) {
+		t.Errorf("the podium shows %q, want the top 3", podium)
+	}
+	for i := range min(len(podium), len(want)) {
+		if taps, ok := strings.CutPrefix(podium[i], want[i].head+" "); !ok || !grouped(taps, want[i].digits) {
+			t.Errorf("podium place %d shows %q, want %s with %s taps grouped", i+1, podium[i], want[i].head, want[i].digits)
+		}
 	}
 	check("final")
-}
 
-// apiJoin joins a player over the JSON API, without tapping.
-func (e *env) apiJoin(name string) {
-	e.t.Helper()
-	res, err := http.Post(e.m.URL()+"/api/join", "application/json", strings.NewReader(fmt.Sprintf(`{"username":%q}`, name)))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusCreated {
-		e.t.Fatalf("join %s: %d", name, res.StatusCode)
+	// In German the screen groups with dots, once: app.js formats every
+	// count and screen.js's podium and lobby use the same formatter.
+	screen.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "de-DE"})
+		return err
+	}), chromedp.EmulateViewport(1280, 720), chromedp.Navigate(e.base+"/screen"), chromedp.WaitVisible(chromedp.CSS(".screen__qr svg")))
+	screen.waitConnected(10*time.Second, "live")
+	screen.waitView(liveWithin, "German numbers", func(v view) bool {
+		return v.Blue == "9.999.999" && v.Red == "9.999.999" && v.Total == "19.999.998"
+	})
+	if s := eval[string](screen, `[...document.querySelectorAll('#leaderboard .board__taps .num')].map(e => e.textContent).join(' ')`); s != "9.876.543 4.999.999 4.000.000 999.999 123.456 1" {
+		t.Errorf("the board's taps in German: %q", s)
 	}
 }
 

@@ -1,7 +1,7 @@
 /*
  * tapwars presenter screen (/screen): the show on top of app.js.
- *   1. numbers in the viewer's locale (thousands separators), and --chars
- *      on every element screen.css sizes to fit (one line, never wrapped);
+ *   1. --chars on every element screen.css sizes to fit (one line, never
+ *      wrapped); app.js formats the numbers (window.tapwars.formatCount);
  *   2. the lobby before the first tap: players here and the newest names,
  *      read from GET /api/game-state every few seconds while it shows;
  *   3. the podium (top 3) at the bell, from the live leaderboard;
@@ -21,42 +21,29 @@
 
   /* ---------------------------------------------------------------- 1 ---- */
 
-  var numberFormat = window.Intl && Intl.NumberFormat ? new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 }) : null;
+  // Numbers are app.js's (window.tapwars.formatCount, loaded before this
+  // file): the server renders each count with data-n and app.js formats
+  // it in the viewer's locale after every swap, so this file only formats
+  // the numbers it makes itself (the lobby's count, the podium's taps).
+  var formatCount = window.tapwars ? window.tapwars.formatCount : String;
 
-  // formatCount is n with the viewer's locale's grouping ("1,234,567",
-  // "1.234.567", "12,34,567"…).
-  function formatCount(n) { return numberFormat ? numberFormat.format(n) : String(n); }
-
-  var DIGITS = /^\d+$/;
-
-  // formatIn rewrites the plain numbers the server sent under root: every
-  // .num, and the count at the start of each leaderboard row's taps.
-  function formatIn(root) {
-    var els = root.querySelectorAll('.num');
-    for (var i = 0; i < els.length; i++) {
-      var t = els[i].textContent;
-      if (DIGITS.test(t)) els[i].textContent = formatCount(parseInt(t, 10));
-    }
-    var taps = root.querySelectorAll('.board__taps');
-    for (var j = 0; j < taps.length; j++) {
-      var first = taps[j].firstChild;
-      if (first && first.nodeType === 3 && DIGITS.test(first.nodeValue)) first.nodeValue = formatCount(parseInt(first.nodeValue, 10));
-    }
+  // setCount shows n in el in the viewer's locale, with its raw value in
+  // data-n as the server renders a count.
+  function setCount(el, n) {
+    el.textContent = formatCount(n);
+    el.setAttribute('data-n', String(n));
   }
 
-  // The elements screen.css fits to their width by their length.
-  var FIT = '.score__team, #blue-score, #red-score, #total-taps, .round__clock, .round__headline, .round__final, .round__top, .round__next, .podium__taps';
+  // The elements screen.css fits to their width by their length (the
+  // counts fit by their num--wN class: app.css, "numbers that fit").
+  var FIT = '.score__team, .round__clock, .round__headline, .round__final, .round__top, .round__next, .podium__taps';
 
   function fit() {
     var els = screen.querySelectorAll(FIT);
     for (var i = 0; i < els.length; i++) {
       // Array.from counts characters (an emoji is one), not UTF-16 units.
       var n = String(Math.max(1, Array.from(els[i].textContent.trim()).length));
-      // A live element (one with an id) is replaced on every swap, and
-      // htmx copies the old one's style attribute onto the new one, which
-      // the CSP refuses: its parent carries the length.
-      var host = els[i].id ? els[i].parentElement : els[i];
-      if (host.style.getPropertyValue('--chars') !== n) host.style.setProperty('--chars', n);
+      if (els[i].style.getPropertyValue('--chars') !== n) els[i].style.setProperty('--chars', n);
     }
   }
 
@@ -79,7 +66,7 @@
     var count = byId('lobby-count'), what = byId('lobby-what'), list = byId('lobby-names');
     if (!count || !list) return;
     var here = state.gameState ? state.gameState.activeUsers : 0;
-    count.textContent = formatCount(here);
+    setCount(count, here);
     what.textContent = here === 1 ? ' player here' : ' players here';
     var users = (state.users || []).slice(0, 12);
     var have = Array.prototype.map.call(list.children, function (li) { return li.textContent; }).join('\n');
@@ -166,7 +153,7 @@
       name.textContent = row.querySelector('.board__name').textContent;
       var taps = document.createElement('span');
       taps.className = 'podium__taps num';
-      taps.textContent = row.querySelector('.board__taps').firstChild.nodeValue;
+      setCount(taps, parseInt(row.querySelector('.board__taps [data-n]').getAttribute('data-n'), 10) || 0);
       var block = document.createElement('span');
       block.className = 'podium__block';
       block.textContent = place;
@@ -255,7 +242,6 @@
   /* ------------------------------------------------------------ updates --- */
 
   function refresh() {
-    formatIn(screen);
     updateLobby();
     renderPodium();
     fit();
@@ -265,7 +251,6 @@
   function afterSwap(e) {
     var t = e.target;
     if (!t || !screen.contains(t)) return;
-    formatIn(t.parentNode || t);
     if (t.id === 'total-taps' || t.id === 'round') updateLobby();
     if (t.id === 'round' || t.id === 'leaderboard') renderPodium();
     fit();
@@ -294,6 +279,4 @@
   trimLobby();
   if (byId('screen-lobby') && !byId('screen-lobby').hidden) pollLobby();
 
-  // For other scripts and tests.
-  window.tapwarsScreen = { formatCount: formatCount };
 })();
