@@ -92,9 +92,8 @@ func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User,
 
 // Reset logs round current+1 on every partition, then starts it in the
 // projection at once (the consumer applying the markers later changes
-// nothing more). starts is not used: a round starts at its markers; it is
-// kept for the admin handler's signature.
-func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (res store.ResetResult, err error) {
+// nothing more): a round starts at its markers.
+func (g *Game) Reset(ctx context.Context, now time.Time) (res store.ResetResult, err error) {
 	if g.rebuilding() {
 		return store.ResetResult{}, errRebuilding
 	}
@@ -144,8 +143,9 @@ func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error
 
 // Import logs an import (markers, then its players and kicked players) and
 // waits until the consumer applied it. The round becomes max(current + 1,
-// the file's round). starts is not used (see Reset).
-func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error) {
+// the file's round), which starts at its markers like Reset's. topic names
+// the tap log in the projection's overview.
+func (g *Game) Import(ctx context.Context, ex store.Export, topic string, now time.Time) (int64, error) {
 	if g.rebuilding() {
 		return 0, errRebuilding
 	}
