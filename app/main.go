@@ -54,7 +54,7 @@ type Main struct {
 	cps      *stream.Checkpoints
 	// Checkpoints writes and loads checkpoints of the state (nil before Run).
 	Checkpoints *ledger.Checkpointer
-	Game        *ledger.Game // the store with every change logged first
+	Game        *ledger.Game // the game state with every change logged first
 	consumer    *stream.Consumer
 	ends        *stream.Watermarks // the admin page's view of Kafka's end offsets
 	Hub         *live.Hub
@@ -68,6 +68,15 @@ type Main struct {
 	wg       sync.WaitGroup
 	closeOne sync.Once
 }
+
+// The handlers look for the round schedule and the history on their store
+// (handlers.New): the ledger must keep forwarding them from the projection.
+var _ interface {
+	handlers.Store
+	handlers.AdminStore
+	CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error)
+	RoundResults(ctx context.Context, offset, limit int64) ([]game.RoundResult, int64, error)
+} = (*ledger.Game)(nil)
 
 // NewMain returns a Main with the default configuration.
 func NewMain() *Main {
