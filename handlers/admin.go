@@ -19,7 +19,7 @@ import (
 // AdminStore is what the admin page needs from the store (store.Store).
 type AdminStore interface {
 	Overview(ctx context.Context, topic string, now time.Time, window time.Duration) (store.Overview, error)
-	Reset(ctx context.Context, now time.Time) (store.ResetResult, error)
+	StartOpenRound(ctx context.Context, now time.Time) (store.ResetResult, error)
 	Kick(ctx context.Context, id string, now time.Time) (int64, error)
 	KickedIDs(ctx context.Context) ([]string, error)
 	Export(ctx context.Context, now time.Time) (store.Export, error)

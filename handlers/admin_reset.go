@@ -57,12 +57,12 @@ func (s *Server) adminReset(c echo.Context) error {
 
 // startOpenRound starts a new open round (adminReset, adminStopRounds),
 // after reading the end of the tap log (kafkaEnds). endsErr: the end could
-// not be read and nothing changed; err: the ledger's reset failed. Each
+// not be read and nothing changed; err: starting it failed. Each
 // caller answers them its own way.
 func (s *Server) startOpenRound(ctx context.Context) (ends map[int32]int64, res store.ResetResult, endsErr, err error) {
 	if ends, endsErr = s.kafkaEnds(ctx); endsErr != nil {
 		return nil, store.ResetResult{}, endsErr, nil
 	}
-	res, err = s.opt.Admin.Reset(ctx, time.Now())
+	res, err = s.opt.Admin.StartOpenRound(ctx, time.Now())
 	return ends, res, nil, err
 }

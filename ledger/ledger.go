@@ -91,10 +91,10 @@ func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User,
 	return u, nil
 }
 
-// Reset logs round current+1 on every partition, then starts it in the
+// StartOpenRound logs open round current+1 on every partition, then starts it in the
 // projection at once (the consumer applying the markers later changes
 // nothing more): a round starts at its markers.
-func (g *Game) Reset(ctx context.Context, now time.Time) (res store.ResetResult, err error) {
+func (g *Game) StartOpenRound(ctx context.Context, now time.Time) (res store.ResetResult, err error) {
 	if g.rebuilding() {
 		return store.ResetResult{}, errRebuilding
 	}
@@ -107,7 +107,7 @@ func (g *Game) Reset(ctx context.Context, now time.Time) (res store.ResetResult,
 		if err != nil {
 			return err
 		}
-		if err := g.facts.NewRound(ctx, round, now); err != nil {
+		if err := g.facts.Round(ctx, round, now); err != nil {
 			return err
 		}
 		res, err = g.st.Reset(ctx, round, now)
@@ -144,7 +144,7 @@ func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error
 
 // Import logs an import (markers, then its players and kicked players) and
 // waits until the consumer applied it. The round becomes max(current + 1,
-// the file's round), which starts at its markers like Reset's. topic names
+// the file's round), which starts at its markers like StartOpenRound's. topic names
 // the tap log in the projection's overview.
 func (g *Game) Import(ctx context.Context, ex store.Export, topic string, now time.Time) (int64, error) {
 	if g.rebuilding() {
@@ -240,7 +240,7 @@ func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 	if err := g.st.AnnounceRound(ctx, sc); err != nil {
 		return game.RoundSchedule{}, err
 	}
-	if err := g.facts.NewTimedRound(ctx, sc, now); err != nil {
+	if err := g.facts.TimedRound(ctx, sc, now); err != nil {
 		if werr := g.st.WithdrawRound(context.WithoutCancel(ctx), sc); werr != nil {
 			err = errors.Join(err, werr)
 		}
@@ -252,14 +252,14 @@ func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 	return sc, nil
 }
 
-// ContinueRounds logs the next round of a repeating schedule (sc.Next());
+// StartNextRound logs the next round of a repeating schedule (sc.Next());
 // the caller checks that sc is still the current round. Its markers depend
 // on sc alone, so two instances writing them at once write the same round.
-func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
-	return g.withMarkers(ctx, func() error { return g.continueRounds(ctx, sc, now) })
+func (g *Game) StartNextRound(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+	return g.withMarkers(ctx, func() error { return g.startNextRound(ctx, sc, now) })
 }
 
-func (g *Game) continueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+func (g *Game) startNextRound(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
 	if _, err := game.NextRound(sc.Number); err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (g *Game) continueRounds(ctx context.Context, sc game.RoundSchedule, now ti
 	if err := g.st.AnnounceRound(ctx, next); err != nil {
 		return err
 	}
-	if err := g.facts.NewTimedRound(ctx, next, now); err != nil {
+	if err := g.facts.TimedRound(ctx, next, now); err != nil {
 		return err
 	}
 	_, err := g.st.StartRound(ctx, next, now)

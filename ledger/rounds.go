@@ -129,7 +129,7 @@ func (k *RoundKeeper) Step(ctx context.Context, now time.Time) error {
 	}
 	if sc.Repeat && ms >= sc.Next().CountdownAt {
 		k.Log.Info("timed rounds: next round", "round", sc.Number+1)
-		return k.g.ContinueRounds(ctx, *sc, now)
+		return k.g.StartNextRound(ctx, *sc, now)
 	}
 	return nil
 }
