@@ -46,24 +46,24 @@ type Main struct {
 	StoreOptions    store.Options
 	LogOutput       io.Writer // default os.Stderr
 
-	redisSrv  *embedded.Redis
-	kafkaSrv  *embedded.Kafka
-	rdb       redis.UniversalClient
-	redisConn *redisConn // REDIS_URL's client, and how its errors are explained
-	Store     *store.Store
-	producer  *stream.Producer
-	cps       *stream.Checkpoints
-	// Checkpoints writes and loads checkpoints of the state (nil before Run).
-	Checkpoints *ledger.Checkpointer
-	Game        *ledger.Game // the game state with every change logged first
-	consumer    *stream.Consumer
-	ends        *stream.Watermarks // the admin page's view of Kafka's end offsets
-	Hub         *live.Hub
-	srv         *http.Server
-	ln          net.Listener
-	debug       *http.Server // DEBUG_ADDR's pprof listener, or nil
-	metrics     *http.Server // METRICS_ADDR's /metrics listener, or nil
-	metricsLn   net.Listener
+	redisSrv      *embedded.Redis
+	kafkaSrv      *embedded.Kafka
+	rdb           redis.UniversalClient
+	redisConn     *redisConn // REDIS_URL's client, and how its errors are explained
+	Store         *store.Store
+	producer      *stream.Producer
+	checkpointLog *stream.CheckpointLog // the checkpoints' topic, with its own producer
+	// Checkpointer takes and loads checkpoints of the state (nil before Run).
+	Checkpointer *ledger.Checkpointer
+	Game         *ledger.Game // the game state with every change logged first
+	consumer     *stream.Consumer
+	ends         *stream.Watermarks // the admin page's view of Kafka's end offsets
+	Hub          *live.Hub
+	srv          *http.Server
+	ln           net.Listener
+	debug        *http.Server // DEBUG_ADDR's pprof listener, or nil
+	metrics      *http.Server // METRICS_ADDR's /metrics listener, or nil
+	metricsLn    net.Listener
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -125,7 +125,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.startConsumer(ctx, runCtx, kcfg); err != nil {
 		return err
 	}
-	m.startCheckpoints(runCtx)
+	m.startCheckpointer(runCtx)
 	m.startRoundKeeper(runCtx)
 	m.startHub(runCtx)
 	if err := m.startHTTP(runCtx, keys); err != nil {
@@ -249,10 +249,10 @@ func (m *Main) openLedger(kcfg stream.Config) (err error) {
 		return err
 	}
 	m.Game = ledger.New(m.Store, stream.NewFacts(m.producer))
-	if m.cps, err = stream.NewCheckpoints(kcfg); err != nil {
+	if m.checkpointLog, err = stream.NewCheckpointLog(kcfg); err != nil {
 		return err
 	}
-	m.Checkpoints = ledger.NewCheckpointer(m.Store, m.cps, m.Log)
+	m.Checkpointer = ledger.NewCheckpointer(m.Store, m.checkpointLog, m.Log)
 	return nil
 }
 
@@ -264,7 +264,7 @@ func (m *Main) startConsumer(ctx, runCtx context.Context, kcfg stream.Config) (e
 	if copt.Restore == nil && m.Config.CheckpointEvery > 0 {
 		// CHECKPOINT_INTERVAL=0 turns checkpoints off both ways: the
 		// newest one may be old, so a rebuild replays the whole log.
-		copt.Restore = m.Checkpoints.Restore
+		copt.Restore = m.Checkpointer.Restore
 	}
 	if copt.Rebuilt == nil {
 		copt.Rebuilt = func() { _ = m.Store.Notify(runCtx) }
@@ -284,9 +284,9 @@ func (m *Main) startConsumer(ctx, runCtx context.Context, kcfg stream.Config) (e
 	return nil
 }
 
-// startCheckpoints takes a checkpoint every CHECKPOINT_INTERVAL on the
+// startCheckpointer takes a checkpoint every CHECKPOINT_INTERVAL on the
 // instance that owns partition 0.
-func (m *Main) startCheckpoints(runCtx context.Context) {
+func (m *Main) startCheckpointer(runCtx context.Context) {
 	if m.Config.CheckpointEvery <= 0 {
 		return
 	}
@@ -294,7 +294,7 @@ func (m *Main) startCheckpoints(runCtx context.Context) {
 	go func() {
 		defer m.wg.Done()
 		owner := func() bool { _, ok := m.consumer.Lag()[0]; return ok }
-		m.Checkpoints.Run(runCtx, m.Config.CheckpointEvery, owner, m.Game.Rebuilding)
+		m.Checkpointer.Run(runCtx, m.Config.CheckpointEvery, owner, m.Game.Rebuilding)
 	}()
 }
 
@@ -354,7 +354,7 @@ func (m *Main) startHTTP(runCtx context.Context, k keys) error {
 			"kafka":      m.consumer.Ping,
 			"consumer":   m.consumer.Applying,
 			"state":      m.consumer.Ready,
-			"checkpoint": m.Checkpoints.Ready,
+			"checkpoint": m.Checkpointer.Ready,
 		},
 		Details: map[string]func(context.Context) string{
 			"checkpoint_age": ledger.Age(c.CheckpointEvery),
@@ -557,8 +557,8 @@ func (m *Main) Close() error {
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())
 		}
-		if m.cps != nil {
-			errs = append(errs, m.cps.Close())
+		if m.checkpointLog != nil {
+			errs = append(errs, m.checkpointLog.Close())
 		}
 		if m.ends != nil {
 			errs = append(errs, m.ends.Close())
