@@ -16,7 +16,7 @@ import (
 	"github.com/tapwars/tapwars/views"
 )
 
-// AdminStore is what the admin page needs from the store (store.Store).
+// AdminStore is what the admin page needs from the game state (ledger.Game).
 type AdminStore interface {
 	Overview(ctx context.Context, topic string, now time.Time, window time.Duration) (store.Overview, error)
 	StartOpenRound(ctx context.Context, now time.Time) (store.ResetResult, error)
