@@ -298,8 +298,8 @@ func (m *Main) startCheckpointer(runCtx context.Context) {
 	}()
 }
 
-// startRoundKeeper ends timed rounds with their results and continues
-// repeating ones.
+// startRoundKeeper ends timed rounds with their results and starts the next
+// round of a repeating schedule.
 func (m *Main) startRoundKeeper(runCtx context.Context) {
 	// A tap stamped before the bell is acknowledged or refused within the
 	// tap timeout; the margin covers the broker's append.
