@@ -52,7 +52,7 @@ func TestCheckpointTrafficDoesNotDelayTaps(t *testing.T) {
 	defer done()
 	holdProduceTo(k, stream.CheckpointTopic, release)
 	took := make(chan error, 1)
-	go func() { _, err := m.Checkpoints.Take(context.Background()); took <- err }()
+	go func() { _, err := m.Checkpointer.Take(context.Background()); took <- err }()
 	time.Sleep(300 * time.Millisecond) // the checkpoint's request reaches the broker
 	start := time.Now()
 	code, _, body := call(t, "POST", base+"/api/tap", a.Token, "", nil)
@@ -84,7 +84,7 @@ func TestCheckpointIntervalZeroLoadsNoCheckpoint(t *testing.T) {
 	tapN(t, base, a, 3)
 	tapN(t, base, b, 4)
 	waitTotals(t, base, map[*joined]int64{&a: 3, &b: 4})
-	if ok, err := first.Checkpoints.Take(context.Background()); err != nil || !ok {
+	if ok, err := first.Checkpointer.Take(context.Background()); err != nil || !ok {
 		t.Fatalf("checkpoint: %v %v", ok, err)
 	}
 	if err := first.Close(); err != nil {
@@ -127,7 +127,7 @@ func TestUnreadableCheckpointIsLoud(t *testing.T) {
 	a := join(t, base, "cy")
 	tapN(t, base, a, 2)
 	waitTotals(t, base, map[*joined]int64{&a: 2})
-	if ok, err := m.Checkpoints.Take(context.Background()); err != nil || !ok {
+	if ok, err := m.Checkpointer.Take(context.Background()); err != nil || !ok {
 		t.Fatalf("checkpoint: %v %v", ok, err)
 	}
 	// Every record but the head goes.

@@ -46,28 +46,38 @@ type Main struct {
 	StoreOptions    store.Options
 	LogOutput       io.Writer // default os.Stderr
 
-	redisSrv *embedded.Redis
-	kafkaSrv *embedded.Kafka
-	rdb      redis.UniversalClient
-	Store    *store.Store
-	producer *stream.Producer
-	cps      *stream.Checkpoints
-	// Checkpoints writes and loads checkpoints of the state (nil before Run).
-	Checkpoints *ledger.Checkpointer
-	Game        *ledger.Game // the store with every change logged first
-	consumer    *stream.Consumer
-	ends        *stream.Watermarks // the admin page's view of Kafka's end offsets
-	Hub         *live.Hub
-	srv         *http.Server
-	ln          net.Listener
-	debug       *http.Server // DEBUG_ADDR's pprof listener, or nil
-	metrics     *http.Server // METRICS_ADDR's /metrics listener, or nil
-	metricsLn   net.Listener
+	redisSrv      *embedded.Redis
+	kafkaSrv      *embedded.Kafka
+	rdb           redis.UniversalClient
+	redisConn     *redisConn // REDIS_URL's client, and how its errors are explained
+	Store         *store.Store
+	producer      *stream.Producer
+	checkpointLog *stream.CheckpointLog // the checkpoints' topic, with its own producer
+	// Checkpointer takes and loads checkpoints of the state (nil before Run).
+	Checkpointer *ledger.Checkpointer
+	Game         *ledger.Game // the game state with every change logged first
+	consumer     *stream.Consumer
+	ends         *stream.Watermarks // the admin page's view of Kafka's end offsets
+	Hub          *live.Hub
+	srv          *http.Server
+	ln           net.Listener
+	debug        *http.Server // DEBUG_ADDR's pprof listener, or nil
+	metrics      *http.Server // METRICS_ADDR's /metrics listener, or nil
+	metricsLn    net.Listener
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	closeOne sync.Once
 }
+
+// The handlers look for the round schedule and the history on their store
+// (handlers.New): the ledger must keep forwarding them from the projection.
+var _ interface {
+	handlers.Store
+	handlers.AdminStore
+	CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error)
+	RoundResults(ctx context.Context, offset, limit int64) ([]game.RoundResult, int64, error)
+} = (*ledger.Game)(nil)
 
 // NewMain returns a Main with the default configuration.
 func NewMain() *Main {
@@ -76,28 +86,87 @@ func NewMain() *Main {
 	return m
 }
 
-// Run starts the instance and returns once it serves; Close stops it.
+// Run starts the instance and returns once it serves; Close stops it. Each
+// step starts what the later ones use: the store, the log, the consumer
+// that projects the log into the store, the live hub, then the listeners.
 func (m *Main) Run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			_ = m.Close()
 		}
 	}()
-	c := &m.Config
 	if m.Log == nil {
-		m.Log = NewLogger(m.LogOutput, c.LogFormat, c.LogLevel)
+		m.Log = NewLogger(m.LogOutput, m.Config.LogFormat, m.Config.LogLevel)
 	}
-	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	secret, err := m.secret()
+	keys, err := m.readKeys()
 	if err != nil {
 		return err
 	}
-	adminToken, adminGenerated, err := m.adminToken()
+	if err := m.checkKafkaSecurity(); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+
+	redisURL, brokers, err := m.startEmbedded(ctx)
 	if err != nil {
 		return err
 	}
+	if err := m.openRedis(ctx, redisURL); err != nil {
+		return err
+	}
+	kcfg := m.kafkaConfig(brokers)
+	if _, err := stream.EnsureTopics(kcfg, m.Config.KafkaTopics(), m.Log); err != nil {
+		return err
+	}
+	if err := m.openLedger(kcfg); err != nil {
+		return err
+	}
+	if err := m.startConsumer(ctx, runCtx, kcfg); err != nil {
+		return err
+	}
+	m.startCheckpointer(runCtx)
+	m.startRoundKeeper(runCtx)
+	m.startHub(runCtx)
+	if err := m.startHTTP(runCtx, keys); err != nil {
+		return err
+	}
+	if err := m.startMetrics(); err != nil {
+		return err
+	}
+	if err := m.startDebug(); err != nil {
+		return err
+	}
+	m.logAdminToken(keys)
+	return nil
+}
+
+// keys are the instance's secrets: the session signing secret and the
+// admin token.
+type keys struct {
+	secret         []byte
+	adminToken     string
+	adminGenerated bool // generated on this start (logAdminToken says where it is)
+}
+
+// readKeys makes DATA_DIR and reads (or generates) the keys kept there.
+func (m *Main) readKeys() (k keys, err error) {
+	if err := os.MkdirAll(m.Config.DataDir, 0o750); err != nil {
+		return keys{}, fmt.Errorf("data dir: %w", err)
+	}
+	if k.secret, err = m.secret(); err != nil {
+		return keys{}, err
+	}
+	if k.adminToken, k.adminGenerated, err = m.adminToken(); err != nil {
+		return keys{}, err
+	}
+	return k, nil
+}
+
+// checkKafkaSecurity refuses KAFKA_SSL/SASL settings that cannot work and
+// warns about those that are unsafe.
+func (m *Main) checkKafkaSecurity() error {
+	c := &m.Config
 	ksec := c.KafkaSecurity()
 	if err := ksec.Validate(); err != nil {
 		return err
@@ -108,39 +177,48 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if ksec.SkipVerify {
 		m.Log.Warn("KAFKA_SSL_INSECURE_SKIP_VERIFY is set: the brokers' certificates are not checked, anyone on the path can read and change the taps; use it for development only")
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.cancel = cancel
+	return nil
+}
 
-	redisURL := c.RedisURL
+// startEmbedded starts the embedded Redis and Kafka when REDIS_URL and
+// KAFKA_BROKERS are not set, and returns the addresses to use.
+func (m *Main) startEmbedded(ctx context.Context) (redisURL string, brokers []string, err error) {
+	c := &m.Config
+	redisURL = c.RedisURL
 	if redisURL == "" {
 		m.redisSrv, err = embedded.StartRedis(ctx, embedded.RedisOptions{
 			Dir: filepath.Join(c.DataDir, "redis"), Mode: c.EmbeddedRedis, Logger: m.Log})
 		if err != nil {
-			return fmt.Errorf("embedded store: %w", err)
+			return "", nil, fmt.Errorf("embedded store: %w", err)
 		}
 		redisURL = m.redisSrv.URL()
 		m.Log.Info("embedded store started", "kind", m.redisSrv.Kind(), "url", redisURL, "dir", filepath.Join(c.DataDir, "redis"))
 	}
-	brokers := c.KafkaBrokers
+	brokers = c.KafkaBrokers
 	if len(brokers) == 0 {
 		m.kafkaSrv, err = embedded.StartKafka(embedded.KafkaOptions{
 			Dir: filepath.Join(c.DataDir, "kafka"), Partitions: int32(c.KafkaPartitions),
 			Topics: []string{stream.Topic}, Logger: m.Log})
 		if err != nil {
-			return fmt.Errorf("embedded broker: %w", err)
+			return "", nil, fmt.Errorf("embedded broker: %w", err)
 		}
 		brokers = m.kafkaSrv.Addrs()
 		m.Log.Info("embedded broker started", "addrs", brokers, "dir", filepath.Join(c.DataDir, "kafka"))
 	}
+	return redisURL, brokers, nil
+}
 
+// openRedis connects the store and checks that Redis answers.
+func (m *Main) openRedis(ctx context.Context, redisURL string) error {
 	redis.SetLogger(redisLogger{m.Log})
-	rc, err := newRedisConn(redisURL, c.RedisCAPath)
+	rc, err := newRedisConn(redisURL, m.Config.RedisCAPath)
 	if err != nil {
 		return err
 	}
-	if c.RedisURL != "" {
+	if m.Config.RedisURL != "" {
 		m.Log.Info("redis", "url", rc.shown)
 	}
+	m.redisConn = rc
 	m.rdb = rc.client
 	m.Store = store.NewWithOptions(m.rdb, m.StoreOptions)
 	if err := rc.explain(m.Store.Ping(ctx)); err != nil {
@@ -151,68 +229,95 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	} else if n > 0 {
 		m.Log.Info("names of the players in Redis held (a state from before names were unique)", "players", n)
 	}
+	return nil
+}
 
+// kafkaConfig is the clients' configuration for brokers.
+func (m *Main) kafkaConfig(brokers []string) stream.Config {
+	c := &m.Config
 	kcfg := stream.Config{Brokers: brokers, Version: c.KafkaVersion, Group: c.KafkaGroup, Compression: c.KafkaCompression}
 	if len(c.KafkaBrokers) > 0 {
-		kcfg.Security = ksec
+		kcfg.Security = c.KafkaSecurity()
 	}
-	if _, err := stream.EnsureTopics(kcfg, c.KafkaTopics(), m.Log); err != nil {
-		return err
-	}
-	m.producer, err = stream.NewProducer(kcfg)
-	if err != nil {
+	return kcfg
+}
+
+// openLedger opens the producer the taps and the game's facts are logged
+// with, and the checkpoints' own.
+func (m *Main) openLedger(kcfg stream.Config) (err error) {
+	if m.producer, err = stream.NewProducer(kcfg); err != nil {
 		return err
 	}
 	m.Game = ledger.New(m.Store, stream.NewFacts(m.producer))
-	m.cps, err = stream.NewCheckpoints(kcfg)
-	if err != nil {
+	if m.checkpointLog, err = stream.NewCheckpointLog(kcfg); err != nil {
 		return err
 	}
-	m.Checkpoints = ledger.NewCheckpointer(m.Store, m.cps, m.Log)
+	m.Checkpointer = ledger.NewCheckpointer(m.Store, m.checkpointLog, m.Log)
+	return nil
+}
+
+// startConsumer starts the consumer that projects the log into the store
+// (loading the newest checkpoint when it rebuilds), marks new partitions,
+// and opens the reader of the log's end offsets.
+func (m *Main) startConsumer(ctx, runCtx context.Context, kcfg stream.Config) (err error) {
 	copt := m.ConsumerOptions
-	if copt.Restore == nil && c.CheckpointEvery > 0 {
+	if copt.Restore == nil && m.Config.CheckpointEvery > 0 {
 		// CHECKPOINT_INTERVAL=0 turns checkpoints off both ways: the
 		// newest one may be old, so a rebuild replays the whole log.
-		copt.Restore = m.Checkpoints.Restore
+		copt.Restore = m.Checkpointer.Restore
 	}
 	if copt.Rebuilt == nil {
 		copt.Rebuilt = func() { _ = m.Store.Notify(runCtx) }
 	}
-	m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, copt)
-	if err != nil {
+	if m.consumer, err = stream.NewConsumer(kcfg, m.Store, m.Log, copt); err != nil {
 		return err
 	}
 	m.Game.Rebuilding = m.consumer.CatchingUp
 	if _, _, err := m.Game.MarkPartitions(ctx, time.Now()); err != nil {
 		m.Log.Warn("kafka: could not check game-taps for new partitions; will retry", "err", err)
 	}
-	m.ends, err = stream.NewWatermarks(kcfg)
-	if err != nil {
+	if m.ends, err = stream.NewWatermarks(kcfg); err != nil {
 		return err
 	}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); _ = m.consumer.Run(runCtx) }()
-	if c.CheckpointEvery > 0 {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			owner := func() bool { _, ok := m.consumer.Lag()[0]; return ok }
-			m.Checkpoints.Run(runCtx, c.CheckpointEvery, owner, m.Game.Rebuilding)
-		}()
+	return nil
+}
+
+// startCheckpointer takes a checkpoint every CHECKPOINT_INTERVAL on the
+// instance that owns partition 0.
+func (m *Main) startCheckpointer(runCtx context.Context) {
+	if m.Config.CheckpointEvery <= 0 {
+		return
 	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		// A tap stamped before the bell is acknowledged or refused within
-		// the tap timeout; the margin covers the broker's append.
-		settle := c.TapTimeout + time.Second
-		if c.TapTimeout <= 0 {
-			settle = handlers.DefaultTapTimeout + time.Second
-		}
+		owner := func() bool { _, ok := m.consumer.Lag()[0]; return ok }
+		m.Checkpointer.Run(runCtx, m.Config.CheckpointEvery, owner, m.Game.Rebuilding)
+	}()
+}
+
+// startRoundKeeper ends timed rounds with their results and starts the next
+// round of a repeating schedule.
+func (m *Main) startRoundKeeper(runCtx context.Context) {
+	// A tap stamped before the bell is acknowledged or refused within the
+	// tap timeout; the margin covers the broker's append.
+	settle := m.Config.TapTimeout + time.Second
+	if m.Config.TapTimeout <= 0 {
+		settle = handlers.DefaultTapTimeout + time.Second
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
 		keeper := ledger.NewRoundKeeper(m.Game, m.ends.HighWatermarks, settle, m.Log)
 		keeper.Pending = m.producer.Pending
 		keeper.Run(runCtx, 100*time.Millisecond)
 	}()
+}
+
+// startHub starts the live hub that sends the game to the pages.
+func (m *Main) startHub(runCtx context.Context) {
 	hubOpt := m.HubOptions
 	if hubOpt.CatchingUp == nil {
 		hubOpt.CatchingUp = m.consumer.CatchingUp
@@ -220,12 +325,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Hub = live.NewHub(m.Store, m.Log, hubOpt)
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.Hub.Run(runCtx) }()
+}
 
+// startHTTP serves the game on ADDR, under the connection caps.
+func (m *Main) startHTTP(runCtx context.Context, k keys) error {
+	c := &m.Config
 	proxies, err := handlers.ParseProxies(c.TrustedProxies)
 	if err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
-	e := handlers.New(m.Game, m.producer, m.Hub, auth.NewSigner(secret), m.Log, handlers.Options{
+	rc := m.redisConn
+	e := handlers.New(m.Game, m.producer, m.Hub, auth.NewSigner(k.secret), m.Log, handlers.Options{
 		TapTimeout:          c.TapTimeout,
 		PublicURL:           c.PublicURL,
 		TapRateLimit:        c.TapRateLimit,
@@ -234,7 +344,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConnections:      c.MaxConnections,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		Proxies:             proxies,
-		AdminToken:          adminToken,
+		AdminToken:          k.adminToken,
 		Admin:               m.Game,
 		Kafka:               m.ends,
 		ConsumerLag:         m.consumer.Lag,
@@ -244,7 +354,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			"kafka":      m.consumer.Ping,
 			"consumer":   m.consumer.Applying,
 			"state":      m.consumer.Ready,
-			"checkpoint": m.Checkpoints.Ready,
+			"checkpoint": m.Checkpointer.Ready,
 		},
 		Details: map[string]func(context.Context) string{
 			"checkpoint_age": m.Checkpoints.Age(c.CheckpointEvery),
@@ -277,40 +387,58 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Log.Info("tapwars serving", "url", "http://"+displayAddr(m.ln.Addr()))
-	if c.MetricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-		if m.metrics, m.metricsLn, err = m.serveAside("METRICS_ADDR", c.MetricsAddr, mux); err != nil {
-			return err
-		}
-		m.Log.Info("metrics serving", "url", m.MetricsURL()+"/metrics")
+	return nil
+}
+
+// startMetrics serves /metrics on METRICS_ADDR, when set.
+func (m *Main) startMetrics() (err error) {
+	if m.Config.MetricsAddr == "" {
+		return nil
 	}
-	if c.DebugAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		var ln net.Listener
-		if m.debug, ln, err = m.serveAside("DEBUG_ADDR", c.DebugAddr, mux); err != nil {
-			return err
-		}
-		m.Log.Info("pprof serving", "url", "http://"+displayAddr(ln.Addr())+"/debug/pprof/")
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	if m.metrics, m.metricsLn, err = m.serveAside("METRICS_ADDR", m.Config.MetricsAddr, mux); err != nil {
+		return err
 	}
-	if adminGenerated { // logged once: later starts read the file
+	m.Log.Info("metrics serving", "url", m.MetricsURL()+"/metrics")
+	return nil
+}
+
+// startDebug serves pprof on DEBUG_ADDR, when set.
+func (m *Main) startDebug() (err error) {
+	if m.Config.DebugAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	var ln net.Listener
+	if m.debug, ln, err = m.serveAside("DEBUG_ADDR", m.Config.DebugAddr, mux); err != nil {
+		return err
+	}
+	m.Log.Info("pprof serving", "url", "http://"+displayAddr(ln.Addr())+"/debug/pprof/")
+	return nil
+}
+
+// logAdminToken says where the admin page is and where its token comes
+// from.
+func (m *Main) logAdminToken(k keys) {
+	c := &m.Config
+	if k.adminGenerated { // logged once: later starts read the file
 		// The token itself is never logged: logs are shipped and kept where
 		// the token must not be. The file is readable by the owner only.
 		m.Log.Info("generated an admin token: log in at the admin URL with the token in the file (set ADMIN_TOKEN to choose one)",
 			"url", m.URL()+"/admin", "file", filepath.Join(c.DataDir, "admin.token"))
-	} else {
-		from := "ADMIN_TOKEN"
-		if c.AdminToken == "" {
-			from = filepath.Join(c.DataDir, "admin.token")
-		}
-		m.Log.Info("admin page", "url", m.URL()+"/admin", "token", "from "+from)
+		return
 	}
-	return nil
+	from := "ADMIN_TOKEN"
+	if c.AdminToken == "" {
+		from = filepath.Join(c.DataDir, "admin.token")
+	}
+	m.Log.Info("admin page", "url", m.URL()+"/admin", "token", "from "+from)
 }
 
 // filesKept are the open files MAX_TCP_CONNECTIONS leaves to everything
@@ -429,8 +557,8 @@ func (m *Main) Close() error {
 		if m.producer != nil {
 			errs = append(errs, m.producer.Close())
 		}
-		if m.cps != nil {
-			errs = append(errs, m.cps.Close())
+		if m.checkpointLog != nil {
+			errs = append(errs, m.checkpointLog.Close())
 		}
 		if m.ends != nil {
 			errs = append(errs, m.ends.Close())

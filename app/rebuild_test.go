@@ -246,7 +246,7 @@ func TestRebuildFromCheckpoint(t *testing.T) {
 	acked := ackedIDs(stop())
 	checkProjection(t, base, k.Addrs(), acked, players, 3, 1)
 	ctx := context.Background()
-	if ok, err := m.Checkpoints.Take(ctx); err != nil || !ok {
+	if ok, err := m.Checkpointer.Take(ctx); err != nil || !ok {
 		t.Fatalf("checkpoint: %v %v", ok, err)
 	}
 	cp, _, err := m.Store.TakeCheckpoint(ctx)

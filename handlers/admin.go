@@ -16,14 +16,14 @@ import (
 	"github.com/tapwars/tapwars/views"
 )
 
-// AdminStore is what the admin page needs from the store (store.Store).
+// AdminStore is what the admin page needs from the game state (ledger.Game).
 type AdminStore interface {
 	Overview(ctx context.Context, topic string, now time.Time, window time.Duration) (store.Overview, error)
-	Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (store.ResetResult, error)
+	StartOpenRound(ctx context.Context, now time.Time) (store.ResetResult, error)
 	Kick(ctx context.Context, id string, now time.Time) (int64, error)
 	KickedIDs(ctx context.Context) ([]string, error)
 	Export(ctx context.Context, now time.Time) (store.Export, error)
-	Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error)
+	Import(ctx context.Context, ex store.Export, topic string, now time.Time) (int64, error)
 	SubscribeAdmin(ctx context.Context) <-chan struct{}
 	StartTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error)
 	SetTeams(ctx context.Context, ts game.Teams, now time.Time) error
@@ -120,7 +120,9 @@ func (s *Server) adminFail(c echo.Context, fail error) error {
 	return renderError(c, fail, views.AdminPage(d))
 }
 
-// kafkaEnds reads the high watermarks a reset or import starts the round at.
+// kafkaEnds reads the high watermarks (the end of the tap log): a reset
+// reports them, and a reset or an import that cannot read them changes
+// nothing, as Kafka would not take its markers either.
 func (s *Server) kafkaEnds(ctx context.Context) (map[int32]int64, error) {
 	if s.opt.Kafka == nil {
 		return nil, game.Errorf(game.EINTERNAL, "no Kafka client configured")

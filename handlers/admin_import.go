@@ -60,11 +60,10 @@ func (s *Server) adminImport(c echo.Context) error {
 	if err != nil {
 		return s.adminFail(c, err)
 	}
-	ends, err := s.kafkaEnds(ctx)
-	if err != nil {
+	if _, err := s.kafkaEnds(ctx); err != nil {
 		return s.adminFail(c, err)
 	}
-	round, err := s.opt.Admin.Import(ctx, ex, stream.Topic, ends, time.Now())
+	round, err := s.opt.Admin.Import(ctx, ex, stream.Topic, time.Now())
 	pending := errors.Is(err, store.ErrNotApplied)
 	if pending {
 		err = nil

@@ -28,13 +28,14 @@ type resetResponse struct {
 	TookMs      float64          `json:"tookMs"`
 }
 
-// adminReset: POST /admin/reset — a new round. It reads the high watermark
-// of every partition first: every tap acknowledged so far lies below it and
-// never counts in the new round, even if it is still waiting in Kafka.
+// adminReset: POST /admin/reset — a new open round. It starts at its
+// markers in the tap log, so a tap acknowledged before them never counts in
+// it, even if it is still waiting in Kafka; roundStarts reports the end of
+// the log read just before.
 func (s *Server) adminReset(c echo.Context) error {
 	ctx := c.Request().Context()
 	start := time.Now()
-	ends, res, endsErr, err := s.newRound(ctx)
+	ends, res, endsErr, err := s.startOpenRound(ctx)
 	if endsErr != nil {
 		return s.adminFail(c, endsErr)
 	}
@@ -54,15 +55,14 @@ func (s *Server) adminReset(c echo.Context) error {
 		TookMs: float64(took.Microseconds()) / 1000})
 }
 
-// newRound starts a new round at the end of the tap log (adminReset,
-// adminStopRounds): it reads every partition's high watermark first, so
-// every tap acknowledged so far lies below the round's start. endsErr: the
-// watermarks could not be read and nothing changed; err: the store's reset
-// failed. Each caller answers them its own way.
-func (s *Server) newRound(ctx context.Context) (ends map[int32]int64, res store.ResetResult, endsErr, err error) {
+// startOpenRound starts a new open round (adminReset, adminStopRounds),
+// after reading the end of the tap log (kafkaEnds). endsErr: the end could
+// not be read and nothing changed; err: starting it failed. Each
+// caller answers them its own way.
+func (s *Server) startOpenRound(ctx context.Context) (ends map[int32]int64, res store.ResetResult, endsErr, err error) {
 	if ends, endsErr = s.kafkaEnds(ctx); endsErr != nil {
 		return nil, store.ResetResult{}, endsErr, nil
 	}
-	res, err = s.opt.Admin.Reset(ctx, stream.Topic, ends, time.Now())
+	res, err = s.opt.Admin.StartOpenRound(ctx, time.Now())
 	return ends, res, nil, err
 }

@@ -106,7 +106,7 @@ func (s *Server) adminStartRounds(c echo.Context) error {
 // round starts (a timed round not final yet gets no result).
 func (s *Server) adminStopRounds(c echo.Context) error {
 	ctx := c.Request().Context()
-	_, res, endsErr, err := s.newRound(ctx)
+	_, res, endsErr, err := s.startOpenRound(ctx)
 	if endsErr != nil {
 		return s.adminFail(c, endsErr)
 	}

@@ -25,7 +25,8 @@ import (
 	"github.com/tapwars/tapwars/static"
 )
 
-// Store is the game state the handlers read and write (store.Store).
+// Store is the game state the handlers read and write (ledger.Game: its
+// changes are logged first, its reads come from the store).
 type Store interface {
 	Join(ctx context.Context, name string, now time.Time) (game.User, error)
 	User(ctx context.Context, id string) (game.User, error)

@@ -7,7 +7,7 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// scheduleReader reads the current round's schedule (store.Store).
+// scheduleReader reads the current round's schedule (ledger.Game, from the store).
 type scheduleReader interface {
 	CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/tapwars/tapwars/views"
 )
 
-// historyReader reads the round history (store.Store).
+// historyReader reads the round history (ledger.Game, from the store).
 type historyReader interface {
 	RoundResults(ctx context.Context, offset, limit int64) ([]game.RoundResult, int64, error)
 }

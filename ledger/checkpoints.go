@@ -17,11 +17,11 @@ import (
 )
 
 // Checkpointer keeps checkpoints of the projection in Kafka (see
-// stream.Checkpoints), so a rebuild loads the newest one and replays only
+// stream.CheckpointLog), so a rebuild loads the newest one and replays only
 // the log after it.
 type Checkpointer struct {
 	st  *store.Store
-	cps *stream.Checkpoints
+	cps *stream.CheckpointLog
 	log *slog.Logger
 
 	mu   sync.Mutex        // one restore at a time
@@ -46,7 +46,7 @@ func (c *Checkpointer) seen(ms int64) {
 }
 
 // NewCheckpointer returns a Checkpointer of st's projection on cps.
-func NewCheckpointer(st *store.Store, cps *stream.Checkpoints, log *slog.Logger) *Checkpointer {
+func NewCheckpointer(st *store.Store, cps *stream.CheckpointLog, log *slog.Logger) *Checkpointer {
 	return &Checkpointer{st: st, cps: cps, log: log}
 }
 

@@ -13,7 +13,7 @@ import (
 // ids of the last complete read count too: a kicked player is never let
 // through with 202 for taps the replay would skip.
 func (g *Game) KickedIDs(ctx context.Context) ([]string, error) {
-	ids, err := g.Store.KickedIDs(ctx)
+	ids, err := g.st.KickedIDs(ctx)
 	if err != nil {
 		return nil, err
 	}

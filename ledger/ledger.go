@@ -1,7 +1,8 @@
 // Package ledger makes every change of the game a fact in the Kafka log
 // before it is answered: joins, kicks, new rounds and imports are logged
-// (acks=all) first, and the Redis projection follows from the log. It wraps
-// the store with the same methods the handlers call, so the handlers do not
+// (acks=all) first, and the Redis projection follows from the log. Its Game
+// offers the handlers every change they make (logged first) and the reads
+// they need (reads.go, straight from the store), so the handlers do not
 // know whether a change went through the log.
 package ledger
 
@@ -17,9 +18,9 @@ import (
 	"github.com/tapwars/tapwars/stream"
 )
 
-// Game is the store with its changes logged first.
+// Game is the game state with its changes logged first.
 type Game struct {
-	*store.Store
+	st    *store.Store // the projection
 	facts *stream.Facts
 	// Wait bounds how long an import waits for the consumer to apply it
 	// before answering store.ErrNotApplied (default 3 s); KickWait the same
@@ -42,7 +43,7 @@ func (g *Game) rebuilding() bool { return g.Rebuilding != nil && g.Rebuilding() 
 // complete reports whether the projection holds the whole log so far: it
 // has its offsets (an empty or wiped Redis has none) and is not rebuilt.
 func (g *Game) complete(ctx context.Context) (bool, error) {
-	has, err := g.Store.HasOffsets(ctx)
+	has, err := g.st.HasOffsets(ctx)
 	return has && !g.rebuilding(), err
 }
 
@@ -50,7 +51,7 @@ func (g *Game) complete(ctx context.Context) (bool, error) {
 // incomplete may be in the log all the same: game.ErrNotReplayed says so,
 // and a signed v2 token is then proof of the join.
 func (g *Game) User(ctx context.Context, id string) (game.User, error) {
-	u, err := g.Store.User(ctx, id)
+	u, err := g.st.User(ctx, id)
 	if !errors.Is(err, game.ErrUnknownPlayer) {
 		return u, err
 	}
@@ -65,7 +66,7 @@ func (g *Game) User(ctx context.Context, id string) (game.User, error) {
 
 // New returns the logged game over st.
 func New(st *store.Store, facts *stream.Facts) *Game {
-	return &Game{Store: st, facts: facts, Wait: 3 * time.Second, KickWait: 2 * time.Second}
+	return &Game{st: st, facts: facts, Wait: 3 * time.Second, KickWait: 2 * time.Second}
 }
 
 // Join chooses the player's team atomically in Redis (balanced among the
@@ -77,12 +78,12 @@ func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User,
 	if err != nil {
 		return game.User{}, err
 	}
-	u, err := g.Store.JoinOn(ctx, name, now, p)
+	u, err := g.st.JoinOn(ctx, name, now, p)
 	if err != nil {
 		return game.User{}, err
 	}
 	if err := g.facts.Join(ctx, u); err != nil {
-		if ferr := g.Store.Forget(context.WithoutCancel(ctx), u); ferr != nil {
+		if ferr := g.st.Forget(context.WithoutCancel(ctx), u); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
 		return game.User{}, fmt.Errorf("%w: %w", game.ErrUnavailable, err)
@@ -90,16 +91,15 @@ func (g *Game) Join(ctx context.Context, name string, now time.Time) (game.User,
 	return u, nil
 }
 
-// Reset logs round current+1 on every partition, then starts it in the
+// StartOpenRound logs open round current+1 on every partition, then starts it in the
 // projection at once (the consumer applying the markers later changes
-// nothing more). starts is not used: a round starts at its markers; it is
-// kept for the admin handler's signature.
-func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, now time.Time) (res store.ResetResult, err error) {
+// nothing more): a round starts at its markers.
+func (g *Game) StartOpenRound(ctx context.Context, now time.Time) (res store.ResetResult, err error) {
 	if g.rebuilding() {
 		return store.ResetResult{}, errRebuilding
 	}
 	err = g.withMarkers(ctx, func() error {
-		cur, err := g.Store.Round(ctx)
+		cur, err := g.st.Round(ctx)
 		if err != nil {
 			return err
 		}
@@ -107,10 +107,10 @@ func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, 
 		if err != nil {
 			return err
 		}
-		if err := g.facts.NewRound(ctx, round, now); err != nil {
+		if err := g.facts.Round(ctx, round, now); err != nil {
 			return err
 		}
-		res, err = g.Store.Reset(ctx, round, now)
+		res, err = g.st.Reset(ctx, round, now)
 		return err
 	})
 	return res, err
@@ -119,8 +119,8 @@ func (g *Game) Reset(ctx context.Context, topic string, starts map[int32]int64, 
 // Kick logs a player's kick and waits until the consumer applied it, to
 // answer with the taps it removed.
 func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error) {
-	if _, err := g.Store.User(ctx, id); errors.Is(err, game.ErrUnknownPlayer) {
-		if _, kicked, kerr := g.Store.Kicked(ctx, id); kerr == nil && kicked {
+	if _, err := g.st.User(ctx, id); errors.Is(err, game.ErrUnknownPlayer) {
+		if _, kicked, kerr := g.st.Kicked(ctx, id); kerr == nil && kicked {
 			return 0, store.ErrAlreadyKicked
 		}
 		return 0, err
@@ -130,12 +130,12 @@ func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error
 	if err := g.facts.Kick(ctx, id, now); err != nil {
 		return 0, err
 	}
-	if err := g.Store.PendKick(ctx, id, now); err != nil {
+	if err := g.st.PendKick(ctx, id, now); err != nil {
 		return 0, err
 	}
 	var removed int64
 	err := g.wait(ctx, g.KickWait, func(ctx context.Context) (bool, error) {
-		rec, ok, err := g.Store.Kicked(ctx, id)
+		rec, ok, err := g.st.Kicked(ctx, id)
 		removed = rec.RemovedTaps
 		return ok, err
 	})
@@ -144,14 +144,15 @@ func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error
 
 // Import logs an import (markers, then its players and kicked players) and
 // waits until the consumer applied it. The round becomes max(current + 1,
-// the file's round). starts is not used (see Reset).
-func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts map[int32]int64, now time.Time) (int64, error) {
+// the file's round), which starts at its markers like StartOpenRound's. topic names
+// the tap log in the projection's overview.
+func (g *Game) Import(ctx context.Context, ex store.Export, topic string, now time.Time) (int64, error) {
 	if g.rebuilding() {
 		return 0, errRebuilding
 	}
 	var round int64
 	err := g.withMarkers(ctx, func() error {
-		cur, err := g.Store.Round(ctx)
+		cur, err := g.st.Round(ctx)
 		if err != nil {
 			return err
 		}
@@ -171,7 +172,7 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 		// Held until the projection reached the import's round: a partition
 		// marked meanwhile (partitions.go) would get the round before it.
 		_ = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
-			r, err := g.Store.Round(ctx)
+			r, err := g.st.Round(ctx)
 			return r >= round, err
 		})
 		return nil
@@ -185,7 +186,7 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, starts
 		return 0, err
 	}
 	err = g.wait(ctx, g.Wait, func(ctx context.Context) (bool, error) {
-		ov, err := g.Store.Overview(ctx, topic, time.Now(), time.Second)
+		ov, err := g.st.Overview(ctx, topic, time.Now(), time.Second)
 		if err != nil {
 			return false, err
 		}
@@ -228,7 +229,7 @@ func (g *Game) StartTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 }
 
 func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now time.Time) (game.RoundSchedule, error) {
-	cur, err := g.Store.Round(ctx)
+	cur, err := g.st.Round(ctx)
 	if err != nil {
 		return game.RoundSchedule{}, err
 	}
@@ -236,40 +237,40 @@ func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 		return game.RoundSchedule{}, err
 	}
 	sc.Mode = game.ModeTimed
-	if err := g.Store.AnnounceRound(ctx, sc); err != nil {
+	if err := g.st.AnnounceRound(ctx, sc); err != nil {
 		return game.RoundSchedule{}, err
 	}
-	if err := g.facts.NewTimedRound(ctx, sc, now); err != nil {
-		if werr := g.Store.WithdrawRound(context.WithoutCancel(ctx), sc); werr != nil {
+	if err := g.facts.TimedRound(ctx, sc, now); err != nil {
+		if werr := g.st.WithdrawRound(context.WithoutCancel(ctx), sc); werr != nil {
 			err = errors.Join(err, werr)
 		}
 		return game.RoundSchedule{}, err
 	}
-	if _, err := g.Store.StartRound(ctx, sc, now); err != nil {
+	if _, err := g.st.StartRound(ctx, sc, now); err != nil {
 		return game.RoundSchedule{}, err
 	}
 	return sc, nil
 }
 
-// ContinueRounds logs the next round of a repeating schedule (sc.Next());
+// StartNextRound logs the next round of a repeating schedule (sc.Next());
 // the caller checks that sc is still the current round. Its markers depend
 // on sc alone, so two instances writing them at once write the same round.
-func (g *Game) ContinueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
-	return g.withMarkers(ctx, func() error { return g.continueRounds(ctx, sc, now) })
+func (g *Game) StartNextRound(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+	return g.withMarkers(ctx, func() error { return g.startNextRound(ctx, sc, now) })
 }
 
-func (g *Game) continueRounds(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+func (g *Game) startNextRound(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
 	if _, err := game.NextRound(sc.Number); err != nil {
 		return err
 	}
 	next := sc.Next()
-	if err := g.Store.AnnounceRound(ctx, next); err != nil {
+	if err := g.st.AnnounceRound(ctx, next); err != nil {
 		return err
 	}
-	if err := g.facts.NewTimedRound(ctx, next, now); err != nil {
+	if err := g.facts.TimedRound(ctx, next, now); err != nil {
 		return err
 	}
-	_, err := g.Store.StartRound(ctx, next, now)
+	_, err := g.st.StartRound(ctx, next, now)
 	return err
 }
 
@@ -287,7 +288,7 @@ func (g *Game) SetTeams(ctx context.Context, ts game.Teams, now time.Time) error
 		return err
 	}
 	return g.wait(ctx, g.KickWait, func(ctx context.Context) (bool, error) {
-		cur, err := g.Store.Teams(ctx)
+		cur, err := g.st.Teams(ctx)
 		return cur == ts, err
 	})
 }

@@ -28,7 +28,7 @@ func (g *Game) MarkPartitions(ctx context.Context, now time.Time) (from, to int3
 	if err != nil {
 		return 0, 0, err
 	}
-	base, marked, err := g.Store.Partitions(ctx)
+	base, marked, err := g.st.Partitions(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -36,12 +36,12 @@ func (g *Game) MarkPartitions(ctx context.Context, now time.Time) (from, to int3
 		g.facts.SetKeyPartitions(base)
 		return 0, 0, nil
 	}
-	unlock, err := g.Store.LockMarkers(ctx)
+	unlock, err := g.st.LockMarkers(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer unlock()
-	if base, marked, err = g.Store.Partitions(ctx); err != nil {
+	if base, marked, err = g.st.Partitions(ctx); err != nil {
 		return 0, 0, err
 	}
 	if base == 0 {
@@ -60,7 +60,7 @@ func (g *Game) MarkPartitions(ctx context.Context, now time.Time) (from, to int3
 		}
 		to = n
 	}
-	if err := g.Store.SetPartitions(ctx, base, to); err != nil {
+	if err := g.st.SetPartitions(ctx, base, to); err != nil {
 		return 0, 0, err
 	}
 	g.facts.SetKeyPartitions(base)
@@ -71,11 +71,11 @@ func (g *Game) MarkPartitions(ctx context.Context, now time.Time) (from, to int3
 // an import's, a timed round's with its schedule, or an open round's; ok is
 // false in round 0, which needs none.
 func (g *Game) currentMarker(ctx context.Context, now time.Time) (f game.Fact, ok bool, err error) {
-	round, err := g.Store.Round(ctx)
+	round, err := g.st.Round(ctx)
 	if err != nil || round == 0 {
 		return f, false, err
 	}
-	imp, err := g.Store.ImportRound(ctx)
+	imp, err := g.st.ImportRound(ctx)
 	if err != nil {
 		return f, false, err
 	}
@@ -83,7 +83,7 @@ func (g *Game) currentMarker(ctx context.Context, now time.Time) (f game.Fact, o
 		return game.Fact{Type: game.FactImport, Round: round, At: now.UnixMilli()}, true, nil
 	}
 	f = game.Fact{Type: game.FactRound, Round: round, At: now.UnixMilli()}
-	sc, err := g.Store.RoundSchedule(ctx)
+	sc, err := g.st.RoundSchedule(ctx)
 	if err != nil {
 		return f, false, err
 	}
@@ -96,7 +96,7 @@ func (g *Game) currentMarker(ctx context.Context, now time.Time) (f game.Fact, o
 // joinPartition is the partition a new player is pinned to: one of the
 // marked partitions, at random; -1 (hashed by id) before any were marked.
 func (g *Game) joinPartition(ctx context.Context) (int32, error) {
-	_, marked, err := g.Store.Partitions(ctx)
+	_, marked, err := g.st.Partitions(ctx)
 	if err != nil || marked <= 0 {
 		return -1, err
 	}
@@ -105,7 +105,7 @@ func (g *Game) joinPartition(ctx context.Context) (int32, error) {
 
 // withMarkers runs f, which logs round markers, under the markers' lock.
 func (g *Game) withMarkers(ctx context.Context, f func() error) error {
-	unlock, err := g.Store.LockMarkers(ctx)
+	unlock, err := g.st.LockMarkers(ctx)
 	if err != nil {
 		return err
 	}

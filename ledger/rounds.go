@@ -101,7 +101,7 @@ func (k *RoundKeeper) Step(ctx context.Context, now time.Time) error {
 	if k.g.rebuilding() {
 		return nil // the projection is not complete: nothing in it is final
 	}
-	sc, err := k.g.Store.RoundSchedule(ctx)
+	sc, err := k.g.st.RoundSchedule(ctx)
 	if err != nil || !sc.Timed() {
 		return err
 	}
@@ -109,7 +109,7 @@ func (k *RoundKeeper) Step(ctx context.Context, now time.Time) error {
 	if st := sc.Status(ms); st != k.lastStatus || sc.Number != k.lastRound {
 		// Pages count down by themselves; the streams' JSON says the new
 		// status.
-		if err := k.g.Store.Notify(ctx); err != nil {
+		if err := k.g.st.Notify(ctx); err != nil {
 			return err
 		}
 		k.lastStatus, k.lastRound = st, sc.Number
@@ -117,7 +117,7 @@ func (k *RoundKeeper) Step(ctx context.Context, now time.Time) error {
 	if ms < sc.EndsAt+k.Settle.Milliseconds() {
 		return nil
 	}
-	res, err := k.g.Store.RoundResult(ctx, sc.Number)
+	res, err := k.g.st.RoundResult(ctx, sc.Number)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (k *RoundKeeper) Step(ctx context.Context, now time.Time) error {
 	}
 	if sc.Repeat && ms >= sc.Next().CountdownAt {
 		k.Log.Info("timed rounds: next round", "round", sc.Number+1)
-		return k.g.ContinueRounds(ctx, *sc, now)
+		return k.g.StartNextRound(ctx, *sc, now)
 	}
 	return nil
 }
@@ -149,7 +149,7 @@ func (k *RoundKeeper) finish(ctx context.Context, sc game.RoundSchedule) error {
 	for p := range k.ends {
 		parts = append(parts, p)
 	}
-	applied, err := k.g.Store.Offsets(ctx, stream.Topic, parts)
+	applied, err := k.g.st.Offsets(ctx, stream.Topic, parts)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (k *RoundKeeper) finish(ctx context.Context, sc game.RoundSchedule) error {
 			return nil // not final yet
 		}
 	}
-	res, err := k.g.Store.Tally(ctx)
+	res, err := k.g.st.Tally(ctx)
 	if err != nil || res.Round != sc.Number {
 		return err // a newer round started: this one is abandoned
 	}

@@ -169,7 +169,7 @@ type ResetResult struct {
 // go to zero, the leaderboard is emptied and the tapCount of every player
 // who tapped this round is set to 0; players, teams and presence stay. The
 // round's markers must have been logged on every partition before (see
-// stream.Facts.NewRound): taps before a partition's marker are skipped by the
+// stream.Facts.Round): taps before a partition's marker are skipped by the
 // consumer, so taps accepted before the reset never count in the new round.
 // A round that is not ahead of the current one changes nothing.
 func (s *Store) Reset(ctx context.Context, round int64, now time.Time) (ResetResult, error) {

@@ -66,11 +66,11 @@ type CheckpointInfo struct {
 	Chunks int
 }
 
-// Checkpoints writes and reads checkpoints on CheckpointTopic. It has a
+// CheckpointLog writes and reads checkpoints on CheckpointTopic. It has a
 // producer of its own: a checkpoint is megabytes, and the tap producer
 // sends one request at a time per broker (idempotence), so taps would wait
 // behind it.
-type Checkpoints struct {
+type CheckpointLog struct {
 	client sarama.Client
 	reader sarama.Consumer
 	prod   *Producer
@@ -83,10 +83,10 @@ type Checkpoints struct {
 	tried map[string]int
 }
 
-// NewCheckpoints connects to the brokers with a producer of its own (a
+// NewCheckpointLog connects to the brokers with a producer of its own (a
 // checkpoint never waits in line with taps); EnsureTopics created the
 // topic (1 partition, compacted) when it was missing.
-func NewCheckpoints(c Config) (*Checkpoints, error) {
+func NewCheckpointLog(c Config) (*CheckpointLog, error) {
 	cfg, err := saramaConfig(c)
 	if err != nil {
 		return nil, err
@@ -106,11 +106,11 @@ func NewCheckpoints(c Config) (*Checkpoints, error) {
 		_ = client.Close()
 		return nil, err
 	}
-	return &Checkpoints{client: client, reader: reader, prod: prod, tried: map[string]int{}}, nil
+	return &CheckpointLog{client: client, reader: reader, prod: prod, tried: map[string]int{}}, nil
 }
 
 // Close closes the producer, the reader and the client.
-func (cs *Checkpoints) Close() error {
+func (cs *CheckpointLog) Close() error {
 	err := cs.prod.Close()
 	if rerr := cs.reader.Close(); err == nil {
 		err = rerr
@@ -123,7 +123,7 @@ func (cs *Checkpoints) Close() error {
 
 // Write stores one checkpoint (any bytes) and returns once Kafka
 // acknowledged all of it.
-func (cs *Checkpoints) Write(ctx context.Context, data []byte, at time.Time) error {
+func (cs *CheckpointLog) Write(ctx context.Context, data []byte, at time.Time) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.last == nil {
@@ -210,7 +210,7 @@ func (e *CheckpointError) Reason() string {
 // Latest returns the newest complete checkpoint; ErrNoCheckpoint when the
 // topic holds none, a *CheckpointError when it cannot be read. When the
 // newest is incomplete, the other slot's (older) is read instead.
-func (cs *Checkpoints) Latest(ctx context.Context) ([]byte, CheckpointInfo, error) {
+func (cs *CheckpointLog) Latest(ctx context.Context) ([]byte, CheckpointInfo, error) {
 	head, headAt, err := cs.newestHead(ctx, "", -1)
 	if err != nil {
 		return nil, CheckpointInfo{}, err
@@ -233,7 +233,7 @@ func (cs *Checkpoints) Latest(ctx context.Context) ([]byte, CheckpointInfo, erro
 }
 
 // assemble reads the chunks of the checkpoint head (at offset headAt).
-func (cs *Checkpoints) assemble(ctx context.Context, head checkpointHead, headAt int64) ([]byte, CheckpointInfo, error) {
+func (cs *CheckpointLog) assemble(ctx context.Context, head checkpointHead, headAt int64) ([]byte, CheckpointInfo, error) {
 	info := CheckpointInfo{ID: head.ID, At: time.UnixMilli(head.At), Chunks: head.Chunks}
 	oldest, err := cs.client.GetOffset(CheckpointTopic, 0, sarama.OffsetOldest)
 	if err != nil {
@@ -281,7 +281,7 @@ func (cs *Checkpoints) assemble(ctx context.Context, head checkpointHead, headAt
 
 // Newest describes the newest checkpoint without reading its chunks;
 // ErrNoCheckpoint when there is none.
-func (cs *Checkpoints) Newest(ctx context.Context) (CheckpointInfo, error) {
+func (cs *CheckpointLog) Newest(ctx context.Context) (CheckpointInfo, error) {
 	head, headAt, err := cs.newestHead(ctx, "", -1)
 	if err != nil {
 		return CheckpointInfo{}, err
@@ -296,7 +296,7 @@ func (cs *Checkpoints) Newest(ctx context.Context) (CheckpointInfo, error) {
 // topic is missing or empty), not of slot skip ("": any) and before offset
 // before (-1: the end). Only a topic the brokers say does not exist counts
 // as none: any other failure is a *CheckpointError.
-func (cs *Checkpoints) newestHead(ctx context.Context, skip string, before int64) (head checkpointHead, at int64, err error) {
+func (cs *CheckpointLog) newestHead(ctx context.Context, skip string, before int64) (head checkpointHead, at int64, err error) {
 	if err := cs.client.RefreshMetadata(CheckpointTopic); err != nil {
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 			return head, -1, nil
@@ -342,7 +342,7 @@ func header(m *sarama.ConsumerMessage, key string) string {
 }
 
 // read calls f for each record of [lo, hi).
-func (cs *Checkpoints) read(ctx context.Context, lo, hi int64, f func(*sarama.ConsumerMessage)) error {
+func (cs *CheckpointLog) read(ctx context.Context, lo, hi int64, f func(*sarama.ConsumerMessage)) error {
 	pc, err := cs.reader.ConsumePartition(CheckpointTopic, 0, lo)
 	if err != nil {
 		return fmt.Errorf("read checkpoints from %d: %w", lo, err)

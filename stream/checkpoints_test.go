@@ -91,7 +91,7 @@ func TestCheckpointsStayBounded(t *testing.T) {
 	eachLogBroker(t, 1, func(t *testing.T, k logBroker) {
 		{
 			createCheckpointTopic(t, k.Addrs())
-			cps, err := stream.NewCheckpoints(stream.Config{Brokers: k.Addrs()})
+			cps, err := stream.NewCheckpointLog(stream.Config{Brokers: k.Addrs()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestHalfWrittenCheckpointLeavesTheNewestReadable(t *testing.T) {
 		{
 			createCheckpointTopic(t, k.Addrs())
 			cfg := stream.Config{Brokers: k.Addrs()}
-			cps, err := stream.NewCheckpoints(cfg)
+			cps, err := stream.NewCheckpointLog(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +187,7 @@ func TestHalfWrittenCheckpointLeavesTheNewestReadable(t *testing.T) {
 				return ""
 			})
 			// A new process writes the next one.
-			next, err := stream.NewCheckpoints(cfg)
+			next, err := stream.NewCheckpointLog(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestLatestTellsMissingFromUnreadable(t *testing.T) {
 	if _, err := stream.EnsureTopics(cfg, stream.Topics{}, quiet); err != nil {
 		t.Fatal(err)
 	}
-	cps, err := stream.NewCheckpoints(cfg)
+	cps, err := stream.NewCheckpointLog(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestCheckpointBrokenBySecondWriterFallsBack(t *testing.T) {
 	eachLogBroker(t, 1, func(t *testing.T, k logBroker) {
 		createCheckpointTopic(t, k.Addrs())
 		cfg := stream.Config{Brokers: k.Addrs()}
-		cps, err := stream.NewCheckpoints(cfg)
+		cps, err := stream.NewCheckpointLog(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -111,14 +111,14 @@ func (fs *Facts) Mark(ctx context.Context, f game.Fact, from, to int32) error {
 	return nil
 }
 
-// NewRound logs the start of round on every partition.
-func (fs *Facts) NewRound(ctx context.Context, round int64, at time.Time) error {
+// Round logs the start of open round on every partition.
+func (fs *Facts) Round(ctx context.Context, round int64, at time.Time) error {
 	return fs.markers(ctx, game.Fact{Type: game.FactRound, Round: round, At: at.UnixMilli()})
 }
 
-// NewTimedRound logs the start of a timed round on every partition, with
+// TimedRound logs the start of a timed round on every partition, with
 // its schedule: the consumer counts its taps only inside the schedule.
-func (fs *Facts) NewTimedRound(ctx context.Context, sc game.RoundSchedule, at time.Time) error {
+func (fs *Facts) TimedRound(ctx context.Context, sc game.RoundSchedule, at time.Time) error {
 	return fs.markers(ctx, game.Fact{Type: game.FactRound, Round: sc.Number, At: at.UnixMilli(), Schedule: &sc})
 }
 

@@ -157,7 +157,7 @@ func TestRebuildTenMillionTaps(t *testing.T) {
 	if _, err := stream.EnsureTopics(h.cfg, stream.Topics{}, quiet); err != nil {
 		t.Fatal(err)
 	}
-	cps, err := stream.NewCheckpoints(h.cfg)
+	cps, err := stream.NewCheckpointLog(h.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
