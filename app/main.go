@@ -357,7 +357,7 @@ func (m *Main) startHTTP(runCtx context.Context, k keys) error {
 			"checkpoint": m.Checkpointer.Ready,
 		},
 		Details: map[string]func(context.Context) string{
-			"checkpoint_age": m.Checkpoints.Age(c.CheckpointEvery),
+			"checkpoint_age": m.Checkpointer.Age(c.CheckpointEvery),
 			"log":            m.consumer.LogDetail,
 		},
 	})
