@@ -27,6 +27,17 @@ const consoleJS = `(() => {
 	const stop = document.getElementById('admin-stop');
 	const out = [];
 	if (document.documentElement.scrollWidth > innerWidth) out.push('page ' + document.documentElement.scrollWidth + ' px wide in ' + innerWidth);
+	// A phone widens its layout viewport to fit content wider than itself
+	// (and zooms out), so innerWidth alone cannot show it.
+	if (screen.width < 600 && innerWidth > screen.width + 1) out.push('layout ' + innerWidth + ' px wide on a ' + screen.width + ' px screen');
+	// Anything past the screen's right edge that is not inside a box that
+	// scrolls or clips it (a page can hide its overflow and still push text
+	// off the screen).
+	const clipped = el => { for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) { if (getComputedStyle(a).overflowX !== 'visible') return true; } return false; };
+	for (const el of document.querySelectorAll('main *')) {
+		const r = el.getBoundingClientRect();
+		if (el.offsetParent && r.width > 0 && r.right > innerWidth + 1 && !clipped(el)) { out.push((el.id || el.className || el.tagName) + ' ends at ' + Math.round(r.right) + ' px in ' + innerWidth); break; }
+	}
 	for (const tb of document.querySelectorAll('.admin-table')) {
 		const card = tb.closest('.admin-card, .admin-stats');
 		const box = tb.parentElement.getBoundingClientRect(), c = card.getBoundingClientRect();
