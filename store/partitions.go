@@ -51,9 +51,7 @@ func (s *Store) SetPartitions(ctx context.Context, base, marked int32) error {
 // markersLockTTL frees the lock of a writer that died holding it.
 const markersLockTTL = 15 * time.Second
 
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
+var unlockScript = newLuaScript("unlock.lua")
 
 // LockMarkers waits (until ctx ends) for the round-marker lock and returns
 // its release.
@@ -68,7 +66,7 @@ func (s *Store) LockMarkers(ctx context.Context) (unlock func(), err error) {
 			return func() {
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 				defer cancel()
-				_ = unlockScript.Run(ctx, s.rdb, []string{keyMarkersLock}, token).Err()
+				_ = unlockScript.Run(ctx, s.rdb, unlockScript.Keys(0), token).Err()
 			}, nil
 		}
 		select {
