@@ -51,7 +51,7 @@ const (
 // ARGV: offset field, from, next, start ('1': the store may begin here), now,
 // then steps, each an opcode (opTaps, ...) and its arguments.
 //
-// Returns {status, applied, unknown, old round, offset, kicked}.
+// Returns what applyReply reads.
 var applyScript = newLuaScript("apply.lua", "new_round.lua", "names.lua")
 
 // Apply applies a batch atomically with its offsets. See game.ApplyStatus
@@ -72,16 +72,36 @@ func (s *Store) Apply(ctx context.Context, b game.Batch) (game.ApplyResult, erro
 			return game.ApplyResult{}, err
 		}
 	}
-	res, err := applyScript.Run(ctx, s.rdb, applyScript.Keys(b.Now), args...).Int64Slice()
+	res, err := applyScript.Run(ctx, s.rdb, applyScript.Keys(b.Now), args...).Slice()
 	if err != nil {
 		return game.ApplyResult{}, fmt.Errorf("apply %s [%d,%d): %w", OffsetField(b.Topic, b.Partition), b.From, b.Next, err)
 	}
-	if len(res) != 5 && len(res) != 6 {
+	return applyReply(res)
+}
+
+// applyReply reads applyScript's reply: {status, applied, unknown, old
+// round, offset}, and when applied also kicked, the partition's round and
+// its schedule ('' in open play).
+func applyReply(res []any) (game.ApplyResult, error) {
+	if len(res) != 5 && len(res) != 8 {
 		return game.ApplyResult{}, fmt.Errorf("apply: unexpected reply %v", res)
 	}
-	r := game.ApplyResult{Status: game.ApplyStatus(res[0]), Applied: res[1], Unknown: res[2], OldRound: res[3], Offset: res[4]}
-	if len(res) == 6 {
-		r.Kicked = res[5]
+	var n [7]int64
+	for i := range min(len(res), 7) {
+		v, ok := res[i].(int64)
+		if !ok {
+			return game.ApplyResult{}, fmt.Errorf("apply: unexpected reply %v", res)
+		}
+		n[i] = v
+	}
+	r := game.ApplyResult{Status: game.ApplyStatus(n[0]), Applied: n[1], Unknown: n[2], OldRound: n[3], Offset: n[4], Kicked: n[5]}
+	if len(res) == 8 {
+		raw, _ := res[7].(string)
+		sc, err := partSchedule(raw, n[6])
+		if err != nil {
+			return game.ApplyResult{}, err
+		}
+		r.Schedule = &sc
 	}
 	return r, nil
 }

@@ -230,4 +230,6 @@ if changed then
 end
 if admin then redis.call('PUBLISH', channel_admin, admin) end
 redis.call('HSET', offsets, field, ARGV[3])
-return {status_applied, blue + red, unknown, old, 0, kicked}
+-- what the batch left of the partition's round: its number and schedule
+-- ('' in open play), so the consumer counts the next batch by it
+return {status_applied, blue + red, unknown, old, 0, kicked, pround, redis.call('HGET', part_schedules, field) or ''}
