@@ -81,7 +81,7 @@ func (s *Store) Apply(ctx context.Context, b game.Batch) (game.ApplyResult, erro
 
 // applyReply reads applyScript's reply: {status, applied, unknown, old
 // round, offset}, and when applied also kicked, the partition's round and
-// its schedule ('' in open play).
+// its schedule (empty in open play).
 func applyReply(res []any) (game.ApplyResult, error) {
 	if len(res) != 5 && len(res) != 8 {
 		return game.ApplyResult{}, fmt.Errorf("apply: unexpected reply %v", res)

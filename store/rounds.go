@@ -103,7 +103,7 @@ func (s *Store) PartitionSchedule(ctx context.Context, topic string, partition i
 }
 
 // partSchedule is a partition's round schedule from its stored fields:
-// raw ('' in open play) and the partition's round.
+// raw (empty in open play) and the partition's round.
 func partSchedule(raw string, round int64) (game.RoundSchedule, error) {
 	sc, err := decodeSchedule(raw)
 	if err != nil || sc == nil {
