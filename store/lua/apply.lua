@@ -8,7 +8,7 @@ if cur then
   if cur > from then return {status_overlap, 0, 0, 0, cur} end
   if cur < from and ARGV[4] ~= '1' then return {status_behind, 0, 0, 0, cur} end
 elseif ARGV[4] ~= '1' then
-  return {status_behind, 0, 0, 0, -1}
+  return {status_behind, 0, 0, 0, -1} -- -1: no offset stored
 end
 -- Every check before the first write: Redis does not roll a script back,
 -- so an error after a write would leave the batch half applied.
@@ -164,7 +164,7 @@ while i <= #ARGV do
     local R = tonumber(ARGV[i + 1])
     local sched, width = '', 3
     if op == op_round then sched, width = ARGV[i + 3], 4 end
-    if new_round(R, op == op_import) >= 0 then
+    if new_round(R, op == op_import) ~= not_ahead then
       round = R
       if op == op_import then iround = R; admin = 'import' end
       changed = true

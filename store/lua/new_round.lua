@@ -2,8 +2,8 @@
 -- to zero; for a round, every player who tapped gets tapCount 0 and the
 -- leaderboard becomes the previous one; for an import (imp), players,
 -- presence, leaderboards and kicked players are deleted (the import's
--- player records follow). Returns the players zeroed, or -1 if R is not
--- ahead. The first reset (round 0) checks every player once, for players
+-- player records follow). Returns the players zeroed, or not_ahead if R is
+-- not ahead. The first reset (round 0) checks every player once, for players
 -- written by the old game, which had no leaderboard. This file also holds
 -- set_count, shared by the scripts that rewrite a player's tapCount.
 -- set_count returns the user JSON u with its final tapCount set to n (a
@@ -24,9 +24,10 @@ local function zero_count(u)
   end
   return nil
 end
+local not_ahead = -1
 local function new_round(R, imp)
   local round = tonumber(redis.call('GET', game_round) or '0')
-  if R <= round then return -1 end
+  if R <= round then return not_ahead end
   redis.call('SET', game_round, string.format('%d', R))
   redis.call('SET', blue_score, '0')
   redis.call('SET', red_score, '0')
