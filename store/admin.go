@@ -22,18 +22,6 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// Keys and channels of the admin features.
-const (
-	KeyKicked = "game:kicked" // hash: player id -> kick record JSON {"user":{...},"kickedAt":ms,"removedTaps":n}
-	// KeyRatePrefix + unix minute is a hash: unix second -> taps applied in
-	// that second. Each key expires RateKeep after its minute.
-	KeyRatePrefix = "game:tps:"
-	// ChannelAdmin tells every instance that players were kicked or the
-	// state was imported, so they drop cached players and reload the
-	// kicked set.
-	ChannelAdmin = "game:admin"
-)
-
 // RateKeep is how long per-second tap counts are kept.
 const RateKeep = 20 * time.Minute
 
@@ -203,11 +191,6 @@ var ErrAlreadyKicked = game.Errorf(game.ECONFLICT, "That player was already kick
 // so it is safe and will happen, but the consumer has not applied it yet.
 // A logged kick is in force at once: the player's token is refused.
 var ErrNotApplied = errors.New("the change is logged; it shows when the consumer applies it")
-
-// KeyKickPending holds kicks logged but not applied yet (id -> kickedAt):
-// every instance refuses their tokens at once; applying the kick from the
-// log removes the entry.
-const KeyKickPending = "game:kicked:pending"
 
 // PendKick records a logged kick until the consumer applies it, and tells
 // every instance to refuse the player's token.

@@ -9,36 +9,6 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// Keys of the projection's round bookkeeping (see applyScript).
-const (
-	// KeyRoundParts: "topic/partition" -> the round of the last round or
-	// import marker applied from that partition. Taps of a partition whose
-	// round is behind game:round belong to an ended round and are skipped.
-	KeyRoundParts = "game:round:parts"
-	// KeyImportRound is the round that the last import started (joins and
-	// kicks logged before it on a partition not yet past its marker are
-	// dropped, as the import replaced them).
-	KeyImportRound = "game:round:import"
-	// KeyLeaderboardPrev is the previous round's leaderboard, so that a kick
-	// logged just before a reset removes the same taps in any replay order.
-	KeyLeaderboardPrev = "game:leaderboard:prev"
-	// KeyRoundSchedule is the current round's schedule (JSON
-	// game.RoundSchedule); absent in open play.
-	KeyRoundSchedule = "game:round:schedule"
-	// KeyRoundPartSchedules: "topic/partition" -> the schedule of the
-	// partition's round (absent: open play), which decides which of the
-	// partition's taps count (game.RoundSchedule.Counts).
-	KeyRoundPartSchedules = "game:round:parts:schedule"
-	// KeyRoundResults: round -> its final result (JSON game.RoundResult);
-	// the first result logged for a round stays.
-	KeyRoundResults = "game:rounds:results"
-	// KeyRounds indexes the results: a sorted set of round numbers.
-	KeyRounds = "game:rounds"
-	// KeyTeams is how the teams are shown (JSON game.Teams): the last
-	// teams fact; absent: game.DefaultTeams.
-	KeyTeams = "game:teams"
-)
-
 // applyScript applies a batch of one partition in log order and stores the
 // partition's next offset in the same atomic step. It refuses a batch whose
 // records were (partly) applied before, or that does not follow what the

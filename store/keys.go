@@ -13,6 +13,92 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
+// Redis keys: every name the game uses is declared in this file. The first
+// four are the Next.js game's, kept as they were.
+const (
+	KeyUsers       = "game:users"           // hash: id -> user JSON (with tapCount)
+	KeyBlueScore   = "game:team:blue:score" // string: blue team's taps
+	KeyRedScore    = "game:team:red:score"  // string: red team's taps
+	KeyTotalTaps   = "game:total:taps"      // string: all taps
+	KeyLeaderboard = "game:leaderboard"     // sorted set: id -> taps this round
+	KeyOffsets     = "game:offsets"         // hash: "topic/partition" -> next offset to apply
+	KeyOnlineBlue  = "game:online:blue"     // sorted set: id -> last seen (unix ms)
+	KeyOnlineRed   = "game:online:red"      // sorted set: id -> last seen (unix ms)
+	KeyRound       = "game:round"           // string: current round number (0 before any reset)
+	KeyRoundStarts = "game:round:starts"    // hash: "topic/partition" -> first offset of the round
+	KeyUpdatedAt   = "game:updated"         // string: unix ms of the last change
+	KeyNames       = "game:names"           // hash: name key (game.NameKeys) -> id of the player who took it
+	ChannelUpdates = "game:updates"         // pub/sub: a batch was applied or the game changed
+)
+
+// Keys of the projection's round bookkeeping (see applyScript).
+const (
+	// KeyRoundParts: "topic/partition" -> the round of the last round or
+	// import marker applied from that partition. Taps of a partition whose
+	// round is behind game:round belong to an ended round and are skipped.
+	KeyRoundParts = "game:round:parts"
+	// KeyImportRound is the round that the last import started (joins and
+	// kicks logged before it on a partition not yet past its marker are
+	// dropped, as the import replaced them).
+	KeyImportRound = "game:round:import"
+	// KeyLeaderboardPrev is the previous round's leaderboard, so that a kick
+	// logged just before a reset removes the same taps in any replay order.
+	KeyLeaderboardPrev = "game:leaderboard:prev"
+	// KeyRoundSchedule is the current round's schedule (JSON
+	// game.RoundSchedule); absent in open play.
+	KeyRoundSchedule = "game:round:schedule"
+	// KeyRoundPartSchedules: "topic/partition" -> the schedule of the
+	// partition's round (absent: open play), which decides which of the
+	// partition's taps count (game.RoundSchedule.Counts).
+	KeyRoundPartSchedules = "game:round:parts:schedule"
+	// KeyRoundResults: round -> its final result (JSON game.RoundResult);
+	// the first result logged for a round stays.
+	KeyRoundResults = "game:rounds:results"
+	// KeyRounds indexes the results: a sorted set of round numbers.
+	KeyRounds = "game:rounds"
+	// KeyTeams is how the teams are shown (JSON game.Teams): the last
+	// teams fact; absent: game.DefaultTeams.
+	KeyTeams = "game:teams"
+)
+
+// Keys and channels of the admin features.
+const (
+	KeyKicked = "game:kicked" // hash: player id -> kick record JSON {"user":{...},"kickedAt":ms,"removedTaps":n}
+	// KeyRatePrefix + unix minute is a hash: unix second -> taps applied in
+	// that second. Each key expires RateKeep after its minute.
+	KeyRatePrefix = "game:tps:"
+	// ChannelAdmin tells every instance that players were kicked or the
+	// state was imported, so they drop cached players and reload the
+	// kicked set.
+	ChannelAdmin = "game:admin"
+)
+
+// KeyKickPending holds kicks logged but not applied yet (id -> kickedAt):
+// every instance refuses their tokens at once; applying the kick from the
+// log removes the entry.
+const KeyKickPending = "game:kicked:pending"
+
+// KeyAdminSessionPrefix + a session id marks a signed-in admin session as
+// live (expiring with it). The cookie alone is not enough: logging out
+// deletes the key, which ends the session on every instance at once. A
+// Redis that lost its data signs every operator out (they log in again)
+// rather than bringing ended sessions back.
+const KeyAdminSessionPrefix = "game:admin:session:"
+
+// KeyPartitions is how the tap log's partitions are used (not part of the
+// projection: it is about the log, and survives a rebuild):
+//
+//   - "base": the partition count when tapwars first saw the topic; ids
+//     without a pinned partition are hashed over it, so they never move;
+//   - "marked": the partitions [0, marked) carry the current round's marker;
+//     new players are pinned among them only.
+const KeyPartitions = "game:partitions"
+
+// keyMarkersLock serialises the writers of round markers (resets, rounds,
+// imports, marking new partitions), so a partition added while a round
+// starts gets that round's marker either way.
+const keyMarkersLock = "game:markers:lock"
+
 // A keySpec is one Redis key of the game as the Lua scripts and the
 // checkpoint see it. The table below is the only place that says which
 // local a script calls a key by, its Redis type and whether a checkpoint

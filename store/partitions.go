@@ -12,20 +12,6 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// KeyPartitions is how the tap log's partitions are used (not part of the
-// projection: it is about the log, and survives a rebuild):
-//
-//   - "base": the partition count when tapwars first saw the topic; ids
-//     without a pinned partition are hashed over it, so they never move;
-//   - "marked": the partitions [0, marked) carry the current round's marker;
-//     new players are pinned among them only.
-const KeyPartitions = "game:partitions"
-
-// keyMarkersLock serialises the writers of round markers (resets, rounds,
-// imports, marking new partitions), so a partition added while a round
-// starts gets that round's marker either way.
-const keyMarkersLock = "game:markers:lock"
-
 // Partitions reads base and marked; zeros when not set yet.
 func (s *Store) Partitions(ctx context.Context) (base, marked int32, err error) {
 	vals, err := s.rdb.HMGet(ctx, KeyPartitions, "base", "marked").Result()

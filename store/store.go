@@ -22,23 +22,6 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// Redis keys. The first four are the Next.js game's, kept as they were.
-const (
-	KeyUsers       = "game:users"           // hash: id -> user JSON (with tapCount)
-	KeyBlueScore   = "game:team:blue:score" // string: blue team's taps
-	KeyRedScore    = "game:team:red:score"  // string: red team's taps
-	KeyTotalTaps   = "game:total:taps"      // string: all taps
-	KeyLeaderboard = "game:leaderboard"     // sorted set: id -> taps this round
-	KeyOffsets     = "game:offsets"         // hash: "topic/partition" -> next offset to apply
-	KeyOnlineBlue  = "game:online:blue"     // sorted set: id -> last seen (unix ms)
-	KeyOnlineRed   = "game:online:red"      // sorted set: id -> last seen (unix ms)
-	KeyRound       = "game:round"           // string: current round number (0 before any reset)
-	KeyRoundStarts = "game:round:starts"    // hash: "topic/partition" -> first offset of the round
-	KeyUpdatedAt   = "game:updated"         // string: unix ms of the last change
-	KeyNames       = "game:names"           // hash: name key (game.NameKeys) -> id of the player who took it
-	ChannelUpdates = "game:updates"         // pub/sub: a batch was applied or the game changed
-)
-
 // OnlineWindow is how long a player counts as online after their last tap
 // or live-connection heartbeat.
 const OnlineWindow = 60 * time.Second
