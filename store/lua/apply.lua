@@ -1,13 +1,13 @@
 -- keys: users, blue_score, red_score, total_taps, leaderboard, offsets, online_blue, online_red, part_starts, updated_at, tap_rate, game_round, part_rounds, kick_records, import_round, prev_leaderboard, part_schedules, round_schedule, round_results, round_index, teams, names, kick_pending
-local field = ARGV[1]
-local from, nxt = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- then the steps from ARGV[6], each an opcode (op_taps, ...) and its arguments
+local field, from, nxt, start, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local cur = redis.call('HGET', offsets, field)
 if cur then
   cur = tonumber(cur)
   if cur >= nxt then return {status_duplicate, 0, 0, 0, cur} end
   if cur > from then return {status_overlap, 0, 0, 0, cur} end
-  if cur < from and ARGV[4] ~= '1' then return {status_behind, 0, 0, 0, cur} end
-elseif ARGV[4] ~= '1' then
+  if cur < from and start ~= '1' then return {status_behind, 0, 0, 0, cur} end
+elseif start ~= '1' then
   return {status_behind, 0, 0, 0, -1} -- -1: no offset stored
 end
 -- Every check before the first write: Redis does not roll a script back,
@@ -25,7 +25,6 @@ for _, k in ipairs(number_keys) do
     return redis.error_reply('ERR ' .. k .. ' is not a whole number ("' .. string.sub(v, 1, 20) .. '"): nothing of the batch was applied')
   end
 end
-local now = ARGV[5]
 if not cur then
   -- The partition starts over from its log's start: its round bookkeeping
   -- too (the markers in the log set it again).

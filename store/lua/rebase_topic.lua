@@ -1,7 +1,9 @@
 -- keys: offsets, part_rounds, part_starts, part_schedules, game_round, round_schedule
-local idf = ARGV[1] .. '#id'
-if (redis.call('HGET', offsets, idf) or '') ~= ARGV[2] then return 0 end
-local prefix = ARGV[1] .. '/'
+-- then (partition, start)* from ARGV[4]
+local topic, old_id, new_id = ARGV[1], ARGV[2], ARGV[3]
+local idf = topic .. '#id'
+if (redis.call('HGET', offsets, idf) or '') ~= old_id then return 0 end
+local prefix = topic .. '/'
 for _, f in ipairs(redis.call('HKEYS', offsets)) do
   if string.sub(f, 1, #prefix) == prefix then
     redis.call('HDEL', offsets, f)
@@ -20,5 +22,5 @@ for i = 4, #ARGV, 2 do
   redis.call('HSET', part_starts, f, ARGV[i + 1])
   if sched then redis.call('HSET', part_schedules, f, sched) end
 end
-redis.call('HSET', offsets, idf, ARGV[3])
+redis.call('HSET', offsets, idf, new_id)
 return 1
