@@ -42,11 +42,10 @@ func (s *Store) AdoptTopicID(ctx context.Context, topic, id string) error {
 }
 
 // rebaseTopicScript moves the projection onto a new topic of the same name
-// if the stored id is still ARGV[2]: the old topic's offsets go, each
+// if the stored id is still the old one: the old topic's offsets go, each
 // partition of the new one starts at its first offset, in the current
 // round (and its schedule) as if it had read the round's marker.
-// KEYS: offsets, round parts, round starts, round part schedules, round,
-// round schedule. ARGV: topic, old id, new id, then (partition, start)*.
+// ARGV: topic, old id, new id, then (partition, start)*.
 var rebaseTopicScript = newLuaScript("rebase_topic.lua")
 
 // RebaseTopic moves the projection's offsets of topic from the topic with
