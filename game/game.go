@@ -204,6 +204,9 @@ type ApplyResult struct {
 	Kicked   int64 // taps of kicked players (after their kick in the log)
 	OldRound int64 // taps of a round that had ended when they were applied
 	Offset   int64 // the partition's stored next offset (Overlap, Duplicate, Behind; -1: none)
+	// Schedule (Applied) is the schedule of the partition's round after the
+	// batch, as the store holds it: the one its next batch counts taps by.
+	Schedule *RoundSchedule
 }
 
 // PlayerStats is a player's taps this round and 1-based rank (0 when not ranked).

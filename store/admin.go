@@ -22,18 +22,6 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// Keys and channels of the admin features.
-const (
-	KeyKicked = "game:kicked" // hash: player id -> kick record JSON {"user":{...},"kickedAt":ms,"removedTaps":n}
-	// KeyRatePrefix + unix minute is a hash: unix second -> taps applied in
-	// that second. Each key expires RateKeep after its minute.
-	KeyRatePrefix = "game:tps:"
-	// ChannelAdmin tells every instance that players were kicked or the
-	// state was imported, so they drop cached players and reload the
-	// kicked set.
-	ChannelAdmin = "game:admin"
-)
-
 // RateKeep is how long per-second tap counts are kept.
 const RateKeep = 20 * time.Minute
 
@@ -141,23 +129,13 @@ func partitionMap(topic string, m map[string]string) map[int32]int64 {
 }
 
 // resetScript starts round ARGV[1] at once if it is ahead of the current
-// one (see newRoundLua), so every page shows zero without waiting for the
+// one (see lua/new_round.lua), so every page shows zero without waiting for the
 // consumer to reach the round's markers in the log; applying the markers
 // later changes nothing more. Then every instance is told.
 //
-// KEYS: projectionKeys. ARGV: round, now, schedule (JSON; empty in open play).
+// KEYS: see lua/reset.lua's first line. ARGV: round, now, schedule (JSON; empty in open play).
 // Returns {round, players whose tapCount was reset (-1: the round had started)}.
-var resetScript *redis.Script // from resetScriptSrc (see luaNames)
-
-const resetScriptSrc = newRoundLua + `
-local zeroed = new_round(tonumber(ARGV[1]), false)
-if zeroed >= 0 then
-  if ARGV[3] ~= '' then redis.call('SET', KEYS[18], ARGV[3]) else redis.call('DEL', KEYS[18]) end
-  redis.call('SET', KEYS[10], ARGV[2])
-  redis.call('PUBLISH', 'CHANNEL_UPDATES', '1')
-end
-return {tonumber(redis.call('GET', KEYS[12]) or '0'), zeroed}
-`
+var resetScript = newLuaScript("reset.lua", "new_round.lua")
 
 // ResetResult says what a reset did.
 type ResetResult struct {
@@ -187,7 +165,7 @@ func (s *Store) StartRound(ctx context.Context, sc game.RoundSchedule, now time.
 		}
 		sched = string(raw)
 	}
-	res, err := resetScript.Run(ctx, s.rdb, projKeys(now.UnixMilli()), sc.Number, now.UnixMilli(), sched).Int64Slice()
+	res, err := resetScript.Run(ctx, s.rdb, resetScript.Keys(now.UnixMilli()), sc.Number, now.UnixMilli(), sched).Int64Slice()
 	if err != nil {
 		return ResetResult{}, fmt.Errorf("reset: %w", err)
 	}
@@ -213,11 +191,6 @@ var ErrAlreadyKicked = game.Errorf(game.ECONFLICT, "That player was already kick
 // so it is safe and will happen, but the consumer has not applied it yet.
 // A logged kick is in force at once: the player's token is refused.
 var ErrNotApplied = errors.New("the change is logged; it shows when the consumer applies it")
-
-// KeyKickPending holds kicks logged but not applied yet (id -> kickedAt):
-// every instance refuses their tokens at once; applying the kick from the
-// log removes the entry.
-const KeyKickPending = "game:kicked:pending"
 
 // PendKick records a logged kick until the consumer applies it, and tells
 // every instance to refuse the player's token.

@@ -6,13 +6,6 @@ import (
 	"time"
 )
 
-// KeyAdminSessionPrefix + a session id marks a signed-in admin session as
-// live (expiring with it). The cookie alone is not enough: logging out
-// deletes the key, which ends the session on every instance at once. A
-// Redis that lost its data signs every operator out (they log in again)
-// rather than bringing ended sessions back.
-const KeyAdminSessionPrefix = "game:admin:session:"
-
 // StartAdminSession records a new admin session until it expires.
 func (s *Store) StartAdminSession(ctx context.Context, id string, expires time.Time) error {
 	if err := s.rdb.Set(ctx, KeyAdminSessionPrefix+id, 1, time.Until(expires)).Err(); err != nil {

@@ -25,11 +25,7 @@ type Checkpoint struct {
 // CheckpointVersion is the format of Checkpoint.
 const CheckpointVersion = 1
 
-var (
-	checkpointHashes  = []string{KeyUsers, KeyKicked, KeyOffsets, KeyRoundStarts, KeyRoundParts, KeyRoundPartSchedules, KeyRoundResults, KeyNames}
-	checkpointStrings = []string{KeyBlueScore, KeyRedScore, KeyTotalTaps, KeyRound, KeyImportRound, KeyUpdatedAt, KeyRoundSchedule, KeyTeams}
-	checkpointSorted  = []string{KeyLeaderboard, KeyLeaderboardPrev, KeyRounds}
-)
+// The checkpoint's key lists are built from the table of keys (keys.go).
 
 // Offsets of a checkpoint, per "topic/partition" field.
 func (c Checkpoint) Offsets() map[string]string { return c.Hashes[KeyOffsets] }
@@ -106,8 +102,7 @@ func (s *Store) RestoreCheckpoint(ctx context.Context, cp Checkpoint) (bool, err
 			return errNotEmpty
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			keys := append(append(append([]string{}, checkpointHashes...), checkpointStrings...), checkpointSorted...)
-			p.Del(ctx, keys...)
+			p.Del(ctx, projectionKeyNames()...)
 			for k, m := range cp.Hashes {
 				args := make([]any, 0, 2*min(len(m), 1000))
 				for f, v := range m {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rivo/uniseg"
 
 	"github.com/tapwars/tapwars/game"
@@ -14,12 +13,7 @@ import (
 
 // freeNameScript returns the index (from 1) of the first of ARGV, each a
 // name's keys, that no current player holds, or 0.
-var freeNameScript = redis.NewScript(namesLua + `
-for i = 1, #ARGV do
-  if not name_holder(KEYS[1], KEYS[2], ARGV[i], '') then return i end
-end
-return 0
-`)
+var freeNameScript = newLuaScript("free_name.lua", "names.lua")
 
 // nameTaken is the answer to a join whose name clashes with a current
 // player's, with a free name to try (not held for them: another may take
@@ -49,7 +43,7 @@ func (s *Store) freeName(ctx context.Context, name string) string {
 	if len(args) == 0 {
 		return ""
 	}
-	i, err := freeNameScript.Run(ctx, s.rdb, []string{KeyUsers, KeyNames}, args...).Int()
+	i, err := freeNameScript.Run(ctx, s.rdb, freeNameScript.Keys(0), args...).Int()
 	if err != nil || i < 1 || i > len(names) {
 		return ""
 	}
@@ -76,10 +70,7 @@ func withNumber(name string, n int) string {
 
 // holdNamesScript gives each player of ARGV (id, name keys)* the keys no
 // other current player holds.
-var holdNamesScript = redis.NewScript(namesLua + `
-for i = 1, #ARGV, 2 do hold_name(KEYS[1], KEYS[2], ARGV[i + 1], ARGV[i]) end
-return 0
-`)
+var holdNamesScript = newLuaScript("hold_names.lua", "names.lua")
 
 // HoldNames fills KeyNames from the players in Redis when it does not
 // exist while players do: a state written before names were unique (an
@@ -95,7 +86,7 @@ func (s *Store) HoldNames(ctx context.Context) (int, error) {
 		if len(args) == 0 {
 			return nil
 		}
-		err := holdNamesScript.Run(ctx, s.rdb, []string{KeyUsers, KeyNames}, args...).Err()
+		err := holdNamesScript.Run(ctx, s.rdb, holdNamesScript.Keys(0), args...).Err()
 		args = args[:0]
 		return err
 	}

@@ -12,20 +12,6 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// KeyPartitions is how the tap log's partitions are used (not part of the
-// projection: it is about the log, and survives a rebuild):
-//
-//   - "base": the partition count when tapwars first saw the topic; ids
-//     without a pinned partition are hashed over it, so they never move;
-//   - "marked": the partitions [0, marked) carry the current round's marker;
-//     new players are pinned among them only.
-const KeyPartitions = "game:partitions"
-
-// keyMarkersLock serialises the writers of round markers (resets, rounds,
-// imports, marking new partitions), so a partition added while a round
-// starts gets that round's marker either way.
-const keyMarkersLock = "game:markers:lock"
-
 // Partitions reads base and marked; zeros when not set yet.
 func (s *Store) Partitions(ctx context.Context) (base, marked int32, err error) {
 	vals, err := s.rdb.HMGet(ctx, KeyPartitions, "base", "marked").Result()
@@ -51,9 +37,7 @@ func (s *Store) SetPartitions(ctx context.Context, base, marked int32) error {
 // markersLockTTL frees the lock of a writer that died holding it.
 const markersLockTTL = 15 * time.Second
 
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
+var unlockScript = newLuaScript("unlock.lua")
 
 // LockMarkers waits (until ctx ends) for the round-marker lock and returns
 // its release.
@@ -68,7 +52,7 @@ func (s *Store) LockMarkers(ctx context.Context) (unlock func(), err error) {
 			return func() {
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 				defer cancel()
-				_ = unlockScript.Run(ctx, s.rdb, []string{keyMarkersLock}, token).Err()
+				_ = unlockScript.Run(ctx, s.rdb, unlockScript.Keys(0), token).Err()
 			}, nil
 		}
 		select {

@@ -35,7 +35,7 @@ func (s *Store) Consistent(ctx context.Context, unknownTaps bool) (bool, error) 
 // after FLUSHALL). Presence and pending kicks are kept: the log does not
 // hold them.
 func (s *Store) DropProjection(ctx context.Context) error {
-	keys := append(append(append([]string{}, checkpointHashes...), checkpointStrings...), checkpointSorted...)
+	keys := projectionKeyNames()
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, keys...)
 		p.Publish(ctx, ChannelUpdates, "1")

@@ -98,15 +98,18 @@ func (s *Store) PartitionSchedule(ctx context.Context, topic string, partition i
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return game.RoundSchedule{}, fmt.Errorf("read round schedule of %s: %w", field, err)
 	}
-	sc, err := decodeSchedule(raw.Val())
-	if err != nil {
-		return game.RoundSchedule{}, err
-	}
-	if sc != nil {
-		return *sc, nil
-	}
 	n, _ := strconv.ParseInt(round.Val(), 10, 64)
-	return game.RoundSchedule{Number: n, Mode: game.ModeOpen}, nil
+	return partSchedule(raw.Val(), n)
+}
+
+// partSchedule is a partition's round schedule from its stored fields:
+// raw (empty in open play) and the partition's round.
+func partSchedule(raw string, round int64) (game.RoundSchedule, error) {
+	sc, err := decodeSchedule(raw)
+	if err != nil || sc == nil {
+		return game.RoundSchedule{Number: round, Mode: game.ModeOpen}, err
+	}
+	return *sc, nil
 }
 
 // RoundResult is round's final result, nil if none was logged (yet).

@@ -22,23 +22,6 @@ import (
 	"github.com/tapwars/tapwars/game"
 )
 
-// Redis keys. The first four are the Next.js game's, kept as they were.
-const (
-	KeyUsers       = "game:users"           // hash: id -> user JSON (with tapCount)
-	KeyBlueScore   = "game:team:blue:score" // string: blue team's taps
-	KeyRedScore    = "game:team:red:score"  // string: red team's taps
-	KeyTotalTaps   = "game:total:taps"      // string: all taps
-	KeyLeaderboard = "game:leaderboard"     // sorted set: id -> taps this round
-	KeyOffsets     = "game:offsets"         // hash: "topic/partition" -> next offset to apply
-	KeyOnlineBlue  = "game:online:blue"     // sorted set: id -> last seen (unix ms)
-	KeyOnlineRed   = "game:online:red"      // sorted set: id -> last seen (unix ms)
-	KeyRound       = "game:round"           // string: current round number (0 before any reset)
-	KeyRoundStarts = "game:round:starts"    // hash: "topic/partition" -> first offset of the round
-	KeyUpdatedAt   = "game:updated"         // string: unix ms of the last change
-	KeyNames       = "game:names"           // hash: name key (game.NameKeys) -> id of the player who took it
-	ChannelUpdates = "game:updates"         // pub/sub: a batch was applied or the game changed
-)
-
 // OnlineWindow is how long a player counts as online after their last tap
 // or live-connection heartbeat.
 const OnlineWindow = 60 * time.Second
@@ -93,49 +76,8 @@ func OffsetField(topic string, partition int32) string {
 // coin argument), stores the user and marks them online, atomically, so that
 // teams stay balanced when several instances take joins at once.
 //
-// KEYS: users, online:blue, online:red
-// ARGV: id, username as a JSON string, joinedAt, sessionId, now, staleBefore, coin
-var joinScript = redis.NewScript(namesLua + `
-if name_holder(KEYS[1], KEYS[4], ARGV[8], ARGV[1]) then return 'taken' end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
-local b = redis.call('ZCARD', KEYS[2])
-local r = redis.call('ZCARD', KEYS[3])
-local team
-if b < r then team = 'blue' elseif r < b then team = 'red' elseif ARGV[7] == '1' then team = 'blue' else team = 'red' end
-local u = '{"id":"' .. ARGV[1] .. '","username":' .. ARGV[2] .. ',"team":"' .. team ..
-  '","joinedAt":' .. ARGV[3] .. ',"sessionId":"' .. ARGV[4] .. '","tapCount":0}'
-if redis.call('HSETNX', KEYS[1], ARGV[1], u) == 0 then
-  return redis.error_reply('id taken')
-end
-if team == 'blue' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1]) end
-hold_name(KEYS[1], KEYS[4], ARGV[8], ARGV[1])
-return u
-`)
-
-// namesLua keeps names unique among the current players: KeyNames maps
-// each name key (game.NameKeys; a script gets a name's keys as one
-// argument, "\n" between them) to the player who took it. A key whose
-// player is no longer in game:users (kicked, a join undone, replaced by an
-// import) is free, so nothing needs removing when a player goes.
-const namesLua = `
--- name_holder returns another current player holding one of keys, or nil.
-local function name_holder(users, names, keys, id)
-  for key in string.gmatch(keys, '[^\n]+') do
-    local h = redis.call('HGET', names, key)
-    if h and h ~= id and redis.call('HEXISTS', users, h) == 1 then return h end
-  end
-  return nil
-end
--- hold_name gives id the keys that no other current player holds (in a
--- replay of the log, the first join of a name keeps it).
-local function hold_name(users, names, keys, id)
-  for key in string.gmatch(keys, '[^\n]+') do
-    local h = redis.call('HGET', names, key)
-    if not h or h == id or redis.call('HEXISTS', users, h) == 0 then redis.call('HSET', names, key, id) end
-  end
-end
-`
+// ARGV: id, username as a JSON string, joinedAt, sessionId, now, staleBefore, coin, name keys
+var joinScript = newLuaScript("join.lua", "names.lua")
 
 // nameKeysArg is a name's keys as one script argument.
 func nameKeysArg(name string) string { return strings.Join(game.NameKeys(name), "\n") }
@@ -166,7 +108,7 @@ func (s *Store) JoinOn(ctx context.Context, name string, now time.Time, partitio
 		coin = "1"
 	}
 	ms := now.UnixMilli()
-	raw, err := joinScript.Run(ctx, s.rdb, []string{KeyUsers, KeyOnlineBlue, KeyOnlineRed, KeyNames},
+	raw, err := joinScript.Run(ctx, s.rdb, joinScript.Keys(0),
 		id, string(jname), ms, sid, ms, ms-s.window.Milliseconds(), coin, nameKeysArg(name)).Text()
 	if err != nil {
 		return game.User{}, fmt.Errorf("join %q: %w", name, err)

@@ -30,49 +30,23 @@ func (s *Store) TopicID(ctx context.Context, topic string) (string, error) {
 	return v, nil
 }
 
-var adoptTopicScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])`)
+var adoptTopicScript = newLuaScript("adopt_topic.lua")
 
 // AdoptTopicID records id as the topic's when the store holds offsets and
 // no id yet (offsets written before ids were kept, or the first batches).
 func (s *Store) AdoptTopicID(ctx context.Context, topic, id string) error {
-	if err := adoptTopicScript.Run(ctx, s.rdb, []string{KeyOffsets}, topicIDField(topic), id).Err(); err != nil {
+	if err := adoptTopicScript.Run(ctx, s.rdb, adoptTopicScript.Keys(0), topicIDField(topic), id).Err(); err != nil {
 		return fmt.Errorf("record topic id of %s: %w", topic, err)
 	}
 	return nil
 }
 
 // rebaseTopicScript moves the projection onto a new topic of the same name
-// if the stored id is still ARGV[2]: the old topic's offsets go, each
+// if the stored id is still the old one: the old topic's offsets go, each
 // partition of the new one starts at its first offset, in the current
 // round (and its schedule) as if it had read the round's marker.
-// KEYS: offsets, round parts, round starts, round part schedules, round,
-// round schedule. ARGV: topic, old id, new id, then (partition, start)*.
-var rebaseTopicScript = redis.NewScript(`
-local idf = ARGV[1] .. '#id'
-if (redis.call('HGET', KEYS[1], idf) or '') ~= ARGV[2] then return 0 end
-local prefix = ARGV[1] .. '/'
-for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(f, 1, #prefix) == prefix then
-    redis.call('HDEL', KEYS[1], f)
-    redis.call('HDEL', KEYS[2], f)
-    redis.call('HDEL', KEYS[3], f)
-    redis.call('HDEL', KEYS[4], f)
-  end
-end
-local round = redis.call('GET', KEYS[5]) or '0'
-local sched = redis.call('GET', KEYS[6])
-if sched and not string.find(sched, '"number":' .. round .. '[,}]') then sched = nil end
-for i = 4, #ARGV, 2 do
-  local f = prefix .. ARGV[i]
-  redis.call('HSET', KEYS[1], f, ARGV[i + 1])
-  redis.call('HSET', KEYS[2], f, round)
-  redis.call('HSET', KEYS[3], f, ARGV[i + 1])
-  if sched then redis.call('HSET', KEYS[4], f, sched) end
-end
-redis.call('HSET', KEYS[1], idf, ARGV[3])
-return 1`)
+// ARGV: topic, old id, new id, then (partition, start)*.
+var rebaseTopicScript = newLuaScript("rebase_topic.lua")
 
 // RebaseTopic moves the projection's offsets of topic from the topic with
 // id oldID to the one with id newID (recreated, or on another cluster),
@@ -83,7 +57,7 @@ func (s *Store) RebaseTopic(ctx context.Context, topic, oldID, newID string, sta
 	for p, off := range starts {
 		args = append(args, strconv.FormatInt(int64(p), 10), off)
 	}
-	n, err := rebaseTopicScript.Run(ctx, s.rdb, []string{KeyOffsets, KeyRoundParts, KeyRoundStarts, KeyRoundPartSchedules, KeyRound, KeyRoundSchedule}, args...).Int()
+	n, err := rebaseTopicScript.Run(ctx, s.rdb, rebaseTopicScript.Keys(0), args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("move offsets to the new topic %s: %w", topic, err)
 	}

@@ -48,9 +48,9 @@ type TopicKeeper interface {
 
 // knownSchedule is a partition's round schedule as the store holds it after
 // the batches a claim (or a replay) applied, so that the next batch counts
-// with it without reading it again. Only the apply script moves it, by the
-// rule batch follows; anything but a batch applied as a whole from a stored
-// offset forgets it, and the next batch reads it.
+// with it without reading it again. Only the apply script moves it, and it
+// returns where it left it (game.ApplyResult.Schedule); anything but a
+// batch applied forgets it, and the next batch reads it.
 type knownSchedule struct {
 	sc game.RoundSchedule
 	ok bool
@@ -567,7 +567,7 @@ func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msg
 			}
 		}
 		*known = knownSchedule{}
-		b, skipped, after := h.batch(p, msgs, from, next, sched)
+		b, skipped := h.batch(p, msgs, from, next, sched)
 		if h.c.opt.BeforeApply != nil {
 			h.c.opt.BeforeApply(b)
 		}
@@ -593,8 +593,8 @@ func (h *groupHandler) apply(ctx context.Context, p int32, from, next int64, msg
 		case game.Duplicate:
 			metrics.DuplicateBatches.Inc()
 		case game.Applied:
-			if rounds && !b.Start { // (from the log's start the script resets the partition's rounds)
-				*known = knownSchedule{sc: after, ok: true}
+			if rounds && res.Schedule != nil {
+				*known = knownSchedule{sc: *res.Schedule, ok: true}
 			}
 			metrics.ApplyLatency.Observe(time.Since(start).Seconds())
 			if len(msgs) > 0 {
@@ -716,9 +716,9 @@ func (h *groupHandler) replay(ctx context.Context, p int32, start, upTo int64) (
 // player, and facts in between, in log order. Poison records are skipped
 // and counted by reason. sched is the schedule of the partition's round at
 // from: a timed round's taps count only inside it (game.RoundSchedule.Counts),
-// the same rule the tap handler answered them by. after is the schedule at
-// next, past the batch's round markers.
-func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64, sched game.RoundSchedule) (b game.Batch, skipped map[string]int, after game.RoundSchedule) {
+// the same rule the tap handler answered them by; a round marker ahead of
+// it moves it, as the apply script moves the partition.
+func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next int64, sched game.RoundSchedule) (b game.Batch, skipped map[string]int) {
 	b = game.Batch{Topic: Topic, Partition: p, From: from, Next: next, Start: from <= h.c.oldestOf(p), Now: time.Now().UnixMilli()}
 	skipped = map[string]int{}
 	skip := func(m *sarama.ConsumerMessage, err error) {
@@ -782,7 +782,7 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 		b.Steps = append(b.Steps, game.Step{Fact: &f, Offset: m.Offset})
 	}
 	endRun()
-	return b, skipped, sched
+	return b, skipped
 }
 
 // isFact reports whether a record carries a fact's type header.
