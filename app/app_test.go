@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -431,5 +432,26 @@ func TestDebugAddrServesProfilerApart(t *testing.T) {
 	}
 	if code, _, _ := call(t, "GET", m.URL()+"/debug/pprof/", "", "", nil); code != 404 {
 		t.Fatalf("the game's listener answers /debug/pprof/ with %d, want 404", code)
+	}
+}
+
+// A connection that never sent a request (a client's pool dials spare ones
+// under load) does not hold up Close, nor make it fail: before, Shutdown
+// waited up to 5 s for it and a SIGTERM exited 1.
+func TestCloseDoesNotWaitForUnusedConnections(t *testing.T) {
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic)
+	m := startApp(t, r, k, nil, nil)
+	c, err := net.Dial("tcp", strings.TrimPrefix(m.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond) // accepted
+	start := time.Now()
+	if err := m.Close(); err != nil {
+		t.Fatalf("close with an unused connection open: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("close took %v with an unused connection open", took)
 	}
 }

@@ -60,6 +60,7 @@ type Main struct {
 	ends         *stream.Watermarks // the admin page's view of Kafka's end offsets
 	Hub          *live.Hub
 	srv          *http.Server
+	fresh        freshConns // connections that have not sent a request yet
 	ln           net.Listener
 	debug        *http.Server // DEBUG_ADDR's pprof listener, or nil
 	metrics      *http.Server // METRICS_ADDR's /metrics listener, or nil
@@ -369,6 +370,7 @@ func (m *Main) startHTTP(runCtx context.Context, k keys) error {
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelDebug),
+		ConnState:         m.fresh.track,
 	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -542,6 +544,8 @@ func (m *Main) Close() error {
 		}
 		if m.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			m.srv.SetKeepAlivesEnabled(false)
+			m.fresh.closeAll()
 			if err := m.srv.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 				_ = m.srv.Close()
@@ -635,4 +639,35 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// freshConns are the connections that have not sent a request yet. A
+// client's HTTP pool dials spare connections under load and may never use
+// them; Shutdown waits up to 5 s for such a connection (net/http's rule),
+// though it carries nothing, so Close closes them first.
+type freshConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, s http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s != http.StateNew {
+		delete(f.m, c)
+		return
+	}
+	if f.m == nil {
+		f.m = map[net.Conn]struct{}{}
+	}
+	f.m[c] = struct{}{}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.m {
+		_ = c.Close()
+	}
+	clear(f.m)
 }
