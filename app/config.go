@@ -44,6 +44,7 @@ type Config struct {
 	EmbeddedRedis   string        // EMBEDDED_REDIS: auto | redis-server | memory
 	SessionSecret   string        // SESSION_SECRET: HMAC key of tokens; empty = generated in DATA_DIR
 	TapTimeout      time.Duration // TAP_TIMEOUT: how long a tap waits for Kafka before 503
+	RoundLease      time.Duration // ROUND_LEASE: how long the view of the round is trusted without reaching Redis
 	LogFormat       string        // LOG_FORMAT: text | json
 	LogLevel        string        // LOG_LEVEL: debug | info | warn | error
 	DebugAddr       string        // DEBUG_ADDR: pprof listener; empty = off
@@ -174,6 +175,14 @@ func (c *Config) settings() []setting {
 				return fmt.Errorf("must be a positive duration such as 3s")
 			}
 			c.TapTimeout = d
+			return nil
+		}},
+		{"ROUND_LEASE", "how long an instance stays registered for round announcements after it last reached Redis; it judges taps by its view of the round until a quarter of this before, then answers 503, and an announcement waits at most this long for an instance that went silent", "6s", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 400*time.Millisecond || d > time.Minute {
+				return fmt.Errorf("must be a duration from 400ms to 1m, such as 6s")
+			}
+			c.RoundLease = d
 			return nil
 		}},
 		{"CHECKPOINT_INTERVAL", "how often a checkpoint of the state goes to the game-checkpoints topic, so a rebuild replays only the log after it; 0 = never", "1m", func(v string) error {

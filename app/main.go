@@ -56,27 +56,29 @@ type Main struct {
 	// Checkpointer takes and loads checkpoints of the state (nil before Run).
 	Checkpointer *ledger.Checkpointer
 	Game         *ledger.Game // the game state with every change logged first
-	consumer     *stream.Consumer
-	ends         *stream.Watermarks // the admin page's view of Kafka's end offsets
-	Hub          *live.Hub
-	srv          *http.Server
-	fresh        freshConns // connections that have not sent a request yet
-	ln           net.Listener
-	debug        *http.Server // DEBUG_ADDR's pprof listener, or nil
-	metrics      *http.Server // METRICS_ADDR's /metrics listener, or nil
-	metricsLn    net.Listener
+	// RoundView is this instance's view of the current round, which taps are
+	// judged by (ledger.RoundView).
+	RoundView *ledger.RoundView
+	consumer  *stream.Consumer
+	ends      *stream.Watermarks // the admin page's view of Kafka's end offsets
+	Hub       *live.Hub
+	srv       *http.Server
+	fresh     freshConns // connections that have not sent a request yet
+	ln        net.Listener
+	debug     *http.Server // DEBUG_ADDR's pprof listener, or nil
+	metrics   *http.Server // METRICS_ADDR's /metrics listener, or nil
+	metricsLn net.Listener
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	closeOne sync.Once
 }
 
-// The handlers look for the round schedule and the history on their store
-// (handlers.New): the ledger must keep forwarding them from the projection.
+// The handlers look for the round history on their store (handlers.New):
+// the ledger must keep forwarding it from the projection.
 var _ interface {
 	handlers.Store
 	handlers.AdminStore
-	CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error)
 	RoundResults(ctx context.Context, offset, limit int64) ([]game.RoundResult, int64, error)
 } = (*ledger.Game)(nil)
 
@@ -127,6 +129,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startCheckpointer(runCtx)
+	m.startRoundView(ctx, runCtx)
 	m.startRoundKeeper(runCtx)
 	m.startHub(runCtx)
 	if err := m.startHTTP(runCtx, keys); err != nil {
@@ -299,15 +302,37 @@ func (m *Main) startCheckpointer(runCtx context.Context) {
 	}()
 }
 
+// startRoundView reads the current round, then keeps this instance's view
+// of it fresh; a timed round's announcement waits for the view to switch,
+// and for the taps judged by the older one to be answered.
+func (m *Main) startRoundView(ctx, runCtx context.Context) {
+	m.RoundView = ledger.NewRoundView(m.Store, m.Log)
+	if l := m.Config.RoundLease; l > 0 {
+		m.RoundView.Lease, m.RoundView.Margin = l, l/4
+		m.RoundView.Every = min(ledger.DefaultRoundEvery, l/8)
+	}
+	m.Game.ViewWait = m.RoundView.Lease + m.tapTimeout() + 2*time.Second
+	if err := m.RoundView.Heartbeat(ctx); err != nil {
+		m.Log.Warn("round view: cannot read the current round yet; taps are refused until it is read", "err", err)
+	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.RoundView.Run(runCtx) }()
+}
+
+// tapTimeout is TAP_TIMEOUT or its default.
+func (m *Main) tapTimeout() time.Duration {
+	if m.Config.TapTimeout <= 0 {
+		return handlers.DefaultTapTimeout
+	}
+	return m.Config.TapTimeout
+}
+
 // startRoundKeeper ends timed rounds with their results and starts the next
 // round of a repeating schedule.
 func (m *Main) startRoundKeeper(runCtx context.Context) {
 	// A tap stamped before the bell is acknowledged or refused within the
 	// tap timeout; the margin covers the broker's append.
-	settle := m.Config.TapTimeout + time.Second
-	if m.Config.TapTimeout <= 0 {
-		settle = handlers.DefaultTapTimeout + time.Second
-	}
+	settle := m.tapTimeout() + time.Second
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -347,6 +372,7 @@ func (m *Main) startHTTP(runCtx context.Context, k keys) error {
 		Proxies:             proxies,
 		AdminToken:          k.adminToken,
 		Admin:               m.Game,
+		RoundView:           m.RoundView,
 		Kafka:               m.ends,
 		ConsumerLag:         m.consumer.Lag,
 		Context:             runCtx,

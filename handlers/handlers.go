@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +74,9 @@ type Options struct {
 	AdminToken string
 	Admin      AdminStore
 	Kafka      KafkaInfo
+	// RoundView is the view of the current round taps are judged by (nil:
+	// the live hub's last frame, for tests of the handlers alone).
+	RoundView RoundView
 	// ConsumerLag is this instance's consumer's lag per partition it owns
 	// (stream.Consumer.Lag).
 	ConsumerLag func() map[int32]int64
@@ -89,12 +91,9 @@ type Server struct {
 	tapper Tapper
 	hub    *live.Hub
 	signer *auth.Signer
-	// lastRound is the round last read for the tap rule (see currentSchedule).
-	lastRound  atomic.Pointer[knownRound]
-	roundReads *roundReads // nil without a schedule reader
-	log        *slog.Logger
-	opt        Options
-	users      *userCache
+	log    *slog.Logger
+	opt    Options
+	users  *userCache
 
 	admin       *adminAuth    // nil without an admin page
 	kicks       kickSet       // kicked player ids (admin_kick.go)
@@ -122,9 +121,6 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 		opt.Context = context.Background()
 	}
 	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st, userCacheSize)}
-	if r, ok := st.(scheduleReader); ok {
-		s.roundReads = newRoundReads(r.CurrentRound)
-	}
 	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
 	s.joinLimiter = newJoinLimiter(opt.JoinRateLimit, opt.JoinsPerSecond)
 	s.joinTotal = newKeyedLimiter(float64(opt.JoinsPerSecond), 10*opt.JoinsPerSecond)

@@ -74,14 +74,16 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 	// The round rule (409 outside a timed round's play) comes before the
 	// rate limit, so a refused tap takes nothing from the player's budget.
 	now := time.Now().UnixMilli()
-	sc, round, err := s.currentSchedule(ctx)
-	if err == nil {
-		err = roundRule(sc, now)
-	}
+	hold, err := s.holdRound()
 	if err != nil {
 		return ev, err
 	}
+	if err := roundRule(hold, now); err != nil {
+		hold.Done()
+		return ev, err
+	}
 	if err := s.allowTap(u.ID, n); err != nil { // TAP_RATE_LIMIT
+		hold.Done()
 		return ev, err
 	}
 	ev = game.TapEvent{
@@ -94,7 +96,10 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 		// The round as this instance knows it. In open play a tap counts
 		// in the round of the last round marker before it on its
 		// partition; in a timed round only if Timestamp is inside it.
-		Round: round,
+		Round: hold.Round,
+	}
+	if hold.Schedule.Timed() {
+		ev.Round = hold.Schedule.Number
 	}
 	if n > 1 {
 		ev.Count = n
@@ -102,8 +107,15 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 	ctx, cancel := context.WithTimeout(ctx, s.opt.TapTimeout)
 	defer cancel()
 	sent := time.Now()
-	if err := s.tapper.Send(ctx, ev); err != nil {
+	err = s.tapper.Send(ctx, ev)
+	confirmed := hold.Done()
+	switch {
+	case game.ErrorCode(err) == game.EPENDING:
+		return game.TapEvent{}, heldPending{err, hold}
+	case err != nil:
 		return game.TapEvent{}, err
+	case !confirmed:
+		return game.TapEvent{}, errMayStillCount
 	}
 	metrics.TapAckSeconds.Observe(time.Since(sent).Seconds())
 	metrics.TapsAccepted.Add(float64(n))

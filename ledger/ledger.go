@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ type Game struct {
 	// before answering store.ErrNotApplied (default 3 s); KickWait the same
 	// for a kick, which is in force at once anyway (default 2 s).
 	Wait, KickWait time.Duration
+	// ViewWait bounds how long a timed round's announcement waits for the
+	// instances to switch to it (round_view.go): longer than a view's
+	// lease and a tap's wait for Kafka together.
+	ViewWait time.Duration
 	// Rebuilding, when set, reports that the projection is being rebuilt
 	// from the log: a reset or an import then waits, as the round it
 	// would choose comes from a projection that is not complete.
@@ -66,7 +71,7 @@ func (g *Game) User(ctx context.Context, id string) (game.User, error) {
 
 // New returns the logged game over st.
 func New(st *store.Store, facts *stream.Facts) *Game {
-	return &Game{st: st, facts: facts, Wait: 3 * time.Second, KickWait: 2 * time.Second}
+	return &Game{st: st, facts: facts, Wait: 3 * time.Second, KickWait: 2 * time.Second, ViewWait: DefaultRoundLease + 5*time.Second}
 }
 
 // Join chooses the player's team atomically in Redis (balanced among the
@@ -237,19 +242,54 @@ func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 		return game.RoundSchedule{}, err
 	}
 	sc.Mode = game.ModeTimed
-	if err := g.st.AnnounceRound(ctx, sc); err != nil {
-		return game.RoundSchedule{}, err
-	}
-	if err := g.facts.TimedRound(ctx, sc, now); err != nil {
-		if werr := g.st.WithdrawRound(context.WithoutCancel(ctx), sc); werr != nil {
-			err = errors.Join(err, werr)
-		}
+	if err := g.announce(ctx, sc, now); err != nil {
 		return game.RoundSchedule{}, err
 	}
 	if _, err := g.st.StartRound(ctx, sc, now); err != nil {
 		return game.RoundSchedule{}, err
 	}
 	return sc, nil
+}
+
+// announce announces timed round sc, waits until every instance switched
+// to it (round_view.go) and logs its markers; a round that could not be
+// logged is withdrawn.
+func (g *Game) announce(ctx context.Context, sc game.RoundSchedule, now time.Time) error {
+	if err := g.st.AnnounceRound(ctx, sc); err != nil {
+		return err
+	}
+	err := g.awaitViews(ctx, sc.Number)
+	if err == nil {
+		err = g.facts.TimedRound(ctx, sc, now)
+	}
+	if err != nil {
+		if werr := g.st.WithdrawRound(context.WithoutCancel(ctx), sc); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	return err
+}
+
+// awaitViews waits until every registered instance has switched to round
+// (store.RoundUnseen), at most ViewWait.
+func (g *Game) awaitViews(ctx context.Context, round int64) error {
+	deadline := time.Now().Add(g.ViewWait)
+	for {
+		behind, err := g.st.RoundUnseen(ctx, round)
+		switch {
+		case err != nil:
+			return err
+		case len(behind) == 0:
+			return nil
+		case time.Now().After(deadline):
+			return game.Errorf(game.EUNAVAILABLE, "round %d was not started: %d instance(s) did not confirm it within %v (%s); try again", round, len(behind), g.ViewWait, strings.Join(behind, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // StartNextRound logs the next round of a repeating schedule (sc.Next());
@@ -264,10 +304,7 @@ func (g *Game) startNextRound(ctx context.Context, sc game.RoundSchedule, now ti
 		return err
 	}
 	next := sc.Next()
-	if err := g.st.AnnounceRound(ctx, next); err != nil {
-		return err
-	}
-	if err := g.facts.TimedRound(ctx, next, now); err != nil {
+	if err := g.announce(ctx, next, now); err != nil {
 		return err
 	}
 	_, err := g.st.StartRound(ctx, next, now)

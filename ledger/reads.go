@@ -24,10 +24,6 @@ func (g *Game) Teams(ctx context.Context) (game.Teams, error) { return g.st.Team
 
 func (g *Game) Ping(ctx context.Context) error { return g.st.Ping(ctx) }
 
-func (g *Game) CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error) {
-	return g.st.CurrentRound(ctx)
-}
-
 func (g *Game) RoundResults(ctx context.Context, offset, limit int64) ([]game.RoundResult, int64, error) {
 	return g.st.RoundResults(ctx, offset, limit)
 }

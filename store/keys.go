@@ -78,6 +78,21 @@ const (
 // log removes the entry.
 const KeyKickPending = "game:kicked:pending"
 
+// Keys and channel of the instances' views of the current round (see
+// ledger.RoundView): not part of the projection, each instance writes its
+// own entries.
+const (
+	// KeyRoundViews: instance id -> when its registration ends (Redis
+	// time, unix ms). A round is announced to the instances registered.
+	KeyRoundViews = "game:round:views"
+	// KeyRoundSeen: instance id -> the newest round it has switched to,
+	// after every tap judged by an older round was answered.
+	KeyRoundSeen = "game:round:seen"
+	// ChannelRounds tells every instance that the current round changed
+	// (announced, started, withdrawn), so it reads it at once.
+	ChannelRounds = "game:round:changed"
+)
+
 // KeyAdminSessionPrefix + a session id marks a signed-in admin session as
 // live (expiring with it). The cookie alone is not enough: logging out
 // deletes the key, which ends the session on every instance at once. A
@@ -144,6 +159,8 @@ var keys = []keySpec{
 	{Name: KeyNames, Local: "names", Type: "hash", Checkpoint: true},
 	{Name: KeyKickPending, Local: "kick_pending", Type: "hash"},
 	{Name: keyMarkersLock, Local: "markers_lock", Type: "string"},
+	{Name: KeyRoundViews, Local: "round_views", Type: "zset"},
+	{Name: KeyRoundSeen, Local: "round_seen", Type: "hash"},
 }
 
 // The checkpoint's key lists, by type.
@@ -214,6 +231,7 @@ var luaConstants = []struct{ local, value string }{
 	{"rate_keep_seconds", strconv.FormatInt(int64(RateKeep/time.Second), 10)},
 	{"channel_updates", luaString(ChannelUpdates)},
 	{"channel_admin", luaString(ChannelAdmin)},
+	{"channel_rounds", luaString(ChannelRounds)},
 }
 
 func luaString(s string) string { return strconv.Quote(s) }

@@ -34,8 +34,10 @@ func (s *Store) SetPartitions(ctx context.Context, base, marked int32) error {
 	return nil
 }
 
-// markersLockTTL frees the lock of a writer that died holding it.
-const markersLockTTL = 15 * time.Second
+// markersLockTTL frees the lock of a writer that died holding it; it
+// outlasts the longest wait of an announcement for the instances (see
+// ledger.Game.ViewWait).
+const markersLockTTL = 30 * time.Second
 
 var unlockScript = newLuaScript("unlock.lua")
 

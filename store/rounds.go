@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -33,14 +34,19 @@ func getString(ctx context.Context, cmd *redis.StringCmd) (string, error) {
 }
 
 // AnnounceRound makes sc the current schedule before its markers are
-// logged, so that from now on every instance refuses taps for the countdown
-// (the tap rule reads the schedule on every tap); StartRound follows.
+// logged and tells every instance: each one then refuses taps until the
+// round has started (ledger.RoundView), and records that it switched
+// (Unseen); StartRound follows.
 func (s *Store) AnnounceRound(ctx context.Context, sc game.RoundSchedule) error {
 	raw, err := json.Marshal(sc)
 	if err != nil {
 		return fmt.Errorf("encode schedule: %w", err)
 	}
-	if err := s.rdb.Set(ctx, KeyRoundSchedule, raw, 0).Err(); err != nil {
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, KeyRoundSchedule, raw, 0)
+		p.Publish(ctx, ChannelRounds, sc.Number)
+		return nil
+	}); err != nil {
 		return fmt.Errorf("announce round %d: %w", sc.Number, err)
 	}
 	return nil
@@ -53,26 +59,62 @@ func (s *Store) WithdrawRound(ctx context.Context, sc game.RoundSchedule) error 
 	if err != nil || cur == nil || *cur != sc {
 		return err
 	}
-	return s.rdb.Del(ctx, KeyRoundSchedule).Err()
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, KeyRoundSchedule)
+		p.Publish(ctx, ChannelRounds, sc.Number)
+		return nil
+	})
+	return err
 }
 
-// CurrentRound is the round a tap now is for: the current (or announced)
-// timed round's schedule and number, or nil and the open round's number.
-func (s *Store) CurrentRound(ctx context.Context) (*game.RoundSchedule, int64, error) {
-	vals, err := s.rdb.MGet(ctx, KeyRound, KeyRoundSchedule).Result()
+// roundViewScript is an instance's heartbeat (RoundHeartbeat).
+var roundViewScript = newLuaScript("round_view.lua")
+
+// RoundHeartbeat registers instance id until lease after now (Redis
+// time) with seen, the newest round it has switched to, and reads the
+// current round: its number and schedule (nil in open play; a timed
+// schedule numbered after round is announced, not started).
+func (s *Store) RoundHeartbeat(ctx context.Context, id string, lease time.Duration, seen int64) (round int64, sc *game.RoundSchedule, err error) {
+	vals, err := roundViewScript.Run(ctx, s.rdb, roundViewScript.Keys(0), id, lease.Milliseconds(), seen).StringSlice()
 	if err != nil {
-		return nil, 0, fmt.Errorf("read round: %w", err)
+		return 0, nil, fmt.Errorf("read round: %w", err)
 	}
-	str, _ := vals[1].(string)
-	sc, err := decodeSchedule(str)
-	if err != nil || sc != nil {
-		n := int64(0)
-		if sc != nil {
-			n = sc.Number
-		}
-		return sc, n, err
+	if len(vals) != 2 {
+		return 0, nil, fmt.Errorf("read round: %d values", len(vals))
 	}
-	return nil, atoi(vals[0]), nil
+	round, _ = strconv.ParseInt(vals[0], 10, 64)
+	sc, err = decodeSchedule(vals[1])
+	return round, sc, err
+}
+
+// roundUnseenScript lists the instances behind a round (RoundUnseen).
+var roundUnseenScript = newLuaScript("round_unseen.lua")
+
+// RoundUnseen is the registered instances that have not switched to round
+// yet (see RoundHeartbeat).
+func (s *Store) RoundUnseen(ctx context.Context, round int64) ([]string, error) {
+	ids, err := roundUnseenScript.Run(ctx, s.rdb, roundUnseenScript.Keys(0), round).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read instances behind round %d: %w", round, err)
+	}
+	return ids, nil
+}
+
+// LeaveRounds ends instance id's registration: announcements no longer
+// wait for it.
+func (s *Store) LeaveRounds(ctx context.Context, id string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, KeyRoundViews, id)
+		p.HDel(ctx, KeyRoundSeen, id)
+		return nil
+	})
+	return err
+}
+
+// SubscribeRounds signals whenever the current round changed (see
+// subscribe).
+func (s *Store) SubscribeRounds(ctx context.Context) <-chan struct{} {
+	return s.subscribe(ctx, ChannelRounds)
 }
 
 // RoundSchedule is the current round's schedule, nil in open play.

@@ -167,9 +167,11 @@ while i <= #ARGV do
       round = R
       if op == op_import then iround = R; admin = 'import' end
       changed = true
-    end
-    if R == round then
+      -- Only the marker that starts the round sets the schedule: a later
+      -- partition's marker of the same round must not undo the
+      -- announcement of the next one (ledger.RoundView).
       if sched ~= '' then redis.call('SET', round_schedule, sched) else redis.call('DEL', round_schedule) end
+      redis.call('PUBLISH', channel_rounds, ARGV[i + 1])
     end
     if R > pround then
       pround = R

@@ -5,5 +5,6 @@ if zeroed ~= not_ahead then
   if sched ~= '' then redis.call('SET', round_schedule, sched) else redis.call('DEL', round_schedule) end
   redis.call('SET', updated_at, now)
   redis.call('PUBLISH', channel_updates, '1')
+  redis.call('PUBLISH', channel_rounds, round)
 end
 return {tonumber(redis.call('GET', game_round) or '0'), zeroed}
