@@ -60,7 +60,8 @@ func metricValue(t *testing.T, base, sample string) float64 {
 }
 
 // Redis stops and comes back: taps are still accepted into Kafka
-// meanwhile (the tap path reads no Redis for players this instance knows),
+// meanwhile (the tap path reads no Redis for players this instance knows)
+// until its view of the round can no longer be trusted, then refused 503,
 // pages show "reconnecting" and keep their last numbers, /readyz names
 // redis, the consumer retries with backoff, and afterwards every accepted
 // tap is counted exactly once.
@@ -150,6 +151,22 @@ func TestRedisOutage(t *testing.T) {
 		}
 		return ""
 	})
+	// Once the instance's view of the round is older than it may trust
+	// (ROUND_LEASE less a quarter: another instance that reaches Redis
+	// could have started a round meanwhile), taps get 503 instead of a
+	// guess.
+	testenv.Eventually(t, 10*time.Second, func() string {
+		code, hdr, body := call(t, "POST", base+"/api/tap", a.Token, "", nil)
+		switch {
+		case code == http.StatusAccepted:
+			outage++
+			return "still accepted"
+		case code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot be confirmed") || hdr.Get("Retry-After") == "":
+			t.Fatalf("a tap once the round cannot be confirmed: %d %s", code, body)
+		}
+		return ""
+	})
+	t.Logf("taps refused with 503 %v after Redis stopped", time.Since(stopped).Round(time.Millisecond))
 	restarted := time.Now()
 	r.Start()
 

@@ -118,6 +118,9 @@ func (g *Game) StartOpenRound(ctx context.Context, now time.Time) (res store.Res
 		res, err = g.st.Reset(ctx, round, now)
 		return err
 	})
+	if err == nil {
+		g.showStarted(ctx, res.Round)
+	}
 	return res, err
 }
 
@@ -197,6 +200,9 @@ func (g *Game) Import(ctx context.Context, ex store.Export, topic string, now ti
 		}
 		return ov.Round >= round && ov.Players >= int64(len(ex.Players)) && ov.Kicked >= int64(len(ex.Kicked)), nil
 	})
+	if err == nil {
+		g.showStarted(ctx, round)
+	}
 	return round, err
 }
 
@@ -248,7 +254,15 @@ func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 	if _, err := g.st.StartRound(ctx, sc, now); err != nil {
 		return game.RoundSchedule{}, err
 	}
+	g.showStarted(ctx, sc.Number)
 	return sc, nil
+}
+
+// showStarted waits (at most ViewWait) until every instance judges taps by
+// round n, started: from the answer on, a tap on any instance is judged by
+// it. An instance slower than that only refuses taps a moment longer.
+func (g *Game) showStarted(ctx context.Context, n int64) {
+	_ = g.awaitViews(ctx, Started(n))
 }
 
 // announce announces timed round sc, waits until every instance switched
@@ -258,7 +272,7 @@ func (g *Game) announce(ctx context.Context, sc game.RoundSchedule, now time.Tim
 	if err := g.st.AnnounceRound(ctx, sc); err != nil {
 		return err
 	}
-	err := g.awaitViews(ctx, sc.Number)
+	err := g.awaitViews(ctx, Announced(sc.Number))
 	if err == nil {
 		err = g.facts.TimedRound(ctx, sc, now)
 	}
@@ -270,19 +284,20 @@ func (g *Game) announce(ctx context.Context, sc game.RoundSchedule, now time.Tim
 	return err
 }
 
-// awaitViews waits until every registered instance has switched to round
-// (store.RoundUnseen), at most ViewWait.
-func (g *Game) awaitViews(ctx context.Context, round int64) error {
+// awaitViews waits until every registered instance has switched to a view
+// stamped at least stamp (round_view.go; store.RoundUnseen), at most
+// ViewWait.
+func (g *Game) awaitViews(ctx context.Context, stamp int64) error {
 	deadline := time.Now().Add(g.ViewWait)
 	for {
-		behind, err := g.st.RoundUnseen(ctx, round)
+		behind, err := g.st.RoundUnseen(ctx, stamp)
 		switch {
 		case err != nil:
 			return err
 		case len(behind) == 0:
 			return nil
 		case time.Now().After(deadline):
-			return game.Errorf(game.EUNAVAILABLE, "round %d was not started: %d instance(s) did not confirm it within %v (%s); try again", round, len(behind), g.ViewWait, strings.Join(behind, ", "))
+			return game.Errorf(game.EUNAVAILABLE, "round %d was not started: %d instance(s) did not confirm it within %v (%s); try again", stamp/2, len(behind), g.ViewWait, strings.Join(behind, ", "))
 		}
 		select {
 		case <-ctx.Done():
@@ -308,6 +323,9 @@ func (g *Game) startNextRound(ctx context.Context, sc game.RoundSchedule, now ti
 		return err
 	}
 	_, err := g.st.StartRound(ctx, next, now)
+	if err == nil {
+		g.showStarted(ctx, next.Number)
+	}
 	return err
 }
 

@@ -11,9 +11,10 @@ package ledger
 //
 //  1. The round is announced (store.AnnounceRound): every instance switches
 //     to it and refuses taps until it has started;
-//  2. each instance records that it switched (store.RoundHeartbeat's seen)
-//     only after every tap it judged by its older view was answered, so
-//     those taps are in the log before anything that follows;
+//  2. each instance records that it switched (store.RoundHeartbeat's seen,
+//     a stamp: view.stamp) only after every tap it judged by its older view
+//     was answered, so those taps are in the log before anything that
+//     follows;
 //  3. the announcer waits until every registered instance has switched, or
 //     its registration has ended (store.RoundUnseen), and only then logs
 //     the round's markers and starts it (Game.StartTimedRound).
@@ -60,7 +61,7 @@ type RoundView struct {
 	base     time.Time // the monotonic origin of deadline
 	cur      atomic.Pointer[view]
 	deadline atomic.Int64 // ns since base: taps are answered 2xx before it
-	seen     atomic.Int64 // the round of the view every older one drained to
+	seen     atomic.Int64 // the stamp of the view every older one drained to
 	wake     chan struct{}
 
 	mu       sync.Mutex
@@ -75,13 +76,19 @@ type view struct {
 	inflight atomic.Int64 // taps judged by this view and not answered yet
 }
 
-// number is the newest round the view knows of, announced or started.
-func (v *view) number() int64 {
+// stamp orders views: 2n for round n announced and not started, 2n+1
+// once started. Instances record the stamp they switched to (seen).
+func (v *view) stamp() int64 {
 	if v.sc != nil && v.sc.Number > v.round {
-		return v.sc.Number
+		return Announced(v.sc.Number)
 	}
-	return v.round
+	return Started(v.round)
 }
+
+// Announced and Started are the stamps of a view of round n announced, and
+// started (see view.stamp).
+func Announced(n int64) int64 { return 2 * n }
+func Started(n int64) int64   { return 2*n + 1 }
 
 func (v *view) same(round int64, sc *game.RoundSchedule) bool {
 	return v.round == round && (v.sc == sc || v.sc != nil && sc != nil && *v.sc == *sc)
@@ -232,7 +239,7 @@ func (r *RoundView) drain() {
 // settle records the current view as seen and has the next heartbeat
 // tell Redis at once.
 func (r *RoundView) settle() {
-	r.seen.Store(r.cur.Load().number())
+	r.seen.Store(r.cur.Load().stamp())
 	select {
 	case r.wake <- struct{}{}:
 	default:

@@ -174,14 +174,14 @@ func TestStoppedInstanceLeaves(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); v.Run(ctx) }()
 	testenv.Eventually(t, 2*time.Second, func() string {
-		if ids, _ := st.RoundUnseen(context.Background(), 1); len(ids) != 1 {
+		if ids, _ := st.RoundUnseen(context.Background(), ledger.Announced(1)); len(ids) != 1 {
 			return "not registered"
 		}
 		return ""
 	})
 	cancel()
 	<-done
-	if ids, err := st.RoundUnseen(context.Background(), 1); err != nil || len(ids) != 0 {
+	if ids, err := st.RoundUnseen(context.Background(), ledger.Announced(1)); err != nil || len(ids) != 0 {
 		t.Fatalf("after it stopped: %v %v", ids, err)
 	}
 	if _, err := v.Hold(); err == nil {

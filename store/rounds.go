@@ -71,7 +71,8 @@ func (s *Store) WithdrawRound(ctx context.Context, sc game.RoundSchedule) error 
 var roundViewScript = newLuaScript("round_view.lua")
 
 // RoundHeartbeat registers instance id until lease after now (Redis
-// time) with seen, the newest round it has switched to, and reads the
+// time) with seen, the stamp of the newest view of the round it has
+// switched to (ledger.RoundView), and reads the
 // current round: its number and schedule (nil in open play; a timed
 // schedule numbered after round is announced, not started).
 func (s *Store) RoundHeartbeat(ctx context.Context, id string, lease time.Duration, seen int64) (round int64, sc *game.RoundSchedule, err error) {
@@ -90,12 +91,12 @@ func (s *Store) RoundHeartbeat(ctx context.Context, id string, lease time.Durati
 // roundUnseenScript lists the instances behind a round (RoundUnseen).
 var roundUnseenScript = newLuaScript("round_unseen.lua")
 
-// RoundUnseen is the registered instances that have not switched to round
-// yet (see RoundHeartbeat).
-func (s *Store) RoundUnseen(ctx context.Context, round int64) ([]string, error) {
-	ids, err := roundUnseenScript.Run(ctx, s.rdb, roundUnseenScript.Keys(0), round).StringSlice()
+// RoundUnseen is the registered instances whose view is stamped before
+// stamp (see RoundHeartbeat).
+func (s *Store) RoundUnseen(ctx context.Context, stamp int64) ([]string, error) {
+	ids, err := roundUnseenScript.Run(ctx, s.rdb, roundUnseenScript.Keys(0), stamp).StringSlice()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read instances behind round %d: %w", round, err)
+		return nil, fmt.Errorf("read the instances' views of the round: %w", err)
 	}
 	return ids, nil
 }

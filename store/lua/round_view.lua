@@ -1,6 +1,6 @@
 -- keys: round_views, round_seen, game_round, round_schedule
 -- An instance's heartbeat: it stays registered until Redis time + lease,
--- records the newest round it has switched to (seen), forgets instances
+-- records the stamp of the newest view it has switched to (seen), forgets instances
 -- whose registration ended, and reads the current round and schedule.
 local id, lease_ms, seen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local t = redis.call('TIME')
