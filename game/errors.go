@@ -6,8 +6,9 @@ import (
 )
 
 // Error codes: what kind of failure an error is, independent of transport.
-// handlers turns each into an HTTP status (and a WebSocket close code) in
-// one map; everything else only says which code an error has.
+// internal/httpstatus turns each into an HTTP status in one map (and
+// live/socket_taps.go into a WebSocket close code); everything else only
+// says which code an error has.
 const (
 	EINVALID      = "invalid"      // the request is malformed or breaks a rule (400)
 	EUNAUTHORIZED = "unauthorized" // no valid token or session (401)

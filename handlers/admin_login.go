@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/httpstatus"
 	"github.com/tapwars/tapwars/views"
 )
 
@@ -18,7 +19,7 @@ func (s *Server) adminLogin(c echo.Context) error {
 		if err := s.adminFailure(c); !errors.Is(err, errAdminAuth) { // too many tries: 429
 			return renderError(c, err, views.AdminLoginPage(game.ErrorMessage(err)))
 		}
-		return render(c, HTTPStatus(errWrongAdminToken), views.AdminLoginPage(errWrongAdminToken.Message))
+		return render(c, httpstatus.Of(errWrongAdminToken), views.AdminLoginPage(errWrongAdminToken.Message))
 	}
 	now := time.Now()
 	sess := s.admin.newSession(now)

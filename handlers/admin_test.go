@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/tapwars/tapwars/internal/httpstatus"
 )
 
 func TestAdminTokenAndSessions(t *testing.T) {
@@ -102,13 +104,13 @@ func TestConnLimiter(t *testing.T) {
 	if err := l.acquire("a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.acquire("a"); HTTPStatus(err) != http.StatusTooManyRequests || !strings.Contains(err.Error(), "limit 2") {
+	if err := l.acquire("a"); httpstatus.Of(err) != http.StatusTooManyRequests || !strings.Contains(err.Error(), "limit 2") {
 		t.Fatalf("third from one address: %v", err)
 	}
 	if err := l.acquire("b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.acquire("c"); HTTPStatus(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "full") {
+	if err := l.acquire("c"); httpstatus.Of(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "full") {
 		t.Fatalf("over the total: %v", err)
 	}
 	l.release("a")

@@ -7,56 +7,11 @@ import (
 	"strconv"
 
 	"github.com/a-h/templ"
-	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/httpstatus"
 )
-
-// statusOf is the one map from domain error codes to HTTP statuses.
-var statusOf = map[string]int{
-	game.EINVALID:      http.StatusBadRequest,
-	game.EUNAUTHORIZED: http.StatusUnauthorized,
-	game.EFORBIDDEN:    http.StatusForbidden,
-	game.ENOTFOUND:     http.StatusNotFound,
-	game.ETIMEOUT:      http.StatusRequestTimeout,
-	game.ECONFLICT:     http.StatusConflict,
-	game.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	game.EMEDIATYPE:    http.StatusUnsupportedMediaType,
-	game.ETOOMANY:      http.StatusTooManyRequests,
-	game.EINTERNAL:     http.StatusInternalServerError,
-	game.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	game.EPENDING:      http.StatusGatewayTimeout, // may still count: never "not counted"
-}
-
-// closeCodeOf is the WebSocket close code of an error code that ends a
-// socket: policy violations close with 1008, outages with 1011 (the
-// browser's ws extension then reconnects), the rest normally.
-var closeCodeOf = map[string]websocket.StatusCode{
-	game.EUNAUTHORIZED: websocket.StatusPolicyViolation,
-	game.EFORBIDDEN:    websocket.StatusPolicyViolation,
-	game.EINVALID:      websocket.StatusPolicyViolation,
-	game.ETOOMANY:      websocket.StatusPolicyViolation,
-	game.ETOOLARGE:     websocket.StatusMessageTooBig,
-	game.EUNAVAILABLE:  websocket.StatusInternalError,
-	game.EINTERNAL:     websocket.StatusInternalError,
-}
-
-// HTTPStatus is the HTTP status of err.
-func HTTPStatus(err error) int {
-	if code, ok := statusOf[game.ErrorCode(err)]; ok {
-		return code
-	}
-	return http.StatusInternalServerError
-}
-
-// CloseCode is the WebSocket close code of err.
-func CloseCode(err error) websocket.StatusCode {
-	if code, ok := closeCodeOf[game.ErrorCode(err)]; ok {
-		return code
-	}
-	return websocket.StatusNormalClosure
-}
 
 // apiError is the JSON body of every API error.
 type apiError struct {
@@ -110,7 +65,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	err = s.domainError(err, c)
-	status := HTTPStatus(err)
+	status := httpstatus.Of(err)
 	setRetryAfter(c, err)
 	// A 503 is an outage that the consumer, the hub and /readyz already
 	// report; logging each refused request would flood the log under load.
@@ -130,7 +85,7 @@ func setRetryAfter(c echo.Context, err error) {
 	var ge *game.Error
 	if errors.As(err, &ge) && ge.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(ge.RetryAfter))
-	} else if HTTPStatus(err) == http.StatusServiceUnavailable {
+	} else if httpstatus.Of(err) == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "1")
 	}
 }
@@ -139,5 +94,5 @@ func setRetryAfter(c echo.Context, err error) {
 // err's status, and Retry-After as errorHandler sets it.
 func renderError(c echo.Context, err error, comp templ.Component) error {
 	setRetryAfter(c, err)
-	return render(c, HTTPStatus(err), comp)
+	return render(c, httpstatus.Of(err), comp)
 }

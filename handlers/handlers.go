@@ -1,7 +1,11 @@
 // Package handlers is tapwars' HTTP surface: the JSON API, the pages, the
-// live streams (SSE and WebSocket) and health (metrics have their own
-// listener: app.Main serves METRICS_ADDR). Handlers are small;
-// domain errors become HTTP statuses in one place (errorHandler).
+// admin console and health (metrics have their own listener: app.Main
+// serves METRICS_ADDR), with sign-in, the limits and the tap rules
+// (acceptTap: POST /api/tap and taps over a WebSocket alike). The live
+// endpoints /events and /ws are routed here (live.go decides who connects
+// and what they see) and served by package live. Handlers are small;
+// domain errors become HTTP statuses in one place (errorHandler, with
+// internal/httpstatus).
 package handlers
 
 import (
@@ -90,6 +94,7 @@ type Server struct {
 	store  Store
 	tapper Tapper
 	hub    *live.Hub
+	live   *live.Endpoints // serves /events and /ws (live.go)
 	signer *auth.Signer
 	log    *slog.Logger
 	opt    Options
@@ -125,6 +130,8 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	s.joinLimiter = newJoinLimiter(opt.JoinRateLimit, opt.JoinsPerSecond)
 	s.joinTotal = newKeyedLimiter(float64(opt.JoinsPerSecond), 10*opt.JoinsPerSecond)
 	s.conns = newConnLimiter(opt.MaxConnections, opt.MaxConnectionsPerIP)
+	s.live = &live.Endpoints{Hub: hub, Context: opt.Context, Taps: socketTapper{s},
+		Options: live.ServeOptions{WriteTimeout: opt.WriteTimeout, Heartbeat: opt.Heartbeat}}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -235,8 +235,8 @@ func (l *connLimiter) release(key string) {
 }
 
 // liveSlot applies MAX_CONNECTIONS (503) and MAX_CONNECTIONS_PER_IP (429)
-// to a live stream. The stream outlives its request (see openSSE and ws), so
-// it calls release when it ends.
+// to a live stream. The stream outlives its request (live.Endpoints), so
+// it calls release when it ends (live.Stream.Done).
 func (s *Server) liveSlot(c echo.Context) (release func(), err error) {
 	key := clientKey(c)
 	if err := s.conns.acquire(key); err != nil {

@@ -72,16 +72,22 @@ type ServeOptions struct {
 	Heartbeat    time.Duration // idle heartbeat interval (default 15 s)
 }
 
+// withDefaults fills in the zero values of o.
+func (o ServeOptions) withDefaults() ServeOptions {
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	return o
+}
+
 // Serve registers a client and writes frames to conn until ctx ends, a
 // write fails or times out, or the hub closes. The client gets the current
 // state at once (and its own stats when user is set).
 func (h *Hub) Serve(ctx context.Context, conn Conn, format Format, user *game.User, opt ServeOptions) error {
-	if opt.WriteTimeout <= 0 {
-		opt.WriteTimeout = 10 * time.Second
-	}
-	if opt.Heartbeat <= 0 {
-		opt.Heartbeat = 15 * time.Second
-	}
+	opt = opt.withDefaults()
 	c := &Client{format: format, user: user, wakeCh: make(chan struct{}, 1)}
 	h.mu.Lock()
 	if h.closing {

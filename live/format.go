@@ -48,7 +48,7 @@ type Format struct {
 
 func (f Format) String() string { return f.Transport.String() + "/" + f.Page.String() }
 
-// The formats the handlers serve.
+// The formats served (sse.go, websocket.go).
 var (
 	SSEJSON  = Format{SSE, PageJSON}
 	SSEGame  = Format{SSE, PageGame}

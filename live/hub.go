@@ -6,11 +6,18 @@
 // only ever skips frames (latest wins); it never delays the others, and one
 // that stays stuck past the write timeout is disconnected.
 //
+// The connections themselves are served here too (Endpoints; the handlers
+// route /events and /ws and decide who may connect): sse.go serves an
+// event stream, websocket.go a WebSocket, and socket_taps.go reads the taps
+// a socket carries the other way and answers them, under the handlers' tap
+// rules (TapTaker).
+//
 // Files: hub.go registers clients, publishes frames and closes; state.go
 // reads the state into frames and run.go decides when; render.go turns a frame into bytes per
 // Format (pure); status.go decides the connection status (pure); pacing.go
 // spaces frames, leaderboard changes and personal updates out; personal.go
-// sends players their own stats; client.go is one connection's writer.
+// sends players their own stats; client.go is one connection's writer;
+// endpoints.go, sse.go, websocket.go and socket_taps.go are the transports.
 package live
 
 import (

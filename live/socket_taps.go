@@ -1,8 +1,8 @@
-package handlers
+package live
 
 // Taps over the open WebSocket: the reading side of /ws. A client text
 // message {"count": n, "seq": s} is a tap of n (default 1) by the player
-// signed in at the upgrade, under the rules of POST /api/tap (acceptTap).
+// signed in at the upgrade, under the rules of POST /api/tap (TapTaker).
 // Each one is answered once Kafka acknowledged it, or refused with the
 // status the same tap would get over HTTP: JSON sockets get
 // {"type":"ack"|"error", ...}, page sockets the #tap-ack / #tap-error
@@ -25,10 +25,20 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/httpstatus"
 	"github.com/tapwars/tapwars/metrics"
 	"github.com/tapwars/tapwars/stream"
 	"github.com/tapwars/tapwars/views"
 )
+
+// TapTaker takes a tap of n by player u, who signed in when the socket
+// opened, under the rules of POST /api/tap: it checks the player again as
+// they are now (an import may have left them out or moved them to the
+// other team; a kick removes them), then returns once Kafka acknowledged
+// the tap, or why it was refused (handlers: signedIn, then acceptTap).
+type TapTaker interface {
+	Tap(ctx context.Context, u game.User, n int) (game.TapEvent, error)
+}
 
 const (
 	// wsReadLimit bounds one client message: a tap is ~30 bytes, htmx's
@@ -77,7 +87,7 @@ type tapReply struct {
 
 // socketTaps reads the tap messages of one socket and answers them.
 type socketTaps struct {
-	s       *Server
+	taps    TapTaker
 	conn    *wsConn
 	html    bool       // a page's socket: answers are fragments
 	user    *game.User // nil: nobody was signed in at the upgrade
@@ -104,9 +114,9 @@ type answer struct {
 	done   func() // after the write (or its failure): frees the message's slot
 }
 
-func newSocketTaps(s *Server, conn *wsConn, html bool, user *game.User, authErr error) *socketTaps {
-	return &socketTaps{s: s, conn: conn, html: html, user: user, authErr: authErr,
-		timeout: s.opt.WriteTimeout, slots: make(chan struct{}, wsTapsInFlight),
+func newSocketTaps(taps TapTaker, conn *wsConn, html bool, user *game.User, authErr error, timeout time.Duration) *socketTaps {
+	return &socketTaps{taps: taps, conn: conn, html: html, user: user, authErr: authErr,
+		timeout: timeout, slots: make(chan struct{}, wsTapsInFlight),
 		strikes: rate.NewLimiter(wsStrikesRate, wsStrikes)}
 }
 
@@ -124,7 +134,7 @@ func (t *socketTaps) run(ctx context.Context) error {
 }
 
 // handle answers one message: at once when it is refused before Kafka,
-// else from its own goroutine once acceptTap returns. Either way the
+// else from its own goroutine once the TapTaker returns. Either way the
 // message holds a slot until its answer is written; a socket being closed
 // for its refusals is no longer listened to.
 func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg []byte) {
@@ -165,15 +175,7 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 		// even when its socket closes meanwhile: the player made it, and a
 		// page that closes its socket never sends it again.
 		tctx := context.WithoutCancel(ctx)
-		// The player of the upgrade, as they are now: an import may have
-		// left them out (401) or moved them to the other team.
-		u, err := t.s.signedIn(tctx, *t.user, true)
-		if err != nil {
-			countRejected(err)
-		} else {
-			_, err = t.s.acceptTap(tctx, u, n)
-		}
-		if err != nil {
+		if _, err := t.taps.Tap(tctx, *t.user, n); err != nil {
 			t.refuse(m.Seq, err)
 			t.settle(tctx, m.Seq, n, err)
 			return
@@ -227,7 +229,7 @@ func (t *socketTaps) refuse(seq json.RawMessage, err error) {
 	if len(seq) > wsMaxSeq {
 		seq = nil // not echoed: errSeqTooLong, or garbage that set it
 	}
-	status := HTTPStatus(err)
+	status := httpstatus.Of(err)
 	retryAfter := 0
 	var ge *game.Error
 	if errors.As(err, &ge) {
@@ -239,7 +241,7 @@ func (t *socketTaps) refuse(seq json.RawMessage, err error) {
 		t.writeJSON(tapReply{Type: "error", Seq: seq, Status: status, Error: game.ErrorMessage(err), RetryAfter: retryAfter})
 	}
 	if !t.strikes.Allow() && t.closing.CompareAndSwap(false, true) {
-		code := CloseCode(err)
+		code := closeCode(err)
 		if code == websocket.StatusNormalClosure {
 			code = websocket.StatusPolicyViolation // 409, 404: refused all the same
 		}
@@ -325,6 +327,27 @@ func (t *socketTaps) writeAll(batch []answer) {
 		_ = t.conn.close(a.close, a.reason)
 	}
 	flush(len(batch))
+}
+
+// closeCodeOf is the WebSocket close code of an error code that ends a
+// socket: policy violations close with 1008, outages with 1011 (the
+// browser's ws extension then reconnects), the rest normally.
+var closeCodeOf = map[string]websocket.StatusCode{
+	game.EUNAUTHORIZED: websocket.StatusPolicyViolation,
+	game.EFORBIDDEN:    websocket.StatusPolicyViolation,
+	game.EINVALID:      websocket.StatusPolicyViolation,
+	game.ETOOMANY:      websocket.StatusPolicyViolation,
+	game.ETOOLARGE:     websocket.StatusMessageTooBig,
+	game.EUNAVAILABLE:  websocket.StatusInternalError,
+	game.EINTERNAL:     websocket.StatusInternalError,
+}
+
+// closeCode is the WebSocket close code of err.
+func closeCode(err error) websocket.StatusCode {
+	if code, ok := closeCodeOf[game.ErrorCode(err)]; ok {
+		return code
+	}
+	return websocket.StatusNormalClosure
 }
 
 // seqText is seq as a page's data-seq attribute: a JSON string unquoted,

@@ -1,4 +1,9 @@
-package handlers
+package live
+
+// WebSocket: GET /ws. The same updates as /events, each message HTML
+// fragments that the htmx ws extension swaps by id (or the game-state
+// JSON); the client sends its player's taps the other way
+// (socket_taps.go).
 
 import (
 	"bufio"
@@ -13,66 +18,45 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/labstack/echo/v4"
-
-	"github.com/tapwars/tapwars/live"
 )
 
-// ws: GET /ws — the same updates as /events over WebSocket: each message is
-// HTML fragments that the htmx ws extension swaps by id (?format=json: the
-// game-state JSON; ?page=leaderboard: the leaderboard page's fragments).
-// Clients send their player's taps over it (ws_taps.go). Cross-origin
-// upgrades are refused.
-func (s *Server) ws(c echo.Context) error {
-	release, err := s.liveSlot(c)
+// ServeWebSocket upgrades r to a WebSocket that carries s and serves it
+// after the request returned: one goroutine writes the hub's frames, one
+// reads the client's taps, and the socket ends when either does. A
+// cross-origin upgrade is refused (websocket.Accept writes the refusal).
+// s.Done is called when the connection ends.
+func (e *Endpoints) ServeWebSocket(w http.ResponseWriter, r *http.Request, s Stream) {
+	sr := &smallReads{ResponseWriter: w}
+	conn, err := websocket.Accept(sr, r, &websocket.AcceptOptions{})
 	if err != nil {
-		return err
+		s.done()
+		return // Accept has written the error response
 	}
-	format := liveFormat(c, live.WSJSON, live.WSGame, live.WSBoard)
-	// The player whose taps the socket carries, resolved once: for the
-	// pages also the viewer who gets personal fragments; a JSON socket
-	// gets none. Without one, authErr is the answer to every tap.
-	tapper, authErr := s.livePlayer(c)
-	user := tapper
-	if format == live.WSJSON {
-		user = nil
-	}
-	sr := &smallReads{ResponseWriter: c.Response()}
-	conn, err := websocket.Accept(sr, c.Request(), &websocket.AcceptOptions{})
-	if err != nil {
-		release()
-		return nil // Accept has written the error response
-	}
-	// As with SSE, the socket lives on in its own goroutines and the
-	// request ends, freeing what the HTTP server held for it: one writes
-	// the hub's frames, one reads the client's taps; the socket ends when
-	// either does.
 	go func() {
-		defer release()
-		ctx, cancel := context.WithCancel(s.opt.Context)
+		defer s.done()
+		ctx, cancel := context.WithCancel(e.base())
 		defer cancel()
 		wc := &wsConn{c: conn, nc: sr.nc, held: sr.held}
-		taps := newSocketTaps(s, wc, format != live.WSJSON, tapper, authErr)
+		taps := newSocketTaps(e.Taps, wc, s.Page.HTML(), s.User, s.AuthErr, e.Options.withDefaults().WriteTimeout)
 		go func() {
 			defer cancel()
-			if err := taps.run(ctx); !live.IsGone(err) {
-				s.log.Debug("ws client stopped sending", "err", err)
+			if err := taps.run(ctx); !IsGone(err) {
+				e.Hub.log.Debug("ws client stopped sending", "err", err)
 			}
 		}()
-		err := s.hub.Serve(ctx, wc, format, user, s.serveOptions())
+		err := e.Hub.Serve(ctx, wc, Format{WS, s.Page}, s.viewer(), e.Options)
 		switch {
-		case errors.Is(err, live.ErrClosing):
+		case errors.Is(err, ErrClosing):
 			_ = wc.close(websocket.StatusServiceRestart, "server restarting")
-		case errors.Is(err, live.ErrKicked): // not a code htmx-ext-ws reconnects on
+		case errors.Is(err, ErrKicked): // not a code htmx-ext-ws reconnects on
 			_ = wc.close(websocket.StatusPolicyViolation, "removed from the game")
-		case live.IsGone(err):
+		case IsGone(err):
 			_ = wc.close(websocket.StatusNormalClosure, "")
 		default:
-			s.log.Debug("ws client dropped", "err", err)
+			e.Hub.log.Debug("ws client dropped", "err", err)
 			conn.CloseNow()
 		}
 	}()
-	return nil
 }
 
 // smallReads gives the WebSocket a 512-byte read buffer in place of
@@ -174,7 +158,7 @@ func (h *heldWrites) release() error {
 }
 
 // wsConn writes with the connection's write deadline rather than a context
-// per message (see live.Conn); every write sets it first.
+// per message (see Conn); every write sets it first.
 type wsConn struct {
 	c    *websocket.Conn
 	nc   net.Conn
