@@ -60,7 +60,7 @@ type RoundView struct {
 
 	base     time.Time // the monotonic origin of deadline
 	cur      atomic.Pointer[view]
-	deadline atomic.Int64 // ns since base: taps are answered 2xx before it
+	deadline atomic.Int64               // ns since base: taps are answered 2xx before it
 	seen     atomic.Pointer[store.Seen] // the view every older one drained to
 	wake     chan struct{}
 	// kicked reloads the kicked players (the handlers' set) when the kick
