@@ -182,3 +182,42 @@ func isFactRecord(m *sarama.ConsumerMessage) bool {
 	}
 	return false
 }
+
+// A player tapping at full speed on two instances is kicked on one of
+// them: every tap of theirs answered 202 was counted before the kick took
+// it out (the kick's removedTaps), none after. (Before the kick was
+// announced to every instance ahead of its logging, the other instance
+// could answer 202 to taps logged after the kick, which the consumer skips.)
+func TestKickRaceTwoInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_TIMEOUT": "1s"}
+	n1, n2 := startNode(t, r, k, env, nil), startNode(t, r, k, env, nil)
+	bases := []string{n1.URL(), n2.URL()}
+	for i := range 3 {
+		v := join(t, bases[1], fmt.Sprintf("kicked%d", i))
+		stop := tapLoad(bases, []joined{v}, 8)
+		time.Sleep(300 * time.Millisecond)
+		var kr struct {
+			RemovedTaps int64 `json:"removedTaps"`
+		}
+		if code, body := admin(t, "POST", bases[i%2]+"/admin/kick/"+v.User.ID, "", &kr); code != http.StatusOK {
+			t.Fatalf("kick: %d %s", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+		answers := stop()
+		codes := map[int]int{}
+		for _, a := range answers {
+			codes[a.code]++
+		}
+		t.Logf("answers %v; the kick removed %d taps", codes, kr.RemovedTaps)
+		if int64(codes[http.StatusAccepted]) != kr.RemovedTaps {
+			t.Fatalf("%d taps answered 202, but the kick removed %d", codes[http.StatusAccepted], kr.RemovedTaps)
+		}
+		if codes[http.StatusUnauthorized] == 0 {
+			t.Fatal("no tap was refused after the kick")
+		}
+	}
+}

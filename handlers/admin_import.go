@@ -71,7 +71,7 @@ func (s *Server) adminImport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.reloadKicks(ctx, true)
+	_ = s.reloadKicks(ctx, true)
 	s.log.Info("admin: state imported", "round", round, "players", len(ex.Players), "kicked", len(ex.Kicked), "totalTaps", ex.TotalTaps)
 	if wantsHTML(c) {
 		return c.Redirect(http.StatusSeeOther, "/admin?done=import")

@@ -75,9 +75,8 @@ func (s *Server) adminKick(c echo.Context) error {
 	case err != nil:
 		return s.adminFail(c, err)
 	}
-	// This instance refuses the token at once; the others when the
-	// game:admin message reaches them (and they have no copy of the player
-	// to fall back on: the store no longer knows them).
+	// Every instance refused the token before the kick was logged (see
+	// ledger.Game.Kick); the pages of the player here hear it at once.
 	s.kicks.add(id)
 	s.users.remove(id)
 	s.hub.Kick([]string{id}) // their pages here hear it at once; other instances on reload

@@ -126,6 +126,9 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 		opt.Context = context.Background()
 	}
 	s := &Server{store: st, tapper: tapper, hub: hub, signer: signer, log: log, opt: opt, users: newUserCache(st, userCacheSize)}
+	if opt.RoundView != nil {
+		opt.RoundView.OnKicks(func(ctx context.Context) error { return s.reloadKicks(ctx, false) })
+	}
 	s.tapLimit = newKeyedLimiter(opt.TapRateLimit, tapBurst(opt.TapRateLimit))
 	s.joinLimiter = newJoinLimiter(opt.JoinRateLimit, opt.JoinsPerSecond)
 	s.joinTotal = newKeyedLimiter(float64(opt.JoinsPerSecond), 10*opt.JoinsPerSecond)

@@ -1,13 +1,14 @@
 package handlers
 
 // Kicked players: every instance keeps the set of kicked ids in memory and
-// checks it on each authenticated request (a map lookup, no Redis round
-// trip). It is reloaded when any instance kicks or imports (pub/sub
-// game:admin), after every reconnection of that subscription, and every
-// 10 s as a safety net. The store deletes a kicked player, so an instance
-// that has not heard of the kick yet cannot load them either, and the
-// consumer skips their taps still in Kafka: the only thing the pub/sub delay
-// could let through is a 202 for a tap that is never counted. While Redis
+// checks it on each authenticated request and again under the tap's hold
+// of the round view (a map lookup, no Redis round trip). It is reloaded
+// when any instance kicks or imports (pub/sub game:admin), after every
+// reconnection of that subscription, every 10 s as a safety net, and by the
+// round view when a kick is announced: a kick is logged only once every
+// instance reloaded and answered the taps it judged before (see
+// ledger.RoundView), so no tap of a kicked player is answered 202 and then
+// skipped by the consumer. While Redis
 // is empty or rebuilt from the log, the reload keeps the ids it knew
 // (ledger.Game.KickedIDs), since the replay gets to the kicks only later.
 
@@ -91,18 +92,18 @@ func (s *Server) watchKicks(ctx context.Context) {
 			}
 			// A kick or an import (or a reconnection that may have missed
 			// one): players may have been removed or changed team.
-			s.reloadKicks(ctx, true)
+			_ = s.reloadKicks(ctx, true)
 		case <-tick.C:
-			s.reloadKicks(ctx, false)
+			_ = s.reloadKicks(ctx, false)
 		}
 	}
 }
 
 // reloadKicks reads the kicked set; dropCache also forgets the cached
 // players, which are read again from the store on their next request.
-func (s *Server) reloadKicks(ctx context.Context, dropCache bool) {
+func (s *Server) reloadKicks(ctx context.Context, dropCache bool) error {
 	if s.opt.Admin == nil {
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -118,4 +119,5 @@ func (s *Server) reloadKicks(ctx context.Context, dropCache bool) {
 	if dropCache {
 		s.users.clear()
 	}
+	return err
 }

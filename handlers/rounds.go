@@ -12,6 +12,9 @@ import (
 // judged by without reading Redis (ledger.RoundView).
 type RoundView interface {
 	Hold() (ledger.RoundHold, error)
+	// OnKicks sets what reloads the kicked players when a kick is
+	// announced, before taps are judged by the new view.
+	OnKicks(reload func(context.Context) error)
 }
 
 // holdRound is the round a tap arriving now is judged by, held until it is

@@ -82,6 +82,10 @@ func (s *Server) acceptTap(ctx context.Context, u game.User, n int) (ev game.Tap
 		hold.Done()
 		return ev, err
 	}
+	if s.kicks.has(u.ID) { // again under the hold: a kick announced meanwhile
+		hold.Done()
+		return ev, errKicked
+	}
 	if err := s.allowTap(u.ID, n); err != nil { // TAP_RATE_LIMIT
 		hold.Done()
 		return ev, err

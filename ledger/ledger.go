@@ -135,14 +135,25 @@ func (g *Game) Kick(ctx context.Context, id string, now time.Time) (int64, error
 	} else if err != nil {
 		return 0, err
 	}
-	if err := g.facts.Kick(ctx, id, now); err != nil {
+	// Refused on every instance before it is logged (round_view.go): no
+	// tap of the player is answered 2xx and logged after the kick, where
+	// the consumer would skip it.
+	epoch, err := g.st.PendKick(ctx, id, now)
+	if err != nil {
 		return 0, err
 	}
-	if err := g.st.PendKick(ctx, id, now); err != nil {
+	err = g.awaitViews(ctx, store.Seen{Kicks: epoch})
+	if err == nil {
+		err = g.facts.Kick(ctx, id, now)
+	}
+	if err != nil {
+		if uerr := g.st.UnpendKick(context.WithoutCancel(ctx), id); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
 		return 0, err
 	}
 	var removed int64
-	err := g.wait(ctx, g.KickWait, func(ctx context.Context) (bool, error) {
+	err = g.wait(ctx, g.KickWait, func(ctx context.Context) (bool, error) {
 		rec, ok, err := g.st.Kicked(ctx, id)
 		removed = rec.RemovedTaps
 		return ok, err
@@ -262,7 +273,7 @@ func (g *Game) startTimedRound(ctx context.Context, sc game.RoundSchedule, now t
 // round n, started: from the answer on, a tap on any instance is judged by
 // it. An instance slower than that only refuses taps a moment longer.
 func (g *Game) showStarted(ctx context.Context, n int64) {
-	_ = g.awaitViews(ctx, Started(n))
+	_ = g.awaitViews(ctx, store.Seen{Stamp: Started(n)})
 }
 
 // announce announces timed round sc, waits until every instance switched
@@ -272,7 +283,7 @@ func (g *Game) announce(ctx context.Context, sc game.RoundSchedule, now time.Tim
 	if err := g.st.AnnounceRound(ctx, sc); err != nil {
 		return err
 	}
-	err := g.awaitViews(ctx, Announced(sc.Number))
+	err := g.awaitViews(ctx, store.Seen{Stamp: Announced(sc.Number)})
 	if err == nil {
 		err = g.facts.TimedRound(ctx, sc, now)
 	}
@@ -285,19 +296,23 @@ func (g *Game) announce(ctx context.Context, sc game.RoundSchedule, now time.Tim
 }
 
 // awaitViews waits until every registered instance has switched to a view
-// stamped at least stamp (round_view.go; store.RoundUnseen), at most
+// at least as new as seen (round_view.go; store.RoundUnseen), at most
 // ViewWait.
-func (g *Game) awaitViews(ctx context.Context, stamp int64) error {
+func (g *Game) awaitViews(ctx context.Context, seen store.Seen) error {
 	deadline := time.Now().Add(g.ViewWait)
 	for {
-		behind, err := g.st.RoundUnseen(ctx, stamp)
+		behind, err := g.st.RoundUnseen(ctx, seen)
 		switch {
 		case err != nil:
 			return err
 		case len(behind) == 0:
 			return nil
 		case time.Now().After(deadline):
-			return game.Errorf(game.EUNAVAILABLE, "round %d was not started: %d instance(s) did not confirm it within %v (%s); try again", stamp/2, len(behind), g.ViewWait, strings.Join(behind, ", "))
+			what := fmt.Sprintf("round %d was not started", seen.Stamp/2)
+			if seen.Kicks > 0 {
+				what = "the player was not removed"
+			}
+			return game.Errorf(game.EUNAVAILABLE, "%s: %d instance(s) did not confirm it within %v (%s); try again", what, len(behind), g.ViewWait, strings.Join(behind, ", "))
 		}
 		select {
 		case <-ctx.Done():

@@ -60,9 +60,12 @@ type RoundView struct {
 
 	base     time.Time // the monotonic origin of deadline
 	cur      atomic.Pointer[view]
-	deadline atomic.Int64 // ns since base: taps are answered 2xx before it
-	seen     atomic.Int64 // the stamp of the view every older one drained to
+	deadline atomic.Int64               // ns since base: taps are answered 2xx before it
+	seen     atomic.Pointer[store.Seen] // the view every older one drained to
 	wake     chan struct{}
+	// kicked reloads the kicked players (the handlers' set) when the kick
+	// epoch changed, before taps are judged by the new view.
+	kicked atomic.Pointer[func(context.Context) error]
 
 	mu       sync.Mutex
 	draining []*view // replaced views with taps still unanswered, oldest first
@@ -73,6 +76,7 @@ type RoundView struct {
 type view struct {
 	round    int64
 	sc       *game.RoundSchedule
+	kicks    int64        // the kick epoch whose kicked players are refused
 	inflight atomic.Int64 // taps judged by this view and not answered yet
 }
 
@@ -90,9 +94,12 @@ func (v *view) stamp() int64 {
 func Announced(n int64) int64 { return 2 * n }
 func Started(n int64) int64   { return 2*n + 1 }
 
-func (v *view) same(round int64, sc *game.RoundSchedule) bool {
-	return v.round == round && (v.sc == sc || v.sc != nil && sc != nil && *v.sc == *sc)
+func (v *view) same(w store.ViewState) bool {
+	return v.round == w.Round && v.kicks == w.Kicks && (v.sc == w.Schedule || v.sc != nil && w.Schedule != nil && *v.sc == *w.Schedule)
 }
+
+// seen is what the instance records once it switched to v.
+func (v *view) seen() store.Seen { return store.Seen{Stamp: v.stamp(), Kicks: v.kicks} }
 
 // NewRoundView returns the view of st's current round, with a new id.
 func NewRoundView(st *store.Store, log *slog.Logger) *RoundView {
@@ -155,6 +162,10 @@ func (h RoundHold) Current() bool {
 	return h.v == nil || h.r.cur.Load() == h.v && h.r.now() < h.r.deadline.Load()
 }
 
+// OnKicks sets what reloads the kicked players when a kick is announced:
+// taps are judged by the new view only after it returned nil.
+func (r *RoundView) OnKicks(reload func(context.Context) error) { r.kicked.Store(&reload) }
+
 // Run keeps the view fresh until ctx ends, then leaves the registry.
 func (r *RoundView) Run(ctx context.Context) {
 	changes := r.st.SubscribeRounds(ctx)
@@ -185,27 +196,41 @@ func (r *RoundView) Run(ctx context.Context) {
 	}
 }
 
-// Heartbeat registers the instance, reads the current round and switches
-// the view if it changed.
+// Heartbeat registers the instance, reads the current round and the kick
+// epoch, and switches the view if they changed.
 func (r *RoundView) Heartbeat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.Lease-r.Margin)
 	defer cancel()
 	sent := r.now()
-	round, sc, err := r.st.RoundHeartbeat(ctx, r.ID, r.Lease, r.seen.Load())
+	seen := store.Seen{}
+	if p := r.seen.Load(); p != nil {
+		seen = *p
+	}
+	w, err := r.st.RoundHeartbeat(ctx, r.ID, r.Lease, seen)
 	if err != nil {
 		return err
 	}
 	old := r.cur.Load()
-	switch {
-	case old == nil:
-		r.cur.Store(&view{round: round, sc: sc})
-		r.settle()
-	case round < old.round:
+	if old != nil && w.Round < old.round {
 		// The projection is behind this view (Redis lost its data and is
 		// rebuilt from the log): rounds only move forward in the log.
-	case !old.same(round, sc):
+		w.Round, w.Schedule = old.round, old.sc
+	}
+	if old != nil && w.Kicks != old.kicks {
+		if reload := r.kicked.Load(); reload != nil {
+			if err := (*reload)(ctx); err != nil {
+				r.Log.Warn("round view: could not reload the kicked players; will retry", "err", err)
+				w.Kicks = old.kicks
+			}
+		}
+	}
+	switch {
+	case old == nil:
+		r.cur.Store(&view{round: w.Round, sc: w.Schedule, kicks: w.Kicks})
+		r.settle()
+	case !old.same(w):
 		r.mu.Lock()
-		r.cur.Store(&view{round: round, sc: sc})
+		r.cur.Store(&view{round: w.Round, sc: w.Schedule, kicks: w.Kicks})
 		r.draining = append(r.draining, old)
 		if len(r.draining) == 1 {
 			go r.drain()
@@ -239,7 +264,8 @@ func (r *RoundView) drain() {
 // settle records the current view as seen and has the next heartbeat
 // tell Redis at once.
 func (r *RoundView) settle() {
-	r.seen.Store(r.cur.Load().stamp())
+	seen := r.cur.Load().seen()
+	r.seen.Store(&seen)
 	select {
 	case r.wake <- struct{}{}:
 	default:

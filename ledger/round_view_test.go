@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -174,17 +175,55 @@ func TestStoppedInstanceLeaves(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); v.Run(ctx) }()
 	testenv.Eventually(t, 2*time.Second, func() string {
-		if ids, _ := st.RoundUnseen(context.Background(), ledger.Announced(1)); len(ids) != 1 {
+		if ids, _ := st.RoundUnseen(context.Background(), store.Seen{Stamp: ledger.Announced(1)}); len(ids) != 1 {
 			return "not registered"
 		}
 		return ""
 	})
 	cancel()
 	<-done
-	if ids, err := st.RoundUnseen(context.Background(), ledger.Announced(1)); err != nil || len(ids) != 0 {
+	if ids, err := st.RoundUnseen(context.Background(), store.Seen{Stamp: ledger.Announced(1)}); err != nil || len(ids) != 0 {
 		t.Fatalf("after it stopped: %v %v", ids, err)
 	}
 	if _, err := v.Hold(); err == nil {
 		t.Fatal("a stopped view still judges taps")
+	}
+}
+
+// A kick is logged only once every instance reloaded its kicked players
+// and answered the taps it judged before: a tap held by another instance
+// holds the kick back.
+func TestKickWaitsForTapsInFlight(t *testing.T) {
+	g, st := newGame(t)
+	g.KickWait = 100 * time.Millisecond // no consumer applies it here
+	u, err := g.Join(context.Background(), "tapper", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := view(t, st, true), view(t, st, true)
+	reloaded := make(chan struct{}, 4)
+	for _, v := range []*ledger.RoundView{a, b} {
+		v.OnKicks(func(context.Context) error { reloaded <- struct{}{}; return nil })
+	}
+	inFlight := hold(t, b)
+	kicked := make(chan error, 1)
+	go func() { _, err := g.Kick(context.Background(), u.ID, time.Now()); kicked <- err }()
+	time.Sleep(400 * time.Millisecond)
+	select {
+	case err := <-kicked:
+		t.Fatalf("the kick was logged (%v) while a tap judged before it was unanswered", err)
+	default:
+	}
+	if len(reloaded) != 2 {
+		t.Fatalf("%d of 2 instances reloaded their kicked players", len(reloaded))
+	}
+	inFlight.Done()
+	select {
+	case err := <-kicked:
+		if !errors.Is(err, store.ErrNotApplied) { // logged, and nobody applies it
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the kick was not logged once the tap was answered")
 	}
 }

@@ -192,16 +192,34 @@ var ErrAlreadyKicked = game.Errorf(game.ECONFLICT, "That player was already kick
 // A logged kick is in force at once: the player's token is refused.
 var ErrNotApplied = errors.New("the change is logged; it shows when the consumer applies it")
 
-// PendKick records a logged kick until the consumer applies it, and tells
-// every instance to refuse the player's token.
-func (s *Store) PendKick(ctx context.Context, id string, at time.Time) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+// PendKick records a kick until the consumer applies it, and tells every
+// instance to refuse the player's token; it returns the kick epoch the
+// instances switch to once they do (ledger.RoundView).
+func (s *Store) PendKick(ctx context.Context, id string, at time.Time) (epoch int64, err error) {
+	var incr *redis.IntCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, KeyKickPending, id, at.UnixMilli())
+		incr = p.Incr(ctx, KeyKickEpoch)
+		p.Publish(ctx, ChannelAdmin, "kick")
+		p.Publish(ctx, ChannelRounds, "kick")
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record kick of %s: %w", id, err)
+	}
+	return incr.Val(), nil
+}
+
+// UnpendKick withdraws a kick that could not be logged: the player may
+// play on.
+func (s *Store) UnpendKick(ctx context.Context, id string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, KeyKickPending, id)
 		p.Publish(ctx, ChannelAdmin, "kick")
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record kick of %s: %w", id, err)
+		return fmt.Errorf("withdraw kick of %s: %w", id, err)
 	}
 	return nil
 }

@@ -85,9 +85,14 @@ const (
 	// KeyRoundViews: instance id -> when its registration ends (Redis
 	// time, unix ms). A round is announced to the instances registered.
 	KeyRoundViews = "game:round:views"
-	// KeyRoundSeen: instance id -> the newest round it has switched to,
-	// after every tap judged by an older round was answered.
+	// KeyRoundSeen: instance id -> "stamp/kicks": the newest view of the
+	// round and of the kicks it has switched to, after every tap judged by
+	// an older view was answered.
 	KeyRoundSeen = "game:round:seen"
+	// KeyKickEpoch counts kicks announced (PendKick): an instance that has
+	// seen it change reloads the kicked players before it records the
+	// switch, so a kick is logged only once no instance lets the player tap.
+	KeyKickEpoch = "game:kicked:epoch"
 	// ChannelRounds tells every instance that the current round changed
 	// (announced, started, withdrawn), so it reads it at once.
 	ChannelRounds = "game:round:changed"
@@ -161,6 +166,7 @@ var keys = []keySpec{
 	{Name: keyMarkersLock, Local: "markers_lock", Type: "string"},
 	{Name: KeyRoundViews, Local: "round_views", Type: "zset"},
 	{Name: KeyRoundSeen, Local: "round_seen", Type: "hash"},
+	{Name: KeyKickEpoch, Local: "kick_epoch", Type: "string", Number: true},
 }
 
 // The checkpoint's key lists, by type.

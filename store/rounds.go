@@ -70,31 +70,45 @@ func (s *Store) WithdrawRound(ctx context.Context, sc game.RoundSchedule) error 
 // roundViewScript is an instance's heartbeat (RoundHeartbeat).
 var roundViewScript = newLuaScript("round_view.lua")
 
-// RoundHeartbeat registers instance id until lease after now (Redis
-// time) with seen, the stamp of the newest view of the round it has
-// switched to (ledger.RoundView), and reads the
-// current round: its number and schedule (nil in open play; a timed
-// schedule numbered after round is announced, not started).
-func (s *Store) RoundHeartbeat(ctx context.Context, id string, lease time.Duration, seen int64) (round int64, sc *game.RoundSchedule, err error) {
-	vals, err := roundViewScript.Run(ctx, s.rdb, roundViewScript.Keys(0), id, lease.Milliseconds(), seen).StringSlice()
-	if err != nil {
-		return 0, nil, fmt.Errorf("read round: %w", err)
-	}
-	if len(vals) != 2 {
-		return 0, nil, fmt.Errorf("read round: %d values", len(vals))
-	}
-	round, _ = strconv.ParseInt(vals[0], 10, 64)
-	sc, err = decodeSchedule(vals[1])
-	return round, sc, err
+// ViewState is what an instance's view is made of: the current round,
+// its schedule (nil in open play; a timed schedule numbered after Round is
+// announced, not started) and the kick epoch (PendKick).
+type ViewState struct {
+	Round    int64
+	Schedule *game.RoundSchedule
+	Kicks    int64
 }
 
-// roundUnseenScript lists the instances behind a round (RoundUnseen).
+// Seen is the view an instance has switched to: its stamp (see
+// ledger.RoundView) and kick epoch.
+type Seen struct{ Stamp, Kicks int64 }
+
+// RoundHeartbeat registers instance id until lease after now (Redis
+// time) with seen, the newest view it has switched to, and reads the
+// state its view is made of.
+func (s *Store) RoundHeartbeat(ctx context.Context, id string, lease time.Duration, seen Seen) (ViewState, error) {
+	mark := strconv.FormatInt(seen.Stamp, 10) + "/" + strconv.FormatInt(seen.Kicks, 10)
+	vals, err := roundViewScript.Run(ctx, s.rdb, roundViewScript.Keys(0), id, lease.Milliseconds(), mark).StringSlice()
+	if err != nil {
+		return ViewState{}, fmt.Errorf("read round: %w", err)
+	}
+	if len(vals) != 3 {
+		return ViewState{}, fmt.Errorf("read round: %d values", len(vals))
+	}
+	var v ViewState
+	v.Round, _ = strconv.ParseInt(vals[0], 10, 64)
+	v.Kicks, _ = strconv.ParseInt(vals[2], 10, 64)
+	v.Schedule, err = decodeSchedule(vals[1])
+	return v, err
+}
+
+// roundUnseenScript lists the instances behind a view (RoundUnseen).
 var roundUnseenScript = newLuaScript("round_unseen.lua")
 
-// RoundUnseen is the registered instances whose view is stamped before
-// stamp (see RoundHeartbeat).
-func (s *Store) RoundUnseen(ctx context.Context, stamp int64) ([]string, error) {
-	ids, err := roundUnseenScript.Run(ctx, s.rdb, roundUnseenScript.Keys(0), stamp).StringSlice()
+// RoundUnseen is the registered instances that have not switched to a
+// view at least as new as seen (see RoundHeartbeat).
+func (s *Store) RoundUnseen(ctx context.Context, seen Seen) ([]string, error) {
+	ids, err := roundUnseenScript.Run(ctx, s.rdb, roundUnseenScript.Keys(0), seen.Stamp, seen.Kicks).StringSlice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read the instances' views of the round: %w", err)
 	}
