@@ -11,6 +11,7 @@
 //	go run ./cmd/tapbench -url http://127.0.0.1:8080 -baseline-url http://127.0.0.1:9999 -pairs 5
 //	go run ./cmd/tapbench -mode ws -baseline -pairs 5               # every player taps over its own WebSocket
 //	go run ./cmd/tapbench -noop-server 127.0.0.1:9999    # a do-nothing POST /api/tap (202) to compare with
+//	go run ./cmd/tapbench -scoreboard-server 127.0.0.1:9998   # the bare scoreboard server, fan-out's ceiling (scoreboard.go)
 //	go run ./cmd/tapbench -broker 127.0.0.1:9092 -data-dir /tmp/kfake   # a kfake broker as a process
 //	go run ./cmd/tapbench -url ... -tokens-out tokens.txt -duration 0   # players for wrk (cmd/tapbench/wrk/tap.lua)
 //
@@ -49,12 +50,12 @@ import (
 )
 
 type options struct {
-	url, metricsURL, baselineURL, noopAddr, brokerAddr, dataDir, tokensOut, serverPID, cpuPids, format, mode string
-	players, workers, count, sse, ws, trackClients, pairs, partitions, window                                int
-	rate                                                                                                     float64
-	duration, warmup, settle                                                                                 time.Duration
-	baseline, verifyPlayers                                                                                  bool
-	taps                                                                                                     int64
+	url, metricsURL, baselineURL, noopAddr, scoreboardAddr, fanoutDir, brokerAddr, dataDir, tokensOut, serverPID, cpuPids, format, mode string
+	players, workers, count, sse, ws, trackClients, pairs, partitions, window                                                           int
+	rate                                                                                                                                float64
+	duration, warmup, settle                                                                                                            time.Duration
+	baseline, verifyPlayers                                                                                                             bool
+	taps                                                                                                                                int64
 }
 
 func main() {
@@ -83,6 +84,8 @@ func main() {
 	flag.StringVar(&o.cpuPids, "cpu-pids", "", "processes whose CPU time to report per phase, as name=pid,... (tapbench itself is always \"generator\"; -server-pid adds \"server\")")
 	flag.StringVar(&o.tokensOut, "tokens-out", "", "write the joined players' tokens to this file, one a line (for wrk)")
 	flag.StringVar(&o.noopAddr, "noop-server", "", "only serve a do-nothing POST /api/tap (202) on this address, until interrupted")
+	flag.StringVar(&o.scoreboardAddr, "scoreboard-server", "", "only serve the bare scoreboard server on this address, until interrupted: the game in memory, tapwars' join, tap, game-state and live endpoints with its frames and pacing (the ceiling of fan-out)")
+	flag.StringVar(&o.fanoutDir, "fanout-report", "", "only print the fan-out comparison of the runs in this directory (tapwars-N.json, bare-N.json: external.sh fanout writes them)")
 	flag.StringVar(&o.brokerAddr, "broker", "", "only run a kfake Kafka broker on this address (host:port), until interrupted")
 	flag.StringVar(&o.dataDir, "data-dir", "", "with -broker: its data directory (default: a temp dir)")
 	flag.IntVar(&o.partitions, "partitions", 6, "with -broker: partitions of game-taps")
@@ -106,6 +109,10 @@ func main() {
 	switch {
 	case o.noopAddr != "":
 		err = serveNoop(ctx, o.noopAddr)
+	case o.scoreboardAddr != "":
+		err = serveScoreboard(ctx, o.scoreboardAddr)
+	case o.fanoutDir != "":
+		err = fanoutReport(os.Stdout, o.fanoutDir)
 	case o.brokerAddr != "":
 		err = runBroker(ctx, o)
 	default:
@@ -251,6 +258,7 @@ type LiveResult struct {
 	FirstError     string  `json:"first_error,omitempty"`
 	UpdatesMin     float64 `json:"updates_per_s_min"`
 	UpdatesP1      float64 `json:"updates_per_s_p1"`
+	UpdatesP10     float64 `json:"updates_per_s_p10"`
 	UpdatesP50     float64 `json:"updates_per_s_p50"`
 	AtLeast5       float64 `json:"share_with_5_per_s_or_more"`
 	MiBps          float64 `json:"received_mib_per_s"`
@@ -667,6 +675,7 @@ func summarizeLive(lr *LiveResult, clients []*liveClient, acks []ack, start int6
 	if len(rates) > 0 {
 		lr.UpdatesMin = round3(rates[0])
 		lr.UpdatesP1 = round3(percentile(rates, 0.01))
+		lr.UpdatesP10 = round3(percentile(rates, 0.1))
 		lr.UpdatesP50 = round3(percentile(rates, 0.5))
 		ge := 0
 		for _, r := range rates {
@@ -769,8 +778,8 @@ func printSummary(w io.Writer, r *Result) {
 		fmt.Fprintf(w, " = %.1f\n", total/float64(reqs)*1e6)
 	}
 	if l := r.Live; l != nil {
-		fmt.Fprintf(w, "  live       %d %s clients (%d SSE, %d WS), %d connect errors, %d dropped; updates/s min %.1f p1 %.1f p50 %.1f; %.0f%% got >= 5/s; %.1f MiB/s\n",
-			l.Clients, l.Format, l.SSEClients, l.WSClients, l.ConnectErrors, l.Dropped, l.UpdatesMin, l.UpdatesP1, l.UpdatesP50, l.AtLeast5*100, l.MiBps)
+		fmt.Fprintf(w, "  live       %d %s clients (%d SSE, %d WS), %d connect errors, %d dropped; updates/s min %.1f p1 %.1f p10 %.1f p50 %.1f; %.0f%% got >= 5/s; %.1f MiB/s\n",
+			l.Clients, l.Format, l.SSEClients, l.WSClients, l.ConnectErrors, l.Dropped, l.UpdatesMin, l.UpdatesP1, l.UpdatesP10, l.UpdatesP50, l.AtLeast5*100, l.MiBps)
 		fmt.Fprintf(w, "  freshness  p50 %.1f ms p90 %.1f ms p99 %.1f ms p99.9 %.1f ms max %.1f ms (%d samples over %d tracked clients, %d unseen)\n",
 			l.Freshness.P50, l.Freshness.P90, l.Freshness.P99, l.Freshness.P999, l.Freshness.Max, l.Freshness.Samples, l.Tracked, l.Unseen)
 	}
