@@ -22,8 +22,9 @@ type fanoutRun struct {
 	pair      int
 	target    string // "tapwars" or "bare"
 	res       *Result
-	err       string // why there is no result
-	cpuServer float64
+	err       string  // why there is no result
+	cpuServer float64 // CPU seconds of the server process in the measured phases
+	cpuStack  float64 // ... and of every other watched process but the generator (tapwars: broker, redis)
 }
 
 var runName = regexp.MustCompile(`^(tapwars|bare)-(\d+)\.json$`)
@@ -47,7 +48,14 @@ func readFanoutRuns(dir string) ([]fanoutRun, error) {
 			r.err = err.Error()
 		} else {
 			for _, ph := range r.res.Phases {
-				r.cpuServer += ph.CPU["server"]
+				for name, secs := range ph.CPU {
+					if name == "server" {
+						r.cpuServer += secs
+					}
+					if name != "generator" {
+						r.cpuStack += secs
+					}
+				}
 			}
 		}
 		runs = append(runs, r)
@@ -108,7 +116,7 @@ func printFanoutReport(w io.Writer, runs []fanoutRun) {
 	l := first.Live
 	fmt.Fprintf(w, "\nfan-out: tapwars against the bare scoreboard server, %d %s clients (%d SSE, %d WS), %d players, taps %s, %.0f s phases\n",
 		l.Clients, l.Format, l.SSEClients, l.WSClients, first.Players, rateStr(first.Rate), first.Duration)
-	fmt.Fprintf(w, "%-5s %-8s %12s %8s %13s %8s %11s %10s %8s %6s\n", "pair", "server", "updates/s p50", "p10", "fresh p99 ms", "taps/s", "KiB/client", "server CPU", "drops", "exact")
+	fmt.Fprintf(w, "%-5s %-8s %12s %8s %13s %8s %11s %10s %9s %8s %6s\n", "pair", "server", "updates/s p50", "p10", "fresh p99 ms", "taps/s", "KiB/client", "server CPU", "stack CPU", "drops", "exact")
 	byTarget := map[string][]*Result{}
 	for _, r := range runs {
 		if r.res == nil {
@@ -117,12 +125,8 @@ func printFanoutReport(w io.Writer, runs []fanoutRun) {
 		}
 		x := r.res
 		byTarget[r.target] = append(byTarget[r.target], x)
-		cpu := "-"
-		if x.Duration > 0 && r.cpuServer > 0 {
-			cpu = fmt.Sprintf("%.0f%%", r.cpuServer/phaseSeconds(x)*100)
-		}
-		fmt.Fprintf(w, "%-5d %-8s %12.2f %8.2f %13.1f %8.0f %11.1f %10s %8s %6v\n", r.pair, r.target, x.Live.UpdatesP50, x.Live.UpdatesP10,
-			x.Live.Freshness.P99, x.TapRate, float64(x.Memory.ServerPerClient)/1024, cpu,
+		fmt.Fprintf(w, "%-5d %-8s %12.2f %8.2f %13.1f %8.0f %11.1f %10s %9s %8s %6v\n", r.pair, r.target, x.Live.UpdatesP50, x.Live.UpdatesP10,
+			x.Live.Freshness.P99, x.TapRate, float64(x.Memory.ServerPerClient)/1024, cpuShare(r.cpuServer, x), cpuShare(r.cpuStack, x),
 			fmt.Sprintf("%d+%d", x.Live.ConnectErrors, x.Live.Dropped), x.Verify.Exact)
 	}
 	for _, t := range []string{"bare", "tapwars"} {
@@ -170,12 +174,16 @@ func printFanoutReport(w io.Writer, runs []fanoutRun) {
 		len(up50), round3(median(up50)), roundAll(up50), round3(median(up10)), roundAll(up10), round3(median(fresh)), roundAll(fresh))
 }
 
-func phaseSeconds(r *Result) float64 {
-	var s float64
+// cpuShare is secs of CPU over the run's measured phases, in % of one core.
+func cpuShare(secs float64, r *Result) string {
+	var el float64
 	for _, ph := range r.Phases {
-		s += ph.Seconds
+		el += ph.Seconds
 	}
-	return s
+	if secs <= 0 || el <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", secs/el*100)
 }
 
 func ratio(a, b float64) float64 {

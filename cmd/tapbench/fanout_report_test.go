@@ -15,7 +15,7 @@ func TestFanoutReport(t *testing.T) {
 	write := func(name string, updates, p10, p99 float64) {
 		r := Result{Players: 1000, Rate: 1000, Duration: 10, TapRate: 999, Live: &LiveResult{Clients: 2000, Format: "html", SSEClients: 1000, WSClients: 1000,
 			UpdatesP50: updates, UpdatesP10: p10, Freshness: Latency{P99: p99}}}
-		r.Phases = []phase{{Seconds: 10, CPU: map[string]float64{"server": 5}}}
+		r.Phases = []phase{{Seconds: 10, CPU: map[string]float64{"server": 5, "broker": 2, "generator": 9}}}
 		r.Memory.ServerPerClient = 16 << 10
 		r.Verify.Exact = true
 		b, _ := json.Marshal(r)
@@ -40,7 +40,7 @@ func TestFanoutReport(t *testing.T) {
 		"2000 html clients (1000 SSE, 1000 WS), 1000 players, taps 1000/s, 10 s phases",
 		"3     tapwars  " + dir + "/tapwars-3.json: no result",
 		"med   tapwars          8.00     6.00         150.0      999        16.0",
-		"50%",
+		"50%       70%",
 		"tapwars / bare (median of 2 pairs): updates/s p50 0.800 [0.9 0.8], p10 0.750 [0.75 0.8]; freshness p99 1.500 [2 1.5]",
 	} {
 		if !strings.Contains(s, want) {
