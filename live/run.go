@@ -16,8 +16,8 @@ func (h *Hub) Run(ctx context.Context) {
 	changes := h.src.Subscribe(ctx)
 	touch := time.NewTicker(h.opt.TouchInterval)
 	defer touch.Stop()
-	// Presence expires without any change being published: re-read now and
-	// then even when nothing happened.
+	// Presence expires without any change being published: re-read when
+	// no frame was made for IdleRefresh (under load frames read anyway).
 	idle := time.NewTicker(h.opt.IdleRefresh)
 	defer idle.Stop()
 	l := &loop{h: h, stats: cadence{every: h.opt.StatsInterval},
@@ -48,6 +48,7 @@ func (h *Hub) Run(ctx context.Context) {
 		if !l.frame(ctx) {
 			return
 		}
+		idle.Reset(h.opt.IdleRefresh)
 	}
 }
 

@@ -8,9 +8,8 @@ package main
 // frame waits until all but 1% of the clients have this one (at most
 // 250 ms), then as long again as half that, and at least 50 ms; a
 // leaderboard change shows on the pages at most every 250 ms or three
-// frames; the state is also re-read every second and sent at once when it
-// changed (the hub's idle ticker, which fires under load too: an unpaced
-// frame a second, and the next frame follows it at once). Personal updates
+// frames; the state is also re-read after a second without a frame and
+// sent at once when it changed (the hub's idle re-read). Personal updates
 // and presence heartbeats are left out: tapbench's live clients are
 // anonymous. So are the 15 s keep-alive heartbeats.
 //
@@ -190,6 +189,7 @@ func (f *fanout) run(ctx context.Context) {
 			}
 			continue
 		}
+		idle.Reset(idleRefresh)
 		start := time.Now()
 		fr, due := f.next(f.s.snapshot(start, f.s.leaderN), start)
 		f.publish(fr)
