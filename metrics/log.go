@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // CheckpointAt is the time (unix ms) of the newest checkpoint this instance
@@ -12,19 +13,36 @@ import (
 var CheckpointAt atomic.Int64
 
 // Problems with the log the consumer or the checkpoints met, by problem
-// (LogProblemKinds). Each also logs at error level and shows at /readyz.
+// (Problems). Each also logs at error level and shows at /readyz.
 var LogProblems = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "tapwars_log_problems_total",
-	Help: "Records lost before they were applied (deleted by retention or DeleteRecords), stored offsets past the log's end, and checkpoints that could not be read.",
+	Help: "Records lost before they were applied (deleted by retention or DeleteRecords), stored offsets past the log's end, checkpoints that could not be read, " +
+		"game keys deleted under the store, and records tapwars wrote that the consumer could not apply. Alert on any.",
 }, []string{"problem"})
 
-// Kinds of LogProblems.
+// Problems are the values of LogProblems' label.
 const (
 	ProblemDeleted      = "deleted_before_applied"
 	ProblemPastEnd      = "offset_past_end"
 	ProblemCheckpoint   = "checkpoint_unreadable"
 	ProblemInconsistent = "store_inconsistent"
+	ProblemUnapplied    = "fact_unapplied"
 )
+
+// Problems lists every problem, created at zero.
+var Problems = []string{ProblemDeleted, ProblemPastEnd, ProblemCheckpoint, ProblemInconsistent, ProblemUnapplied}
+
+// UnappliedFacts is LogProblems{problem="fact_unapplied"} under the name it
+// had before the problems were counted together, so dashboards and alerts
+// on it keep working.
+var UnappliedFacts = prometheus.NewCounterFunc(prometheus.CounterOpts{
+	Name: "tapwars_unapplied_facts_total",
+	Help: "Records tapwars wrote (joins, kicks, rounds, imports) that the consumer could not apply and skipped: the state lacks them. The same count as tapwars_log_problems_total{problem=\"fact_unapplied\"}.",
+}, func() float64 {
+	var m dto.Metric
+	_ = LogProblems.WithLabelValues(ProblemUnapplied).Write(&m) // a counter's Write cannot fail
+	return m.GetCounter().GetValue()
+})
 
 // CheckpointAge is the age of the newest checkpoint this instance knows.
 var CheckpointAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -40,7 +58,7 @@ var CheckpointAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 
 func init() {
 	Registry.MustRegister(LogProblems, CheckpointAge)
-	for _, v := range []string{ProblemDeleted, ProblemPastEnd, ProblemCheckpoint, ProblemInconsistent} {
+	for _, v := range Problems {
 		LogProblems.WithLabelValues(v)
 	}
 }

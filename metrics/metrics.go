@@ -20,7 +20,6 @@ var (
 	TapsSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tapwars_taps_skipped_total", Help: "Records or taps on the topic the consumer skipped, by reason (poison, unknown player, old round).",
 	}, []string{"reason"})
-	UnappliedFacts   = counter("unapplied_facts_total", "Records tapwars wrote (joins, kicks, rounds, imports) that the consumer could not apply and skipped: the state lacks them (an ERROR in the log, a note at /readyz). Alert on any.")
 	ApplyErrors      = counter("apply_errors_total", "Failed attempts to apply a batch to Redis (retried).")
 	DuplicateBatches = counter("duplicate_batches_total", "Batches delivered again whose records were already counted.")
 	TopicRebases     = counter("topic_rebases_total", "Times the offsets in Redis were moved to a game-taps with another topic id (recreated, or another cluster).")

@@ -85,9 +85,8 @@ type Consumer struct {
 	log    *slog.Logger
 	opt    ConsumerOptions
 
-	stuck     *stuckPartitions
-	unapplied *unappliedFacts
-	problems  logProblems
+	stuck    *stuckPartitions
+	problems *problems
 
 	reader sarama.Consumer // replays partitions while their claim waits (catchUp)
 	joined atomic.Bool     // a group session started: its partitions' state is known
@@ -148,7 +147,7 @@ func NewConsumer(c Config, app Applier, log *slog.Logger, opt ConsumerOptions) (
 	}
 	return &Consumer{cfg: c, client: client, group: group, reader: reader, app: app, log: log, opt: opt,
 		lag: map[int32]int64{}, oldest: map[int32]int64{}, resumed: map[int32]int64{}, started: map[int32]int64{}, rebuilding: map[int32]rebuild{}, stuck: newStuckPartitions(log),
-		unapplied: &unappliedFacts{log: log}}, nil
+		problems: newProblems(log)}, nil
 }
 
 // Run consumes until ctx ends, rejoining the group after each rebalance and
@@ -281,9 +280,9 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		h.c.setOldest(p, oldest)
 		off, ok := offs[p]
 		if ok && off < oldest {
-			h.c.reportDeleted(p, off, oldest)
+			h.c.problems.reportDeleted(p, off, oldest)
 		} else if !ok && oldest > 0 {
-			h.c.reportDeleted(p, -1, oldest)
+			h.c.problems.reportDeleted(p, -1, oldest)
 		}
 		if !ok || off < oldest {
 			off = oldest
@@ -301,7 +300,7 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		var lag int64
 		if hw, err := h.c.client.GetOffset(Topic, p, sarama.OffsetNewest); err == nil {
 			if ok && off > hw {
-				h.c.reportPastEnd(p, off, hw)
+				h.c.problems.reportPastEnd(p, off, hw)
 			}
 			lag = max(hw-off, 0)
 			if (!ok || restored) && hw > off {
@@ -357,7 +356,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		pos = off
 	}
 	h.c.mu.Unlock()
-	if h.c.isPastEnd(p) {
+	if h.c.problems.isPastEnd(p) {
 		if !h.waitPastEnd(ctx, p) {
 			return nil
 		}
@@ -480,8 +479,7 @@ func (h *groupHandler) repairIfLost(ctx context.Context, p int32, next, unknown 
 	if len(h.c.repairs) > maxRepairs {
 		h.c.noRepair.Store(true)
 		h.c.repairMu.Unlock()
-		metrics.LogProblems.WithLabelValues(metrics.ProblemInconsistent).Inc()
-		h.c.log.Error("the store is inconsistent again right after rebuilds from the log (the log itself leads there): not rebuilding for it again until a restart",
+		h.c.problems.report(metrics.ProblemInconsistent, "the store is inconsistent again right after rebuilds from the log (the log itself leads there): not rebuilding for it again until a restart",
 			"rebuilds", maxRepairs, "within", repairWindow)
 		return nil
 	}
@@ -501,8 +499,7 @@ const (
 // log up to next; the other partitions notice the dropped offsets and
 // rebuild too. A tap answered 2xx is never dropped as "unknown player".
 func (h *groupHandler) repair(ctx context.Context, p int32, next int64, r Repairer, unknown int64) error {
-	metrics.LogProblems.WithLabelValues(metrics.ProblemInconsistent).Inc()
-	h.c.log.Error("the store lost game keys under it (e.g. DEL game:users): rebuilding it from the log; use the admin reset to start a new round",
+	h.c.problems.report(metrics.ProblemInconsistent, "the store lost game keys under it (e.g. DEL game:users): rebuilding it from the log; use the admin reset to start a new round",
 		"partition", p, "unknownTaps", unknown)
 	h.c.startRebuild(p, next)
 	if _, err := retry(ctx, h.c.log, "drop the projection", func(ctx context.Context) (struct{}, error) {
@@ -659,9 +656,9 @@ func (h *groupHandler) replayStart(ctx context.Context, p int32) (int64, error) 
 		return off, nil
 	}
 	if ok {
-		h.c.reportDeleted(p, off, oldest)
+		h.c.problems.reportDeleted(p, off, oldest)
 	} else if oldest > 0 {
-		h.c.reportDeleted(p, -1, oldest)
+		h.c.problems.reportDeleted(p, -1, oldest)
 	}
 	return oldest, nil
 }
@@ -729,7 +726,7 @@ func (h *groupHandler) batch(p int32, msgs []*sarama.ConsumerMessage, from, next
 		}
 		skipped[reason]++
 		if typ := factType(m); typ != "" {
-			h.c.unapplied.skipped(p, m.Offset, typ, err)
+			h.c.problems.reportUnapplied(p, m.Offset, typ, err)
 			return
 		}
 		h.c.log.Debug("skipping poison record", "partition", p, "offset", m.Offset, "err", err)
@@ -864,10 +861,6 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(con
 // to apply for longer than StuckAfter (for /readyz).
 func (c *Consumer) Applying(context.Context) error { return c.stuck.check(time.Now()) }
 
-// Unapplied says how many records tapwars wrote this consumer could not
-// apply, and the last, or "" (a note at /readyz: the instance still serves).
-func (c *Consumer) Unapplied() string { return c.unapplied.note() }
-
 // Ping checks that the brokers answer a metadata request for the topic.
 func (c *Consumer) Ping(ctx context.Context) error {
 	done := make(chan error, 1)
@@ -954,7 +947,7 @@ func (c *Consumer) Ready(context.Context) error {
 	if !c.joined.Load() {
 		return game.Errorf(game.EUNAVAILABLE, "starting: the consumer has not joined its group yet")
 	}
-	if err := c.pastEndError(); err != nil {
+	if err := c.problems.pastEndError(); err != nil {
 		return err
 	}
 	left := c.Rebuilding()

@@ -39,7 +39,9 @@ func (s *syncBuffer) String() string {
 // A record over the consumer's limit is refused by the writer before
 // anything is written; one that reaches the log anyway (an older writer)
 // is an ERROR, a metric and a note, not a silent skip, and the records
-// after it are applied.
+// after it are applied. The metric is a problem of the log like the others
+// (tapwars_log_problems_total{problem="fact_unapplied"}), still counted
+// under its old name too.
 func TestFactsTheConsumerCannotApply(t *testing.T) {
 	e := newEnv(t, 1)
 	p := e.producer(t)
@@ -77,7 +79,7 @@ func TestFactsTheConsumerCannotApply(t *testing.T) {
 		Headers: []sarama.RecordHeader{{Key: []byte(stream.TypeHeader), Value: []byte(game.FactJoin)}}}); err != nil {
 		t.Fatal(err)
 	}
-	before := unappliedFacts(t)
+	before, beforeProblems := unappliedFacts(t), problems(t, metrics.ProblemUnapplied)
 	var logs syncBuffer
 	c, err := stream.NewConsumer(e.cfg, e.st, slog.New(slog.NewTextHandler(&logs, nil)), stream.ConsumerOptions{})
 	if err != nil {
@@ -104,6 +106,12 @@ func TestFactsTheConsumerCannotApply(t *testing.T) {
 	}
 	if got := unappliedFacts(t) - before; got != 1 {
 		t.Errorf("tapwars_unapplied_facts_total went up by %v, want 1", got)
+	}
+	if got := problems(t, metrics.ProblemUnapplied) - beforeProblems; got != 1 {
+		t.Errorf("tapwars_log_problems_total{problem=%q} went up by %v, want 1", metrics.ProblemUnapplied, got)
+	}
+	if d := c.LogDetail(ctx); d != note || !strings.Contains(d, metrics.ProblemUnapplied) {
+		t.Errorf("readyz log detail %q, want the note naming its problem", d)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "a record tapwars wrote cannot be applied") {
 		t.Errorf("no ERROR in the log:\n%s", l)
