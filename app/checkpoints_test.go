@@ -73,6 +73,32 @@ func TestCheckpointTrafficDoesNotDelayTaps(t *testing.T) {
 	}
 }
 
+// Two instances in one process, each of its own game (its own Redis and
+// Kafka): a checkpoint one takes shows in its own
+// tapwars_checkpoint_age_seconds only; the other still knows none (-1),
+// as its /readyz says. Before, the gauge read one process-wide value, and
+// the second instance showed the first one's checkpoint.
+func TestCheckpointAgeIsPerInstance(t *testing.T) {
+	env := map[string]string{"CHECKPOINT_INTERVAL": "1h"}
+	a := instance(t, testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic), env)
+	b := instance(t, testenv.StartRedis(t), testenv.StartKafka(t, 1, stream.Topic), env)
+	p := join(t, a.URL(), "ada")
+	tapN(t, a.URL(), p, 1)
+	waitTotals(t, a.URL(), map[*joined]int64{&p: 1})
+	if ok, err := a.Checkpointer.Take(context.Background()); err != nil || !ok {
+		t.Fatalf("checkpoint of a: written %v, %v", ok, err)
+	}
+	if age := metricValue(t, a.URL(), "tapwars_checkpoint_age_seconds"); age < 0 || age > 60 {
+		t.Fatalf("a's tapwars_checkpoint_age_seconds %v after its checkpoint", age)
+	}
+	if age := metricValue(t, b.URL(), "tapwars_checkpoint_age_seconds"); age != -1 {
+		t.Fatalf("b's tapwars_checkpoint_age_seconds %v: it shows a's checkpoint", age)
+	}
+	if _, body := readyz(t, b.URL()); body["checkpoint_age"] != "none yet" {
+		t.Fatalf("b's readyz: %v", body)
+	}
+}
+
 // CHECKPOINT_INTERVAL=0 turns checkpoints off both ways: a wiped Redis is
 // rebuilt from the whole log, never from a checkpoint an earlier run left
 // (which may be old). Before, it still loaded the newest checkpoint.

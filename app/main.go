@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -424,7 +425,9 @@ func (m *Main) startMetrics() (err error) {
 		return nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	own := prometheus.NewRegistry() // this instance's own values, beside the process's
+	own.MustRegister(metrics.NewCheckpointAge(m.checkpointLog.NewestAt))
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{metrics.Registry, own}, promhttp.HandlerOpts{}))
 	if m.metrics, m.metricsLn, err = m.serveAside("METRICS_ADDR", m.Config.MetricsAddr, mux); err != nil {
 		return err
 	}

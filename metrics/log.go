@@ -8,8 +8,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// CheckpointAt is the time (unix ms) of the newest checkpoint this instance
-// wrote or read; 0 while it knows none.
+// CheckpointAt is read by nothing: tapwars_checkpoint_age_seconds is each
+// instance's own (NewCheckpointAge). Package ledger still stores to it;
+// it goes once that store does.
 var CheckpointAt atomic.Int64
 
 // Problems with the log the consumer or the checkpoints met, by problem
@@ -44,20 +45,25 @@ var UnappliedFacts = prometheus.NewCounterFunc(prometheus.CounterOpts{
 	return m.GetCounter().GetValue()
 })
 
-// CheckpointAge is the age of the newest checkpoint this instance knows.
-var CheckpointAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-	Name: "tapwars_checkpoint_age_seconds",
-	Help: "Age of the newest checkpoint on game-checkpoints this instance knows (-1: none known yet). Alert when it exceeds a few CHECKPOINT_INTERVALs.",
-}, func() float64 {
-	at := CheckpointAt.Load()
-	if at == 0 {
-		return -1
-	}
-	return time.Since(time.UnixMilli(at)).Seconds()
-})
+// NewCheckpointAge is tapwars_checkpoint_age_seconds of one instance:
+// the age of the newest checkpoint newest says it knows (zero: none yet).
+// Each instance serves its own beside Registry, so instances in one
+// process never show each other's.
+func NewCheckpointAge(newest func() time.Time) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tapwars_checkpoint_age_seconds",
+		Help: "Age of the newest checkpoint on game-checkpoints this instance knows (-1: none known yet). Alert when it exceeds a few CHECKPOINT_INTERVALs.",
+	}, func() float64 {
+		at := newest()
+		if at.IsZero() {
+			return -1
+		}
+		return time.Since(at).Seconds()
+	})
+}
 
 func init() {
-	Registry.MustRegister(LogProblems, CheckpointAge)
+	Registry.MustRegister(LogProblems)
 	for _, v := range Problems {
 		LogProblems.WithLabelValues(v)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -81,6 +82,29 @@ type CheckpointLog struct {
 	// complete or not, so a smaller checkpoint tombstones them all.
 	last  *checkpointHead
 	tried map[string]int
+
+	newest atomic.Int64 // unix ms of the newest checkpoint written or read here (0: none)
+}
+
+// saw records a checkpoint made at at, written or read.
+func (cs *CheckpointLog) saw(at time.Time) {
+	ms := at.UnixMilli()
+	for {
+		cur := cs.newest.Load()
+		if ms <= cur || cs.newest.CompareAndSwap(cur, ms) {
+			return
+		}
+	}
+}
+
+// NewestAt is when the newest checkpoint this log wrote, or read (Latest,
+// Newest), was made; zero while it knows none. Each instance has its own:
+// its tapwars_checkpoint_age_seconds.
+func (cs *CheckpointLog) NewestAt() time.Time {
+	if ms := cs.newest.Load(); ms != 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
 }
 
 // NewCheckpointLog connects to the brokers with a producer of its own (a
@@ -173,6 +197,7 @@ func (cs *CheckpointLog) Write(ctx context.Context, data []byte, at time.Time) e
 	}
 	cs.last = &head
 	cs.tried[head.Slot] = head.Chunks
+	cs.saw(at)
 	return nil
 }
 
@@ -211,6 +236,14 @@ func (e *CheckpointError) Reason() string {
 // topic holds none, a *CheckpointError when it cannot be read. When the
 // newest is incomplete, the other slot's (older) is read instead.
 func (cs *CheckpointLog) Latest(ctx context.Context) ([]byte, CheckpointInfo, error) {
+	data, info, err := cs.latest(ctx)
+	if err == nil {
+		cs.saw(info.At)
+	}
+	return data, info, err
+}
+
+func (cs *CheckpointLog) latest(ctx context.Context) ([]byte, CheckpointInfo, error) {
 	head, headAt, err := cs.newestHead(ctx, "", -1)
 	if err != nil {
 		return nil, CheckpointInfo{}, err
@@ -289,6 +322,7 @@ func (cs *CheckpointLog) Newest(ctx context.Context) (CheckpointInfo, error) {
 	if headAt < 0 {
 		return CheckpointInfo{}, ErrNoCheckpoint
 	}
+	cs.saw(time.UnixMilli(head.At))
 	return CheckpointInfo{ID: head.ID, At: time.UnixMilli(head.At), Chunks: head.Chunks}, nil
 }
 

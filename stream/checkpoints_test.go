@@ -287,3 +287,51 @@ func TestCheckpointBrokenBySecondWriterFallsBack(t *testing.T) {
 		})
 	})
 }
+
+// Each CheckpointLog knows the newest checkpoint it wrote or read (its
+// instance's tapwars_checkpoint_age_seconds), not another one's: a reader
+// knows none until it reads.
+func TestCheckpointLogKnowsItsNewest(t *testing.T) {
+	k := testenv.StartKafka(t, 1, stream.Topic)
+	cfg := stream.Config{Brokers: k.Addrs()}
+	if _, err := stream.EnsureTopics(cfg, stream.Topics{}, quiet); err != nil {
+		t.Fatal(err)
+	}
+	writer, err := stream.NewCheckpointLog(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	reader, err := stream.NewCheckpointLog(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	ctx := context.Background()
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := writer.Write(ctx, []byte("state"), at); err != nil {
+		t.Fatal(err)
+	}
+	if got := writer.NewestAt(); !got.Equal(at) {
+		t.Fatalf("writer's newest %v, want %v", got, at)
+	}
+	if got := reader.NewestAt(); !got.IsZero() {
+		t.Fatalf("reader's newest %v before it read any", got)
+	}
+	if _, err := reader.Newest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := reader.NewestAt(); !got.Equal(at) {
+		t.Fatalf("reader's newest %v after Newest, want %v", got, at)
+	}
+	later := at.Add(30 * time.Second)
+	if err := writer.Write(ctx, []byte("state 2"), later); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reader.Latest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := reader.NewestAt(); !got.Equal(later) {
+		t.Fatalf("reader's newest %v after Latest, want %v", got, later)
+	}
+}
