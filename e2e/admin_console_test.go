@@ -50,19 +50,10 @@ const consoleJS = `(() => {
 
 func (p *player) console() consoleView { return eval[consoleView](p, consoleJS) }
 
+// waitConsole polls p's host console until ok, failing after timeout.
 func (p *player) waitConsole(timeout time.Duration, what string, ok func(consoleView) bool) consoleView {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v := p.console()
-		if ok(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("the console did not show %s within %v: %+v", what, timeout, v)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return waitUntil(p, 100*time.Millisecond, timeout, what, p.console, ok)
 }
 
 // The host console at 1280 px and on a 375 px phone: the round's state

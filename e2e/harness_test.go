@@ -500,15 +500,25 @@ func (v view) row(p *player) int {
 func (p *player) waitView(timeout time.Duration, what string, ok func(view) bool) time.Duration {
 	p.t.Helper()
 	start := time.Now()
+	waitUntil(p, 10*time.Millisecond, timeout, what, p.view, ok)
+	return time.Since(start)
+}
+
+// waitUntil reads p's page with read every interval until ok holds and
+// returns what it read; after timeout it fails the test with what the
+// page showed.
+func waitUntil[T any](p *player, every, timeout time.Duration, what string, read func() T, ok func(T) bool) T {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		v := p.view()
+		v := read()
 		if ok(v) {
-			return time.Since(start)
+			return v
 		}
-		if time.Since(start) > timeout {
+		if time.Now().After(deadline) {
 			p.t.Fatalf("%s's page did not show %s within %v; it shows %+v", p.name, what, timeout, v)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 

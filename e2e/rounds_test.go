@@ -52,17 +52,7 @@ func (e *env) startRound(countdown, play time.Duration) game.RoundSchedule {
 // waitRound polls p's round view until ok, failing after timeout.
 func (p *player) waitRound(timeout time.Duration, what string, ok func(roundView) bool) roundView {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v := p.round()
-		if ok(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: no %s within %v (round view %+v)", p.name, what, timeout, v)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return waitUntil(p, 50*time.Millisecond, timeout, what, p.round, ok)
 }
 
 // A 5-second round with a 2-second countdown, two players and the
