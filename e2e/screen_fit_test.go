@@ -257,6 +257,14 @@ func TestScreenFitsSevenDigitScores(t *testing.T) {
 			t.Errorf("podium place %d shows %q, want %s with %s taps grouped", i+1, podium[i], want[i].head, want[i].digits)
 		}
 	}
+	// Its taps are fitted like every other count (app.css, "numbers that
+	// fit"): a .num with its num--wN class in a .fit, not screen.js's --chars.
+	if bad := eval[[]string](screen, `[...document.querySelectorAll('#screen-podium .podium__taps')].filter(el => {
+		const n = el.querySelector(':scope > .num[data-n]');
+		return !el.classList.contains('fit') || !n || !n.classList.contains('num--w' + n.textContent.length) || el.style.getPropertyValue('--chars') !== '';
+	}).map(el => el.outerHTML)`); len(bad) > 0 {
+		t.Errorf("podium taps not fitted as counts are: %q", bad)
+	}
 	check("final")
 
 	// In German the screen groups with dots, once: app.js formats every

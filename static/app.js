@@ -92,7 +92,7 @@
   }
 
   // For the other pages' own scripts (e.g. the presenter screen).
-  window.tapwars = { formatCount: formatCount, formatNumbers: formatNumbers };
+  window.tapwars = { formatCount: formatCount, formatNumbers: formatNumbers, setCount: setCount };
 
   /* ---------------------------------------------------------------- 1 ---- */
 

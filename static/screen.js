@@ -1,7 +1,8 @@
 /*
  * tapwars presenter screen (/screen): the show on top of app.js.
- *   1. --chars on every element screen.css sizes to fit (one line, never
- *      wrapped); app.js formats the numbers (window.tapwars.formatCount);
+ *   1. --chars on every text screen.css sizes to fit (one line, never
+ *      wrapped); the numbers are app.js's (window.tapwars.setCount: the
+ *      viewer's locale and the shared num--wN fitting);
  *   2. the lobby before the first tap: players here and the newest names,
  *      read from GET /api/game-state every few seconds while it shows;
  *   3. the podium (top 3) at the bell, from the live leaderboard;
@@ -21,22 +22,15 @@
 
   /* ---------------------------------------------------------------- 1 ---- */
 
-  // Numbers are app.js's (window.tapwars.formatCount, loaded before this
-  // file): the server renders each count with data-n and app.js formats
-  // it in the viewer's locale after every swap, so this file only formats
-  // the numbers it makes itself (the lobby's count, the podium's taps).
-  var formatCount = window.tapwars ? window.tapwars.formatCount : String;
+  // Numbers are app.js's: the server renders each count with data-n and
+  // app.js formats it in the viewer's locale after every swap; the numbers
+  // this file makes itself (the lobby's count, the podium's taps) go
+  // through app.js's setCount too (text, data-n and num--wN class).
+  var setCount = window.tapwars.setCount;
 
-  // setCount shows n in el in the viewer's locale, with its raw value in
-  // data-n as the server renders a count.
-  function setCount(el, n) {
-    el.textContent = formatCount(n);
-    el.setAttribute('data-n', String(n));
-  }
-
-  // The elements screen.css fits to their width by their length (the
-  // counts fit by their num--wN class: app.css, "numbers that fit").
-  var FIT = '.score__team, .round__clock, .round__headline, .round__final, .round__top, .round__next, .podium__taps';
+  // The texts screen.css fits to their width by their length (the counts
+  // fit by their num--wN class: app.css, "numbers that fit").
+  var FIT = '.score__team, .round__clock, .round__headline, .round__final, .round__top, .round__next';
 
   function fit() {
     var els = screen.querySelectorAll(FIT);
@@ -152,8 +146,11 @@
       name.className = 'podium__name';
       name.textContent = row.querySelector('.board__name').textContent;
       var taps = document.createElement('span');
-      taps.className = 'podium__taps num';
-      setCount(taps, parseInt(row.querySelector('.board__taps [data-n]').getAttribute('data-n'), 10) || 0);
+      taps.className = 'podium__taps fit';
+      var count = document.createElement('span');
+      count.className = 'num';
+      setCount(count, parseInt(row.querySelector('.board__taps [data-n]').getAttribute('data-n'), 10) || 0);
+      taps.append(count);
       var block = document.createElement('span');
       block.className = 'podium__block';
       block.textContent = place;
