@@ -304,12 +304,18 @@
   var inflight = 0;      // taps sent whose answer has not arrived yet
   var sure = 0;          // of those, taps the server will accept (shown already)
   var lastApplied = null;
+  var maybe = [];        // [taps, sure taps] of each POST answered 504: still on their way (see mayStillCount)
 
   function renderMyTaps() {
     var el = byId('my-taps');
     if (!el) return;
     var applied = parseInt(el.getAttribute('data-applied'), 10);
     if (isNaN(applied)) return;
+    if (maybe.length > 0 && baseline !== null && applied >= baseline + acked + inflight) {
+      // The server counted every tap on its way: the 504'd ones need no
+      // holding (given up, they stay shown in applied).
+      while (maybe.length > 0) giveUp(maybe[0]);
+    }
     if (baseline === null || applied < lastApplied) {
       // first sight, or the score went down: an admin reset. Start over.
       baseline = applied;
@@ -633,6 +639,12 @@
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ count: count })
     }).then(function (r) {
+      if (r.status === 504) {
+        mayStillCount(count, kc);
+        var said = 'No answer in time: these taps may still count.';
+        return r.json().then(function (j) { showTapError((j && typeof j.error === 'string' && j.error) || said); },
+          function () { showTapError(said); });
+      }
       answered(count, kc, r.ok);
       if (r.ok) return;
       var retryAfter = r.headers.get('Retry-After');
@@ -643,6 +655,32 @@
       showTapError('No connection: taps not sent.');
     });
     if (n > count) postTaps(n - count, allSure);
+  }
+
+  // A POST answered 504 ("may still count") gets no later answer, unlike a
+  // socket's message (tapAnswered): its taps stay on their way (inflight,
+  // shown if sure) as a socket's unanswered ones do, until the live count
+  // covers every tap on its way (renderMyTaps) or MAYBE_HOLD_MS passed;
+  // then they are given up, and the live #my-taps shows them if they
+  // counted.
+  var MAYBE_HOLD_MS = 15000;
+
+  function mayStillCount(n, k) {
+    var entry = [n, k];
+    maybe.push(entry);
+    setTimeout(function () {
+      if (giveUp(entry)) renderMyTaps();
+    }, MAYBE_HOLD_MS);
+  }
+
+  // giveUp stops holding one of maybe; false when it went already.
+  function giveUp(entry) {
+    var i = maybe.indexOf(entry);
+    if (i < 0) return false;
+    maybe.splice(i, 1);
+    inflight = Math.max(0, inflight - entry[0]);
+    sure = Math.max(0, sure - entry[1]);
+    return true;
   }
 
   // tapAnswered handles a swapped-in #tap-ack or #tap-error.
