@@ -296,6 +296,9 @@ func TestSSEDataLinesAreSingleLines(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.m.URL()+"/events", nil)
+	// As a browser asks: set by hand, the transport does not decompress,
+	// so a compressed stream would show in Content-Encoding.
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

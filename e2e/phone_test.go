@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -583,7 +584,9 @@ func TestRoundHistoryOnPhones(t *testing.T) {
 
 // Every page loads without a missing resource (no 404: favicon included)
 // and its static assets come compressed, with immutable content-hashed
-// names; it reports the bytes a first visit transfers.
+// names; it reports the bytes a first visit transfers. Pages and API
+// answers come gzipped; a tap's 202 and /theme.css (under a kilobyte) as
+// they are.
 func TestPagesLoadCompressedWithoutMissingResources(t *testing.T) {
 	e := newEnv(t)
 	browser := newBrowser(t)
@@ -639,11 +642,11 @@ func TestPagesLoadCompressedWithoutMissingResources(t *testing.T) {
 			r.Body.Close()
 			first += len(b)
 			// /theme.css (the host's team colours, a few hundred bytes) is
-			// made per request and not worth compressing; it is cached
-			// like the files by its hashed URL.
+			// made per request, under the kilobyte worth compressing; it is
+			// cached like the files by its hashed URL.
 			wantEncoding := "br"
 			if !strings.Contains(u, "/static/") {
-				wantEncoding = r.Header.Get("Content-Encoding")
+				wantEncoding = ""
 			}
 			if r.Header.Get("Content-Encoding") != wantEncoding || r.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
 				t.Errorf("%s: Content-Encoding %q, Cache-Control %q", u, r.Header.Get("Content-Encoding"), r.Header.Get("Cache-Control"))
@@ -651,6 +654,47 @@ func TestPagesLoadCompressedWithoutMissingResources(t *testing.T) {
 		}
 	}
 	t.Logf("static assets of a first visit: %d bytes with brotli", first)
+
+	// Pages and API answers go gzipped to a client that takes it; a tap's
+	// 202 (small, and its route never compressed) goes as it is.
+	for i := range 20 {
+		e.apiJoin(fmt.Sprintf("player_%d", i)) // a state over a kilobyte
+	}
+	get := func(method, path, token string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(method, e.base+path, strings.NewReader(`{"count":1}`))
+		req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd") // set: the transport then leaves the body as sent
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+		}
+		r, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r, b
+	}
+	for _, path := range []string{"/", "/leaderboard", "/rounds", "/screen", "/api/game-state"} {
+		r, b := get("GET", path, "")
+		if r.StatusCode != http.StatusOK || r.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(r.Header.Get("Vary"), "Accept-Encoding") {
+			t.Errorf("%s: %d, Content-Encoding %q, Vary %q", path, r.StatusCode, r.Header.Get("Content-Encoding"), r.Header.Get("Vary"))
+			continue
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil || !(strings.HasPrefix(strings.ToLower(string(plain)), "<!doctype html>") || bytes.HasPrefix(plain, []byte("{"))) {
+			t.Errorf("%s: gunzipped %.40q, %v", path, plain, err)
+		}
+		t.Logf("%s: %d bytes gzipped, %d as they are", path, len(b), len(plain))
+	}
+	token, _ := e.apiJoin("tapper")
+	if r, b := get("POST", "/api/tap", token); r.StatusCode != http.StatusAccepted || r.Header.Get("Content-Encoding") != "" {
+		t.Errorf("a tap: %d, Content-Encoding %q (%d bytes)", r.StatusCode, r.Header.Get("Content-Encoding"), len(b))
+	}
 }
 
 // Tapping faster than the limit on a 320 px phone: the page says so in a

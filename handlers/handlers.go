@@ -146,6 +146,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders())
 	e.Use(crossOriginGuard())
+	e.Use(compress())
 	isImport := func(c echo.Context) bool { return c.Path() == "/admin/import" }
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: opt.BodyLimit, Skipper: isImport}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: strconv.Itoa(MaxImportBytes), // bytes
