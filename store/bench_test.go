@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strconv"
 	"sync"
 	"testing"
@@ -121,6 +122,7 @@ func benchApply(b *testing.B, players, rate, partitions, maxBatch int) {
 		}
 	}
 	next := make([]int64, partitions)
+	resetServerStats(b, c)
 	b.ResetTimer()
 	start := time.Now()
 	for _, sec := range seconds {
@@ -153,5 +155,49 @@ func benchApply(b *testing.B, players, rate, partitions, maxBatch int) {
 		b.Fatalf("total %d %v, want %d", total, err, rate*b.N)
 	}
 	b.ReportMetric(float64(rate*b.N)/el.Seconds(), "taps/s")
+	reportServerMicros(b, c, "server-us/batch")
 	b.ReportMetric(float64(entries)/el.Seconds(), "entries/s")
+}
+
+// BenchmarkApplyOneTap applies batches of one tap, one after the other, as
+// the consumer does when the game is quiet: the per-batch costs (the
+// offset check, the type checks before the first write) weigh most there.
+func BenchmarkApplyOneTap(b *testing.B) {
+	_, c := benchRedis(b)
+	st := store.New(c)
+	ids := seedPlayers(b, c, 1000)
+	ctx := context.Background()
+	resetServerStats(b, c)
+	var next int64
+	for i := 0; b.Loop(); i++ {
+		res, err := st.Apply(ctx, game.Batch{Topic: "game-taps", From: next, Next: next + 1, Start: true,
+			Taps: []game.PlayerTaps{{UserID: ids[i%len(ids)], Count: 1}}, Now: time.Now().UnixMilli()})
+		if err != nil || res.Status != game.Applied {
+			b.Fatalf("apply: %+v %v", res, err)
+		}
+		next++
+	}
+	reportServerMicros(b, c, "server-us/batch")
+}
+
+func resetServerStats(b *testing.B, c *redis.Client) {
+	b.Helper()
+	if err := c.ConfigResetStat(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// evalStats is Redis' own time per script call (INFO commandstats): what
+// the scripts cost the server, apart from the round trips and the
+// benchmark's client.
+var evalStats = regexp.MustCompile(`cmdstat_evalsha:calls=\d+,usec=\d+,usec_per_call=([\d.]+)`)
+
+func reportServerMicros(b *testing.B, c *redis.Client, unit string) {
+	b.Helper()
+	m := evalStats.FindStringSubmatch(c.Info(context.Background(), "commandstats").Val())
+	if m == nil {
+		b.Fatal("no evalsha in INFO commandstats")
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	b.ReportMetric(v, unit)
 }
