@@ -33,8 +33,7 @@ type Checkpointer struct {
 	newest atomic.Int64 // unix ms of the newest checkpoint this instance wrote or read (0: none)
 }
 
-// seen records a checkpoint made at ms: this instance's newest, and the
-// process's gauge.
+// seen records a checkpoint made at ms: this instance's newest.
 func (c *Checkpointer) seen(ms int64) {
 	for {
 		cur := c.newest.Load()
@@ -42,7 +41,6 @@ func (c *Checkpointer) seen(ms int64) {
 			break
 		}
 	}
-	metrics.CheckpointAt.Store(max(metrics.CheckpointAt.Load(), ms))
 }
 
 // NewCheckpointer returns a Checkpointer of st's projection on cps.

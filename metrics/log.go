@@ -1,17 +1,11 @@
 package metrics
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
-
-// CheckpointAt is read by nothing: tapwars_checkpoint_age_seconds is each
-// instance's own (NewCheckpointAge). Package ledger still stores to it;
-// it goes once that store does.
-var CheckpointAt atomic.Int64
 
 // Problems with the log the consumer or the checkpoints met, by problem
 // (Problems). Each also logs at error level and shows at /readyz.
