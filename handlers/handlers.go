@@ -139,6 +139,7 @@ func New(st Store, tapper Tapper, hub *live.Hub, signer *auth.Signer, log *slog.
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.JSONSerializer = jsonSerializer{}
 	e.IPExtractor = opt.Proxies.IPExtractor()
 	e.Pre(opt.Proxies.dropUntrustedForwarding)
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
