@@ -5,6 +5,7 @@ package auth
 import (
 	"crypto/hmac"
 	"strings"
+	"sync"
 
 	"github.com/tapwars/tapwars/game"
 )
@@ -21,7 +22,10 @@ const (
 )
 
 // Signer makes and checks tokens with an HMAC-SHA256 key.
-type Signer struct{ key []byte }
+type Signer struct {
+	key  []byte
+	macs sync.Pool // hash.Hash: HMACs of key, reused (a new one hashes the key again)
+}
 
 // NewSigner returns a Signer; the key should be at least 32 random bytes.
 func NewSigner(key []byte) *Signer { return &Signer{key: append([]byte(nil), key...)} }
