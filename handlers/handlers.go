@@ -15,11 +15,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tapwars/tapwars/auth"
 	"github.com/tapwars/tapwars/game"
@@ -193,10 +195,13 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		countRequest(route, status)
 		level := slog.LevelDebug
 		if status >= 500 && status != http.StatusServiceUnavailable {
 			level = slog.LevelWarn
+		}
+		if !s.log.Enabled(c.Request().Context(), level) {
+			return nil // its fields cost allocations even when dropped
 		}
 		s.log.Log(c.Request().Context(), level, "http",
 			"id", c.Response().Header().Get(echo.HeaderXRequestID),
@@ -204,6 +209,28 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			"dur", time.Since(start))
 		return nil
 	}
+}
+
+// requestCounters holds the children of tapwars_http_requests_total by
+// routeStatus: WithLabelValues hashes and compares both labels under the
+// vector's lock on every request. Routes and statuses are few.
+var requestCounters sync.Map
+
+type routeStatus struct {
+	route  string
+	status int
+}
+
+// countRequest counts a request to route (Echo's path pattern) answered status.
+func countRequest(route string, status int) {
+	k := routeStatus{route, status}
+	if c, ok := requestCounters.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(status))
+	requestCounters.Store(k, c)
+	c.Inc()
 }
 
 // ready answers 200 when every dependency answers, else 503 with a short
