@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// KAFKA_COMPRESSION takes sarama's codec names, defaults to zstd, and a
+// KAFKA_COMPRESSION takes sarama's codec names, defaults to lz4, and a
 // wrong name is refused with the names it takes.
 func TestConfigKafkaCompression(t *testing.T) {
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
 	var c Config
-	if err := c.Parse(nil, env(nil), io.Discard); err != nil || c.KafkaCompression != "zstd" {
+	if err := c.Parse(nil, env(nil), io.Discard); err != nil || c.KafkaCompression != "lz4" {
 		t.Fatalf("default: %q %v", c.KafkaCompression, err)
 	}
 	for _, v := range []string{"none", "lz4", "zstd", "snappy", "gzip"} {

@@ -32,10 +32,11 @@ type Config struct {
 }
 
 // DefaultCompression is the codec of record batches unless
-// KAFKA_COMPRESSION says otherwise: zstd keeps the log less than half the
-// size of uncompressed batches for little more CPU than lz4
-// (docs/BENCHMARKS.md).
-const DefaultCompression = "zstd"
+// KAFKA_COMPRESSION says otherwise. Ingest is bound by CPU: lz4 keeps most
+// of what compression saves in log bytes for a fraction of zstd's CPU per
+// tap, and decompresses fastest for replays; zstd suits a log whose size
+// matters more (docs/BENCHMARKS.md, "Compression").
+const DefaultCompression = "lz4"
 
 // ParseCompression is the sarama codec named by KAFKA_COMPRESSION.
 func ParseCompression(name string) (sarama.CompressionCodec, error) {
