@@ -273,10 +273,12 @@ func TestCheckpointBrokenBySecondWriterFallsBack(t *testing.T) {
 			t.Fatal(err) // rolls the segment
 		}
 		testenv.Eventually(t, 60*time.Second, func() string {
-			// Another record now and then rolls the active segment again:
-			// Kafka compacts only segments that are not active, and a slow
-			// machine (-race) may not have rolled the one with "b/0" yet.
-			if err := prod.Produce(ctx, stream.CheckpointTopic, stream.Record{Key: "other", Value: []byte("x")}); err != nil {
+			// Another record on every poll rolls the active segment (Kafka
+			// compacts only segments that are not active) and adds dirty
+			// bytes: when the cleaner ran between the two checkpoints and
+			// the other writer's chunk, that 1 KB chunk alone is below the
+			// topic's min.cleanable.dirty.ratio (1% of the 1.5 MB cleaned).
+			if err := prod.Produce(ctx, stream.CheckpointTopic, stream.Record{Key: "other", Value: randomBytes(r, 32_000)}); err != nil {
 				t.Fatal(err)
 			}
 			k.compact()
