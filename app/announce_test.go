@@ -27,10 +27,7 @@ func TestAnnouncementRaceTwoInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
-	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_TIMEOUT": "1s"}
-	n1, n2 := startNode(t, r, k, env, nil), startNode(t, r, k, env, nil)
-	bases := []string{n1.URL(), n2.URL()}
+	bases := twoInstances(t)
 	players := make([]joined, 16)
 	for i := range players {
 		players[i] = join(t, bases[i%2], fmt.Sprintf("race%d", i))
@@ -45,6 +42,15 @@ func TestAnnouncementRaceTwoInstances(t *testing.T) {
 		answers := stop()
 		checkRoundExact(t, finalRound(t, bases[(i+1)%2], rs.Number, 20*time.Second), announced, answers)
 	}
+}
+
+// twoInstances runs two instances with the admin API on one redis-server
+// and one kfake broker of 4 partitions, and returns their URLs.
+func twoInstances(t *testing.T) []string {
+	t.Helper()
+	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
+	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_TIMEOUT": "1s"}
+	return []string{startNode(t, r, k, env, nil).URL(), startNode(t, r, k, env, nil).URL()}
 }
 
 // holdNextTap makes the broker hold the next produce request to game-taps
@@ -192,10 +198,7 @@ func TestKickRaceTwoInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	r, k := testenv.StartRedis(t), testenv.StartKafka(t, 4, stream.Topic)
-	env := map[string]string{"ADMIN_TOKEN": admToken, "TAP_TIMEOUT": "1s"}
-	n1, n2 := startNode(t, r, k, env, nil), startNode(t, r, k, env, nil)
-	bases := []string{n1.URL(), n2.URL()}
+	bases := twoInstances(t)
 	for i := range 3 {
 		v := join(t, bases[1], fmt.Sprintf("kicked%d", i))
 		stop := tapLoad(bases, []joined{v}, 8)

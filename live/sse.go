@@ -58,15 +58,21 @@ const sseReadLimit = 4 << 10
 // errGone: the client hung up before its stream started.
 var errGone = errors.New("client went away")
 
+// SSEHeader sets an event stream's response header: never cached or
+// transformed, unbuffered by proxies, the connection closed at its end.
+func SSEHeader(h http.Header) {
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Connection", "close")
+}
+
 // openSSE answers with the event stream's head, takes the connection over
 // and watches it for the client hanging up. The stream's context derives
 // from base, not from the request, which ends first.
 func openSSE(w http.ResponseWriter, base context.Context) (*sseConn, error) {
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("Connection", "close")
+	SSEHeader(h)
 	nc, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, fmt.Errorf("sse: take over the connection: %w", err)

@@ -287,10 +287,7 @@ func livePageOf(r *http.Request) live.Page {
 // to it from a goroutine of its own; the request ends.
 func (f *fanout) serveSSE(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("Connection", "close")
+	live.SSEHeader(h)
 	nc, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
