@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapwars/tapwars/game"
+	"github.com/tapwars/tapwars/internal/flatjson"
 	"github.com/tapwars/tapwars/internal/httpstatus"
 	"github.com/tapwars/tapwars/metrics"
 	"github.com/tapwars/tapwars/stream"
@@ -73,6 +75,40 @@ var (
 type tapMessage struct {
 	Count json.Number     `json:"count"`
 	Seq   json.RawMessage `json:"seq"`
+	n     int             // Count read: 1 when absent
+}
+
+// readTapMessage reads a client message; Seq is a copy, set also when the
+// message is refused if it could be read. The page sends
+// {"count":n,"seq":s} with positive integers, read without reflection;
+// anything else goes through encoding/json.
+func readTapMessage(msg []byte) (tapMessage, error) {
+	r := flatjson.NewReader(msg)
+	if count, seq := r.Int("count"), r.Int("seq"); r.End() && seq > 0 {
+		return tapMessage{Seq: strconv.AppendInt(nil, seq, 10), n: int(count)}, nil
+	}
+	return decodeTapMessage(msg)
+}
+
+// decodeTapMessage is readTapMessage with encoding/json.
+func decodeTapMessage(msg []byte) (tapMessage, error) {
+	var m tapMessage
+	isObject := bytes.HasPrefix(bytes.TrimSpace(msg), []byte("{"))
+	if !isObject || json.Unmarshal(msg, &m) != nil {
+		return m, errNotATap
+	}
+	if len(m.Seq) > wsMaxSeq {
+		return tapMessage{}, errSeqTooLong
+	}
+	m.n = 1
+	if m.Count != "" {
+		c, err := strconv.Atoi(m.Count.String())
+		if err != nil {
+			return m, game.ErrInvalidCount
+		}
+		m.n = c
+	}
+	return m, nil
 }
 
 // tapReply answers a tap message on a JSON socket.
@@ -120,16 +156,26 @@ func newSocketTaps(taps TapTaker, conn *wsConn, html bool, user *game.User, auth
 		strikes: rate.NewLimiter(wsStrikesRate, wsStrikes)}
 }
 
-// run reads messages until the socket fails or closes (its error) or ctx
-// ends. Pings and the closing handshake are answered while reading.
+// run reads messages until the socket fails or closes (its error). Pings
+// and the closing handshake are answered while reading. Reads do not watch
+// ctx (a context per read costs an allocation per tap): whoever ends ctx
+// closes the socket, which ends the read.
 func (t *socketTaps) run(ctx context.Context) error {
 	t.conn.c.SetReadLimit(wsReadLimit)
+	var buf bytes.Buffer // one message at a time: handle copies what it keeps
 	for {
-		typ, msg, err := t.conn.c.Read(ctx)
+		typ, r, err := t.conn.c.Reader(context.Background())
 		if err != nil {
 			return err
 		}
-		t.handle(ctx, typ, msg)
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return err
+		}
+		t.handle(ctx, typ, buf.Bytes())
+		if buf.Cap() > 1024 {
+			buf = bytes.Buffer{} // a large message once: not kept for every socket
+		}
 	}
 }
 
@@ -147,25 +193,16 @@ func (t *socketTaps) handle(ctx context.Context, typ websocket.MessageType, msg 
 		t.release()
 		return
 	}
-	var m tapMessage
-	isObject := bytes.HasPrefix(bytes.TrimSpace(msg), []byte("{"))
-	if typ != websocket.MessageText || !isObject || json.Unmarshal(msg, &m) != nil {
-		t.refuse(m.Seq, errNotATap)
+	if typ != websocket.MessageText {
+		t.refuse(nil, errNotATap)
 		return
 	}
-	if len(m.Seq) > wsMaxSeq {
-		t.refuse(nil, errSeqTooLong)
+	m, err := readTapMessage(msg)
+	if err != nil {
+		t.refuse(m.Seq, err)
 		return
 	}
-	n := 1
-	if m.Count != "" {
-		c, err := strconv.Atoi(m.Count.String())
-		if err != nil {
-			t.refuse(m.Seq, game.ErrInvalidCount)
-			return
-		}
-		n = c
-	}
+	n := m.n
 	if t.user == nil {
 		t.refuse(m.Seq, t.authErr)
 		return
@@ -207,7 +244,7 @@ func (t *socketTaps) settle(ctx context.Context, seq json.RawMessage, n int, err
 
 func (t *socketTaps) ack(seq json.RawMessage, n int) {
 	if t.html {
-		t.writeHTML(views.TapAck(seqText(seq), n))
+		t.write(views.AppendTapAck(nil, seqText(seq), n))
 		return
 	}
 	// As writeJSON(tapReply{Type: "ack", Seq: seq, Count: n}) would: one
@@ -286,6 +323,10 @@ func (t *socketTaps) send(a answer) {
 	}
 	t.writing = true
 	t.outMu.Unlock()
+	// Let the goroutines of the other taps Kafka acknowledged in the same
+	// batch queue their answers first: they then share this write, one
+	// system call on each side instead of one per tap (docs/BENCHMARKS.md).
+	runtime.Gosched()
 	for {
 		t.outMu.Lock()
 		batch := t.out
@@ -353,6 +394,9 @@ func closeCode(err error) websocket.StatusCode {
 // seqText is seq as a page's data-seq attribute: a JSON string unquoted,
 // anything else as sent.
 func seqText(seq json.RawMessage) string {
+	if len(seq) == 0 || seq[0] != '"' {
+		return string(seq)
+	}
 	var s string
 	if json.Unmarshal(seq, &s) == nil {
 		return s
