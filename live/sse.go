@@ -46,9 +46,10 @@ func (e *Endpoints) ServeSSE(w http.ResponseWriter, s Stream) error {
 // what is due is written with one write call), and no chunked encoding (the stream ends
 // when the connection closes, as `Connection: close` announces).
 type sseConn struct {
-	nc     net.Conn
-	ctx    context.Context // ends when the client hangs up
-	cancel context.CancelFunc
+	nc       net.Conn
+	ctx      context.Context // ends when the client hangs up
+	cancel   context.CancelFunc
+	deadline WriteDeadline
 }
 
 // sseReadLimit is what a client may send on an event stream (nothing is
@@ -109,7 +110,7 @@ func (s *sseConn) close() {
 }
 
 func (s *sseConn) Write(deadline time.Time, msgs ...[]byte) error {
-	_ = s.nc.SetWriteDeadline(deadline)
+	s.deadline.Set(s.nc, deadline)
 	bufs := net.Buffers(msgs) // one writev for all of them
 	if _, err := bufs.WriteTo(s.nc); err != nil {
 		return fmt.Errorf("sse write: %w", err)

@@ -158,16 +158,17 @@ func (h *heldWrites) release() error {
 }
 
 // wsConn writes with the connection's write deadline rather than a context
-// per message (see Conn); every write sets it first.
+// per message (see Conn); every write sets it first (WriteDeadline).
 type wsConn struct {
-	c    *websocket.Conn
-	nc   net.Conn
-	held *heldWrites
+	c        *websocket.Conn
+	nc       net.Conn
+	held     *heldWrites
+	deadline WriteDeadline
 }
 
 // Write sends each of msgs as a text message; several go out in one write.
 func (w *wsConn) Write(deadline time.Time, msgs ...[]byte) (err error) {
-	_ = w.nc.SetWriteDeadline(deadline)
+	w.deadline.Set(w.nc, deadline)
 	if len(msgs) > 1 {
 		w.held.hold()
 		defer func() {
@@ -185,7 +186,7 @@ func (w *wsConn) Write(deadline time.Time, msgs ...[]byte) (err error) {
 }
 
 func (w *wsConn) Heartbeat(ctx context.Context) error {
-	_ = w.nc.SetWriteDeadline(deadlineOf(ctx))
+	w.deadline.Set(w.nc, deadlineOf(ctx))
 	if err := w.c.Ping(ctx); err != nil {
 		return fmt.Errorf("ws ping: %w", err)
 	}
@@ -199,6 +200,6 @@ func (w *wsConn) Bye(ctx context.Context) error {
 
 // close runs the closing handshake (coder/websocket waits up to 5 s).
 func (w *wsConn) close(code websocket.StatusCode, reason string) error {
-	_ = w.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	w.deadline.Set(w.nc, time.Now().Add(5*time.Second))
 	return w.c.Close(code, reason)
 }

@@ -297,7 +297,7 @@ func (f *fanout) serveSSE(w http.ResponseWriter, r *http.Request) {
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = h.Write(&head)
 	head.WriteString("\r\nretry: 1000\n\n")
-	sw := sseWriter{nc}
+	sw := &sseWriter{nc: nc}
 	if err := sw.write(time.Now().Add(frameWriteTime), head.Bytes()); err != nil {
 		nc.Close()
 		return
@@ -309,10 +309,14 @@ func (f *fanout) serveSSE(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-type sseWriter struct{ nc net.Conn }
+// Write deadlines as tapwars sets them (live.WriteDeadline).
+type sseWriter struct {
+	nc       net.Conn
+	deadline live.WriteDeadline
+}
 
-func (s sseWriter) write(deadline time.Time, msg []byte) error {
-	_ = s.nc.SetWriteDeadline(deadline)
+func (s *sseWriter) write(deadline time.Time, msg []byte) error {
+	s.deadline.Set(s.nc, deadline)
 	_, err := s.nc.Write(msg)
 	return err
 }
@@ -329,7 +333,7 @@ func (f *fanout) serveWS(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer c.CloseNow()
 		ctx := c.CloseRead(context.Background()) // ends when the client closes
-		_ = f.serve(ctx, format, wsWriter{c, hw.nc})
+		_ = f.serve(ctx, format, &wsWriter{c: c, nc: hw.nc})
 	}()
 }
 
@@ -347,11 +351,12 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 type wsWriter struct {
-	c  *websocket.Conn
-	nc net.Conn
+	c        *websocket.Conn
+	nc       net.Conn
+	deadline live.WriteDeadline
 }
 
-func (w wsWriter) write(deadline time.Time, msg []byte) error {
-	_ = w.nc.SetWriteDeadline(deadline)
+func (w *wsWriter) write(deadline time.Time, msg []byte) error {
+	w.deadline.Set(w.nc, deadline)
 	return w.c.Write(context.Background(), websocket.MessageText, msg)
 }
