@@ -186,3 +186,57 @@ func TestEndpointsServeSSEAndWebSocket(t *testing.T) {
 	waitCount(t, e.hub, "ws", 0)
 	waitEnded(3)
 }
+
+// A client's ping is answered however long the socket was quiet: the
+// server's write deadline (set before its own writes, WriteTimeout) does
+// not outlive them into the pong.
+func TestWebSocketAnswersPingsAfterQuiet(t *testing.T) {
+	e := startHub(t, live.Options{})
+	ann := e.join("ann")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ep := &live.Endpoints{Hub: e.hub, Context: ctx, Taps: &recTaker{},
+		Options: live.ServeOptions{Heartbeat: time.Minute, WriteTimeout: 200 * time.Millisecond}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ep.ServeWebSocket(w, r, live.Stream{Page: live.PageJSON, User: &ann})
+	}))
+	defer srv.Close()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	msgs := make(chan []byte, 16)
+	go func() { // reads the frames; a ping's pong arrives through here
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- b
+		}
+	}()
+	if _, ok := <-msgs; !ok {
+		t.Fatal("no first state")
+	}
+	for i := range 3 {
+		time.Sleep(500 * time.Millisecond) // the game is quiet: no frame, no write
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := c.Ping(pctx)
+		pcancel()
+		if err != nil {
+			t.Fatalf("ping %d after %v of quiet: %v", i+1, 500*time.Millisecond, err)
+		}
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"count":1,"seq":7}`)); err != nil {
+		t.Fatal(err)
+	}
+	for b := range msgs {
+		if strings.Contains(string(b), `"type":"ack","seq":7`) {
+			return
+		}
+	}
+	t.Fatal("the socket closed before the tap's ack")
+}

@@ -27,17 +27,26 @@ import (
 // s.Done is called when the connection ends.
 func (e *Endpoints) ServeWebSocket(w http.ResponseWriter, r *http.Request, s Stream) {
 	sr := &smallReads{ResponseWriter: w}
-	conn, err := websocket.Accept(sr, r, &websocket.AcceptOptions{})
+	timeout := e.Options.withDefaults().WriteTimeout
+	var wc *wsConn // set before the socket is read
+	conn, err := websocket.Accept(sr, r, &websocket.AcceptOptions{
+		// A pong goes out under the write deadline set before the server's
+		// last write, which may be long past on a quiet socket.
+		OnPingReceived: func(context.Context, []byte) bool {
+			wc.deadline.Set(wc.nc, time.Now().Add(timeout))
+			return true
+		},
+	})
 	if err != nil {
 		s.done()
 		return // Accept has written the error response
 	}
+	wc = &wsConn{c: conn, nc: sr.nc, held: sr.held}
 	go func() {
 		defer s.done()
 		ctx, cancel := context.WithCancel(e.base())
 		defer cancel()
-		wc := &wsConn{c: conn, nc: sr.nc, held: sr.held}
-		taps := newSocketTaps(e.Taps, wc, s.Page.HTML(), s.User, s.AuthErr, e.Options.withDefaults().WriteTimeout)
+		taps := newSocketTaps(e.Taps, wc, s.Page.HTML(), s.User, s.AuthErr, timeout)
 		go func() {
 			defer cancel()
 			if err := taps.run(ctx); !IsGone(err) {
