@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tapwars/tapwars/metrics"
@@ -29,18 +28,6 @@ type Checkpointer struct {
 
 	readMu  sync.Mutex
 	readErr error // the last restore's failure to read the newest checkpoint
-
-	newest atomic.Int64 // unix ms of the newest checkpoint this instance wrote or read (0: none)
-}
-
-// seen records a checkpoint made at ms: this instance's newest.
-func (c *Checkpointer) seen(ms int64) {
-	for {
-		cur := c.newest.Load()
-		if ms <= cur || c.newest.CompareAndSwap(cur, ms) {
-			break
-		}
-	}
 }
 
 // NewCheckpointer returns a Checkpointer of st's projection on cps.
@@ -64,7 +51,6 @@ func (c *Checkpointer) Take(ctx context.Context) (written bool, err error) {
 		return false, err
 	}
 	c.last = cp.Offsets()
-	c.seen(start.UnixMilli())
 	c.log.Info("checkpoint written", "bytes", len(data), "players", len(cp.Hashes[store.KeyUsers]), "offsets", cp.Offsets(), "took", time.Since(start))
 	return true, nil
 }
@@ -124,7 +110,6 @@ func (c *Checkpointer) Restore(ctx context.Context) error {
 		return err
 	}
 	c.noteRead(nil)
-	c.seen(info.At.UnixMilli())
 	ok, err := c.st.RestoreCheckpoint(ctx, cp)
 	if err != nil {
 		return err
@@ -159,14 +144,12 @@ func (c *Checkpointer) Ready(context.Context) error {
 	return c.readErr
 }
 
-// readAge learns when the newest checkpoint was written.
+// readAge learns when the newest checkpoint was written (the log keeps it:
+// NewestAt).
 func (c *Checkpointer) readAge(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	info, err := c.cps.Newest(rctx)
-	if err == nil {
-		c.seen(info.At.UnixMilli())
-	} else if !errors.Is(err, stream.ErrNoCheckpoint) && ctx.Err() == nil {
+	if _, err := c.cps.Newest(rctx); err != nil && !errors.Is(err, stream.ErrNoCheckpoint) && ctx.Err() == nil {
 		c.log.Warn("cannot read when the newest checkpoint was written", "err", err)
 	}
 }
@@ -178,10 +161,10 @@ func (c *Checkpointer) Age(every time.Duration) func(context.Context) string {
 		if every <= 0 {
 			return "off (CHECKPOINT_INTERVAL=0)"
 		}
-		at := c.newest.Load()
-		if at == 0 {
+		at := c.cps.NewestAt()
+		if at.IsZero() {
 			return "none yet"
 		}
-		return fmt.Sprintf("newest %s old (one every %s)", time.Since(time.UnixMilli(at)).Round(time.Second), every)
+		return fmt.Sprintf("newest %s old (one every %s)", time.Since(at).Round(time.Second), every)
 	}
 }

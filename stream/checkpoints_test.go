@@ -18,6 +18,18 @@ import (
 // createCheckpointTopic creates game-checkpoints the way an operator
 // tuning compaction would (the app finds it there): segments roll and get
 // cleaned at once, tombstones go at once.
+// openCheckpointLog opens a CheckpointLog on cfg's brokers, closed when
+// the test ends.
+func openCheckpointLog(t *testing.T, cfg stream.Config) *stream.CheckpointLog {
+	t.Helper()
+	cps, err := stream.NewCheckpointLog(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cps.Close() })
+	return cps
+}
+
 func createCheckpointTopic(t *testing.T, addrs []string) {
 	t.Helper()
 	cfg := sarama.NewConfig()
@@ -91,11 +103,7 @@ func TestCheckpointsStayBounded(t *testing.T) {
 	eachLogBroker(t, 1, func(t *testing.T, k logBroker) {
 		{
 			createCheckpointTopic(t, k.Addrs())
-			cps, err := stream.NewCheckpointLog(stream.Config{Brokers: k.Addrs()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cps.Close()
+			cps := openCheckpointLog(t, stream.Config{Brokers: k.Addrs()})
 			ctx := context.Background()
 			r := rand.New(rand.NewPCG(1, 2))
 			var last []byte
@@ -139,11 +147,7 @@ func TestHalfWrittenCheckpointLeavesTheNewestReadable(t *testing.T) {
 		{
 			createCheckpointTopic(t, k.Addrs())
 			cfg := stream.Config{Brokers: k.Addrs()}
-			cps, err := stream.NewCheckpointLog(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cps.Close()
+			cps := openCheckpointLog(t, cfg)
 			ctx := context.Background()
 			r := rand.New(rand.NewPCG(3, 4))
 			one, two := randomBytes(r, 1_200_000), randomBytes(r, 700_000)
@@ -187,11 +191,7 @@ func TestHalfWrittenCheckpointLeavesTheNewestReadable(t *testing.T) {
 				return ""
 			})
 			// A new process writes the next one.
-			next, err := stream.NewCheckpointLog(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer next.Close()
+			next := openCheckpointLog(t, cfg)
 			three := randomBytes(r, 300_000)
 			if err := next.Write(ctx, three, time.Now()); err != nil {
 				t.Fatal(err)
@@ -212,11 +212,7 @@ func TestLatestTellsMissingFromUnreadable(t *testing.T) {
 	if _, err := stream.EnsureTopics(cfg, stream.Topics{}, quiet); err != nil {
 		t.Fatal(err)
 	}
-	cps, err := stream.NewCheckpointLog(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cps.Close()
+	cps := openCheckpointLog(t, cfg)
 	ctx := context.Background()
 	if _, _, err := cps.Latest(ctx); !errors.Is(err, stream.ErrNoCheckpoint) {
 		t.Fatalf("empty topic: %v, want ErrNoCheckpoint", err)
@@ -227,7 +223,7 @@ func TestLatestTellsMissingFromUnreadable(t *testing.T) {
 	k.Stop() // the broker is gone: the checkpoint exists but cannot be read
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_, _, err = cps.Latest(rctx)
+	_, _, err := cps.Latest(rctx)
 	var ce *stream.CheckpointError
 	if !errors.As(err, &ce) || errors.Is(err, stream.ErrNoCheckpoint) {
 		t.Fatalf("broker down: %v, want a CheckpointError", err)
@@ -245,11 +241,7 @@ func TestCheckpointBrokenBySecondWriterFallsBack(t *testing.T) {
 	eachLogBroker(t, 1, func(t *testing.T, k logBroker) {
 		createCheckpointTopic(t, k.Addrs())
 		cfg := stream.Config{Brokers: k.Addrs()}
-		cps, err := stream.NewCheckpointLog(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cps.Close()
+		cps := openCheckpointLog(t, cfg)
 		ctx := context.Background()
 		r := rand.New(rand.NewPCG(5, 6))
 		one, two := randomBytes(r, 900_000), randomBytes(r, 600_000)
@@ -305,16 +297,8 @@ func TestCheckpointLogKnowsItsNewest(t *testing.T) {
 	if _, err := stream.EnsureTopics(cfg, stream.Topics{}, quiet); err != nil {
 		t.Fatal(err)
 	}
-	writer, err := stream.NewCheckpointLog(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	reader, err := stream.NewCheckpointLog(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
+	writer := openCheckpointLog(t, cfg)
+	reader := openCheckpointLog(t, cfg)
 	ctx := context.Background()
 	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	if err := writer.Write(ctx, []byte("state"), at); err != nil {

@@ -153,14 +153,9 @@ func (ps *problems) pastEndError() error {
 	return game.Errorf(game.EUNAVAILABLE, "the log is behind Redis (truncated or recreated), taps are not counted: %s; rebuild Redis from the log (FLUSHALL)", strings.Join(parts, "; "))
 }
 
-// unappliedNote says how many facts were skipped and the last one, or "".
+// unappliedNote says how many facts were skipped and the last one, or "";
+// ps.mu is held.
 func (ps *problems) unappliedNote() string {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return ps.unappliedNoteLocked()
-}
-
-func (ps *problems) unappliedNoteLocked() string {
 	u := ps.unapplied
 	if u.n == 0 {
 		return ""
@@ -182,7 +177,7 @@ func (ps *problems) detail() string {
 	if len(parts) > 0 {
 		parts[0] = "taps lost: " + parts[0]
 	}
-	if note := ps.unappliedNoteLocked(); note != "" {
+	if note := ps.unappliedNote(); note != "" {
 		parts = append(parts, note)
 	}
 	if len(parts) == 0 {
@@ -222,7 +217,3 @@ func (h *groupHandler) waitPastEnd(ctx context.Context, p int32) bool {
 // LogDetail says, for /readyz, which records were deleted before they
 // were applied and which facts could not be applied ("ok" when none).
 func (c *Consumer) LogDetail(context.Context) string { return c.problems.detail() }
-
-// Unapplied says how many records tapwars wrote this consumer could not
-// apply, and the last, or "" (a note at /readyz: the instance still serves).
-func (c *Consumer) Unapplied() string { return c.problems.unappliedNote() }

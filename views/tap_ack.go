@@ -1,6 +1,7 @@
 package views
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 )
@@ -10,9 +11,9 @@ import (
 // ASCII digits goes through templ (it escapes the attribute).
 func AppendTapAck(dst []byte, seq string, count int) []byte {
 	if !isDigits(seq) {
-		var b byteWriter = dst
-		_ = TapAck(seq, count).Render(context.Background(), &b)
-		return b
+		b := bytes.NewBuffer(dst)
+		_ = TapAck(seq, count).Render(context.Background(), b)
+		return b.Bytes()
 	}
 	dst = append(dst, `<span id="tap-ack" hx-swap-oob="true" hidden data-seq="`...)
 	dst = append(dst, seq...)
@@ -28,12 +29,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// byteWriter appends what is written to it.
-type byteWriter []byte
-
-func (b *byteWriter) Write(p []byte) (int, error) {
-	*b = append(*b, p...)
-	return len(p), nil
 }
