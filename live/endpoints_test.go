@@ -187,9 +187,9 @@ func TestEndpointsServeSSEAndWebSocket(t *testing.T) {
 	waitEnded(3)
 }
 
-// A client's ping is answered however long the socket was quiet: the
-// server's write deadline (set before its own writes, WriteTimeout) does
-// not outlive them into the pong.
+// A client's ping, and its close, are answered however long the socket was
+// quiet: the write deadline of the server's last write does not outlive it
+// into the pong or the close reply that coder/websocket writes.
 func TestWebSocketAnswersPingsAfterQuiet(t *testing.T) {
 	e := startHub(t, live.Options{})
 	ann := e.join("ann")
@@ -233,10 +233,20 @@ func TestWebSocketAnswersPingsAfterQuiet(t *testing.T) {
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"count":1,"seq":7}`)); err != nil {
 		t.Fatal(err)
 	}
+	acked := false
 	for b := range msgs {
 		if strings.Contains(string(b), `"type":"ack","seq":7`) {
-			return
+			acked = true
+			break
 		}
 	}
-	t.Fatal("the socket closed before the tap's ack")
+	if !acked {
+		t.Fatal("the socket closed before the tap's ack")
+	}
+	// After another quiet spell, the client's close is answered too: a
+	// clean closing handshake, not a dropped connection.
+	time.Sleep(500 * time.Millisecond)
+	if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close after %v of quiet: %v", 500*time.Millisecond, err)
+	}
 }

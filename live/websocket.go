@@ -26,22 +26,14 @@ import (
 // cross-origin upgrade is refused (websocket.Accept writes the refusal).
 // s.Done is called when the connection ends.
 func (e *Endpoints) ServeWebSocket(w http.ResponseWriter, r *http.Request, s Stream) {
-	sr := &smallReads{ResponseWriter: w}
 	timeout := e.Options.withDefaults().WriteTimeout
-	var wc *wsConn // set before the socket is read
-	conn, err := websocket.Accept(sr, r, &websocket.AcceptOptions{
-		// A pong goes out under the write deadline set before the server's
-		// last write, which may be long past on a quiet socket.
-		OnPingReceived: func(context.Context, []byte) bool {
-			wc.deadline.Set(wc.nc, time.Now().Add(timeout))
-			return true
-		},
-	})
+	sr := &smallReads{ResponseWriter: w, timeout: timeout}
+	conn, err := websocket.Accept(sr, r, &websocket.AcceptOptions{})
 	if err != nil {
 		s.done()
 		return // Accept has written the error response
 	}
-	wc = &wsConn{c: conn, nc: sr.nc, held: sr.held}
+	wc := &wsConn{c: conn, held: sr.held}
 	go func() {
 		defer s.done()
 		ctx, cancel := context.WithCancel(e.base())
@@ -76,8 +68,8 @@ func (e *Endpoints) ServeWebSocket(w http.ResponseWriter, r *http.Request, s Str
 // the connection, whose write deadline bounds writes.
 type smallReads struct {
 	http.ResponseWriter
-	nc   net.Conn
-	held *heldWrites
+	timeout time.Duration // of each write (heldWrites)
+	held    *heldWrites
 }
 
 func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -85,14 +77,13 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s.nc = nc
 	if brw.Writer.Buffered() > 0 { // the 101, unless net/http sent it already
 		if err := brw.Writer.Flush(); err != nil {
 			nc.Close()
 			return nil, nil, err
 		}
 	}
-	s.held = &heldWrites{nc: nc}
+	s.held = &heldWrites{nc: nc, timeout: s.timeout}
 	bw := bufio.NewWriterSize(s.held, 4096)
 	n := brw.Reader.Buffered()
 	if n == 0 {
@@ -115,8 +106,15 @@ func (s *smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // flushes collect here, and release writes them together. So messages due
 // together (a frame and a personal update, answers to taps) cost one
 // system call, not one each. A failed write fails every later one.
+//
+// Every write here gets its deadline here, timeout from now: also the ones
+// coder/websocket makes by itself (a pong, the reply to a client's close),
+// which a deadline set before the server's own last write would fail after
+// a quiet spell.
 type heldWrites struct {
-	nc net.Conn
+	nc       net.Conn
+	timeout  time.Duration
+	deadline WriteDeadline
 
 	mu   sync.Mutex
 	held int // holds not yet released
@@ -138,6 +136,7 @@ func (h *heldWrites) Write(p []byte) (int, error) {
 		h.buf = append(h.buf, p...)
 		return len(p), nil
 	}
+	h.deadline.Set(h.nc, time.Now().Add(h.timeout))
 	n, err := h.nc.Write(p)
 	h.err = err
 	return n, err
@@ -157,6 +156,7 @@ func (h *heldWrites) release() error {
 	if h.held > 0 || len(h.buf) == 0 || h.err != nil {
 		return h.err
 	}
+	h.deadline.Set(h.nc, time.Now().Add(h.timeout))
 	_, h.err = h.nc.Write(h.buf)
 	if cap(h.buf) > heldCap {
 		h.buf = nil
@@ -166,18 +166,18 @@ func (h *heldWrites) release() error {
 	return h.err
 }
 
-// wsConn writes with the connection's write deadline rather than a context
-// per message (see Conn); every write sets it first (WriteDeadline).
+// wsConn is a socket as the hub and the tap answers write to it. Its
+// writes take their deadline per system call, below (heldWrites), from the
+// same WriteTimeout the callers' deadlines come from, rather than a context
+// per message (see Conn).
 type wsConn struct {
-	c        *websocket.Conn
-	nc       net.Conn
-	held     *heldWrites
-	deadline WriteDeadline
+	c    *websocket.Conn
+	held *heldWrites
 }
 
 // Write sends each of msgs as a text message; several go out in one write.
-func (w *wsConn) Write(deadline time.Time, msgs ...[]byte) (err error) {
-	w.deadline.Set(w.nc, deadline)
+// The deadline is heldWrites' (the callers ask for WriteTimeout too).
+func (w *wsConn) Write(_ time.Time, msgs ...[]byte) (err error) {
 	if len(msgs) > 1 {
 		w.held.hold()
 		defer func() {
@@ -195,7 +195,6 @@ func (w *wsConn) Write(deadline time.Time, msgs ...[]byte) (err error) {
 }
 
 func (w *wsConn) Heartbeat(ctx context.Context) error {
-	w.deadline.Set(w.nc, deadlineOf(ctx))
 	if err := w.c.Ping(ctx); err != nil {
 		return fmt.Errorf("ws ping: %w", err)
 	}
@@ -209,6 +208,5 @@ func (w *wsConn) Bye(ctx context.Context) error {
 
 // close runs the closing handshake (coder/websocket waits up to 5 s).
 func (w *wsConn) close(code websocket.StatusCode, reason string) error {
-	w.deadline.Set(w.nc, time.Now().Add(5*time.Second))
 	return w.c.Close(code, reason)
 }

@@ -3,13 +3,14 @@ package live
 import (
 	"bytes"
 	"errors"
-	"net"
 	"testing"
+	"time"
 )
 
-// writeCounter is a connection that records each write call.
+// writeCounter is a connection that records each write call and write
+// deadline.
 type writeCounter struct {
-	net.Conn
+	deadlineConn
 	writes [][]byte
 	err    error
 }
@@ -26,9 +27,12 @@ func (w *writeCounter) Write(p []byte) (int, error) {
 // Unheld writes go straight through, and a failed write fails every later one.
 func TestHeldWritesGoOutTogether(t *testing.T) {
 	nc := &writeCounter{}
-	h := &heldWrites{nc: nc}
+	h := &heldWrites{nc: nc, timeout: time.Minute}
 	if _, err := h.Write([]byte("a")); err != nil || len(nc.writes) != 1 {
 		t.Fatalf("unheld write: %v, %d calls", err, len(nc.writes))
+	}
+	if len(nc.set) != 1 || time.Until(nc.set[0]) < 59*time.Second {
+		t.Fatalf("write deadlines %v, want one a minute from now", nc.set)
 	}
 	h.hold()
 	h.hold() // a second writer holds too: only the last release writes
